@@ -1,0 +1,96 @@
+//! The command line: clap definitions and dispatch to the commands. Parsing stops here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit_code;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "planrun",
+    version,
+    about = "Declarative backup and disaster-recovery plans: validate, execute, drill, recover",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check plans: YAML, schema, meaning, templates, and 3-2-1 advice.
+    Validate(ValidateArgs),
+    /// Print the plan JSON Schema (the same as schemas/plan.schema.json).
+    Schema,
+    /// Print the fully rendered plan: steps in dependency order, nothing executed.
+    Plan(PlanArgs),
+}
+
+/// How diagnostics are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Plan files to check.
+    #[arg(required = true)]
+    pub plans: Vec<PathBuf>,
+    /// `human` (default) or `json` (one array of diagnostics per run, for editors and CI).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `--var NAME=VALUE`, overriding `vars.NAME`.
+#[derive(Clone, Debug)]
+pub struct VarOverride {
+    pub name: String,
+    pub value: String,
+}
+
+fn parse_var(text: &str) -> Result<VarOverride, String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("`{name}` is not a variable name (letters, digits and _)"));
+    }
+    Ok(VarOverride {
+        name: name.to_owned(),
+        value: value.to_owned(),
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses the command line, runs the command and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { exit_code::INVALID } else { exit_code::SUCCESS };
+            error.print().ok();
+            return code;
+        }
+    };
+    match cli.command {
+        Command::Validate(args) => crate::command::validate(&args),
+        Command::Schema => crate::command::schema(),
+        Command::Plan(args) => crate::command::plan(&args),
+    }
+}

@@ -1,0 +1,286 @@
+//! A step: common fields (id, needs, timeout, retries, rollback, …) plus exactly one kind key.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::Duration;
+
+/// One step. It carries exactly one kind key (`run`, `shell`, `backup`, `copy`, `prune`,
+/// `verify`, `restore`, `check`, `manual`, `notify`) beside the common fields.
+///
+/// The kind keys are optional fields rather than a tagged enum so that the common fields can
+/// sit beside them with `deny_unknown_fields` (serde refuses `flatten` with it); the analyzer
+/// checks that exactly one is present.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Unique step id, used by `needs`, `--only` and in logs. Required in `steps` and runbooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))]
+    pub id: Option<String>,
+    /// A human name shown in progress output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Ids of steps that must succeed before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// A template; the step is skipped when it renders to ``, `false`, `0` or `no`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// Stop the step (SIGTERM, grace, SIGKILL to its process group) after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// How many times to try again after a failure (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub retries: Option<u32>,
+    /// Delay before the first retry (default `1s`); doubles for each further retry, capped at 5 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<Duration>,
+    /// Extra environment variables for the step's process (values are templates).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory for the step's process (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// What a failure of this step means for the run (default `fail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+    /// Steps that undo this one; they run, newest completed first, when the run fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback: Vec<Step>,
+    /// The role (from `roles`) responsible for the step in a runbook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Ask for confirmation before the step runs (runbooks); `--yes` answers for everyone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm: bool,
+
+    /// Run a program with arguments, without a shell. Each element is rendered on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub run: Option<Vec<String>>,
+    /// A bash script run with `set -euo pipefail`. Interpolated values are shell-quoted;
+    /// `{{{triple}}}` inserts a value raw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// Back up the named source into this run's backup set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    /// Copy a backup set to another storage, verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyStep>,
+    /// Apply retention to the named storages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub prune: Option<Vec<String>>,
+    /// Re-hash a stored backup set against its manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyStep>,
+    /// Restore a source from a backup set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreStep>,
+    /// Check restored data against an expectation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckStep>,
+    /// An instruction a person carries out and acknowledges (runbooks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<String>,
+    /// Send a notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyStep>,
+}
+
+/// The names of the step kind keys, in the order the documentation lists them.
+pub const STEP_KINDS: [&str; 10] = [
+    "run", "shell", "backup", "copy", "prune", "verify", "restore", "check", "manual", "notify",
+];
+
+/// A borrowed view of a step's one kind.
+#[derive(Clone, Copy, Debug)]
+pub enum StepKind<'a> {
+    Run(&'a [String]),
+    Shell(&'a str),
+    Backup(&'a str),
+    Copy(&'a CopyStep),
+    Prune(&'a [String]),
+    Verify(&'a VerifyStep),
+    Restore(&'a RestoreStep),
+    Check(&'a CheckStep),
+    Manual(&'a str),
+    Notify(&'a NotifyStep),
+}
+
+impl StepKind<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Run(_) => "run",
+            StepKind::Shell(_) => "shell",
+            StepKind::Backup(_) => "backup",
+            StepKind::Copy(_) => "copy",
+            StepKind::Prune(_) => "prune",
+            StepKind::Verify(_) => "verify",
+            StepKind::Restore(_) => "restore",
+            StepKind::Check(_) => "check",
+            StepKind::Manual(_) => "manual",
+            StepKind::Notify(_) => "notify",
+        }
+    }
+}
+
+impl Step {
+    /// Every kind key the step carries; a valid step has exactly one.
+    pub fn kinds(&self) -> Vec<StepKind<'_>> {
+        let mut kinds = Vec::new();
+        if let Some(v) = &self.run {
+            kinds.push(StepKind::Run(v));
+        }
+        if let Some(v) = &self.shell {
+            kinds.push(StepKind::Shell(v));
+        }
+        if let Some(v) = &self.backup {
+            kinds.push(StepKind::Backup(v));
+        }
+        if let Some(v) = &self.copy {
+            kinds.push(StepKind::Copy(v));
+        }
+        if let Some(v) = &self.prune {
+            kinds.push(StepKind::Prune(v));
+        }
+        if let Some(v) = &self.verify {
+            kinds.push(StepKind::Verify(v));
+        }
+        if let Some(v) = &self.restore {
+            kinds.push(StepKind::Restore(v));
+        }
+        if let Some(v) = &self.check {
+            kinds.push(StepKind::Check(v));
+        }
+        if let Some(v) = &self.manual {
+            kinds.push(StepKind::Manual(v));
+        }
+        if let Some(v) = &self.notify {
+            kinds.push(StepKind::Notify(v));
+        }
+        kinds
+    }
+
+    /// The step's kind. Only call on analyzed plans, where exactly one is present.
+    pub fn kind(&self) -> StepKind<'_> {
+        self.kinds()
+            .into_iter()
+            .next()
+            .unwrap_or(StepKind::Manual("(no kind)"))
+    }
+
+    pub fn on_failure(&self) -> OnFailure {
+        self.on_failure.unwrap_or_default()
+    }
+}
+
+/// What a step's failure does to the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// The run fails: nothing new starts, rollbacks run, exit code 1.
+    #[default]
+    Fail,
+    /// The run goes on and exits 3 (partial).
+    Warn,
+    /// The failure is recorded and otherwise ignored.
+    Ignore,
+}
+
+/// `copy:` replicates a backup set to another storage.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyStep {
+    /// The storage to copy to.
+    pub to: String,
+    /// The storage to copy from (default: the plan's local storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The set to copy: a set id or `latest` (default: this run's set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+}
+
+/// `verify:` re-hashes a stored set against its manifest.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyStep {
+    /// The storage to read from.
+    pub storage: String,
+    /// A set id or `latest` (default: this run's set, else `latest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+}
+
+/// `restore:` restores one source from a backup set.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreStep {
+    /// The source (from `sources`) to restore.
+    pub source: String,
+    /// A set id or `latest` (default `latest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The storage to read from (default: the plan's local storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// For postgres sources: the database to restore into (default: the source's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// For file-based sources: the path to restore into (default: the source's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Replace a target that exists and holds data.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+}
+
+/// `check:` compares restored data with an expectation.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckStep {
+    /// An SQL query returning one value, run against the restored `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// The source the check reads (for `sql`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// A directory or files source whose restored tree is compared with the backup's facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<String>,
+    /// A URL that must answer 2xx.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// What the result must be.
+    pub expect: Expect,
+}
+
+/// The expectation of a check.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expect {
+    /// Equal to the fact recorded at backup time.
+    MatchesBackup,
+    /// At least this number.
+    Min(i64),
+    /// Exactly this value.
+    Equals(serde_json::Value),
+}
+
+/// `notify:` sends a message when the step runs.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyStep {
+    /// An HTTP(S) URL that receives a JSON POST with the run's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    /// A message (a template) included in the notification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
