@@ -204,8 +204,10 @@ pub fn back_up(
     let pg_dump_version = child::capture(version, HINT)?.trim().to_owned();
 
     let mut session = Session::open(source, &passfile, &source.database)?;
-    session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-    let snapshot = session.query("SELECT pg_export_snapshot()")?;
+    // Statements that print nothing would leave `query` waiting for a line, so BEGIN travels
+    // with the query whose answer we need.
+    let snapshot = session
+        .query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT pg_export_snapshot()")?;
     let server_version = session.query("SHOW server_version")?;
     let counts_json = session.query(&count_query(&source.count_rows))?;
     let counts: serde_json::Value =
@@ -381,7 +383,7 @@ pub fn restore(
             &passfile,
             database,
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') \
+             WHERE c.relkind IN ('r', 'p', 'm') \
              AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'",
         )?;
         let busy = connections != "0" || tables != "0";

@@ -98,9 +98,20 @@ pub fn back_up(
         // cannot make it restart forever and the copy is one consistent snapshot.
         let backup =
             rusqlite::backup::Backup::new(&live, &mut target).map_err(sqlite_error(&path))?;
-        backup
-            .run_to_completion(-1, std::time::Duration::from_millis(50), None)
-            .map_err(sqlite_error(&path))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            match backup.step(-1).map_err(sqlite_error(&path))? {
+                rusqlite::backup::StepResult::Done => break,
+                _ if std::time::Instant::now() > deadline => {
+                    return Err(SourceError::Sqlite {
+                        path: path.clone(),
+                        message: "the database stayed locked for 60 s; the copy was not taken"
+                            .into(),
+                    });
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
     }
     let connection = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(sqlite_error(&copy))?;
