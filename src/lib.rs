@@ -1,11 +1,18 @@
 //! planrun: declarative backup and disaster-recovery plans.
 
-pub mod diagnostic;
-pub mod duration;
-pub mod exit_code;
-pub mod plan;
-pub mod yaml;
-pub mod exec_plan;
+pub mod advice;
+pub mod analyzer;
 pub mod cli;
 pub mod command;
+pub mod diagnostic;
+pub mod duration;
+pub mod exec_plan;
+pub mod exit_code;
+pub mod graph;
+pub mod loader;
+pub mod pipeline;
+pub mod plan;
+pub mod plan_view;
 pub mod schema;
+pub mod template;
+pub mod yaml;
