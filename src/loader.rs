@@ -72,6 +72,7 @@ pub fn load(path: &Path) -> Result<LoadedValue, Vec<Diagnostic>> {
     };
     let mut chain = Vec::new();
     let value = state.load_file(path, &mut chain, None)?;
+    debug_assert!(chain.is_empty());
     Ok(LoadedValue {
         path: path.to_owned(),
         value,
@@ -97,17 +98,17 @@ impl State {
     fn load_file(
         &mut self,
         path: &Path,
-        chain: &mut Vec<PathBuf>,
+        chain: &mut Vec<(PathBuf, PathBuf)>,
         included_at: Option<&Location>,
     ) -> Result<serde_json::Value, Vec<Diagnostic>> {
         let shown = Arc::new(path.to_owned());
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-        if let Some(start) = chain.iter().position(|p| *p == canonical) {
+        if let Some(start) = chain.iter().position(|(c, _)| *c == canonical) {
             let mut names: Vec<String> = chain[start..]
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|(_, p)| p.display().to_string())
                 .collect();
-            names.push(canonical.display().to_string());
+            names.push(path.display().to_string());
             return Err(vec![
                 self.diag_at(
                     Diagnostic::error(
@@ -124,7 +125,8 @@ impl State {
             Err(error) => {
                 let mut message = format!("cannot read {}: {}", path.display(), io_reason(&error));
                 if !chain.is_empty() {
-                    let via: Vec<String> = chain.iter().map(|p| p.display().to_string()).collect();
+                    let via: Vec<String> =
+                        chain.iter().map(|(_, p)| p.display().to_string()).collect();
                     message.push_str(&format!(" (included from {})", via.join(" → ")));
                 }
                 let layer = if chain.is_empty() {
@@ -226,7 +228,7 @@ impl State {
                 Vec::new()
             }
         };
-        chain.push(canonical);
+        chain.push((canonical, path.to_owned()));
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         for (index, item) in includes.iter().enumerate() {
             let Some(name) = item.as_str() else { continue };

@@ -84,14 +84,14 @@ pub fn load(path: &Path) -> Result<Loaded, Failure> {
             return Err(Failure::new(path, vec![d]));
         }
     };
-    let mut diagnostics = analyzer::check(&plan, &value);
+    let diagnostics = analyzer::check(&plan, &value);
     let warnings = if fragment {
         Vec::new()
     } else {
         advice::check(&plan, &value)
     };
+    // Advice waits until the plan is valid: errors come first.
     if diagnostics.iter().any(Diagnostic::is_error) {
-        diagnostics.extend(warnings);
         return Err(Failure::new(path, diagnostics));
     }
     Ok(Loaded {

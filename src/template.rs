@@ -55,7 +55,11 @@ pub fn check(text: &str, scope: &Scope<'_>) -> Vec<Problem> {
     let template = match Template::compile(text) {
         Ok(template) => template,
         Err(error) => {
-            let reason = error.reason().to_string();
+            let reason = if text.matches("{{").count() != text.matches("}}").count() {
+                "every `{{` needs a matching `}}`".to_owned()
+            } else {
+                error.reason().to_string()
+            };
             return vec![Problem {
                 message: format!("template does not parse: {}", lower(&reason)),
                 help: Some(

@@ -128,12 +128,20 @@ fn clean_message(message: &str) -> String {
         Some(at) => &first[..at],
         None => first,
     };
-    let lower = trimmed.trim();
-    if lower.to_ascii_lowercase().contains("duplicate") {
-        format!("{lower} (a key may appear only once in a mapping)")
-    } else {
-        lower.to_string()
+    let trimmed = trimmed.trim();
+    if let Some(rest) = trimmed.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`: a key may appear only once in a mapping");
     }
+    if trimmed.contains("alias") && trimmed.contains("limit") || trimmed.contains("budget") {
+        return format!(
+            "the file expands aliases beyond planrun's limits ({trimmed}); plans never need this many, so this looks like an alias bomb"
+        );
+    }
+    trimmed.to_string()
 }
 
 /// Any YAML node, with its children's locations.

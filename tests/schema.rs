@@ -32,7 +32,10 @@ fn every_example_plan_names_the_schema_and_validates() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     plans.sort();
-    assert!(plans.len() >= 3, "plans/ should hold nightly, demo and common");
+    assert!(
+        plans.len() >= 3,
+        "plans/ should hold nightly, demo and common"
+    );
     for plan in &plans {
         let text = std::fs::read_to_string(plan).unwrap();
         assert!(
