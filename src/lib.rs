@@ -14,5 +14,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod plan_view;
 pub mod schema;
+pub mod shell_script;
 pub mod template;
 pub mod yaml;
