@@ -1,5 +1,7 @@
 //! planrun: declarative backup and disaster-recovery plans.
 
+pub mod advice;
+pub mod analyzer;
 pub mod backup_set;
 pub mod cli;
 pub mod command;
@@ -7,7 +9,13 @@ pub mod diagnostic;
 pub mod duration;
 pub mod exec_plan;
 pub mod exit_code;
+pub mod graph;
+pub mod loader;
+pub mod pipeline;
 pub mod plan;
+pub mod plan_view;
 pub mod schema;
+pub mod shell_script;
 pub mod source;
+pub mod template;
 pub mod yaml;

@@ -71,10 +71,11 @@ pub fn parse(bytes: &[u8]) -> Result<Document, YamlError> {
             column: 1,
         });
     }
-    if let Some((index, line)) = text.lines().enumerate().find(|(_, l)| {
-        l.starts_with(|c: char| c == ' ' || c == '\t')
-            && l.trim_start_matches(' ').starts_with('\t')
-    }) {
+    if let Some((index, line)) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.starts_with([' ', '\t']) && l.trim_start_matches(' ').starts_with('\t'))
+    {
         let column = line.find('\t').unwrap_or(0) + 1;
         return Err(YamlError {
             message: "a tab is used for indentation; YAML allows only spaces".into(),
@@ -127,12 +128,20 @@ fn clean_message(message: &str) -> String {
         Some(at) => &first[..at],
         None => first,
     };
-    let lower = trimmed.trim();
-    if lower.to_ascii_lowercase().contains("duplicate") {
-        format!("{lower} (a key may appear only once in a mapping)")
-    } else {
-        lower.to_string()
+    let trimmed = trimmed.trim();
+    if let Some(rest) = trimmed.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`: a key may appear only once in a mapping");
     }
+    if trimmed.contains("alias") && trimmed.contains("limit") || trimmed.contains("budget") {
+        return format!(
+            "the file expands aliases beyond planrun's limits ({trimmed}); plans never need this many, so this looks like an alias bomb"
+        );
+    }
+    trimmed.to_string()
 }
 
 /// Any YAML node, with its children's locations.
