@@ -26,6 +26,12 @@ pub enum Command {
     Schema,
     /// Print the fully rendered plan: steps in dependency order, nothing executed.
     Plan(PlanArgs),
+    /// List a plan's backup sets, newest first: status, age, size and artifacts.
+    Snapshots(SnapshotsArgs),
+    /// Re-read stored sets and re-hash every artifact against the manifest.
+    Verify(VerifyArgs),
+    /// Restore one source from a backup set, after checking every artifact's sha256.
+    Restore(RestoreArgs),
 }
 
 impl Command {
@@ -34,7 +40,7 @@ impl Command {
     fn only_prints(&self) -> bool {
         matches!(
             self,
-            Command::Validate(_) | Command::Schema | Command::Plan(_)
+            Command::Validate(_) | Command::Schema | Command::Plan(_) | Command::Snapshots(_)
         )
     }
 }
@@ -102,6 +108,66 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Only this storage (default: every storage of the plan).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// A set id or `latest` (default: the newest set with a manifest).
+    #[arg(conflicts_with = "all")]
+    pub set: Option<String>,
+    /// Verify every set that has a manifest.
+    #[arg(long)]
+    pub all: bool,
+    /// Only this storage (default: every storage of the plan).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The source (from the plan's `sources`) to restore.
+    #[arg(long)]
+    pub source: String,
+    /// A set id or `latest`: the newest complete set.
+    #[arg(long, default_value = "latest")]
+    pub set: String,
+    /// Where to restore: a database name for postgres sources, else a path.
+    #[arg(long)]
+    pub to: String,
+    /// Replace a target that exists and holds data (or has connections).
+    #[arg(long)]
+    pub force: bool,
+    /// The storage to read from (default: the plan's first local storage).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+}
+
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -123,5 +189,8 @@ pub fn main() -> i32 {
         Command::Validate(args) => crate::command::validate(&args),
         Command::Schema => crate::command::schema(),
         Command::Plan(args) => crate::command::plan(&args),
+        Command::Snapshots(args) => crate::command::snapshots(&args),
+        Command::Verify(args) => crate::command::verify(&args),
+        Command::Restore(args) => crate::command::restore(&args),
     }
 }

@@ -2,11 +2,15 @@
 
 use std::io::Write;
 
-use crate::cli::{PlanArgs, ValidateArgs};
+use crate::cli::{PlanArgs, RestoreArgs, SnapshotsArgs, ValidateArgs, VerifyArgs};
 use crate::exit_code;
 
 mod plan;
+mod rendered_plan;
+mod restore;
+mod snapshots;
 mod validate;
+mod verify;
 
 pub fn schema() -> i32 {
     let mut out = std::io::stdout().lock();
@@ -23,4 +27,16 @@ pub fn validate(args: &ValidateArgs) -> i32 {
 
 pub fn plan(args: &PlanArgs) -> i32 {
     plan::run(args)
+}
+
+pub fn snapshots(args: &SnapshotsArgs) -> i32 {
+    snapshots::run(args)
+}
+
+pub fn verify(args: &VerifyArgs) -> i32 {
+    verify::run(args)
+}
+
+pub fn restore(args: &RestoreArgs) -> i32 {
+    restore::run(args)
 }
