@@ -1,0 +1,102 @@
+//! The API the executor's backup, verify and restore step kinds call, on an ExecPlan built by
+//! hand: one set per run, finalized or abandoned, verified, restored.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use planrun::backup_set::{SetId, SetWriter, StepError, restore_step, verify_step};
+use planrun::exec_plan::ExecPlan;
+use planrun::plan::{DirectorySource, LocalStorage, Source, Storage};
+use planrun::source::RestoreTarget;
+
+fn plan(root: &std::path::Path) -> ExecPlan {
+    ExecPlan {
+        name: "crm".into(),
+        file: root.join("plan.yaml"),
+        digest: "d1g3st".into(),
+        run_id: SetId::new(Utc::now()).to_string(),
+        scratch: root.join("scratch"),
+        steps: vec![],
+        on_failure: vec![],
+        always: vec![],
+        kill_grace: std::time::Duration::from_secs(1),
+        secret_values: vec![],
+        sources: vec![(
+            "media".into(),
+            Source::Directory(DirectorySource {
+                path: root.join("media").display().to_string(),
+                exclude: vec![],
+                on_unreadable: None,
+                level: None,
+            }),
+        )],
+        storage: vec![(
+            "local".into(),
+            Storage::Local(LocalStorage {
+                path: root.join("backups").display().to_string(),
+                retention: None,
+            }),
+        )],
+    }
+}
+
+#[tokio::test]
+async fn backup_finalize_verify_restore_and_abandon() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("media/a")).unwrap();
+    std::fs::write(work.path().join("media/a/f.txt"), b"data").unwrap();
+    std::fs::create_dir_all(work.path().join("scratch")).unwrap();
+    let plan = plan(work.path());
+
+    let set = Arc::new(SetWriter::for_plan(&plan, Utc::now()).unwrap());
+    assert_eq!(
+        set.id().as_str(),
+        plan.run_id,
+        "the set is named after the run"
+    );
+    let backup = set.back_up_source(&plan, "media").await.unwrap();
+    assert!(backup.warnings.is_empty());
+    let manifest = set.finalize(Utc::now()).unwrap();
+    assert_eq!(manifest.plan.digest, "d1g3st");
+    assert_eq!(manifest.artifacts.len(), 1);
+
+    let (verified, record) = verify_step(&plan, "local", None, Some(set.id()), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(&verified.id, set.id());
+    assert!(record.ok());
+
+    let target = RestoreTarget {
+        database: None,
+        path: Some(work.path().join("restored")),
+        force: false,
+    };
+    let (_, outcome) = restore_step(&plan, "media", None, None, target)
+        .await
+        .unwrap();
+    assert_eq!(outcome.facts["files"], 1);
+    assert_eq!(
+        std::fs::read(work.path().join("restored/a/f.txt")).unwrap(),
+        b"data"
+    );
+
+    // A failed run: its set folder goes away and the completed one stays the latest.
+    let mut second = plan.clone();
+    second.run_id = SetId::new(Utc::now()).to_string();
+    let failed = SetWriter::for_plan(&second, Utc::now()).unwrap();
+    assert!(failed.path().exists());
+    failed.abandon().unwrap();
+    assert!(!failed.path().exists());
+
+    std::fs::write(set.path().join("media.tar.zst"), b"garbage").unwrap();
+    match verify_step(&plan, "local", Some("latest"), None, Utc::now()).await {
+        Err(StepError::Damaged {
+            set: damaged,
+            problems,
+        }) => {
+            assert_eq!(damaged, set.id().as_str());
+            assert_eq!(problems.len(), 1);
+        }
+        other => panic!("expected damage, got {other:?}"),
+    }
+}
