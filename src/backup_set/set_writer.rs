@@ -136,9 +136,8 @@ impl SetWriter {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, s)| s.clone())
-            .ok_or_else(|| SourceError::NoArtifact {
-                set: self.dir.id.to_string(),
-                source_name: name.to_owned(),
+            .ok_or_else(|| SourceError::UnknownSource {
+                name: name.to_owned(),
             })?;
         let (writer, name, scratch): (Arc<SetWriter>, String, PathBuf) =
             (self.clone(), name.to_owned(), plan.scratch.clone());

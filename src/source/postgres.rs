@@ -394,9 +394,10 @@ pub fn restore(
             });
         }
         let suffix = crate::backup_set::SetId::new(chrono::Utc::now());
+        // PostgreSQL names are at most 63 bytes; the prefix keeps the temporary name readable.
+        let prefix: String = database.chars().take(20).collect();
         into = format!(
-            "{}_planrun_{}",
-            &database[..database.len().min(30)],
+            "{prefix}_planrun_{}",
             suffix.as_str().to_lowercase().replace('-', "_")
         );
     }
