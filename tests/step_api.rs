@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use planrun::backup_set::{SetId, SetWriter, StepError, restore_step, verify_step};
+use planrun::backup_set::{
+    LocalStore, SetId, SetWriter, StepError, Store, restore_step, verify_step,
+};
 use planrun::exec_plan::ExecPlan;
 use planrun::plan::{DirectorySource, LocalStorage, Source, Storage};
 use planrun::source::RestoreTarget;
@@ -88,6 +90,30 @@ async fn backup_finalize_verify_restore_and_abandon() {
     failed.abandon().unwrap();
     assert!(!failed.path().exists());
 
+    // Copying an artifact into another set through the storage API hashes it on the way.
+    let store = Store::Local(LocalStore::new(work.path().join("backups")));
+    let copy = store.list_sets("crm").await.unwrap().remove(0);
+    let reader = store
+        .open_artifact("crm", set.id(), "media.tar.zst")
+        .await
+        .unwrap();
+    std::fs::create_dir_all(work.path().join("backups/crm/20200101T000000Z-0000")).unwrap();
+    let copied_id = SetId::parse("20200101T000000Z-0000").unwrap();
+    let digest = store
+        .put_artifact("crm", &copied_id, "media.tar.zst", reader)
+        .await
+        .unwrap();
+    assert_eq!(digest.sha256, manifest.artifacts[0].sha256);
+    assert_eq!(&copy.id, set.id());
+
+    std::fs::remove_file(set.path().join("media.tar.zst")).unwrap();
+    match verify_step(&plan, "local", Some(set.id().as_str()), None, Utc::now()).await {
+        Err(error) => assert_eq!(
+            error.to_string(),
+            format!("set `{}` is damaged: media.tar.zst: missing", set.id())
+        ),
+        Ok(_) => panic!("a missing artifact must fail verify"),
+    }
     std::fs::write(set.path().join("media.tar.zst"), b"garbage").unwrap();
     match verify_step(&plan, "local", Some("latest"), None, Utc::now()).await {
         Err(StepError::Damaged {
