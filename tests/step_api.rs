@@ -61,6 +61,14 @@ async fn backup_finalize_verify_restore_and_abandon() {
     let manifest = set.finalize(Utc::now()).unwrap();
     assert_eq!(manifest.plan.digest, "d1g3st");
     assert_eq!(manifest.artifacts.len(), 1);
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(set.path()), 0o700);
+    assert_eq!(mode(&work.path().join("backups/crm")), 0o700);
+    assert_eq!(mode(&set.path().join("manifest.json")), 0o600);
+    assert_eq!(mode(&set.path().join("media.tar.zst")), 0o600);
 
     let (verified, record) = verify_step(&plan, "local", None, Some(set.id()), Utc::now())
         .await
