@@ -173,13 +173,14 @@ impl Session {
     }
 
     fn close(mut self) -> Result<(), SourceError> {
-        let _ = writeln!(self.stdin, "COMMIT;\n\\q");
-        drop(self.stdin);
+        let _ = writeln!(self.stdin, "COMMIT;\n\\q").and_then(|()| self.stdin.flush());
         let status = self
             .child
             .wait()
             .map_err(SourceError::io("wait for", "psql"))?;
-        let stderr = self.stderr.join().unwrap_or_default();
+        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new))
+            .join()
+            .unwrap_or_default();
         if status.success() {
             Ok(())
         } else {
@@ -189,6 +190,14 @@ impl Session {
                 stderr,
             })
         }
+    }
+}
+
+impl Drop for Session {
+    /// A session left open because the dump failed must not linger holding its snapshot.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
