@@ -9,3 +9,8 @@ pub mod exec_plan;
 pub mod cli;
 pub mod command;
 pub mod schema;
+pub mod backoff;
+pub mod cancel;
+
+pub mod process;
+pub mod redact;
