@@ -14,3 +14,11 @@ pub mod cancel;
 
 pub mod process;
 pub mod redact;
+pub mod engine;
+pub mod event;
+pub mod lock;
+pub mod run_record;
+pub mod state_dir;
+pub mod step_kind;
+pub mod reporter;
+pub mod run_log;
