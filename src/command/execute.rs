@@ -1,0 +1,233 @@
+//! `planrun execute PLAN`: load and check the plan, take the plan's lock, run the engine
+//! with signal handling, and feed its events to the reporters, the run log and the record.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::cancel::{Cancel, CancelReason};
+use crate::cli::ExecuteArgs;
+use crate::engine;
+use crate::event::{Emitter, Event};
+use crate::exec_plan::{Action, ExecPlan, ExecStep};
+use crate::exit_code;
+use crate::lock::{Holder, LockError, PlanLock};
+use crate::process::ProcessGroups;
+use crate::redact::Redactor;
+use crate::reporter::{self, Reporter};
+use crate::run_log::RunLog;
+use crate::run_record::RunRecord;
+use crate::state_dir::StateDir;
+
+pub fn execute(args: &ExecuteArgs) -> i32 {
+    let plan = match super::stopgap_load::load(&args.plan, &args.vars) {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprintln!("planrun: {message}");
+            return exit_code::INVALID;
+        }
+    };
+    let redactor = Arc::new(Redactor::new(&plan.secret_values));
+    let state_root = match StateDir::locate(args.state_dir.as_deref()) {
+        Ok(root) => root,
+        Err(error) => {
+            eprintln!("planrun: {error}");
+            return exit_code::INVALID;
+        }
+    };
+    let options = engine::Options {
+        concurrency: args
+            .concurrency
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+        only: args.only.clone(),
+        state_dir: state_root.clone(),
+    };
+    let refusals = engine::check(&plan, &options);
+    if !refusals.is_empty() {
+        for refusal in refusals {
+            eprintln!("planrun: {}", redactor.redact(&refusal.to_string()));
+        }
+        return exit_code::INVALID;
+    }
+    let state = match StateDir::create(state_root) {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("planrun: {error}");
+            return exit_code::FAILURE;
+        }
+    };
+    let holder = Holder {
+        pid: std::process::id(),
+        host: engine::hostname(),
+        run_id: plan.run_id.clone(),
+        started_at: Utc::now(),
+    };
+    let lock = match PlanLock::acquire(&state.lock(&plan.name), &plan.name, &holder) {
+        Ok(lock) => lock,
+        Err(error @ (LockError::Held { .. } | LockError::HeldByUnknown { .. })) => {
+            eprintln!("planrun: {error}");
+            return exit_code::LOCKED;
+        }
+        Err(error) => {
+            eprintln!("planrun: {error}");
+            return exit_code::FAILURE;
+        }
+    };
+    if args.dry_run {
+        let text = describe(&plan, &options);
+        std::io::stdout().lock().write_all(redactor.redact(&text).as_bytes()).ok();
+        eprintln!("planrun: dry run: the lock is free; nothing was run");
+        return exit_code::SUCCESS;
+    }
+    let code = run(plan, &options, &state, redactor, args.json);
+    drop(lock);
+    code
+}
+
+fn run(plan: ExecPlan, options: &engine::Options, state: &StateDir, redactor: Arc<Redactor>, json: bool) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("planrun: cannot start the async runtime: {error}");
+            return exit_code::FAILURE;
+        }
+    };
+    let (emitter, events) = Emitter::channel(Arc::clone(&redactor));
+    let log_path = state.run_log(&plan.run_id);
+    let consumer = {
+        let state = state.clone();
+        let log_path = log_path.clone();
+        std::thread::spawn(move || consume(events, &state, &log_path, json))
+    };
+    let cancel = Cancel::new();
+    let groups = ProcessGroups::default();
+    let summary = runtime.block_on(async {
+        if let Err(error) = watch_signals(cancel.clone(), groups.clone()) {
+            eprintln!("planrun: cannot handle signals: {error}");
+        }
+        engine::execute(Arc::new(plan), options, cancel, groups, emitter).await
+    });
+    // The engine dropped its emitters; the consumer drains what is left and ends.
+    consumer.join().ok();
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    summary.exit_code
+}
+
+/// First SIGINT/SIGTERM: cancel the run (it cleans up and exits 130/143). Second: SIGKILL
+/// every child group and exit at once; the lock goes with the process.
+fn watch_signals(cancel: Cancel, groups: ProcessGroups) -> std::io::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let first = tokio::select! {
+            _ = interrupt.recv() => CancelReason::Interrupt,
+            _ = terminate.recv() => CancelReason::Terminate,
+        };
+        cancel.cancel(first);
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        groups.kill_all();
+        eprintln!("planrun: second signal: killed running steps without cleanup");
+        std::process::exit(match first {
+            CancelReason::Terminate => exit_code::TERMINATED,
+            _ => exit_code::INTERRUPTED,
+        });
+    });
+    Ok(())
+}
+
+/// Feeds every event to the run record, the run log and the reporters, in order.
+fn consume(mut events: mpsc::Receiver<Event>, state: &StateDir, log_path: &std::path::Path, json: bool) {
+    let log = match RunLog::open(log_path) {
+        Ok(log) => Some(log),
+        Err(error) => {
+            eprintln!("planrun: cannot write the run log {}: {error}", log_path.display());
+            None
+        }
+    };
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(reporter::Human::new(
+        log.as_ref().map(|_| log_path.to_path_buf()),
+        std::io::stderr().is_terminal(),
+    ))];
+    if json {
+        reporters.push(Box::new(reporter::Json::new(std::io::stdout())));
+    }
+    let mut record: Option<RunRecord> = None;
+    let mut record_failed = false;
+    while let Some(event) = events.blocking_recv() {
+        let save = match &mut record {
+            Some(record) => record.apply(&event),
+            None => {
+                record = RunRecord::from_start(&event);
+                record.is_some()
+            }
+        };
+        if save
+            && let Some(record) = &record
+            && let Err(error) = record.save(state)
+            && !record_failed
+        {
+            record_failed = true;
+            eprintln!("planrun: {error}");
+        }
+        if let Some(log) = &log {
+            log.event(&event);
+        }
+        for reporter in &mut reporters {
+            reporter.event(&event);
+        }
+    }
+}
+
+/// What `--dry-run` prints: the steps as they would run.
+fn describe(plan: &ExecPlan, options: &engine::Options) -> String {
+    let mut out = format!("plan `{}` ({}), digest {}\n", plan.name, plan.file.display(), plan.digest);
+    let section = |out: &mut String, title: &str, steps: &[ExecStep]| {
+        if steps.is_empty() {
+            return;
+        }
+        out.push_str(&format!("{title}:\n"));
+        for step in steps {
+            let selected = options.only.is_empty() || options.only.contains(&step.id) || title != "steps";
+            out.push_str(&format!("  {}: {}", step.id, action_text(&step.action)));
+            if !step.needs.is_empty() {
+                out.push_str(&format!("  (needs {})", step.needs.join(", ")));
+            }
+            if let Some(reason) = &step.skip {
+                out.push_str(&format!("  [skipped: {reason}]"));
+            } else if !selected {
+                out.push_str("  [not selected by --only]");
+            }
+            out.push('\n');
+            for rollback in &step.rollback {
+                out.push_str(&format!("    rollback {}: {}\n", rollback.id, action_text(&rollback.action)));
+            }
+        }
+    };
+    section(&mut out, "steps", &plan.steps);
+    section(&mut out, "on_failure", &plan.on_failure);
+    section(&mut out, "always", &plan.always);
+    out
+}
+
+fn action_text(action: &Action) -> String {
+    match action {
+        Action::Run { program, args } => {
+            let words = std::iter::once(program).chain(args).map(|w| shlex::try_quote(w).map(|q| q.into_owned()).unwrap_or_else(|_| w.clone()));
+            format!("run {}", words.collect::<Vec<_>>().join(" "))
+        }
+        Action::Shell { script } => format!("shell {}", script.trim()),
+        other => other.kind_name().to_owned(),
+    }
+}
