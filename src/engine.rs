@@ -75,8 +75,11 @@ pub fn check(plan: &ExecPlan, options: &Options) -> Vec<Refusal> {
         if !plan.steps.iter().any(|s| &s.id == wanted) {
             refusals.push(Refusal::UnknownOnly {
                 step: wanted.clone(),
-                suggestion: crate::diagnostic::did_you_mean(wanted, plan.steps.iter().map(|s| s.id.as_str()))
-                    .map(str::to_owned),
+                suggestion: crate::diagnostic::did_you_mean(
+                    wanted,
+                    plan.steps.iter().map(|s| s.id.as_str()),
+                )
+                .map(str::to_owned),
             });
         }
     }
@@ -161,7 +164,10 @@ pub async fn execute(
             emitter
                 .emit(Event::PhaseStarted {
                     phase: Phase::Rollback,
-                    reason: format!("{why}: undoing {} completed step(s), newest first", to_undo.len()),
+                    reason: format!(
+                        "{why}: undoing {} completed step(s), newest first",
+                        to_undo.len()
+                    ),
                 })
                 .await;
         }
@@ -250,7 +256,11 @@ fn interrupted_word(reason: CancelReason) -> &'static str {
 }
 
 fn fallback_id(step: &ExecStep, make: impl FnOnce() -> String) -> String {
-    if step.id.is_empty() { make() } else { step.id.clone() }
+    if step.id.is_empty() {
+        make()
+    } else {
+        step.id.clone()
+    }
 }
 
 /// What the main graph came to.
@@ -275,7 +285,11 @@ enum State {
 async fn run_graph(shared: &Arc<Shared>, options: &Options, cancel: &Cancel) -> GraphResult {
     let plan = &shared.plan;
     let steps = &plan.steps;
-    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let selected: BTreeSet<&str> = options.only.iter().map(String::as_str).collect();
     let is_selected = |i: usize| selected.is_empty() || selected.contains(steps[i].id.as_str());
     let mut states = vec![State::Pending; steps.len()];
@@ -310,7 +324,9 @@ async fn run_graph(shared: &Arc<Shared>, options: &Options, cancel: &Cancel) -> 
                         match states[n] {
                             State::Done(Outcome::Succeeded) => None,
                             State::Done(_) if !is_selected(n) => None,
-                            State::Done(outcome) => Some(format!("needs `{need}`, which {}", outcome_phrase(outcome))),
+                            State::Done(outcome) => {
+                                Some(format!("needs `{need}`, which {}", outcome_phrase(outcome)))
+                            }
                             _ => None,
                         }
                     })
@@ -325,7 +341,10 @@ async fn run_graph(shared: &Arc<Shared>, options: &Options, cancel: &Cancel) -> 
         if stop_reason.is_none()
             && let Some(reason) = cancel.reason()
         {
-            stop_reason = Some(format!("not started: the run was {}", interrupted_word(reason)));
+            stop_reason = Some(format!(
+                "not started: the run was {}",
+                interrupted_word(reason)
+            ));
         }
         if stop_reason.is_none() {
             for i in 0..steps.len() {
@@ -333,17 +352,23 @@ async fn run_graph(shared: &Arc<Shared>, options: &Options, cancel: &Cancel) -> 
                     break;
                 }
                 let ready = states[i] == State::Pending
-                    && steps[i].needs.iter().all(|need| match index.get(need.as_str()) {
-                        Some(&n) => states[n] == State::Done(Outcome::Succeeded) || !is_selected(n),
-                        None => true,
-                    });
+                    && steps[i]
+                        .needs
+                        .iter()
+                        .all(|need| match index.get(need.as_str()) {
+                            Some(&n) => {
+                                states[n] == State::Done(Outcome::Succeeded) || !is_selected(n)
+                            }
+                            None => true,
+                        });
                 if ready {
                     states[i] = State::Running;
                     running += 1;
                     let (shared, cancel) = (Arc::clone(shared), cancel.clone());
                     let handle = tasks.spawn(async move {
                         let step = &shared.plan.steps[i];
-                        let result = run_step(&shared, step, step.id.clone(), Phase::Steps, &cancel).await;
+                        let result =
+                            run_step(&shared, step, step.id.clone(), Phase::Steps, &cancel).await;
                         (i, result)
                     });
                     task_steps.insert(handle.id(), i);
@@ -428,7 +453,13 @@ async fn finish_unstarted(shared: &Shared, step: &ExecStep, outcome: Outcome, re
 }
 
 /// Runs one step with its retries and reports every attempt.
-async fn run_step(shared: &Shared, step: &ExecStep, id: String, phase: Phase, cancel: &Cancel) -> StepResult {
+async fn run_step(
+    shared: &Shared,
+    step: &ExecStep,
+    id: String,
+    phase: Phase,
+    cancel: &Cancel,
+) -> StepResult {
     let emitter = &shared.emitter;
     let started = Instant::now();
     emitter
@@ -449,7 +480,10 @@ async fn run_step(shared: &Shared, step: &ExecStep, id: String, phase: Phase, ca
         let end = if let Some(reason) = cancel.reason() {
             step_kind::AttemptEnd {
                 outcome: Outcome::Cancelled,
-                ..step_kind::AttemptEnd::error(format!("not started: the run was {}", interrupted_word(reason)))
+                ..step_kind::AttemptEnd::error(format!(
+                    "not started: the run was {}",
+                    interrupted_word(reason)
+                ))
             }
         } else {
             let mut ctx = StepContext {
@@ -466,7 +500,9 @@ async fn run_step(shared: &Shared, step: &ExecStep, id: String, phase: Phase, ca
             step_kind::execute(&mut ctx).await
         };
         let decision = match end.outcome {
-            Outcome::Failed | Outcome::TimedOut => backoff::after_failure(attempt, step.retries, step.retry_delay),
+            Outcome::Failed | Outcome::TimedOut => {
+                backoff::after_failure(attempt, step.retries, step.retry_delay)
+            }
             _ => RetryDecision::GiveUp {
                 reason: String::new(),
             },
@@ -511,7 +547,9 @@ async fn run_step(shared: &Shared, step: &ExecStep, id: String, phase: Phase, ca
             reason: end.error,
         })
         .await;
-    StepResult { outcome: end.outcome }
+    StepResult {
+        outcome: end.outcome,
+    }
 }
 
 fn millis(duration: Duration) -> u64 {

@@ -39,7 +39,10 @@ impl Outcome {
 
     /// Failed, timed out or cancelled: the step did not do its job.
     pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::Failed | Outcome::TimedOut | Outcome::Cancelled)
+        matches!(
+            self,
+            Outcome::Failed | Outcome::TimedOut | Outcome::Cancelled
+        )
     }
 }
 
@@ -130,10 +133,7 @@ pub enum Event {
         concurrency: usize,
     },
     /// Cleanup begins: rollback, the plan's `on_failure`, or `always`.
-    PhaseStarted {
-        phase: Phase,
-        reason: String,
-    },
+    PhaseStarted { phase: Phase, reason: String },
     StepStarted {
         step: String,
         phase: Phase,
@@ -164,13 +164,9 @@ pub enum Event {
         reason: Option<String>,
     },
     /// A completed step's rollback steps all succeeded.
-    StepRolledBack {
-        step: String,
-    },
+    StepRolledBack { step: String },
     /// A signal arrived: nothing new starts and running steps are being stopped.
-    Cancelling {
-        signal: String,
-    },
+    Cancelling { signal: String },
     RunFinished {
         status: RunStatus,
         exit_code: i32,
@@ -197,7 +193,11 @@ impl Event {
                 mut attempt,
             } => {
                 attempt.error = attempt.error.map(|e| redactor.redact_owned(e));
-                Event::AttemptFinished { step, phase, attempt }
+                Event::AttemptFinished {
+                    step,
+                    phase,
+                    attempt,
+                }
             }
             Event::StepFinished {
                 step,

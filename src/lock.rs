@@ -79,7 +79,8 @@ impl PlanLock {
         let text = serde_json::to_string(holder).unwrap_or_default();
         file.set_len(0).map_err(io_error)?;
         file.rewind().map_err(io_error)?;
-        file.write_all(format!("{text}\n").as_bytes()).map_err(io_error)?;
+        file.write_all(format!("{text}\n").as_bytes())
+            .map_err(io_error)?;
         file.sync_data().map_err(io_error)?;
         Ok(PlanLock { _file: file })
     }
@@ -111,7 +112,9 @@ mod tests {
             pid: 42,
             host: "db1".into(),
             run_id: "r1".into(),
-            started_at: DateTime::parse_from_rfc3339("2026-11-26T02:00:00Z").unwrap().into(),
+            started_at: DateTime::parse_from_rfc3339("2026-11-26T02:00:00Z")
+                .unwrap()
+                .into(),
         };
         let lock = PlanLock::acquire(&path, "p", &holder).unwrap();
         let error = PlanLock::acquire(&path, "p", &holder).unwrap_err();

@@ -41,7 +41,10 @@ impl RunLog {
             .event_format(LineFormat)
             .finish();
         let guard = tracing::subscriber::set_default(subscriber);
-        Ok(RunLog { file, _guard: guard })
+        Ok(RunLog {
+            file,
+            _guard: guard,
+        })
     }
 
     /// Logs what an event says. Output lines are buffered; everything else is flushed at
@@ -57,13 +60,32 @@ impl RunLog {
                 return;
             }
             Event::RunStarted {
-                run_id, plan, digest, ..
-            } => tracing::info!(step = "planrun", stream = "planrun", "run {run_id} of plan `{plan}` (digest {digest}) started"),
+                run_id,
+                plan,
+                digest,
+                ..
+            } => tracing::info!(
+                step = "planrun",
+                stream = "planrun",
+                "run {run_id} of plan `{plan}` (digest {digest}) started"
+            ),
             Event::PhaseStarted { phase, reason } => {
-                tracing::info!(step = "planrun", stream = "planrun", "{}: {reason}", phase.as_str());
+                tracing::info!(
+                    step = "planrun",
+                    stream = "planrun",
+                    "{}: {reason}",
+                    phase.as_str()
+                );
             }
-            Event::StepStarted { step, phase, kind, .. } => {
-                tracing::info!(step = step.as_str(), stream = "planrun", "started ({kind} step, {})", phase.as_str());
+            Event::StepStarted {
+                step, phase, kind, ..
+            } => {
+                tracing::info!(
+                    step = step.as_str(),
+                    stream = "planrun",
+                    "started ({kind} step, {})",
+                    phase.as_str()
+                );
             }
             Event::AttemptFinished { step, attempt, .. } => {
                 let mut text = format!("attempt {} {}", attempt.number, attempt.outcome.as_str());
@@ -76,17 +98,38 @@ impl RunLog {
                 tracing::info!(step = step.as_str(), stream = "planrun", "{text}");
             }
             Event::StepFinished {
-                step, outcome, duration_ms, reason, ..
+                step,
+                outcome,
+                duration_ms,
+                reason,
+                ..
             } => {
-                let reason = reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default();
-                tracing::info!(step = step.as_str(), stream = "planrun", "{} in {duration_ms} ms{reason}", outcome.as_str());
+                let reason = reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                tracing::info!(
+                    step = step.as_str(),
+                    stream = "planrun",
+                    "{} in {duration_ms} ms{reason}",
+                    outcome.as_str()
+                );
             }
-            Event::StepRolledBack { step } => tracing::info!(step = step.as_str(), stream = "planrun", "rolled back"),
+            Event::StepRolledBack { step } => {
+                tracing::info!(step = step.as_str(), stream = "planrun", "rolled back")
+            }
             Event::Cancelling { signal } => {
-                tracing::info!(step = "planrun", stream = "planrun", "{signal}: stopping running steps");
+                tracing::info!(
+                    step = "planrun",
+                    stream = "planrun",
+                    "{signal}: stopping running steps"
+                );
             }
             Event::RunFinished {
-                status, exit_code, duration_ms, ..
+                status,
+                exit_code,
+                duration_ms,
+                ..
             } => tracing::info!(
                 step = "planrun",
                 stream = "planrun",
@@ -174,6 +217,10 @@ where
         let mut fields = LineFields::default();
         event.record(&mut fields);
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-        writeln!(writer, "{now} {} {}: {}", fields.step, fields.stream, fields.message)
+        writeln!(
+            writer,
+            "{now} {} {}: {}",
+            fields.step, fields.stream, fields.message
+        )
     }
 }

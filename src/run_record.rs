@@ -61,7 +61,10 @@ pub enum RecordError {
     #[error("cannot read run record {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     #[error("run record {} is not valid: {source}", path.display())]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 impl RunRecord {
@@ -158,7 +161,11 @@ impl RunRecord {
     }
 
     fn step_mut(&mut self, id: &str, phase: Phase) -> &mut StepRecord {
-        let index = match self.steps.iter().position(|s| s.id == id && s.phase == phase) {
+        let index = match self
+            .steps
+            .iter()
+            .position(|s| s.id == id && s.phase == phase)
+        {
             Some(index) => index,
             None => {
                 self.steps.push(StepRecord {
@@ -233,7 +240,10 @@ fn process_alive(pid: u32) -> bool {
 /// never a mix: temp name in the same folder, fsync, rename, fsync the folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let folder = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temp = folder.join(format!(".{name}.tmp"));
     let mut file = File::create(&temp)?;
     file.write_all(bytes)?;

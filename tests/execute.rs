@@ -130,7 +130,12 @@ fn signal(pid: u32, signal: nix::sys::signal::Signal) {
 /// (in a container without an init, orphans stay zombies).
 fn alive(pid: &str) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -177,8 +182,14 @@ fn a_failure_rolls_back_newest_first_then_on_failure_then_always() {
     assert_eq!(step(&record, "last")["attempts"][0]["exit_code"], 7);
     let err = stderr(&output);
     assert!(err.contains("[last] failed in "), "{err}");
-    assert!(err.contains("s: exit code 7\n    last | failing\n"), "{err}");
-    assert!(err.contains("rollback: a step failed: undoing 2 completed step(s), newest first\n"), "{err}");
+    assert!(
+        err.contains("s: exit code 7\n    last | failing\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rollback: a step failed: undoing 2 completed step(s), newest first\n"),
+        "{err}"
+    );
     assert!(err.contains("planrun: run failed in "), "{err}");
 }
 
@@ -210,7 +221,9 @@ fn a_timeout_rolls_back_and_runs_always() {
 
 fn interrupted_by(signal_to_send: nix::sys::signal::Signal, code: i32) {
     let env = Env::new();
-    env.plan(&undoable("shell: echo $$ > DIR/running.tmp && mv DIR/running.tmp DIR/running; sleep 30"));
+    env.plan(&undoable(
+        "shell: echo $$ > DIR/running.tmp && mv DIR/running.tmp DIR/running; sleep 30",
+    ));
     std::fs::write(env.path("running.tmp"), "").ok();
     let child = env.spawn(&[]);
     let pid = child.id();
@@ -259,7 +272,10 @@ steps:
     let output = env.execute(&[]);
     let took = started.elapsed();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(took >= Duration::from_millis(500), "{took:?}: SIGKILL came before the grace period");
+    assert!(
+        took >= Duration::from_millis(500),
+        "{took:?}: SIGKILL came before the grace period"
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
     let grandchild = env.wait_for("grandchild");
     assert!(!alive(&grandchild), "grandchild {grandchild} survived");
@@ -267,7 +283,10 @@ steps:
     let attempt = &step(&record, "stubborn")["attempts"][0];
     assert_eq!(attempt["signal"], 9);
     assert_eq!(attempt["outcome"], "timed_out");
-    assert_eq!(attempt["error"], "timed out after 200ms; killed after the grace period");
+    assert_eq!(
+        attempt["error"],
+        "timed out after 200ms; killed after the grace period"
+    );
 }
 
 #[test]
@@ -287,7 +306,11 @@ steps:
     );
     let started = Instant::now();
     let output = env.execute(&[]);
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(env.log().contains(" spawner stdout: spawned\n"));
     assert!(!alive(&env.wait_for("grandchild")));
@@ -315,7 +338,9 @@ steps:
     assert_eq!(second.status.code(), Some(4), "{}", stderr(&second));
     let message = stderr(&second);
     assert!(
-        message.starts_with(&format!("planrun: plan `locked` is already running: pid {holder_pid} on ")),
+        message.starts_with(&format!(
+            "planrun: plan `locked` is already running: pid {holder_pid} on "
+        )),
         "{message}"
     );
 
@@ -323,7 +348,11 @@ steps:
     let mut holder = holder;
     holder.wait().unwrap();
     // The orphaned step is not the lock's business; stop it so the test leaves nothing behind.
-    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(step_pid.parse().unwrap()), nix::sys::signal::Signal::SIGKILL).ok();
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(step_pid.parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .ok();
 
     let started = Instant::now();
     let third = env.execute(&["--var", "wait=0"]);
@@ -334,7 +363,10 @@ steps:
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["status"], "succeeded");
     assert_eq!(records[1]["status"], "abandoned");
-    let table = env.command(&["history", "--plan", "locked"]).output().unwrap();
+    let table = env
+        .command(&["history", "--plan", "locked"])
+        .output()
+        .unwrap();
     let table = stdout(&table);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
@@ -359,15 +391,26 @@ steps:
     let output = env.execute(&["--json"]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert_eq!(env.trail(), "try\ntry\ntry\n");
-    let attempts = step(&env.record(), "flaky")["attempts"].as_array().unwrap().clone();
+    let attempts = step(&env.record(), "flaky")["attempts"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(attempts.len(), 3);
     let delays: Vec<&Value> = attempts.iter().map(|a| &a["retry_in_ms"]).collect();
     assert_eq!(delays, [&Value::from(100), &Value::from(200), &Value::Null]);
-    let start = |i: usize| chrono::DateTime::parse_from_rfc3339(attempts[i]["started_at"].as_str().unwrap()).unwrap();
+    let start = |i: usize| {
+        chrono::DateTime::parse_from_rfc3339(attempts[i]["started_at"].as_str().unwrap()).unwrap()
+    };
     assert!(start(2) - start(1) >= chrono::TimeDelta::milliseconds(200));
     assert!(start(1) - start(0) >= chrono::TimeDelta::milliseconds(100));
-    let events: Vec<Value> = stdout(&output).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let attempt_events = events.iter().filter(|e| e["event"] == "attempt_finished").count();
+    let events: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let attempt_events = events
+        .iter()
+        .filter(|e| e["event"] == "attempt_finished")
+        .count();
     assert_eq!(attempt_events, 3);
     assert_eq!(events.last().unwrap()["event"], "run_finished");
     assert!(stderr(&output).contains("[flaky] failed in "));
@@ -400,10 +443,29 @@ steps:
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let log = env.log();
     assert!(log.contains("leaky stdout: token is ***\n"), "{log}");
-    assert!(log.contains("leaky stderr: in a url: https://u:***@host\n"), "{log}");
-    let record = std::fs::read_to_string(std::fs::read_dir(env.state().join("runs")).unwrap().next().unwrap().unwrap().path()).unwrap();
-    for (what, text) in [("log", log), ("record", record), ("events", stdout(&output)), ("stderr", stderr(&output))] {
-        assert!(!text.contains("s3cr3t"), "the secret is in the {what}: {text}");
+    assert!(
+        log.contains("leaky stderr: in a url: https://u:***@host\n"),
+        "{log}"
+    );
+    let record = std::fs::read_to_string(
+        std::fs::read_dir(env.state().join("runs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap();
+    for (what, text) in [
+        ("log", log),
+        ("record", record),
+        ("events", stdout(&output)),
+        ("stderr", stderr(&output)),
+    ] {
+        assert!(
+            !text.contains("s3cr3t"),
+            "the secret is in the {what}: {text}"
+        );
     }
 }
 
@@ -429,9 +491,15 @@ steps:
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(err.contains("[missing] failed in "), "{err}");
-    assert!(err.contains("s: command `no-such-program-planrun` not found in PATH ("), "{err}");
     assert!(
-        err.contains(&format!("s: {} is not executable (mode 644)\n", script.display())),
+        err.contains("s: command `no-such-program-planrun` not found in PATH ("),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "s: {} is not executable (mode 644)\n",
+            script.display()
+        )),
         "{err}"
     );
     let record = env.record();
@@ -453,7 +521,11 @@ steps:
     );
     let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(env.log().contains(" bytes stdout: caf\u{fffd} \u{fffd}\n"), "{}", env.log());
+    assert!(
+        env.log().contains(" bytes stdout: caf\u{fffd} \u{fffd}\n"),
+        "{}",
+        env.log()
+    );
 }
 
 #[test]
@@ -510,7 +582,10 @@ steps:
 
     let output = env.execute(&["--only", "bb"]);
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(stderr(&output), "planrun: --only bb: no step `bb` in the plan, did you mean `b`?\n");
+    assert_eq!(
+        stderr(&output),
+        "planrun: --only bb: no step `bb` in the plan, did you mean `b`?\n"
+    );
 }
 
 #[test]
@@ -528,7 +603,11 @@ steps:
 "#,
     );
     assert!(env.execute(&[]).status.success());
-    assert!(env.execute(&["--var", "word=command-line"]).status.success());
+    assert!(
+        env.execute(&["--var", "word=command-line"])
+            .status
+            .success()
+    );
     assert_eq!(env.trail(), "plan\ncommand-line\n");
 }
 
@@ -546,8 +625,15 @@ steps:
     );
     let output = env.execute(&["--dry-run"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stdout(&output).contains("  hold: shell echo $$ > "), "{}", stdout(&output));
-    assert_eq!(stderr(&output), "planrun: dry run: the lock is free; nothing was run\n");
+    assert!(
+        stdout(&output).contains("  hold: shell echo $$ > "),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(
+        stderr(&output),
+        "planrun: dry run: the lock is free; nothing was run\n"
+    );
     assert_eq!(env.trail(), "");
     assert!(!env.state().join("runs").read_dir().unwrap().any(|_| true));
 
@@ -574,7 +660,13 @@ steps:
     assert_eq!(env.execute(&[]).status.code(), Some(3));
     assert_eq!(env.trail(), "after\n");
     assert_eq!(env.records()[0]["status"], "partial");
-    std::fs::write(env.path("plan.yaml"), std::fs::read_to_string(env.path("plan.yaml")).unwrap().replace("warn", "ignore")).unwrap();
+    std::fs::write(
+        env.path("plan.yaml"),
+        std::fs::read_to_string(env.path("plan.yaml"))
+            .unwrap()
+            .replace("warn", "ignore"),
+    )
+    .unwrap();
     assert_eq!(env.execute(&[]).status.code(), Some(0));
 }
 
@@ -594,7 +686,10 @@ steps:
     );
     let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(stderr(&output), "planrun: step `db`: step kind `backup` is not available yet\n");
+    assert_eq!(
+        stderr(&output),
+        "planrun: step `db`: step kind `backup` is not available yet\n"
+    );
     assert_eq!(env.trail(), "");
 }
 
@@ -613,9 +708,12 @@ steps:
     );
     let started = Instant::now();
     assert!(env.execute(&["--concurrency", "3"]).status.success());
-    assert!(started.elapsed() < Duration::from_millis(1400), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
     let started = Instant::now();
     assert!(env.execute(&["--concurrency", "1"]).status.success());
     assert!(started.elapsed() >= Duration::from_millis(1500));
 }
-

@@ -80,7 +80,10 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
     };
     if args.dry_run {
         let text = describe(&plan, &options);
-        std::io::stdout().lock().write_all(redactor.redact(&text).as_bytes()).ok();
+        std::io::stdout()
+            .lock()
+            .write_all(redactor.redact(&text).as_bytes())
+            .ok();
         eprintln!("planrun: dry run: the lock is free; nothing was run");
         return exit_code::SUCCESS;
     }
@@ -89,7 +92,13 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
     code
 }
 
-fn run(plan: ExecPlan, options: &engine::Options, state: &StateDir, redactor: Arc<Redactor>, json: bool) -> i32 {
+fn run(
+    plan: ExecPlan,
+    options: &engine::Options,
+    state: &StateDir,
+    redactor: Arc<Redactor>,
+    json: bool,
+) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -148,11 +157,19 @@ fn watch_signals(cancel: Cancel, groups: ProcessGroups) -> std::io::Result<()> {
 }
 
 /// Feeds every event to the run record, the run log and the reporters, in order.
-fn consume(mut events: mpsc::Receiver<Event>, state: &StateDir, log_path: &std::path::Path, json: bool) {
+fn consume(
+    mut events: mpsc::Receiver<Event>,
+    state: &StateDir,
+    log_path: &std::path::Path,
+    json: bool,
+) {
     let log = match RunLog::open(log_path) {
         Ok(log) => Some(log),
         Err(error) => {
-            eprintln!("planrun: cannot write the run log {}: {error}", log_path.display());
+            eprintln!(
+                "planrun: cannot write the run log {}: {error}",
+                log_path.display()
+            );
             None
         }
     };
@@ -192,14 +209,20 @@ fn consume(mut events: mpsc::Receiver<Event>, state: &StateDir, log_path: &std::
 
 /// What `--dry-run` prints: the steps as they would run.
 fn describe(plan: &ExecPlan, options: &engine::Options) -> String {
-    let mut out = format!("plan `{}` ({}), digest {}\n", plan.name, plan.file.display(), plan.digest);
+    let mut out = format!(
+        "plan `{}` ({}), digest {}\n",
+        plan.name,
+        plan.file.display(),
+        plan.digest
+    );
     let section = |out: &mut String, title: &str, steps: &[ExecStep]| {
         if steps.is_empty() {
             return;
         }
         out.push_str(&format!("{title}:\n"));
         for step in steps {
-            let selected = options.only.is_empty() || options.only.contains(&step.id) || title != "steps";
+            let selected =
+                options.only.is_empty() || options.only.contains(&step.id) || title != "steps";
             out.push_str(&format!("  {}: {}", step.id, action_text(&step.action)));
             if !step.needs.is_empty() {
                 out.push_str(&format!("  (needs {})", step.needs.join(", ")));
@@ -211,7 +234,11 @@ fn describe(plan: &ExecPlan, options: &engine::Options) -> String {
             }
             out.push('\n');
             for rollback in &step.rollback {
-                out.push_str(&format!("    rollback {}: {}\n", rollback.id, action_text(&rollback.action)));
+                out.push_str(&format!(
+                    "    rollback {}: {}\n",
+                    rollback.id,
+                    action_text(&rollback.action)
+                ));
             }
         }
     };
@@ -224,7 +251,11 @@ fn describe(plan: &ExecPlan, options: &engine::Options) -> String {
 fn action_text(action: &Action) -> String {
     match action {
         Action::Run { program, args } => {
-            let words = std::iter::once(program).chain(args).map(|w| shlex::try_quote(w).map(|q| q.into_owned()).unwrap_or_else(|_| w.clone()));
+            let words = std::iter::once(program).chain(args).map(|w| {
+                shlex::try_quote(w)
+                    .map(|q| q.into_owned())
+                    .unwrap_or_else(|_| w.clone())
+            });
             format!("run {}", words.collect::<Vec<_>>().join(" "))
         }
         Action::Shell { script } => format!("shell {}", script.trim()),

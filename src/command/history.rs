@@ -37,10 +37,19 @@ pub fn history(args: &HistoryArgs) -> i32 {
         eprintln!("planrun: no runs recorded in {}", state.root().display());
         String::new()
     } else {
-        let mut text = String::from("RUN ID                              PLAN          STATUS       STARTED               DURATION  STEPS\n");
+        let mut text = String::from(
+            "RUN ID                              PLAN          STATUS       STARTED               DURATION  STEPS\n",
+        );
         for r in &records {
-            let ok = r.steps.iter().filter(|s| s.outcome == Some(Outcome::Succeeded)).count();
-            let duration = r.duration_ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into());
+            let ok = r
+                .steps
+                .iter()
+                .filter(|s| s.outcome == Some(Outcome::Succeeded))
+                .count();
+            let duration = r
+                .duration_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into());
             text.push_str(&format!(
                 "{:<35} {:<13} {:<12} {}  {:>8}  {ok}/{} succeeded\n",
                 r.run_id,

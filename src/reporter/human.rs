@@ -63,7 +63,10 @@ impl Reporter for Human {
     fn event(&mut self, event: &Event) {
         match event {
             Event::RunStarted {
-                run_id, plan, steps, ..
+                run_id,
+                plan,
+                steps,
+                ..
             } => self.line(&format!(
                 "planrun: plan `{plan}`, run {run_id}: {} step(s)",
                 steps.len()
@@ -147,7 +150,9 @@ impl Reporter for Human {
                 }
             }
             Event::Cancelling { signal } => {
-                self.line(&format!("planrun: {signal}: stopping running steps, then cleaning up"));
+                self.line(&format!(
+                    "planrun: {signal}: stopping running steps, then cleaning up"
+                ));
             }
             Event::RunFinished {
                 status,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::cancel::Cancel;
 use crate::event::{Emitter, Event, Outcome};
 use crate::exec_plan::{Action, ExecPlan, ExecStep};
-use crate::process::{self, Ended, LineSink, Limits, ProcessGroups, Spawn, Stream};
+use crate::process::{self, Ended, Limits, LineSink, ProcessGroups, Spawn, Stream};
 
 /// Whether this build of planrun can run steps of the action's kind.
 pub fn is_available(action: &Action) -> bool {
@@ -27,7 +27,10 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
     match &step.action {
         Action::Run { program, args } => run::execute(ctx, program, args).await,
         Action::Shell { script } => shell::execute(ctx, script).await,
-        other => AttemptEnd::error(format!("step kind `{}` is not available yet", other.kind_name())),
+        other => AttemptEnd::error(format!(
+            "step kind `{}` is not available yet",
+            other.kind_name()
+        )),
     }
 }
 
@@ -130,14 +133,21 @@ impl LineSink for StepOutput {
 
 /// Runs `program` (resolved through the PATH the child will see) as the step's process:
 /// planrun's environment plus `PLANRUN_*` and the step's `env`, in the step's `cwd`.
-pub async fn run_process(ctx: &mut StepContext<'_>, program: &str, args: Vec<String>) -> AttemptEnd {
+pub async fn run_process(
+    ctx: &mut StepContext<'_>,
+    program: &str,
+    args: Vec<String>,
+) -> AttemptEnd {
     let step = ctx.step;
     let mut env = vec![
         ("PLANRUN_PLAN".to_owned(), ctx.plan.name.clone()),
         ("PLANRUN_RUN_ID".to_owned(), ctx.plan.run_id.clone()),
         ("PLANRUN_STEP".to_owned(), step.id.clone()),
         ("PLANRUN_ATTEMPT".to_owned(), ctx.attempt.to_string()),
-        ("PLANRUN_SCRATCH".to_owned(), ctx.plan.scratch.display().to_string()),
+        (
+            "PLANRUN_SCRATCH".to_owned(),
+            ctx.plan.scratch.display().to_string(),
+        ),
     ];
     env.extend(step.env.iter().cloned());
     let path_var: Option<OsString> = step
@@ -173,15 +183,25 @@ pub async fn run_process(ctx: &mut StepContext<'_>, program: &str, args: Vec<Str
                 (Ended::TimedOut, ..) => Some(format!(
                     "timed out after {}{}",
                     crate::duration::Duration(ctx.timeout.unwrap_or_default()),
-                    if exit.killed { "; killed after the grace period" } else { "" }
+                    if exit.killed {
+                        "; killed after the grace period"
+                    } else {
+                        ""
+                    }
                 )),
                 (Ended::Cancelled, ..) => Some(format!(
                     "stopped by planrun{}",
-                    if exit.killed { "; killed after the grace period" } else { "" }
+                    if exit.killed {
+                        "; killed after the grace period"
+                    } else {
+                        ""
+                    }
                 )),
                 (_, Some(0), _) => None,
                 (_, Some(code), _) => Some(format!("exit code {code}")),
-                (_, None, Some(signal)) => Some(format!("killed by signal {}", signal_name(signal))),
+                (_, None, Some(signal)) => {
+                    Some(format!("killed by signal {}", signal_name(signal)))
+                }
                 (_, None, None) => Some("ended without an exit status".to_owned()),
             };
             AttemptEnd {
