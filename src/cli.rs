@@ -62,7 +62,9 @@ fn parse_var(text: &str) -> Result<VarOverride, String> {
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("`{name}` is not a variable name (letters, digits and _)"));
+        return Err(format!(
+            "`{name}` is not a variable name (letters, digits and _)"
+        ));
     }
     Ok(VarOverride {
         name: name.to_owned(),
@@ -125,7 +127,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() { exit_code::INVALID } else { exit_code::SUCCESS };
+            let code = if error.use_stderr() {
+                exit_code::INVALID
+            } else {
+                exit_code::SUCCESS
+            };
             error.print().ok();
             return code;
         }

@@ -626,7 +626,7 @@ steps:
     let output = env.execute(&["--dry-run"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(
-        stdout(&output).contains("  hold: shell echo $$ > "),
+        stdout(&output).contains("    hold  shell   echo $$ > "),
         "{}",
         stdout(&output)
     );
@@ -679,6 +679,8 @@ version: 1
 name: future
 sources:
   db: { sqlite: { path: DIR/db.sqlite } }
+storage:
+  local: { local: { path: DIR/backups } }
 steps:
   - { id: first, shell: echo first >> TRAIL }
   - { id: db, backup: db }

@@ -13,9 +13,11 @@ use crate::cancel::{Cancel, CancelReason};
 use crate::cli::ExecuteArgs;
 use crate::engine;
 use crate::event::{Emitter, Event};
-use crate::exec_plan::{Action, ExecPlan, ExecStep};
+use crate::exec_plan::ExecPlan;
 use crate::exit_code;
 use crate::lock::{Holder, LockError, PlanLock};
+use crate::pipeline::{self, RenderOptions};
+use crate::plan_view;
 use crate::process::ProcessGroups;
 use crate::redact::Redactor;
 use crate::reporter::{self, Reporter};
@@ -24,10 +26,24 @@ use crate::run_record::RunRecord;
 use crate::state_dir::StateDir;
 
 pub fn execute(args: &ExecuteArgs) -> i32 {
-    let plan = match super::stopgap_load::load(&args.plan, &args.vars) {
+    let loaded = match pipeline::load(&args.plan) {
+        Ok(loaded) => loaded,
+        Err(failure) => {
+            eprint!("{}", failure.render());
+            return exit_code::INVALID;
+        }
+    };
+    let vars = args
+        .vars
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    // A dry run resolves no secrets (they show as `***`), like `planrun plan`.
+    let render_options = RenderOptions::for_now(vars, !args.dry_run);
+    let plan = match pipeline::render(&loaded, &render_options) {
         Ok(plan) => plan,
-        Err(message) => {
-            eprintln!("planrun: {message}");
+        Err(failure) => {
+            eprint!("{}", failure.render());
             return exit_code::INVALID;
         }
     };
@@ -79,7 +95,16 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
         }
     };
     if args.dry_run {
-        let text = describe(&plan, &options);
+        let mut text = plan_view::text(&plan);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        if !options.only.is_empty() {
+            text.push_str(&format!(
+                "--only: runs {}; every other step is skipped\n",
+                options.only.join(", ")
+            ));
+        }
         std::io::stdout()
             .lock()
             .write_all(redactor.redact(&text).as_bytes())
@@ -204,61 +229,5 @@ fn consume(
         for reporter in &mut reporters {
             reporter.event(&event);
         }
-    }
-}
-
-/// What `--dry-run` prints: the steps as they would run.
-fn describe(plan: &ExecPlan, options: &engine::Options) -> String {
-    let mut out = format!(
-        "plan `{}` ({}), digest {}\n",
-        plan.name,
-        plan.file.display(),
-        plan.digest
-    );
-    let section = |out: &mut String, title: &str, steps: &[ExecStep]| {
-        if steps.is_empty() {
-            return;
-        }
-        out.push_str(&format!("{title}:\n"));
-        for step in steps {
-            let selected =
-                options.only.is_empty() || options.only.contains(&step.id) || title != "steps";
-            out.push_str(&format!("  {}: {}", step.id, action_text(&step.action)));
-            if !step.needs.is_empty() {
-                out.push_str(&format!("  (needs {})", step.needs.join(", ")));
-            }
-            if let Some(reason) = &step.skip {
-                out.push_str(&format!("  [skipped: {reason}]"));
-            } else if !selected {
-                out.push_str("  [not selected by --only]");
-            }
-            out.push('\n');
-            for rollback in &step.rollback {
-                out.push_str(&format!(
-                    "    rollback {}: {}\n",
-                    rollback.id,
-                    action_text(&rollback.action)
-                ));
-            }
-        }
-    };
-    section(&mut out, "steps", &plan.steps);
-    section(&mut out, "on_failure", &plan.on_failure);
-    section(&mut out, "always", &plan.always);
-    out
-}
-
-fn action_text(action: &Action) -> String {
-    match action {
-        Action::Run { program, args } => {
-            let words = std::iter::once(program).chain(args).map(|w| {
-                shlex::try_quote(w)
-                    .map(|q| q.into_owned())
-                    .unwrap_or_else(|_| w.clone())
-            });
-            format!("run {}", words.collect::<Vec<_>>().join(" "))
-        }
-        Action::Shell { script } => format!("shell {}", script.trim()),
-        other => other.kind_name().to_owned(),
     }
 }

@@ -2,7 +2,6 @@
 
 mod execute;
 mod history;
-mod stopgap_load;
 
 pub use execute::execute;
 pub use history::history;
@@ -11,6 +10,9 @@ use std::io::Write;
 
 use crate::cli::{PlanArgs, ValidateArgs};
 use crate::exit_code;
+
+mod plan;
+mod validate;
 
 pub fn schema() -> i32 {
     let mut out = std::io::stdout().lock();
@@ -21,12 +23,10 @@ pub fn schema() -> i32 {
     }
 }
 
-pub fn validate(_args: &ValidateArgs) -> i32 {
-    eprintln!("planrun: validate is being built");
-    exit_code::INVALID
+pub fn validate(args: &ValidateArgs) -> i32 {
+    validate::run(args)
 }
 
-pub fn plan(_args: &PlanArgs) -> i32 {
-    eprintln!("planrun: plan is being built");
-    exit_code::INVALID
+pub fn plan(args: &PlanArgs) -> i32 {
+    plan::run(args)
 }
