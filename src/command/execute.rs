@@ -2,6 +2,7 @@
 //! with signal handling, and feed its events to the reporters, the run log and the record.
 
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,7 +113,23 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
         eprintln!("planrun: dry run: the lock is free; nothing was run");
         return exit_code::SUCCESS;
     }
+    // The run's private scratch folder: created 0700 for the steps (`{{run.scratch}}`),
+    // removed at the end whatever happened.
+    let scratch = plan.scratch.clone();
+    if let Err(error) = std::fs::DirBuilder::new().mode(0o700).create(&scratch) {
+        eprintln!(
+            "planrun: cannot create scratch folder {}: {error}",
+            scratch.display()
+        );
+        return exit_code::FAILURE;
+    }
     let code = run(plan, &options, &state, redactor, args.json);
+    if let Err(error) = std::fs::remove_dir_all(&scratch) {
+        eprintln!(
+            "planrun: warning: cannot remove scratch folder {}: {error}",
+            scratch.display()
+        );
+    }
     drop(lock);
     code
 }
