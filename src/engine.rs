@@ -561,3 +561,168 @@ pub fn hostname() -> String {
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "unknown-host".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec_plan::Action;
+    use crate::redact::Redactor;
+
+    fn step(id: &str, script: &str, needs: &[&str]) -> ExecStep {
+        ExecStep {
+            id: id.to_owned(),
+            name: None,
+            needs: needs.iter().map(|n| (*n).to_owned()).collect(),
+            skip: None,
+            timeout: None,
+            retries: 0,
+            retry_delay: Duration::from_millis(10),
+            on_failure: OnFailure::Fail,
+            rollback: Vec::new(),
+            env: Vec::new(),
+            cwd: None,
+            action: Action::Shell {
+                script: script.to_owned(),
+            },
+        }
+    }
+
+    fn plan(steps: Vec<ExecStep>) -> ExecPlan {
+        ExecPlan {
+            name: "unit".into(),
+            file: "unit.yaml".into(),
+            digest: "0".into(),
+            run_id: "r".into(),
+            scratch: std::env::temp_dir(),
+            steps,
+            on_failure: Vec::new(),
+            always: Vec::new(),
+            kill_grace: Duration::from_millis(100),
+            secret_values: vec!["hunter2".into()],
+            sources: Vec::new(),
+            storage: Vec::new(),
+        }
+    }
+
+    fn options() -> Options {
+        Options {
+            concurrency: 2,
+            only: Vec::new(),
+            state_dir: std::env::temp_dir(),
+        }
+    }
+
+    async fn run(plan: ExecPlan) -> (Summary, Vec<Event>) {
+        let (emitter, mut events) = Emitter::channel(Arc::new(Redactor::new(&plan.secret_values)));
+        let collector = tokio::spawn(async move {
+            let mut all = Vec::new();
+            while let Some(event) = events.recv().await {
+                all.push(event);
+            }
+            all
+        });
+        let summary = execute(
+            Arc::new(plan),
+            &options(),
+            Cancel::new(),
+            ProcessGroups::default(),
+            emitter,
+        )
+        .await;
+        (summary, collector.await.unwrap())
+    }
+
+    fn finished(events: &[Event]) -> Vec<(String, Outcome, Option<String>)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::StepFinished {
+                    step,
+                    outcome,
+                    reason,
+                    ..
+                } => Some((step.clone(), *outcome, reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_skipped_step_skips_its_dependents_but_not_the_others() {
+        let mut gated = step("gated", "true", &[]);
+        gated.skip = Some("`when` rendered `false`".into());
+        let plan = plan(vec![
+            gated,
+            step("after", "true", &["gated"]),
+            step("free", "echo hunter2", &[]),
+        ]);
+        let (summary, events) = run(plan).await;
+        assert_eq!(summary.exit_code, exit_code::SUCCESS);
+        let finished = finished(&events);
+        assert!(finished.contains(&(
+            "gated".into(),
+            Outcome::Skipped,
+            Some("`when` rendered `false`".into())
+        )));
+        assert!(finished.contains(&(
+            "after".into(),
+            Outcome::Skipped,
+            Some("needs `gated`, which was skipped".into())
+        )));
+        assert!(finished.contains(&("free".into(), Outcome::Succeeded, None)));
+        let lines: Vec<&str> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::StepOutput { line, .. } => Some(line.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lines, ["***"]);
+    }
+
+    #[tokio::test]
+    async fn a_failure_stops_new_steps_and_names_the_culprit() {
+        let plan = plan(vec![
+            step("bad", "exit 1", &[]),
+            step("later", "true", &["bad"]),
+        ]);
+        let (summary, events) = run(plan).await;
+        assert_eq!(
+            summary,
+            Summary {
+                status: RunStatus::Failed,
+                exit_code: exit_code::FAILURE
+            }
+        );
+        assert_eq!(
+            finished(&events)[1],
+            (
+                "later".into(),
+                Outcome::Skipped,
+                Some("needs `bad`, which failed".into())
+            )
+        );
+    }
+
+    #[test]
+    fn unavailable_kinds_and_unknown_only_ids_are_refused() {
+        let mut backup = step("db", "", &[]);
+        backup.action = Action::Backup {
+            source: "db".into(),
+        };
+        let plan = plan(vec![step("ready", "true", &[]), backup]);
+        let mut options = options();
+        options.only = vec!["redy".into()];
+        let refusals: Vec<String> = check(&plan, &options)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            refusals,
+            [
+                "step `db`: step kind `backup` is not available yet",
+                "--only redy: no step `redy` in the plan, did you mean `ready`?"
+            ]
+        );
+    }
+}
