@@ -198,6 +198,9 @@ fn watch_signals(cancel: Cancel, groups: ProcessGroups) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The most events handled between two writes of the run record.
+const MAX_BATCH: usize = 1024;
+
 /// Feeds every event to the run record, the run log and the reporters, in order.
 fn consume(
     mut events: mpsc::Receiver<Event>,
@@ -224,27 +227,41 @@ fn consume(
     }
     let mut record: Option<RunRecord> = None;
     let mut record_failed = false;
-    while let Some(event) = events.blocking_recv() {
-        let save = match &mut record {
-            Some(record) => record.apply(&event),
-            None => {
-                record = RunRecord::from_start(&event);
-                record.is_some()
+    while let Some(first) = events.blocking_recv() {
+        // Everything already queued is handled before the record is written: a burst of
+        // step ends costs one atomic write (with its fsyncs), not one each. The batch is
+        // bounded so that a step printing without pause cannot hold the record back.
+        let mut dirty = false;
+        let mut next = Some(first);
+        let mut batch = 0;
+        while let Some(event) = next {
+            dirty |= match &mut record {
+                Some(record) => record.apply(&event),
+                None => {
+                    record = RunRecord::from_start(&event);
+                    record.is_some()
+                }
+            };
+            if let Some(log) = &log {
+                log.event(&event);
             }
-        };
-        if save
+            for reporter in &mut reporters {
+                reporter.event(&event);
+            }
+            batch += 1;
+            next = if batch < MAX_BATCH {
+                events.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if dirty
             && let Some(record) = &record
             && let Err(error) = record.save(state)
             && !record_failed
         {
             record_failed = true;
             eprintln!("planrun: {error}");
-        }
-        if let Some(log) = &log {
-            log.event(&event);
-        }
-        for reporter in &mut reporters {
-            reporter.event(&event);
         }
     }
 }
