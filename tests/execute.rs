@@ -719,3 +719,34 @@ steps:
     assert!(env.execute(&["--concurrency", "1"]).status.success());
     assert!(started.elapsed() >= Duration::from_millis(1500));
 }
+
+#[test]
+fn a_second_signal_kills_everything_at_once() {
+    let env = Env::new();
+    env.plan(
+        r#"
+version: 1
+name: impatient
+steps:
+  - id: slow
+    shell: echo $$ > DIR/slow.tmp && mv DIR/slow.tmp DIR/slow; sleep 30
+always:
+  - shell: echo $$ > DIR/cleanup.tmp && mv DIR/cleanup.tmp DIR/cleanup; sleep 30
+"#,
+    );
+    let child = env.spawn(&[]);
+    let pid = child.id();
+    env.wait_for("slow");
+    signal(pid, nix::sys::signal::Signal::SIGTERM);
+    let cleanup = env.wait_for("cleanup");
+    let started = Instant::now();
+    signal(pid, nix::sys::signal::Signal::SIGINT);
+    let output = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(
+        stderr(&output).ends_with("planrun: second signal: killed running steps without cleanup\n")
+    );
+    assert!(!alive(&cleanup), "the always step survived");
+    assert_eq!(env.record()["status"], "abandoned");
+}
