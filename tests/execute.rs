@@ -126,6 +126,19 @@ fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
 }
 
+/// Waits up to a second for a process to be gone: SIGKILL is delivered asynchronously, so a
+/// process can outlive the `kill` call that doomed it by a moment.
+fn gone(pid: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 /// Whether a process exists and is not a zombie waiting for a reaper that may never come
 /// (in a container without an init, orphans stay zombies).
 fn alive(pid: &str) -> bool {
@@ -233,7 +246,7 @@ fn interrupted_by(signal_to_send: nix::sys::signal::Signal, code: i32) {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
     assert_eq!(env.trail(), "a\nb\nundo-b\nundo-a\non-failure\nalways\n");
-    assert!(!alive(&step_pid), "the step's shell survived");
+    assert!(gone(&step_pid), "the step's shell survived");
     let record = env.record();
     assert_eq!(record["status"], "interrupted");
     assert_eq!(step(&record, "last")["outcome"], "cancelled");
@@ -278,7 +291,7 @@ steps:
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
     let grandchild = env.wait_for("grandchild");
-    assert!(!alive(&grandchild), "grandchild {grandchild} survived");
+    assert!(gone(&grandchild), "grandchild {grandchild} survived");
     let record = env.record();
     let attempt = &step(&record, "stubborn")["attempts"][0];
     assert_eq!(attempt["signal"], 9);
@@ -313,7 +326,7 @@ steps:
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(env.log().contains(" spawner stdout: spawned\n"));
-    assert!(!alive(&env.wait_for("grandchild")));
+    assert!(gone(&env.wait_for("grandchild")));
 }
 
 #[test]
@@ -747,6 +760,6 @@ always:
     assert!(
         stderr(&output).ends_with("planrun: second signal: killed running steps without cleanup\n")
     );
-    assert!(!alive(&cleanup), "the always step survived");
+    assert!(gone(&cleanup), "the always step survived");
     assert_eq!(env.record()["status"], "abandoned");
 }
