@@ -32,6 +32,28 @@ pub enum Command {
     History(HistoryArgs),
 }
 
+impl Command {
+    /// Commands that only print: when their reader goes away (`| head`) they should end
+    /// quietly, as other Unix tools do, instead of failing on every later write.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Validate(_) | Command::Schema | Command::Plan(_)
+        )
+    }
+}
+
+fn restore_sigpipe() {
+    // SAFETY: called once at start-up before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+        .ok();
+    }
+}
+
 /// How diagnostics are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -136,6 +158,9 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    if cli.command.only_prints() {
+        restore_sigpipe();
+    }
     match cli.command {
         Command::Validate(args) => crate::command::validate(&args),
         Command::Schema => crate::command::schema(),

@@ -24,6 +24,7 @@ pub mod reporter;
 pub mod run_log;
 pub mod run_record;
 pub mod schema;
+pub mod shell_script;
 pub mod state_dir;
 pub mod step_kind;
 pub mod template;

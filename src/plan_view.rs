@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::exec_plan::{Action, ExecPlan, ExecStep};
 use crate::graph;
 use crate::plan::OnFailure;
-use crate::template::shell_quote;
+use crate::template::display_quote;
 
 /// The stages of the plan's `steps`, as indexes. Validated plans have no cycles.
 pub fn stages(plan: &ExecPlan) -> Vec<Vec<usize>> {
@@ -25,7 +25,7 @@ pub fn describe(action: &Action) -> String {
     match action {
         Action::Run { program, args } => std::iter::once(program)
             .chain(args)
-            .map(|a| shell_quote(a))
+            .map(|a| display_quote(a))
             .collect::<Vec<_>>()
             .join(" "),
         Action::Shell { script } => {

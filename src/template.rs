@@ -2,14 +2,15 @@
 //! quoting for `shell:` steps, and a static check that every name a template uses exists.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use handlebars::template::{Parameter, TemplateElement};
 use handlebars::{
-    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
-    RenderErrorReason, ScopedJson, Template,
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
+    ScopedJson, Template,
 };
 use serde_json::Value;
 
@@ -363,34 +364,51 @@ fn collect_paths(elements: &[TemplateElement], out: &mut Vec<String>) {
     }
 }
 
-/// The renderers: one plain, one that shell-quotes every interpolated value.
+/// The renderers: one plain, one for bash scripts where every interpolated value is placed
+/// by `shell_script` according to the quotes around it.
 pub struct Renderer {
     plain: Handlebars<'static>,
     shell: Handlebars<'static>,
+    /// Values the shell renderer met, in order; each left a `__PLANRUN_V<n>__` token.
+    shell_values: Arc<Mutex<Vec<String>>>,
 }
 
-/// Prefix and suffix of the stand-in a secret renders as inside a shell script; it is then
-/// replaced by a reference to an environment variable, so the value never enters argv.
+/// Prefix of the stand-in a secret renders as inside a shell script; it becomes a reference
+/// to an environment variable, so the value never enters argv.
 const SECRET_MARK: &str = "__PLANRUN_SECRET_";
 
 impl Renderer {
     pub fn new(now: DateTime<Utc>, timezone: Tz, env: BTreeMap<String, String>) -> Self {
+        let shell_values: Arc<Mutex<Vec<String>>> = Arc::default();
         let build = |shell: bool| {
             let mut hb = Handlebars::new();
             hb.set_strict_mode(true);
             if shell {
-                hb.register_escape_fn(shell_quote);
+                let values = shell_values.clone();
+                hb.register_escape_fn(move |value: &str| {
+                    if value.starts_with(SECRET_MARK) && value.ends_with("__") {
+                        return value.to_owned();
+                    }
+                    let mut values = values.lock().unwrap_or_else(|e| e.into_inner());
+                    values.push(value.to_owned());
+                    format!(
+                        "{}V{}__",
+                        crate::shell_script::TOKEN_PREFIX,
+                        values.len() - 1
+                    )
+                });
             } else {
                 hb.register_escape_fn(handlebars::no_escape);
             }
             hb.register_helper("now", Box::new(NowHelper { now, timezone }));
             hb.register_helper("env", Box::new(EnvHelper { env: env.clone() }));
-            hb.register_helper("quote", Box::new(QuoteHelper));
+            hb.register_helper("quote", Box::new(QuoteHelper { shell }));
             hb
         };
         Renderer {
             plain: build(false),
             shell: build(true),
+            shell_values,
         }
     }
 
@@ -404,39 +422,68 @@ impl Renderer {
             .map_err(explain_render_error)
     }
 
-    /// Renders a shell script: `{{x}}` is shell-quoted, `{{{x}}}` is inserted raw, and each
-    /// secret becomes `"${PLANRUN_SECRET_NAME}"`, returned with its value for the child's env.
+    /// Renders a bash script: `{{x}}` becomes one literal word wherever it stands (see
+    /// `shell_script`), `{{{x}}}` is inserted raw, and each secret becomes a reference to
+    /// `PLANRUN_SECRET_NAME`. Returns the script and the variables the child needs.
     pub fn render_shell(
         &self,
         text: &str,
         context: &Value,
     ) -> Result<(String, Vec<(String, String)>), String> {
         let mut masked = context.clone();
-        let mut secret_env = Vec::new();
-        if let Some(Value::Object(secrets)) = masked.get_mut("secrets") {
-            for (name, value) in secrets.iter_mut() {
-                let var = secret_env_name(name);
-                secret_env.push((var, value.as_str().unwrap_or_default().to_owned()));
+        let mut secrets: Vec<(String, String)> = Vec::new();
+        if let Some(Value::Object(map)) = masked.get_mut("secrets") {
+            for (name, value) in map.iter_mut() {
+                secrets.push((
+                    secret_env_name(name),
+                    value.as_str().unwrap_or_default().to_owned(),
+                ));
                 *value = Value::String(format!("{SECRET_MARK}{}__", name_token(name)));
             }
         }
-        let mut script = self
+        self.shell_values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let rendered = self
             .shell
             .render_template(text, &masked)
             .map_err(explain_render_error)?;
-        let mut used = Vec::new();
-        for (name, value) in secret_env {
-            let token = format!(
-                "{SECRET_MARK}{}__",
-                name_token(name.trim_start_matches("PLANRUN_SECRET_"))
-            );
-            if script.contains(&token) {
-                script = script.replace(&token, &format!("\"${{{name}}}\""));
-                used.push((name, value));
+        let values =
+            std::mem::take(&mut *self.shell_values.lock().unwrap_or_else(|e| e.into_inner()));
+        let lookup = |token: &str| -> Option<crate::shell_script::Value<'_>> {
+            let name = token
+                .strip_prefix(crate::shell_script::TOKEN_PREFIX)?
+                .strip_suffix("__")?;
+            if let Some(secret) = name.strip_prefix("SECRET_") {
+                let var = format!("PLANRUN_SECRET_{secret}");
+                return secrets
+                    .iter()
+                    .any(|(v, _)| *v == var)
+                    .then(|| crate::shell_script::Value::Env(leak_name(&secrets, &var)));
+            }
+            let index: usize = name.strip_prefix('V')?.parse().ok()?;
+            values
+                .get(index)
+                .map(|v| crate::shell_script::Value::Text(v))
+        };
+        let (script, mut env) = crate::shell_script::substitute(&rendered, &lookup);
+        for (var, value) in &secrets {
+            if script.contains(&format!("${{{var}}}")) {
+                env.push((var.clone(), value.clone()));
             }
         }
-        Ok((script, used))
+        Ok((script, env))
     }
+}
+
+/// The variable name as stored in `secrets`, borrowed for the lookup's lifetime.
+fn leak_name<'a>(secrets: &'a [(String, String)], var: &str) -> &'a str {
+    secrets
+        .iter()
+        .find(|(v, _)| v == var)
+        .map(|(v, _)| v.as_str())
+        .unwrap_or_default()
 }
 
 /// The environment variable a secret reaches a shell step through.
@@ -481,6 +528,28 @@ pub fn shell_quote(value: &str) -> String {
         return value.to_owned();
     }
     format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Quoting for showing a command to a person: like `shell_quote`, but control characters
+/// (a newline in an argument) are written as `$'\n'` so the command stays on one line.
+pub fn display_quote(value: &str) -> String {
+    if !value.chars().any(char::is_control) {
+        return shell_quote(value);
+    }
+    let mut out = String::from("$'");
+    for c in value.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
 }
 
 struct NowHelper {
@@ -547,24 +616,33 @@ impl HelperDef for EnvHelper {
     }
 }
 
-struct QuoteHelper;
+/// `{{quote x}}`: POSIX-quotes a value. In a shell step every value is already placed as one
+/// word, so there it passes the value through to that mechanism instead of quoting twice.
+struct QuoteHelper {
+    shell: bool,
+}
 
 impl HelperDef for QuoteHelper {
-    // Written straight to the output so a shell step does not quote it a second time.
-    fn call<'reg: 'rc, 'rc>(
+    fn call_inner<'reg: 'rc, 'rc>(
         &self,
         h: &Helper<'rc>,
         _: &'reg Handlebars<'reg>,
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
-        out: &mut dyn Output,
-    ) -> HelperResult {
-        let value = h.param(0).map(|p| match p.value() {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-        out.write(&shell_quote(&value.unwrap_or_default()))?;
-        Ok(())
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = h
+            .param(0)
+            .map(|p| match p.value() {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default();
+        let text = if self.shell {
+            value
+        } else {
+            shell_quote(&value)
+        };
+        Ok(ScopedJson::Derived(Value::String(text)))
     }
 }
 
@@ -631,6 +709,13 @@ mod tests {
         assert_eq!(
             env,
             vec![("PLANRUN_SECRET_DB_PASSWORD".into(), "hunter2".into())]
+        );
+        let (double, _) = renderer
+            .render_shell("echo \"{{vars.evil}}\" '{{quote vars.evil}}'", &context)
+            .unwrap();
+        assert_eq!(
+            double,
+            r#"echo "x\"; touch /tmp/pwned; \"" '''x"; touch /tmp/pwned; "'''"#
         );
         let (raw, _) = renderer
             .render_shell("echo {{{vars.evil}}}", &context)
