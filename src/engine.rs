@@ -214,7 +214,21 @@ pub async fn execute(
     }
     deadline.abort();
 
-    let summary = match interrupted {
+    // A signal that came during cleanup did not stop it (cleanup has its own budget), but
+    // the run was still interrupted and must say so in its exit code.
+    let late_signal = if interrupted.is_none() {
+        cancel.reason()
+    } else {
+        None
+    };
+    if let Some(reason) = late_signal {
+        emitter
+            .emit(Event::Cancelling {
+                signal: signal_name(reason).to_owned(),
+            })
+            .await;
+    }
+    let summary = match interrupted.or(late_signal) {
         Some(CancelReason::Terminate) => Summary {
             status: RunStatus::Interrupted,
             exit_code: exit_code::TERMINATED,
@@ -252,6 +266,14 @@ fn interrupted_word(reason: CancelReason) -> &'static str {
         CancelReason::Interrupt => "interrupted (SIGINT)",
         CancelReason::Terminate => "terminated (SIGTERM)",
         CancelReason::CleanupDeadline => "out of time",
+    }
+}
+
+fn signal_name(reason: CancelReason) -> &'static str {
+    match reason {
+        CancelReason::Interrupt => "SIGINT",
+        CancelReason::Terminate => "SIGTERM",
+        CancelReason::CleanupDeadline => "deadline",
     }
 }
 
@@ -407,11 +429,7 @@ async fn run_graph(shared: &Arc<Shared>, options: &Options, cancel: &Cancel) -> 
                 }
             }
             reason = cancel.cancelled(), if stop_reason.is_none() => {
-                shared.emitter.emit(Event::Cancelling { signal: match reason {
-                    CancelReason::Interrupt => "SIGINT".to_owned(),
-                    CancelReason::Terminate => "SIGTERM".to_owned(),
-                    CancelReason::CleanupDeadline => "deadline".to_owned(),
-                }}).await;
+                shared.emitter.emit(Event::Cancelling { signal: signal_name(reason).to_owned() }).await;
                 stop_reason = Some(format!("not started: the run was {}", interrupted_word(reason)));
             }
         }

@@ -763,3 +763,29 @@ always:
     assert!(gone(&cleanup), "the always step survived");
     assert_eq!(env.record()["status"], "abandoned");
 }
+
+#[test]
+fn a_signal_during_rollback_lets_cleanup_finish_and_exits_143() {
+    let env = Env::new();
+    env.plan(
+        r#"
+version: 1
+name: late
+steps:
+  - id: a
+    shell: echo a >> TRAIL
+    rollback:
+      - shell: touch DIR/undoing.tmp && echo x > DIR/undoing.tmp && mv DIR/undoing.tmp DIR/undoing; sleep 0.5; echo undo-a >> TRAIL
+  - { id: bad, needs: [a], shell: exit 1 }
+always:
+  - shell: echo always >> TRAIL
+"#,
+    );
+    let child = env.spawn(&[]);
+    env.wait_for("undoing");
+    signal(child.id(), nix::sys::signal::Signal::SIGTERM);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert_eq!(env.trail(), "a\nundo-a\nalways\n");
+    assert_eq!(env.record()["status"], "interrupted");
+}
