@@ -245,14 +245,8 @@ pub async fn run(
     })?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     groups.insert(pgid);
-    let mut stdout = child
-        .stdout
-        .take()
-        .map(|pipe| LineReader::new(pipe, Stream::Stdout));
-    let mut stderr = child
-        .stderr
-        .take()
-        .map(|pipe| LineReader::new(pipe, Stream::Stderr));
+    let mut stdout = child.stdout.take().map(|pipe| LineReader::new(pipe));
+    let mut stderr = child.stderr.take().map(|pipe| LineReader::new(pipe));
 
     let deadline = limits.timeout.map(|timeout| Instant::now() + timeout);
     let mut ended = Ended::Exited;
@@ -357,7 +351,7 @@ struct LineReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
-    fn new(reader: R, _stream: Stream) -> Self {
+    fn new(reader: R) -> Self {
         LineReader {
             reader: BufReader::with_capacity(64 * 1024, reader),
             partial: Vec::new(),

@@ -43,7 +43,7 @@ pub struct StepContext<'a> {
     /// Fires when the step must stop (a signal, or cleanup running out of time). Kinds that
     /// do work in-process must check it; child processes are stopped by [`run_process`].
     pub cancel: &'a Cancel,
-    /// The step's timeout for this attempt (cleanup after a signal may shorten it).
+    /// The step's timeout for this attempt.
     pub timeout: Option<Duration>,
     /// Where the step's output lines go (to the log, the reporter and `--json`), redacted.
     pub output: &'a mut StepOutput,
