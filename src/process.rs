@@ -245,8 +245,8 @@ pub async fn run(
     })?;
     let pgid = child.id().map(|id| id as i32).unwrap_or_default();
     groups.insert(pgid);
-    let mut stdout = child.stdout.take().map(|pipe| LineReader::new(pipe));
-    let mut stderr = child.stderr.take().map(|pipe| LineReader::new(pipe));
+    let mut stdout = child.stdout.take().map(LineReader::new);
+    let mut stderr = child.stderr.take().map(LineReader::new);
 
     let deadline = limits.timeout.map(|timeout| Instant::now() + timeout);
     let mut ended = Ended::Exited;
