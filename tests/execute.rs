@@ -789,3 +789,70 @@ always:
     assert_eq!(env.trail(), "a\nundo-a\nalways\n");
     assert_eq!(env.record()["status"], "interrupted");
 }
+
+/// Replaces durations (`0.01s`) with `T` and the run id with `RUN`, so output compares exactly.
+fn normalize(text: &str, run_id: &str) -> String {
+    let text = text.replace(run_id, "RUN");
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let starts_word = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        let rest = &bytes[i + digits..];
+        if starts_word
+            && digits > 0
+            && rest.len() >= 4
+            && rest[0] == b'.'
+            && rest[1..3].iter().all(u8::is_ascii_digit)
+            && rest[3] == b's'
+        {
+            out.push('T');
+            i += digits + 4;
+        } else {
+            out.push(bytes[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn progress_on_stderr_reads_step_by_step_then_a_summary() {
+    let env = Env::new();
+    env.plan(
+        r#"
+version: 1
+name: tidy
+steps:
+  - { id: first, shell: echo one }
+  - { id: second, needs: [first], shell: echo two; exit 4, on_failure: warn }
+always:
+  - { id: ping, shell: "true" }
+"#,
+    );
+    let output = env.execute(&[]);
+    assert_eq!(output.status.code(), Some(3));
+    let record = env.record();
+    let run_id = record["run_id"].as_str().unwrap();
+    let log = env.state().join("logs").join(format!("{run_id}.log"));
+    let expected = format!(
+        "planrun: plan `tidy`, run RUN: 2 step(s)
+[first] started
+[first] succeeded in T
+[second] started
+[second] failed in T: exit code 4
+    second | two
+always: `always` steps run at the end of every run
+[ping] started
+[ping] succeeded in T
+summary:
+  first   succeeded    T
+  second  failed       T
+  ping    succeeded    T (always)
+planrun: run partial in T (exit code 3); log: {}
+",
+        log.display().to_string().replace(run_id, "RUN")
+    );
+    assert_eq!(normalize(&stderr(&output), run_id), expected);
+}

@@ -168,7 +168,7 @@ impl Reporter for Human {
                         other => format!(" ({})", other.as_str()),
                     };
                     summary.push_str(&format!(
-                        "\n  {step:width$}  {:<11}  {:>8}{phase}",
+                        "\n  {step:width$}  {:<11}  {}{phase}",
                         outcome.as_str(),
                         seconds(*ms)
                     ));
