@@ -122,7 +122,8 @@ pub async fn execute(
             run_id: plan.run_id.clone(),
             plan: plan.name.clone(),
             digest: plan.digest.clone(),
-            file: plan.file.clone(),
+            // Absolute, so a record read later from elsewhere still names the file.
+            file: std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone()),
             planrun_version: env!("CARGO_PKG_VERSION").to_owned(),
             host: hostname(),
             pid: std::process::id(),
