@@ -357,6 +357,8 @@ steps:
         "{message}"
     );
 
+    assert_eq!(env.records()[0]["status"], "running");
+
     signal(holder_pid, nix::sys::signal::Signal::SIGKILL);
     let mut holder = holder;
     holder.wait().unwrap();
