@@ -858,3 +858,45 @@ planrun: run partial in T (exit code 3); log: {}
     );
     assert_eq!(normalize(&stderr(&output), run_id), expected);
 }
+
+#[test]
+fn hostile_values_never_execute_in_shell_or_run_steps() {
+    let env = Env::new();
+    let pwned = env.path("pwned");
+    let evil = format!(
+        "x\"; touch {}; \"'$(touch {})'`touch {}`",
+        pwned.display(),
+        pwned.display(),
+        pwned.display()
+    );
+    env.plan(
+        r#"
+version: 1
+name: inject
+vars:
+  label: safe
+steps:
+  - id: plain
+    shell: printf '%s\n' {{vars.label}} >> TRAIL
+  - id: double
+    shell: printf '%s\n' "{{vars.label}}" >> TRAIL
+    needs: [plain]
+  - id: single
+    shell: printf '%s\n' '{{vars.label}}' >> TRAIL
+    needs: [double]
+  - id: heredoc
+    shell: |
+      cat >> TRAIL <<EOF
+      {{vars.label}}
+      EOF
+    needs: [single]
+  - id: argv
+    run: [bash, -c, "printf '%s\n' \"$1\" >> TRAIL", argv, "{{vars.label}}"]
+    needs: [heredoc]
+"#,
+    );
+    let output = env.execute(&["--var", &format!("label={evil}")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!pwned.exists(), "a templated value was executed as code");
+    assert_eq!(env.trail(), format!("{evil}\n").repeat(5));
+}
