@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::Utc;
 use planrun::backup_set::{ArtifactWriter, LocalStore, SetId, SetWriter};
 use planrun::plan::{DirectorySource, Source};
+use planrun::source::Stop;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,7 +37,7 @@ fn main() {
                 level: None,
             });
             let backup = writer
-                .back_up("media", &source, Path::new(store))
+                .back_up("media", &source, Path::new(store), &Stop::new())
                 .expect("backup");
             writer.finalize(Utc::now()).expect("finalize");
             let artifact = &backup.artifacts[0];

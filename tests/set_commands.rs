@@ -12,6 +12,7 @@ use assert_cmd::cargo::CommandCargoExt;
 use chrono::Utc;
 use planrun::backup_set::{LocalStore, SetId, SetWriter};
 use planrun::plan::{DirectorySource, GitSource, Source, SqliteSource};
+use planrun::source::Stop;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -73,7 +74,9 @@ impl Fixture {
         )
         .unwrap();
         for (name, source) in self.sources() {
-            writer.back_up(name, &source, self.dir.path()).unwrap();
+            writer
+                .back_up(name, &source, self.dir.path(), &Stop::new())
+                .unwrap();
         }
         writer
             .finalize(started + chrono::Duration::seconds(2))
@@ -121,7 +124,7 @@ fn snapshots_verify_and_restore_through_the_cli() {
         started,
     )
     .unwrap();
-    dead.back_up("db", &fx.sources()[0].1, fx.dir.path())
+    dead.back_up("db", &fx.sources()[0].1, fx.dir.path(), &Stop::new())
         .unwrap();
     let dead = dead.id().clone();
     let ids = [(&old, "OLD"), (&new, "NEW"), (&dead, "DEAD")];
@@ -291,7 +294,9 @@ fn child_backup_for_kill_test() {
     )
     .unwrap();
     let source = Source::Git(GitSource { repo: "/".into() });
-    writer.back_up("code", &source, Path::new("/tmp")).unwrap();
+    writer
+        .back_up("code", &source, Path::new("/tmp"), &Stop::new())
+        .unwrap();
     writer.finalize(Utc::now()).unwrap();
 }
 

@@ -9,7 +9,7 @@ use planrun::backup_set::{
 };
 use planrun::exec_plan::ExecPlan;
 use planrun::plan::{DirectorySource, LocalStorage, Source, Storage};
-use planrun::source::RestoreTarget;
+use planrun::source::{RestoreTarget, Stop};
 
 fn plan(root: &std::path::Path) -> ExecPlan {
     ExecPlan {
@@ -56,7 +56,10 @@ async fn backup_finalize_verify_restore_and_abandon() {
         plan.run_id,
         "the set is named after the run"
     );
-    let backup = set.back_up_source(&plan, "media").await.unwrap();
+    let backup = set
+        .back_up_source(&plan, "media", Stop::new())
+        .await
+        .unwrap();
     assert!(backup.warnings.is_empty());
     let manifest = set.finalize(Utc::now()).unwrap();
     assert_eq!(manifest.plan.digest, "d1g3st");
@@ -133,4 +136,69 @@ async fn backup_finalize_verify_restore_and_abandon() {
         }
         other => panic!("expected damage, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_timed_out_backup_stops_its_tools_and_leaves_no_artifact() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(work.path().join("scratch")).unwrap();
+    // A psql that answers the snapshot session, and a pg_dump that writes 2 MB and hangs.
+    let psql = "#!/bin/sh\nwhile read -r line; do case \"$line\" in\n*pg_export_snapshot*) echo snap;;\n*server_version*) echo 15.0;;\n*\"SELECT '{}'\"*) echo '{}';;\n*q*) exit 0;;\nesac; done\n";
+    let pidfile = work.path().join("pg_dump.pid");
+    let pg_dump = format!(
+        "#!/bin/sh\ncase \"$1\" in --version) echo 'pg_dump (PostgreSQL) 15.0'; exit 0;; esac\necho $$ > {}\nhead -c 2000000 /dev/urandom\nexec sleep 60\n",
+        pidfile.display()
+    );
+    for (name, text) in [("psql", psql.to_owned()), ("pg_dump", pg_dump)] {
+        std::fs::write(bin.join(name), text).unwrap();
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut plan = plan(work.path());
+    plan.sources = vec![(
+        "db".into(),
+        Source::Postgres(planrun::plan::PostgresSource {
+            database: "crm".into(),
+            host: None,
+            port: None,
+            user: None,
+            password: None,
+            format: None,
+            jobs: None,
+            count_rows: vec![],
+            bin_dir: Some(bin.display().to_string()),
+        }),
+    )];
+    let set = Arc::new(SetWriter::for_plan(&plan, Utc::now()).unwrap());
+    let started = std::time::Instant::now();
+    let timed_out = tokio::time::timeout(
+        std::time::Duration::from_millis(800),
+        set.back_up_source(&plan, "db", Stop::new()),
+    )
+    .await;
+    assert!(timed_out.is_err(), "the fake pg_dump never finishes");
+    let pid: i32 = loop {
+        if let Ok(text) = std::fs::read_to_string(&pidfile) {
+            break text.trim().parse().unwrap();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    // The watchdog kills the group within ~50 ms and the blocking thread reaps it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg_dump (pid {pid}) still runs after the timeout"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let left: Vec<_> = std::fs::read_dir(set.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

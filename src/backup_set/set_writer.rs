@@ -10,7 +10,7 @@ use super::{
 };
 use crate::exec_plan::ExecPlan;
 use crate::plan::{Source, Storage};
-use crate::source::{SourceBackup, SourceError};
+use crate::source::{SourceBackup, SourceError, Stop};
 
 /// The set a run writes its backups into.
 ///
@@ -108,8 +108,9 @@ impl SetWriter {
         name: &str,
         source: &Source,
         scratch: &Path,
+        stop: &Stop,
     ) -> Result<SourceBackup, SourceError> {
-        let backup = crate::source::back_up(name, source, &self.dir.path, scratch)?;
+        let backup = crate::source::back_up(name, source, &self.dir.path, scratch, stop)?;
         let mut recorded = self
             .recorded
             .lock()
@@ -125,11 +126,14 @@ impl SetWriter {
     }
 
     /// The async form for the executor: looks the source up in the plan and runs the backup
-    /// on the blocking pool.
+    /// on the blocking pool. Calling `stop.stop()` (on a signal) or dropping the future (a
+    /// timeout) stops the backup: its tools' process groups are killed and it returns
+    /// [`SourceError::Stopped`], leaving no artifact.
     pub async fn back_up_source(
         self: &Arc<Self>,
         plan: &ExecPlan,
         name: &str,
+        stop: Stop,
     ) -> Result<SourceBackup, SourceError> {
         let source = plan
             .sources
@@ -141,15 +145,20 @@ impl SetWriter {
             })?;
         let (writer, name, scratch): (Arc<SetWriter>, String, PathBuf) =
             (self.clone(), name.to_owned(), plan.scratch.clone());
-        tokio::task::spawn_blocking(move || writer.back_up(&name, &source, &scratch))
-            .await
-            .unwrap_or_else(|join| {
-                Err(SourceError::Io {
-                    action: "run backup of",
-                    path: PathBuf::from(join.to_string()),
-                    source: std::io::Error::other("task failed"),
-                })
-            })
+        let mut guard = StopOnDrop(Some(stop.clone()));
+        let result =
+            tokio::task::spawn_blocking(move || writer.back_up(&name, &source, &scratch, &stop))
+                .await
+                .unwrap_or_else(|join| {
+                    Err(SourceError::Io {
+                        action: "run backup of",
+                        path: PathBuf::from(join.to_string()),
+                        source: std::io::Error::other("task failed"),
+                    })
+                });
+        // Finished on its own: nothing to stop.
+        guard.0 = None;
+        result
     }
 
     /// Writes the manifest: from now on the set is a backup. Call once every backup step
@@ -184,5 +193,17 @@ impl SetWriter {
     /// Removes the set folder (a failed run's rollback).
     pub fn abandon(&self) -> Result<(), StoreError> {
         self.store.delete_set(&self.plan, &self.dir.id)
+    }
+}
+
+/// Stops a backup whose future was dropped (the executor's timeout), since the blocking
+/// thread doing the work would otherwise run on.
+struct StopOnDrop(Option<Stop>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.0 {
+            stop.stop();
+        }
     }
 }

@@ -4,7 +4,8 @@ use std::io::{BufReader, Write};
 use std::path::Path;
 
 use super::{
-    SourceBackup, SourceError, TreeFacts, open_verified, safe_extract, tree_archive, zstd_encoder,
+    SourceBackup, SourceError, Stop, TreeFacts, open_verified, safe_extract, tree_archive,
+    zstd_encoder,
 };
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::DirectorySource;
@@ -13,6 +14,7 @@ pub fn back_up(
     name: &str,
     source: &DirectorySource,
     set_dir: &Path,
+    stop: &Stop,
 ) -> Result<SourceBackup, SourceError> {
     let root = Path::new(&source.path);
     let exclude = tree_archive::exclude_set(&source.exclude)?;
@@ -26,6 +28,7 @@ pub fn back_up(
         root,
         &exclude,
         source.on_unreadable.unwrap_or_default(),
+        stop,
     )?;
     let encoder = builder
         .into_inner()

@@ -49,6 +49,8 @@ pub enum SourceError {
     TargetInUse { target: String, why: String },
     #[error("{} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
+    #[error("stopped before it finished")]
+    Stopped,
     #[error("the plan has no source `{name}`")]
     UnknownSource { name: String },
     #[error("set `{set}` has no artifact for source `{source_name}`")]

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{SourceBackup, SourceError, directory, safe_extract, tree_archive, zstd_encoder};
+use super::{SourceBackup, SourceError, Stop, directory, safe_extract, tree_archive, zstd_encoder};
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 /// Archive names: the file names when they are distinct (`.env`, `settings.py`), else the
@@ -30,7 +30,12 @@ fn archive_names(paths: &[PathBuf]) -> Vec<PathBuf> {
     }
 }
 
-pub fn back_up(name: &str, files: &[String], set_dir: &Path) -> Result<SourceBackup, SourceError> {
+pub fn back_up(
+    name: &str,
+    files: &[String],
+    set_dir: &Path,
+    stop: &Stop,
+) -> Result<SourceBackup, SourceError> {
     let paths: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
     // Every file is checked before the artifact is started, so a missing one names itself.
     let mut opened = Vec::new();
@@ -64,7 +69,7 @@ pub fn back_up(name: &str, files: &[String], set_dir: &Path) -> Result<SourceBac
             "size": meta.len(),
         }));
         bytes += meta.len();
-        tree_archive::append_file(&mut builder, &rel, path, file, &meta)?;
+        tree_archive::append_file(&mut builder, &rel, path, file, &meta, stop)?;
     }
     let encoder = builder
         .into_inner()

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{SourceBackup, SourceError, child};
+use super::{SourceBackup, SourceError, Stop, child};
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::GitSource;
 
@@ -25,6 +25,7 @@ pub fn back_up(
     name: &str,
     source: &GitSource,
     set_dir: &Path,
+    stop: &Stop,
 ) -> Result<SourceBackup, SourceError> {
     let repo = Path::new(&source.repo);
     if !repo.exists() {
@@ -39,6 +40,7 @@ pub fn back_up(
             c
         },
         HINT,
+        stop,
     )?
     .trim()
     .to_owned();
@@ -49,6 +51,7 @@ pub fn back_up(
             c
         },
         HINT,
+        stop,
     )
     .map(|b| b.trim().to_owned())
     .unwrap_or_default();
@@ -56,7 +59,7 @@ pub fn back_up(
     let mut writer = ArtifactWriter::create(set_dir, &artifact)?;
     let mut command = git(repo);
     command.args(["bundle", "create", "--quiet", "-", "--all"]);
-    child::stream_stdout(command, &mut writer, HINT)?;
+    child::stream_stdout(command, &mut writer, HINT, stop)?;
     let digest = writer.finish()?;
     let mut facts = Facts::new();
     facts.insert("head".into(), head.into());
@@ -104,8 +107,8 @@ pub fn restore(
         clone.arg("--branch").arg(branch);
     }
     clone.arg("--").arg(artifact).arg(target);
-    child::capture(clone, HINT)?;
+    child::capture(clone, HINT, &Stop::new())?;
     let mut head = git(target);
     head.args(["rev-parse", "--verify", "HEAD"]);
-    Ok(child::capture(head, HINT)?.trim().to_owned())
+    Ok(child::capture(head, HINT, &Stop::new())?.trim().to_owned())
 }

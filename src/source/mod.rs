@@ -11,12 +11,14 @@ pub mod git;
 pub mod postgres;
 mod safe_extract;
 pub mod sqlite;
+mod stop;
 mod tree_archive;
 
 use std::path::{Path, PathBuf};
 
 pub use error::SourceError;
 pub use safe_extract::{extract, scan};
+pub use stop::Stop;
 pub use tree_archive::TreeFacts;
 
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
@@ -37,13 +39,14 @@ pub fn back_up(
     source: &Source,
     set_dir: &Path,
     scratch: &Path,
+    stop: &Stop,
 ) -> Result<SourceBackup, SourceError> {
     match source {
-        Source::Postgres(pg) => postgres::back_up(name, pg, set_dir, scratch),
-        Source::Sqlite(db) => sqlite::back_up(name, db, set_dir, scratch),
-        Source::Directory(dir) => directory::back_up(name, dir, set_dir),
-        Source::Files(files) => files::back_up(name, files, set_dir),
-        Source::Git(git) => git::back_up(name, git, set_dir),
+        Source::Postgres(pg) => postgres::back_up(name, pg, set_dir, scratch, stop),
+        Source::Sqlite(db) => sqlite::back_up(name, db, set_dir, scratch, stop),
+        Source::Directory(dir) => directory::back_up(name, dir, set_dir, stop),
+        Source::Files(files) => files::back_up(name, files, set_dir, stop),
+        Source::Git(git) => git::back_up(name, git, set_dir, stop),
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use super::{
-    SourceBackup, SourceError, child, directory, safe_extract, tree_archive, zstd_encoder,
+    SourceBackup, SourceError, Stop, child, directory, safe_extract, tree_archive, zstd_encoder,
 };
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::{OnUnreadable, PgFormat, PostgresSource};
@@ -206,11 +206,12 @@ pub fn back_up(
     source: &PostgresSource,
     set_dir: &Path,
     scratch: &Path,
+    stop: &Stop,
 ) -> Result<SourceBackup, SourceError> {
     let passfile = Passfile::new(source, scratch)?;
     let mut version = tool(source, &passfile, "pg_dump");
     version.arg("--version");
-    let pg_dump_version = child::capture(version, HINT)?.trim().to_owned();
+    let pg_dump_version = child::capture(version, HINT, stop)?.trim().to_owned();
 
     let mut session = Session::open(source, &passfile, &source.database)?;
     // Statements that print nothing would leave `query` waiting for a line, so BEGIN travels
@@ -250,7 +251,7 @@ pub fn back_up(
             let artifact = format!("{name}.{suffix}");
             let writer = ArtifactWriter::create(set_dir, &artifact)?;
             let mut encoder = zstd_encoder(writer, 3, &artifact)?;
-            child::stream_stdout(dump, &mut encoder, HINT)?;
+            child::stream_stdout(dump, &mut encoder, HINT, stop)?;
             let mut writer = encoder
                 .finish()
                 .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
@@ -271,7 +272,7 @@ pub fn back_up(
                 .arg("--file")
                 .arg(&out)
                 .arg(dbname(&source.database));
-            child::capture(dump, HINT)?;
+            child::capture(dump, HINT, stop)?;
             let artifact = format!("{name}.pgdir.tar.zst");
             let writer = ArtifactWriter::create(set_dir, &artifact)?;
             let mut builder = tar::Builder::new(zstd_encoder(writer, 3, &artifact)?);
@@ -280,6 +281,7 @@ pub fn back_up(
                 &out,
                 &globset::GlobSet::empty(),
                 OnUnreadable::Fail,
+                stop,
             )?;
             if facts.files == 0 {
                 return Err(SourceError::Empty {
@@ -332,7 +334,9 @@ fn psql_value(
     command
         .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .arg(dbname(database));
-    Ok(child::capture(command, HINT)?.trim().to_owned())
+    Ok(child::capture(command, HINT, &Stop::new())?
+        .trim()
+        .to_owned())
 }
 
 /// Row counts of `tables` in `database`, as a JSON object.
@@ -465,7 +469,7 @@ fn load_dump(
                 .args(["--exit-on-error", "--single-transaction", "--no-password"])
                 .arg(dbname(database));
             let mut input = directory::decoder(artifact)?;
-            child::feed_stdin(command, &mut input, HINT)
+            child::feed_stdin(command, &mut input, HINT, &Stop::new())
         }
         ArtifactKind::PgDumpPlainZstd => {
             let mut command = tool(source, passfile, "psql");
@@ -480,7 +484,7 @@ fn load_dump(
                 ])
                 .arg(dbname(database));
             let mut input = directory::decoder(artifact)?;
-            child::feed_stdin(command, &mut input, HINT)
+            child::feed_stdin(command, &mut input, HINT, &Stop::new())
         }
         ArtifactKind::PgDumpDirectoryTarZstd => {
             safe_extract::scan(directory::decoder(artifact)?)?;
@@ -495,7 +499,7 @@ fn load_dump(
                 .arg(format!("--jobs={}", source.jobs.unwrap_or(2)))
                 .arg(dbname(database))
                 .arg(work.path());
-            child::capture(command, HINT).map(drop)
+            child::capture(command, HINT, &Stop::new()).map(drop)
         }
         other => Err(SourceError::WrongKind {
             what: format!("a {other:?} artifact"),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{SourceBackup, SourceError, open_verified, zstd_encoder};
+use super::{SourceBackup, SourceError, Stop, open_verified, zstd_encoder};
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::SqliteSource;
 
@@ -78,6 +78,7 @@ pub fn back_up(
     source: &SqliteSource,
     set_dir: &Path,
     scratch: &Path,
+    stop: &Stop,
 ) -> Result<SourceBackup, SourceError> {
     let path = PathBuf::from(&source.path);
     if !path.is_file() {
@@ -102,6 +103,7 @@ pub fn back_up(
         loop {
             match backup.step(-1).map_err(sqlite_error(&path))? {
                 rusqlite::backup::StepResult::Done => break,
+                _ if stop.is_stopped() => return Err(SourceError::Stopped),
                 _ if std::time::Instant::now() > deadline => {
                     return Err(SourceError::Sqlite {
                         path: path.clone(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use tar::{EntryType, Header, HeaderMode};
 
-use super::SourceError;
+use super::{SourceError, Stop};
 use crate::plan::OnUnreadable;
 
 /// What went into an archive.
@@ -47,6 +47,7 @@ pub fn append_tree<W: Write>(
     root: &Path,
     exclude: &GlobSet,
     on_unreadable: OnUnreadable,
+    stop: &Stop,
 ) -> Result<TreeFacts, SourceError> {
     let meta = std::fs::metadata(root).map_err(|source| {
         if source.kind() == io::ErrorKind::NotFound {
@@ -74,6 +75,7 @@ pub fn append_tree<W: Write>(
         exclude,
         on_unreadable,
         &mut facts,
+        stop,
     )?;
     Ok(facts)
 }
@@ -85,6 +87,7 @@ fn walk<W: Write>(
     exclude: &GlobSet,
     on_unreadable: OnUnreadable,
     facts: &mut TreeFacts,
+    stop: &Stop,
 ) -> Result<(), SourceError> {
     let dir = root.join(relative);
     let listing = match std::fs::read_dir(&dir) {
@@ -101,6 +104,9 @@ fn walk<W: Write>(
     // Sorted so that two backups of the same tree give the same archive.
     names.sort();
     for name in names {
+        if stop.is_stopped() {
+            return Err(SourceError::Stopped);
+        }
         let rel = relative.join(&name);
         if exclude.is_match(&rel) {
             continue;
@@ -128,7 +134,7 @@ fn walk<W: Write>(
         } else if kind.is_dir() {
             append_dir_header(builder, &rel, &meta)?;
             facts.directories += 1;
-            walk(builder, root, &rel, exclude, on_unreadable, facts)?;
+            walk(builder, root, &rel, exclude, on_unreadable, facts, stop)?;
         } else if kind.is_file() {
             let file = match File::open(&path) {
                 Ok(file) => file,
@@ -138,7 +144,7 @@ fn walk<W: Write>(
                     continue;
                 }
             };
-            append_file(builder, &rel, &path, file, &meta)?;
+            append_file(builder, &rel, &path, file, &meta, stop)?;
             facts.files += 1;
             facts.bytes += meta.len();
         } else {
@@ -199,15 +205,20 @@ pub fn append_file<W: Write>(
     path: &Path,
     file: File,
     meta: &Metadata,
+    stop: &Stop,
 ) -> Result<(), SourceError> {
     let mut header = header_for(meta);
     let size = meta.len();
     let data = ReadError {
         inner: file.take(size).chain(io::repeat(0)).take(size),
         error: None,
+        stop,
     };
     let mut data = data;
     let result = builder.append_data(&mut header, rel, &mut data);
+    if stop.is_stopped() {
+        return Err(SourceError::Stopped);
+    }
     if let Some(source) = data.error.take() {
         return Err(SourceError::Unreadable {
             path: path.to_owned(),
@@ -217,14 +228,19 @@ pub fn append_file<W: Write>(
     result.map_err(SourceError::io("archive", path))
 }
 
-/// Remembers a read error so it is reported as the source file's fault, not the archive's.
-struct ReadError<R> {
+/// Remembers a read error so it is reported as the source file's fault, not the archive's,
+/// and gives up mid-file when the backup is stopped (files can be many gigabytes).
+struct ReadError<'a, R> {
     inner: R,
     error: Option<io::Error>,
+    stop: &'a Stop,
 }
 
-impl<R: Read> Read for ReadError<R> {
+impl<R: Read> Read for ReadError<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.is_stopped() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+        }
         self.inner.read(buf).inspect_err(|error| {
             self.error = Some(io::Error::new(error.kind(), error.to_string()));
         })

@@ -12,7 +12,7 @@ use std::path::Path;
 use chrono::Utc;
 use planrun::backup_set::{LocalStore, Manifest, SetId, SetWriter};
 use planrun::plan::Source;
-use planrun::source::{SourceBackup, SourceError};
+use planrun::source::{SourceBackup, SourceError, Stop};
 
 /// Backs up one source into a fresh set of `storage` and finalizes it when the backup worked.
 pub fn back_up(
@@ -33,7 +33,7 @@ pub fn back_up(
     )
     .expect("begin set");
     let result = writer
-        .back_up(name, source, scratch)
+        .back_up(name, source, scratch, &Stop::new())
         .and_then(|backup| Ok((backup, writer.finalize(Utc::now())?)));
     (writer, result)
 }
