@@ -52,10 +52,12 @@ fn main() {
             let data = std::fs::read(input).expect("read input");
             let name = format!("copy-{}", std::process::id());
             let start = Instant::now();
-            let mut writer = ArtifactWriter::create(Path::new(dir), &name).expect("create");
-            if *mode == "nohash" {
-                writer = writer.without_hashing();
+            let mut writer = if *mode == "nohash" {
+                ArtifactWriter::create_unhashed(Path::new(dir), &name)
+            } else {
+                ArtifactWriter::create(Path::new(dir), &name)
             }
+            .expect("create");
             for chunk in data.chunks(1 << 20) {
                 writer.write_all(chunk).expect("write");
             }

@@ -1,9 +1,12 @@
 //! The artifact writer: hashes while writing, under a temporary name, then fsync and rename.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
@@ -25,17 +28,29 @@ pub struct ArtifactDigest {
 /// complete file. Dropping an unfinished writer removes the temporary file (a full disk or a
 /// failed producer leaves nothing behind); only a kill -9 can leave one, inside a set that
 /// then has no manifest and therefore counts as incomplete.
+///
+/// Hashing and the write syscalls run on a helper thread fed 1 MiB chunks through a small
+/// bounded queue: the producer (tar, zstd, pg_dump's pipe) never waits for sha256, which keeps
+/// hashing off the critical path, and memory stays at a few chunks whatever the size.
 pub struct ArtifactWriter {
-    file: Option<BufWriter<File>>,
-    hasher: Sha256,
+    buffer: Vec<u8>,
+    worker: Option<Worker>,
     size: u64,
     temp_path: PathBuf,
     final_path: PathBuf,
-    hash: bool,
 }
 
-/// Large writes amortize syscalls; 1 MiB keeps memory flat whatever the artifact size.
-const BUFFER: usize = 1 << 20;
+struct Worker {
+    chunks: SyncSender<Vec<u8>>,
+    spare: Receiver<Vec<u8>>,
+    error: Arc<Mutex<Option<io::Error>>>,
+    handle: JoinHandle<(File, Sha256)>,
+}
+
+/// Chunk size: large writes amortize syscalls and the queue hand-over.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight: enough to ride out a slow fsync or a busy core, small enough for memory.
+const QUEUE: usize = 3;
 
 /// Artifact names become file (or object) names: no separators, no hidden or temporary names.
 pub fn check_artifact_name(name: &str) -> Result<(), StoreError> {
@@ -53,32 +68,65 @@ pub fn check_artifact_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
+fn copy_error(error: &io::Error) -> io::Error {
+    io::Error::new(error.kind(), error.to_string())
+}
+
 impl ArtifactWriter {
     /// Starts `dir/name`. The folder must exist (the set folder).
     pub fn create(dir: &Path, name: &str) -> Result<ArtifactWriter, StoreError> {
+        ArtifactWriter::start(dir, name, true)
+    }
+
+    /// The same without hashing. Only the hashing-overhead benchmark uses this.
+    #[doc(hidden)]
+    pub fn create_unhashed(dir: &Path, name: &str) -> Result<ArtifactWriter, StoreError> {
+        ArtifactWriter::start(dir, name, false)
+    }
+
+    fn start(dir: &Path, name: &str, hash: bool) -> Result<ArtifactWriter, StoreError> {
         check_artifact_name(name)?;
         let temp_path = dir.join(format!(".{name}.partial"));
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&temp_path)
             .map_err(StoreError::io("create", &temp_path))?;
+        let (chunks, queue) = sync_channel::<Vec<u8>>(QUEUE);
+        let (give_back, spare) = sync_channel::<Vec<u8>>(QUEUE + 2);
+        let error = Arc::new(Mutex::new(None));
+        let worker_error = error.clone();
+        let handle = std::thread::spawn(move || {
+            let mut hasher = Sha256::new();
+            let mut failed = false;
+            for mut chunk in queue {
+                if !failed {
+                    if hash {
+                        hasher.update(&chunk);
+                    }
+                    if let Err(error) = file.write_all(&chunk) {
+                        failed = true;
+                        *worker_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+                    }
+                }
+                chunk.clear();
+                let _ = give_back.try_send(chunk);
+            }
+            (file, hasher)
+        });
         Ok(ArtifactWriter {
-            file: Some(BufWriter::with_capacity(BUFFER, file)),
-            hasher: Sha256::new(),
+            buffer: Vec::with_capacity(CHUNK),
+            worker: Some(Worker {
+                chunks,
+                spare,
+                error,
+                handle,
+            }),
             size: 0,
             temp_path,
             final_path: dir.join(name),
-            hash: true,
         })
-    }
-
-    /// Turns hashing off. Only the hashing-overhead benchmark uses this.
-    #[doc(hidden)]
-    pub fn without_hashing(mut self) -> ArtifactWriter {
-        self.hash = false;
-        self
     }
 
     /// Bytes written so far.
@@ -86,57 +134,106 @@ impl ArtifactWriter {
         self.size
     }
 
+    /// Hands the current chunk to the worker; fails with the worker's write error, if any.
+    fn send(&mut self) -> io::Result<()> {
+        let worker = self
+            .worker
+            .as_ref()
+            .ok_or_else(|| io::Error::other("artifact already finished"))?;
+        if let Some(error) = worker
+            .error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            return Err(copy_error(error));
+        }
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let next = worker
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.buffer, next);
+        worker
+            .chunks
+            .send(full)
+            .map_err(|_| io::Error::other("the artifact writer thread stopped"))
+    }
+
+    /// Waits for the worker and returns the file and hasher, or the first write error.
+    fn join(&mut self) -> io::Result<(File, Sha256)> {
+        let worker = self
+            .worker
+            .take()
+            .ok_or_else(|| io::Error::other("artifact already finished"))?;
+        let Worker {
+            chunks,
+            error,
+            handle,
+            ..
+        } = worker;
+        drop(chunks);
+        let joined = handle
+            .join()
+            .map_err(|_| io::Error::other("the artifact writer thread panicked"))?;
+        if let Some(error) = error.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            return Err(error);
+        }
+        Ok(joined)
+    }
+
     /// Makes the artifact durable under its final name and returns its digest.
     pub fn finish(mut self) -> Result<ArtifactDigest, StoreError> {
-        let writer = self.file.take().expect("finish is called once");
-        let file = writer.into_inner().map_err(|error| StoreError::Io {
-            action: "write",
-            path: self.temp_path.clone(),
-            source: error.into_error(),
-        })?;
-        file.sync_all()
-            .map_err(StoreError::io("fsync", &self.temp_path))?;
-        drop(file);
-        std::fs::rename(&self.temp_path, &self.final_path)
-            .map_err(StoreError::io("rename", &self.temp_path))?;
+        let temp = self.temp_path.clone();
+        let durable = (|| {
+            self.send().map_err(StoreError::io("write", &temp))?;
+            let (file, hasher) = self.join().map_err(StoreError::io("write", &temp))?;
+            file.sync_all().map_err(StoreError::io("fsync", &temp))?;
+            drop(file);
+            std::fs::rename(&temp, &self.final_path).map_err(StoreError::io("rename", &temp))?;
+            Ok(hasher)
+        })();
+        let hasher = match durable {
+            Ok(hasher) => hasher,
+            Err(error) => {
+                // Nothing half-written keeps a name; the worker is already joined or gone.
+                let _ = self.join();
+                let _ = std::fs::remove_file(&temp);
+                return Err(error);
+            }
+        };
         let dir = self.final_path.parent().unwrap_or(Path::new("."));
         sync_dir(dir)?;
-        let digest = std::mem::take(&mut self.hasher).finalize();
         Ok(ArtifactDigest {
             size: self.size,
-            sha256: hex(&digest),
+            sha256: hex(&hasher.finalize()),
         })
     }
 }
 
 impl Write for ArtifactWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| io::Error::other("artifact already finished"))?;
-        let n = file.write(buf)?;
-        if self.hash {
-            self.hasher.update(&buf[..n]);
+        if self.buffer.len() >= CHUNK {
+            self.send()?;
         }
+        let n = buf.len().min(CHUNK - self.buffer.len());
+        self.buffer.extend_from_slice(&buf[..n]);
         self.size += n as u64;
         Ok(n)
     }
 
+    /// Hands buffered bytes to the writer thread; durability comes only from `finish`.
     fn flush(&mut self) -> io::Result<()> {
-        match self.file.as_mut() {
-            Some(file) => file.flush(),
-            None => Ok(()),
-        }
+        self.send()
     }
 }
 
 impl Drop for ArtifactWriter {
     fn drop(&mut self) {
-        if let Some(writer) = self.file.take() {
-            // The buffered tail would only fail again on a full disk; the file goes anyway.
-            let (file, _) = writer.into_parts();
-            drop(file);
+        if self.worker.is_some() {
+            let _ = self.join();
             let _ = std::fs::remove_file(&self.temp_path);
         }
     }
