@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -29,9 +29,10 @@ pub struct ArtifactDigest {
 /// failed producer leaves nothing behind); only a kill -9 can leave one, inside a set that
 /// then has no manifest and therefore counts as incomplete.
 ///
-/// Hashing and the write syscalls run on a helper thread fed 1 MiB chunks through a small
-/// bounded queue: the producer (tar, zstd, pg_dump's pipe) never waits for sha256, which keeps
-/// hashing off the critical path, and memory stays at a few chunks whatever the size.
+/// The bytes go in 1 MiB chunks through small bounded queues to two helper threads, one
+/// hashing and one writing, in parallel: the producer (tar, zstd, pg_dump's pipe) never waits
+/// for sha256 and the hash never waits for the disk, so hashing stays off the critical path,
+/// and memory stays at a few chunks whatever the size.
 pub struct ArtifactWriter {
     buffer: Vec<u8>,
     worker: Option<Worker>,
@@ -41,10 +42,11 @@ pub struct ArtifactWriter {
 }
 
 struct Worker {
-    chunks: SyncSender<Vec<u8>>,
-    spare: Receiver<Vec<u8>>,
+    to_writer: SyncSender<Arc<Vec<u8>>>,
+    to_hasher: Option<SyncSender<Arc<Vec<u8>>>>,
     error: Arc<Mutex<Option<io::Error>>>,
-    handle: JoinHandle<(File, Sha256)>,
+    writer: JoinHandle<File>,
+    hasher: Option<JoinHandle<Sha256>>,
 }
 
 /// Chunk size: large writes amortize syscalls and the queue hand-over.
@@ -93,35 +95,42 @@ impl ArtifactWriter {
             .mode(0o600)
             .open(&temp_path)
             .map_err(StoreError::io("create", &temp_path))?;
-        let (chunks, queue) = sync_channel::<Vec<u8>>(QUEUE);
-        let (give_back, spare) = sync_channel::<Vec<u8>>(QUEUE + 2);
+        let (to_writer, written) = sync_channel::<Arc<Vec<u8>>>(QUEUE);
         let error = Arc::new(Mutex::new(None));
         let worker_error = error.clone();
-        let handle = std::thread::spawn(move || {
-            let mut hasher = Sha256::new();
+        let writer = std::thread::spawn(move || {
             let mut failed = false;
-            for mut chunk in queue {
-                if !failed {
-                    if hash {
-                        hasher.update(&chunk);
-                    }
-                    if let Err(error) = file.write_all(&chunk) {
-                        failed = true;
-                        *worker_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
-                    }
+            for chunk in written {
+                // After a failure the queue is still drained so the producer never blocks;
+                // the error reaches it on its next write.
+                if !failed && let Err(error) = file.write_all(&chunk) {
+                    failed = true;
+                    *worker_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
                 }
-                chunk.clear();
-                let _ = give_back.try_send(chunk);
             }
-            (file, hasher)
+            file
         });
+        let (to_hasher, hasher) = if hash {
+            let (to_hasher, hashed) = sync_channel::<Arc<Vec<u8>>>(QUEUE);
+            let hasher = std::thread::spawn(move || {
+                let mut hasher = Sha256::new();
+                for chunk in hashed {
+                    hasher.update(chunk.as_slice());
+                }
+                hasher
+            });
+            (Some(to_hasher), Some(hasher))
+        } else {
+            (None, None)
+        };
         Ok(ArtifactWriter {
             buffer: Vec::with_capacity(CHUNK),
             worker: Some(Worker {
-                chunks,
-                spare,
+                to_writer,
+                to_hasher,
                 error,
-                handle,
+                writer,
+                hasher,
             }),
             size: 0,
             temp_path,
@@ -151,15 +160,15 @@ impl ArtifactWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let next = worker
-            .spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let full = std::mem::replace(&mut self.buffer, next);
-        worker
-            .chunks
-            .send(full)
-            .map_err(|_| io::Error::other("the artifact writer thread stopped"))
+        let chunk = Arc::new(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
+        let stopped = || io::Error::other("the artifact writer thread stopped");
+        if let Some(to_hasher) = &worker.to_hasher {
+            to_hasher.send(chunk.clone()).map_err(|_| stopped())?;
+        }
+        worker.to_writer.send(chunk).map_err(|_| stopped())
     }
 
     /// Waits for the worker and returns the file and hasher, or the first write error.
@@ -169,19 +178,24 @@ impl ArtifactWriter {
             .take()
             .ok_or_else(|| io::Error::other("artifact already finished"))?;
         let Worker {
-            chunks,
+            to_writer,
+            to_hasher,
             error,
-            handle,
-            ..
+            writer,
+            hasher,
         } = worker;
-        drop(chunks);
-        let joined = handle
-            .join()
-            .map_err(|_| io::Error::other("the artifact writer thread panicked"))?;
+        drop(to_writer);
+        drop(to_hasher);
+        let panicked = |_| io::Error::other("an artifact writer thread panicked");
+        let file = writer.join().map_err(panicked)?;
+        let hasher = match hasher {
+            Some(hasher) => hasher.join().map_err(panicked)?,
+            None => Sha256::new(),
+        };
         if let Some(error) = error.lock().unwrap_or_else(PoisonError::into_inner).take() {
             return Err(error);
         }
-        Ok(joined)
+        Ok((file, hasher))
     }
 
     /// Makes the artifact durable under its final name and returns its digest.

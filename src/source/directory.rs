@@ -7,7 +7,7 @@ use super::{
     SourceBackup, SourceError, Stop, TreeFacts, open_verified, safe_extract, tree_archive,
     zstd_encoder,
 };
-use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
+use crate::backup_set::{ArtifactDigest, ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::DirectorySource;
 
 pub fn back_up(
@@ -16,30 +16,9 @@ pub fn back_up(
     set_dir: &Path,
     stop: &Stop,
 ) -> Result<SourceBackup, SourceError> {
-    let root = Path::new(&source.path);
-    let exclude = tree_archive::exclude_set(&source.exclude)?;
     let artifact = format!("{name}.tar.zst");
     let writer = ArtifactWriter::create(set_dir, &artifact)?;
-    let encoder = zstd_encoder(writer, source.level.unwrap_or(3), &artifact)?;
-    let mut builder = tar::Builder::new(encoder);
-    builder.follow_symlinks(false);
-    let facts = tree_archive::append_tree(
-        &mut builder,
-        root,
-        &exclude,
-        source.on_unreadable.unwrap_or_default(),
-        stop,
-    )?;
-    let encoder = builder
-        .into_inner()
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    let mut writer = encoder
-        .finish()
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    writer
-        .flush()
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    let digest = writer.finish()?;
+    let (digest, facts) = write_archive(source, writer, &artifact, stop)?;
     let warnings = facts.warnings.clone();
     Ok(SourceBackup {
         artifacts: vec![ArtifactEntry {
@@ -52,6 +31,36 @@ pub fn back_up(
         }],
         warnings,
     })
+}
+
+/// Streams the tree of `source` as tar + zstd into `writer` and finishes it. Public for the
+/// benchmark, which compares hashed and unhashed writers on the same producer.
+pub fn write_archive(
+    source: &DirectorySource,
+    writer: ArtifactWriter,
+    artifact: &str,
+    stop: &Stop,
+) -> Result<(ArtifactDigest, TreeFacts), SourceError> {
+    let root = Path::new(&source.path);
+    let exclude = tree_archive::exclude_set(&source.exclude)?;
+    let encoder = zstd_encoder(writer, source.level.unwrap_or(3), artifact)?;
+    let mut builder = tar::Builder::new(encoder);
+    builder.follow_symlinks(false);
+    let facts = tree_archive::append_tree(
+        &mut builder,
+        root,
+        &exclude,
+        source.on_unreadable.unwrap_or_default(),
+        stop,
+    )?;
+    let encoder = builder
+        .into_inner()
+        .map_err(SourceError::io("write", artifact))?;
+    let mut writer = encoder
+        .finish()
+        .map_err(SourceError::io("write", artifact))?;
+    writer.flush().map_err(SourceError::io("write", artifact))?;
+    Ok((writer.finish()?, facts))
 }
 
 pub fn tree_facts(facts: &TreeFacts) -> Facts {
