@@ -27,18 +27,25 @@ bytes=$(du -sb "$MEDIA" | cut -f1)
 tar -cf - -C "$MEDIA" . > /dev/null
 
 : > "$OUT/base" ; : > "$OUT/dir" ; : > "$OUT/rss" ; : > "$OUT/hash" ; : > "$OUT/nohash" ; : > "$OUT/ahash" ; : > "$OUT/anohash"
-for _ in $(seq "$REPS"); do
+# `sync` before every timed variant: with ext4's ordered journal one run's fsync would
+# otherwise also pay for the previous run's writeback, which favours whichever goes first.
+for i in $(seq "$REPS"); do
+  rm -f "$OUT/baseline.tar.zst"; sync
   t0=$(now); tar -cf - -C "$MEDIA" . | zstd -T0 -3 -q > "$OUT/baseline.tar.zst"; sync "$OUT/baseline.tar.zst"; t1=$(now)
   echo "$t1 - $t0" | bc >> "$OUT/base"
-  rm -rf "$OUT/store"
+  rm -rf "$OUT/store"; sync
   /usr/bin/time -v "$BIN" dir "$MEDIA" "$OUT/store" > "$OUT/run" 2> "$OUT/time"
   awk '{print $3}' "$OUT/run" >> "$OUT/dir"
   awk -F': ' '/Maximum resident set size/ {print $2}' "$OUT/time" >> "$OUT/rss"
   mkdir -p "$OUT/h"
-  "$BIN" hash "$OUT/baseline.tar.zst" "$OUT/h" | awk '{print $3}' >> "$OUT/hash"
-  "$BIN" nohash "$OUT/baseline.tar.zst" "$OUT/h" | awk '{print $3}' >> "$OUT/nohash"
-  "$BIN" archive-nohash "$MEDIA" "$OUT/h" | awk '{print $3}' >> "$OUT/anohash"
-  "$BIN" archive-hash "$MEDIA" "$OUT/h" | awk '{print $3}' >> "$OUT/ahash"
+  # Alternate which variant goes first.
+  if [ $((i % 2)) -eq 0 ]; then order="hash nohash"; else order="nohash hash"; fi
+  for v in $order; do
+    sync; "$BIN" "$v" "$OUT/baseline.tar.zst" "$OUT/h" | awk '{print $3}' >> "$OUT/$v"
+  done
+  for v in $order; do
+    sync; "$BIN" "archive-$v" "$MEDIA" "$OUT/h" | awk '{print $3}' >> "$OUT/a$v"
+  done
 done
 
 base=$(median < "$OUT/base"); dir=$(median < "$OUT/dir"); rss=$(median < "$OUT/rss")
