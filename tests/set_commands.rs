@@ -306,10 +306,16 @@ fn kill_9_mid_backup_leaves_an_incomplete_set() {
     let good = fx.complete_set(chrono::Duration::hours(1));
     let bin = fx.path("bin");
     std::fs::create_dir(&bin).unwrap();
+    // The tool runs in its own process group (planrun's watchdog kills it on a stop); after a
+    // kill -9 of planrun it is an orphan, so it records its pid for the test to clean up.
+    let tool_pid = fx.path("git.pid");
     std::fs::write(
         bin.join("git"),
-        "#!/bin/sh\ncase \"$*\" in *rev-parse*) echo 0123456789abcdef0123456789abcdef01234567;; *symbolic-ref*) echo main;; \
-         *bundle*) head -c 2000000 /dev/urandom; exec sleep 60;; esac\n",
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *rev-parse*) echo 0123456789abcdef0123456789abcdef01234567;; *symbolic-ref*) echo main;; \
+             *bundle*) echo $$ > {}; head -c 2000000 /dev/urandom; exec sleep 60;; esac\n",
+            tool_pid.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(
@@ -354,6 +360,10 @@ fn kill_9_mid_backup_leaves_an_incomplete_set() {
     )
     .unwrap();
     let status = child.wait().unwrap();
+    if let Ok(pid) = std::fs::read_to_string(&tool_pid) {
+        let pid = nix::unistd::Pid::from_raw(pid.trim().parse().unwrap());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
     assert!(!status.success());
     let killed = partial
         .parent()
