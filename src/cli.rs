@@ -26,6 +26,9 @@ pub enum Command {
     Schema,
     /// Print the fully rendered plan: steps in dependency order, nothing executed.
     Plan(PlanArgs),
+    /// Retention tools: preview what a policy keeps.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
 }
 
 /// How diagnostics are printed.
@@ -92,5 +95,49 @@ pub fn main() -> i32 {
         Command::Validate(args) => crate::command::validate(&args),
         Command::Schema => crate::command::schema(),
         Command::Plan(args) => crate::command::plan(&args),
+        Command::Retention(RetentionCommand::Simulate(args)) => {
+            crate::command::retention::simulate(&args)
+        }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Read RFC 3339 timestamps (one per line) and print what a policy keeps, and why.
+    Simulate(SimulateArgs),
+}
+
+/// The retention flags mirror the plan's `retention:` keys.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Read timestamps from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Keep the newest N sets (N or `unlimited`).
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N hours.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N ISO weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<crate::plan::Keep>,
+    /// Keep every set within this span of the newest one (`30d`, `2y6m`).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<crate::duration::CalendarSpan>,
+    /// IANA time zone in which periods are counted (default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Print one JSON array, one object per input timestamp.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -9,3 +9,4 @@ pub mod exec_plan;
 pub mod cli;
 pub mod command;
 pub mod schema;
+pub mod retention;

@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+pub mod retention;
+
 use crate::cli::{PlanArgs, ValidateArgs};
 use crate::exit_code;
 
