@@ -10,3 +10,4 @@ pub mod cli;
 pub mod command;
 pub mod schema;
 pub mod retention;
+pub mod s3;
