@@ -11,3 +11,5 @@ pub mod command;
 pub mod schema;
 pub mod retention;
 pub mod s3;
+pub mod s3_store;
+pub mod copy;
