@@ -31,6 +31,28 @@ pub enum Command {
     Retention(RetentionCommand),
 }
 
+impl Command {
+    /// Commands that only print: when their reader goes away (`| head`) they should end
+    /// quietly, as other Unix tools do, instead of failing on every later write.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Validate(_) | Command::Schema | Command::Plan(_)
+        )
+    }
+}
+
+fn restore_sigpipe() {
+    // SAFETY: called once at start-up before any thread exists; SIG_DFL is always valid.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+        .ok();
+    }
+}
+
 /// How diagnostics are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -61,7 +83,9 @@ fn parse_var(text: &str) -> Result<VarOverride, String> {
         .split_once('=')
         .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!("`{name}` is not a variable name (letters, digits and _)"));
+        return Err(format!(
+            "`{name}` is not a variable name (letters, digits and _)"
+        ));
     }
     Ok(VarOverride {
         name: name.to_owned(),
@@ -86,11 +110,18 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() { exit_code::INVALID } else { exit_code::SUCCESS };
+            let code = if error.use_stderr() {
+                exit_code::INVALID
+            } else {
+                exit_code::SUCCESS
+            };
             error.print().ok();
             return code;
         }
     };
+    if cli.command.only_prints() {
+        restore_sigpipe();
+    }
     match cli.command {
         Command::Validate(args) => crate::command::validate(&args),
         Command::Schema => crate::command::schema(),

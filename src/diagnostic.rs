@@ -158,11 +158,16 @@ impl Diagnostic {
 }
 
 /// The nearest candidate to `wrong`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(wrong, c), c))
-        .filter(|(distance, c)| *distance <= 2.max(c.len() / 3) && *distance < c.len().max(wrong.len()))
+        .filter(|(distance, c)| {
+            *distance <= 2.max(c.len() / 3) && *distance < c.len().max(wrong.len())
+        })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
@@ -192,13 +197,19 @@ mod tests {
     fn key_paths_read_like_code() {
         assert_eq!(key_path("/steps/2/timeout"), "steps[2].timeout");
         assert_eq!(key_path(""), "");
-        assert_eq!(key_path("/recovery/levels/1/steps/0"), "recovery.levels[1].steps[0]");
+        assert_eq!(
+            key_path("/recovery/levels/1/steps/0"),
+            "recovery.levels[1].steps[0]"
+        );
     }
 
     #[test]
     fn suggestions_are_close() {
         assert_eq!(did_you_mean("dbb", ["db", "media"]), Some("db"));
-        assert_eq!(did_you_mean("timout", ["timeout", "retries"]), Some("timeout"));
+        assert_eq!(
+            did_you_mean("timout", ["timeout", "retries"]),
+            Some("timeout")
+        );
         assert_eq!(did_you_mean("zzz", ["db", "media"]), None);
     }
 }

@@ -33,7 +33,9 @@ fn split_units(text: &str) -> Result<Vec<(u64, &str)>, String> {
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration: expected a number before `{rest}`"));
+            return Err(format!(
+                "`{text}` is not a duration: expected a number before `{rest}`"
+            ));
         }
         let number: u64 = rest[..digits]
             .parse()
@@ -86,7 +88,13 @@ impl fmt::Display for Duration {
             return write!(f, "0s");
         }
         let mut rest = millis;
-        for (unit, size) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        for (unit, size) in [
+            ("d", 86_400_000u128),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
             if rest >= size {
                 write!(f, "{}{unit}", rest / size)?;
                 rest %= size;
@@ -142,7 +150,8 @@ impl FromStr for CalendarSpan {
     fn from_str(text: &str) -> Result<Self, String> {
         let mut span = CalendarSpan::default();
         for (number, unit) in split_units(text)? {
-            let number = u32::try_from(number).map_err(|_| format!("`{text}`: number too large"))?;
+            let number =
+                u32::try_from(number).map_err(|_| format!("`{text}`: number too large"))?;
             match unit {
                 "y" => span.years += number,
                 "m" => span.months += number,
@@ -162,7 +171,12 @@ impl FromStr for CalendarSpan {
 impl fmt::Display for CalendarSpan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut wrote = false;
-        for (n, unit) in [(self.years, "y"), (self.months, "m"), (self.days, "d"), (self.hours, "h")] {
+        for (n, unit) in [
+            (self.years, "y"),
+            (self.months, "m"),
+            (self.days, "d"),
+            (self.hours, "h"),
+        ] {
             if n > 0 {
                 write!(f, "{n}{unit}")?;
                 wrote = true;
@@ -215,15 +229,27 @@ mod tests {
 
     #[test]
     fn parses_compound_durations() {
-        assert_eq!("1h30m".parse::<Duration>().unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            "1h30m".parse::<Duration>().unwrap(),
+            Duration::from_secs(5400)
+        );
         assert_eq!("250ms".parse::<Duration>().unwrap().0.as_millis(), 250);
         assert_eq!(Duration::from_secs(5400).to_string(), "1h30m");
     }
 
     #[test]
     fn rejects_bad_durations_with_reasons() {
-        assert!("10".parse::<Duration>().unwrap_err().contains("needs a unit"));
-        assert!("10x".parse::<Duration>().unwrap_err().contains("unknown unit `x`"));
+        assert!(
+            "10".parse::<Duration>()
+                .unwrap_err()
+                .contains("needs a unit")
+        );
+        assert!(
+            "10x"
+                .parse::<Duration>()
+                .unwrap_err()
+                .contains("unknown unit `x`")
+        );
         assert!("".parse::<Duration>().is_err());
     }
 

@@ -61,11 +61,18 @@ pub enum Action {
     /// Back up a source into this run's set.
     Backup { source: String },
     /// Copy a set between storages.
-    Copy { to: String, from: Option<String>, set: Option<String> },
+    Copy {
+        to: String,
+        from: Option<String>,
+        set: Option<String>,
+    },
     /// Apply retention to storages.
     Prune { storage: Vec<String> },
     /// Re-hash a stored set.
-    Verify { storage: String, set: Option<String> },
+    Verify {
+        storage: String,
+        set: Option<String>,
+    },
     /// Restore a source.
     Restore {
         source: String,
@@ -80,7 +87,10 @@ pub enum Action {
     /// An instruction for a person.
     Manual { text: String },
     /// A notification.
-    Notify { webhook: Option<String>, message: Option<String> },
+    Notify {
+        webhook: Option<String>,
+        message: Option<String>,
+    },
 }
 
 impl Action {

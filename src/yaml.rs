@@ -34,7 +34,10 @@ const MAX_BYTES: usize = 4 * 1024 * 1024;
 pub fn parse(bytes: &[u8]) -> Result<Document, YamlError> {
     if bytes.len() > MAX_BYTES {
         return Err(YamlError {
-            message: format!("the file is {} bytes; plans are limited to {MAX_BYTES}", bytes.len()),
+            message: format!(
+                "the file is {} bytes; plans are limited to {MAX_BYTES}",
+                bytes.len()
+            ),
             line: 1,
             column: 1,
         });
@@ -43,7 +46,10 @@ pub fn parse(bytes: &[u8]) -> Result<Document, YamlError> {
         let valid = &bytes[..error.valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
         let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-        let column = String::from_utf8_lossy(&valid[line_start..]).chars().count() + 1;
+        let column = String::from_utf8_lossy(&valid[line_start..])
+            .chars()
+            .count()
+            + 1;
         YamlError {
             message: format!(
                 "the file is not valid UTF-8 (byte 0x{:02x} at offset {}); save it as UTF-8",
@@ -54,7 +60,11 @@ pub fn parse(bytes: &[u8]) -> Result<Document, YamlError> {
             column,
         }
     })?;
-    if text.trim().lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+    if text
+        .trim()
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
         return Err(YamlError {
             message: "the plan is empty: it needs at least `version` and `name`".into(),
             line: 1,
@@ -64,7 +74,7 @@ pub fn parse(bytes: &[u8]) -> Result<Document, YamlError> {
     if let Some((index, line)) = text
         .lines()
         .enumerate()
-        .find(|(_, l)| l.starts_with(|c: char| c == ' ' || c == '\t') && l.trim_start_matches(' ').starts_with('\t'))
+        .find(|(_, l)| l.starts_with([' ', '\t']) && l.trim_start_matches(' ').starts_with('\t'))
     {
         let column = line.find('\t').unwrap_or(0) + 1;
         return Err(YamlError {
@@ -100,9 +110,14 @@ pub fn parse(bytes: &[u8]) -> Result<Document, YamlError> {
             }
         })?;
     let mut spans = HashMap::new();
-    let value = root_to_json(root, String::new(), &mut spans).map_err(|(message, line, column)| {
-        YamlError { message, line, column }
-    })?;
+    let value =
+        root_to_json(root, String::new(), &mut spans).map_err(|(message, line, column)| {
+            YamlError {
+                message,
+                line,
+                column,
+            }
+        })?;
     Ok(Document { value, spans })
 }
 
@@ -113,12 +128,20 @@ fn clean_message(message: &str) -> String {
         Some(at) => &first[..at],
         None => first,
     };
-    let lower = trimmed.trim();
-    if lower.to_ascii_lowercase().contains("duplicate") {
-        format!("{lower} (a key may appear only once in a mapping)")
-    } else {
-        lower.to_string()
+    let trimmed = trimmed.trim();
+    if let Some(rest) = trimmed.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return format!("duplicate key `{key}`: a key may appear only once in a mapping");
     }
+    if trimmed.contains("alias") && trimmed.contains("limit") || trimmed.contains("budget") {
+        return format!(
+            "the file expands aliases beyond planrun's limits ({trimmed}); plans never need this many, so this looks like an alias bomb"
+        );
+    }
+    trimmed.to_string()
 }
 
 /// Any YAML node, with its children's locations.
@@ -192,7 +215,10 @@ impl<'de> Visitor<'de> for NodeVisitor {
 }
 
 fn position(node: &Spanned<Node>) -> (usize, usize) {
-    (node.referenced.line() as usize, node.referenced.column() as usize)
+    (
+        node.referenced.line() as usize,
+        node.referenced.column() as usize,
+    )
 }
 
 type ConvertError = (String, usize, usize);

@@ -7,6 +7,9 @@ pub mod retention;
 use crate::cli::{PlanArgs, ValidateArgs};
 use crate::exit_code;
 
+mod plan;
+mod validate;
+
 pub fn schema() -> i32 {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`planrun schema | head`) is not an error worth a panic.
@@ -16,12 +19,10 @@ pub fn schema() -> i32 {
     }
 }
 
-pub fn validate(_args: &ValidateArgs) -> i32 {
-    eprintln!("planrun: validate is being built");
-    exit_code::INVALID
+pub fn validate(args: &ValidateArgs) -> i32 {
+    validate::run(args)
 }
 
-pub fn plan(_args: &PlanArgs) -> i32 {
-    eprintln!("planrun: plan is being built");
-    exit_code::INVALID
+pub fn plan(args: &PlanArgs) -> i32 {
+    plan::run(args)
 }

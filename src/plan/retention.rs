@@ -51,7 +51,9 @@ impl Retention {
             self.keep_monthly,
             self.keep_yearly,
         ];
-        counts.iter().all(|k| matches!(k, None | Some(Keep::Count(0))))
+        counts
+            .iter()
+            .all(|k| matches!(k, None | Some(Keep::Count(0))))
             && self.keep_within.is_none_or(|span| span.is_zero())
     }
 }

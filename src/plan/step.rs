@@ -61,6 +61,8 @@ pub struct Step {
     /// Run a program with arguments, without a shell. Each element is rendered on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
+    #[schemars(with = "Option<Vec<ArgSchema>>")]
+    #[serde(deserialize_with = "argv")]
     pub run: Option<Vec<String>>,
     /// A bash script run with `set -euo pipefail`. Interpolated values are shell-quoted;
     /// `{{{triple}}}` inserts a value raw.
@@ -91,6 +93,37 @@ pub struct Step {
     /// Send a notification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<NotifyStep>,
+}
+
+/// Schema of one `run:` element: YAML reads `true` and `5432` as a boolean and a number, but
+/// as arguments they mean the words, so they are taken as text.
+#[derive(JsonSchema)]
+#[schemars(transform = arg_schema)]
+struct ArgSchema;
+
+fn arg_schema(schema: &mut schemars::Schema) {
+    *schema = schemars::json_schema!({
+        "description": "A program or argument; numbers and booleans are taken as their text.",
+        "type": ["string", "number", "boolean"]
+    });
+}
+
+fn argv<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    let values = Vec::<serde_json::Value>::deserialize(deserializer)?;
+    values
+        .into_iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => Ok(s),
+            serde_json::Value::Bool(b) => Ok(b.to_string()),
+            serde_json::Value::Number(n) => Ok(n.to_string()),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a string, found {other}"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// The names of the step kind keys, in the order the documentation lists them.

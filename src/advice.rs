@@ -1,0 +1,178 @@
+//! Advice: warnings that do not make a plan invalid but that a careful operator wants to
+//! hear (the 3-2-1 rule, retention, drills, runbook gaps, secrets written in the plan).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::analyzer::{backup_storage, execute_steps};
+use crate::diagnostic::{Diagnostic, Layer, key_path};
+use crate::loader::LoadedValue;
+use crate::plan::{Plan, StepKind, Storage};
+
+/// Keys whose literal value is a credential.
+const SECRET_KEYS: [&str; 7] = [
+    "password",
+    "secret_access_key",
+    "session_token",
+    "token",
+    "secret",
+    "api_key",
+    "passphrase",
+];
+
+pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut warn = |pointer: &str, message: String, help: &str| {
+        let d = Diagnostic::warning(Layer::Advice, message)
+            .path(key_path(pointer))
+            .help(help);
+        let location = loaded.locate(pointer);
+        out.push(loaded.place(d, location));
+    };
+
+    let placed = execute_steps(plan);
+    let first_backup = placed
+        .iter()
+        .find(|p| matches!(p.step.kind(), StepKind::Backup(_)) && p.step.kinds().len() == 1);
+    if let Some(backup) = first_backup {
+        let mut written: BTreeSet<&str> = BTreeSet::new();
+        if let Some(local) = backup_storage(plan) {
+            written.insert(local);
+        }
+        for p in &placed {
+            if let (1, StepKind::Copy(copy)) = (p.step.kinds().len(), p.step.kind()) {
+                written.insert(copy.to.as_str());
+            }
+        }
+        let kinds: BTreeSet<&str> = written
+            .iter()
+            .filter_map(|name| plan.storage.get(*name))
+            .map(Storage::kind_name)
+            .collect();
+        let copies = written.len() + 1;
+        if copies < 3 {
+            warn(
+                &backup.pointer,
+                format!("3-2-1: {copies} copies of the data counting the source; keep at least 3"),
+                "add a `copy: { to: … }` step to a second storage",
+            );
+        }
+        if kinds.len() < 2 {
+            warn(
+                &backup.pointer,
+                "3-2-1: every copy is on the same kind of medium".into(),
+                "copy the sets to a different kind of storage, such as S3-compatible object storage",
+            );
+        }
+        if !kinds.contains("s3") {
+            warn(
+                &backup.pointer,
+                "3-2-1: no copy is kept off-site".into(),
+                "add an `s3` storage and a `copy: { to: … }` step",
+            );
+        }
+        let has_retention = plan.retention.is_some()
+            || written.iter().any(|name| {
+                plan.storage
+                    .get(*name)
+                    .is_some_and(|s| s.retention().is_some())
+            });
+        if !has_retention {
+            warn(
+                "",
+                "no retention: backup sets pile up until the disk is full".into(),
+                "add `retention:`, e.g. `{ keep_daily: 7, keep_weekly: 4, keep_monthly: 12, keep_yearly: unlimited }`",
+            );
+        }
+        if plan.drill.is_none() {
+            warn(
+                "",
+                "no drill: nothing proves these backups restore".into(),
+                "add a `drill:` section and run `planrun drill` monthly",
+            );
+        }
+    }
+
+    if let Some(recovery) = &plan.recovery {
+        for (level, runbook) in &recovery.levels {
+            let pointer = format!("/recovery/levels/{level}");
+            if runbook.steps.is_empty() {
+                warn(
+                    &pointer,
+                    format!("recovery level {level} ({}) has no steps", runbook.name),
+                    "write down what to do: at 3 a.m. nobody remembers",
+                );
+            }
+            let mut reported = BTreeSet::new();
+            for (i, step) in runbook.steps.iter().enumerate() {
+                let Some(role) = &step.role else { continue };
+                let Some(definition) = plan.roles.get(role) else {
+                    continue;
+                };
+                if definition
+                    .contact
+                    .as_deref()
+                    .is_none_or(|c| c.trim().is_empty())
+                    && reported.insert(role.clone())
+                {
+                    warn(
+                        &format!("{pointer}/steps/{i}/role"),
+                        format!("role `{role}` in recovery level {level} has no contact"),
+                        "add `contact:` (e-mail, phone) to the role: who do you call at 3 a.m.?",
+                    );
+                }
+            }
+        }
+    }
+
+    let mut inline = Vec::new();
+    find_inline_secrets(&loaded.value, String::new(), &mut inline);
+    for pointer in inline {
+        warn(
+            &pointer,
+            "a secret is written in the plan; plans live in Git".into(),
+            "move it to `secrets:` (from `env` or `file`) and write `{{secrets.NAME}}` here",
+        );
+    }
+    out
+}
+
+fn looks_secret(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    SECRET_KEYS.contains(&lower.as_str())
+        || ["password", "secret", "token"]
+            .iter()
+            .any(|w| lower.contains(w))
+            && key
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+}
+
+fn find_inline_secrets(value: &Value, pointer: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_pointer = format!("{pointer}/{key}");
+                // The `secrets` section itself only says where values come from.
+                if pointer.is_empty() && key == "secrets" {
+                    continue;
+                }
+                match child {
+                    Value::String(text)
+                        if looks_secret(key) && !text.contains("{{") && !text.is_empty() =>
+                    {
+                        out.push(child_pointer)
+                    }
+                    _ => find_inline_secrets(child, child_pointer, out),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                find_inline_secrets(item, format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,582 @@
+//! Meaning checks on a schema-valid plan: step ids, references, cycles, levels, cron
+//! expressions, time zones, retention, drills and templates. Advice lives in `advice`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Layer, did_you_mean, key_path};
+use crate::loader::LoadedValue;
+use crate::plan::{Plan, STEP_KINDS, Source, Step, StepKind, Storage};
+use crate::template;
+
+/// A step with the JSON pointer it was written at.
+pub struct PlacedStep<'a> {
+    pub pointer: String,
+    pub step: &'a Step,
+}
+
+/// The storage backups are written to: the one named `local`, else the only local storage.
+pub fn backup_storage(plan: &Plan) -> Option<&str> {
+    let locals: Vec<&str> = plan
+        .storage
+        .iter()
+        .filter(|(_, s)| matches!(s, Storage::Local(_)))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if locals.contains(&"local") {
+        Some("local")
+    } else if locals.len() == 1 {
+        Some(locals[0])
+    } else {
+        None
+    }
+}
+
+/// Every step of the execute graph (`steps`, their rollbacks, `on_failure`, `always`).
+pub fn execute_steps(plan: &Plan) -> Vec<PlacedStep<'_>> {
+    let mut out = Vec::new();
+    for (section, list) in [
+        ("steps", &plan.steps),
+        ("on_failure", &plan.on_failure),
+        ("always", &plan.always),
+    ] {
+        for (i, step) in list.iter().enumerate() {
+            push_with_rollbacks(format!("/{section}/{i}"), step, &mut out);
+        }
+    }
+    out
+}
+
+fn push_with_rollbacks<'a>(pointer: String, step: &'a Step, out: &mut Vec<PlacedStep<'a>>) {
+    let rollbacks: Vec<(String, &Step)> = step
+        .rollback
+        .iter()
+        .enumerate()
+        .map(|(j, r)| (format!("{pointer}/rollback/{j}"), r))
+        .collect();
+    out.push(PlacedStep { pointer, step });
+    for (pointer, rollback) in rollbacks {
+        push_with_rollbacks(pointer, rollback, out);
+    }
+}
+
+/// Runs the meaning and template layers.
+pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
+    let mut a = Analyzer {
+        plan,
+        loaded,
+        out: Vec::new(),
+    };
+    a.check_steps();
+    a.check_recovery();
+    a.check_schedules_and_zones();
+    a.check_retention();
+    a.check_drill();
+    a.check_templates();
+    a.out.sort_by_key(|d| {
+        d.location
+            .as_ref()
+            .map(|l| (l.file.clone(), l.line, l.column))
+    });
+    a.out
+}
+
+struct Analyzer<'a> {
+    plan: &'a Plan,
+    loaded: &'a LoadedValue,
+    out: Vec<Diagnostic>,
+}
+
+impl Analyzer<'_> {
+    fn error(&mut self, pointer: &str, message: impl Into<String>, help: Option<String>) {
+        let mut d = Diagnostic::error(Layer::Meaning, message).path(key_path(pointer));
+        if let Some(help) = help {
+            d = d.help(help);
+        }
+        let location = self.loaded.locate(pointer);
+        self.out.push(self.loaded.place(d, location));
+    }
+
+    fn reference(&mut self, pointer: &str, what: &str, name: &str, known: Vec<&str>) {
+        if known.contains(&name) {
+            return;
+        }
+        let help = match did_you_mean(name, known.iter().copied()) {
+            Some(close) => Some(format!("did you mean `{close}`?")),
+            None if known.is_empty() => Some(format!("the plan defines no {what}")),
+            None => Some(format!(
+                "defined: {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+        self.error(pointer, format!("unknown {what} `{name}`"), help);
+    }
+
+    fn check_steps(&mut self) {
+        let placed = execute_steps(self.plan);
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for p in &placed {
+            self.check_one_step(
+                &p.pointer,
+                p.step,
+                p.pointer.starts_with("/steps/") && !p.pointer.contains("/rollback/"),
+            );
+            if let Some(id) = &p.step.id {
+                self.unique_id(&mut seen, id, &p.pointer);
+            }
+        }
+        // `needs` only makes sense among the graph's own steps.
+        let ids: Vec<&str> = self
+            .plan
+            .steps
+            .iter()
+            .filter_map(|s| s.id.as_deref())
+            .collect();
+        for p in &placed {
+            let top_level = p.pointer.starts_with("/steps/") && !p.pointer.contains("/rollback/");
+            for (k, need) in p.step.needs.iter().enumerate() {
+                let pointer = format!("{}/needs/{k}", p.pointer);
+                if !top_level {
+                    self.error(
+                        &pointer,
+                        "`needs` applies only to steps in `steps`",
+                        Some("rollback, on_failure and always steps run in a fixed order".into()),
+                    );
+                    break;
+                }
+                self.reference(&pointer, "step", need, ids.clone());
+            }
+        }
+        let graph: Vec<(String, Vec<String>)> = self
+            .plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    s.id.clone().unwrap_or_else(|| format!("#{i}")),
+                    s.needs.clone(),
+                )
+            })
+            .collect();
+        if let Some(cycle) = crate::graph::find_cycle(&graph) {
+            let first = self
+                .plan
+                .steps
+                .iter()
+                .position(|s| s.id.as_deref() == Some(&cycle[0]))
+                .unwrap_or(0);
+            self.error(
+                &format!("/steps/{first}/needs"),
+                format!("dependency cycle: {}", cycle.join(" → ")),
+                Some("remove one of these `needs`".into()),
+            );
+        }
+    }
+
+    fn unique_id(&mut self, seen: &mut HashMap<String, String>, id: &str, pointer: &str) {
+        match seen.get(id) {
+            Some(first) => {
+                let first_at = self
+                    .loaded
+                    .locate(first)
+                    .map(|l| format!("{}:{}", l.file.display(), l.line))
+                    .unwrap_or_else(|| key_path(first));
+                self.error(
+                    &format!("{pointer}/id"),
+                    format!("duplicate step id `{id}`, first used at {first_at}"),
+                    Some("step ids must be unique".into()),
+                );
+            }
+            None => {
+                seen.insert(id.to_owned(), pointer.to_owned());
+            }
+        }
+    }
+
+    fn check_one_step(&mut self, pointer: &str, step: &Step, needs_id: bool) {
+        let kinds = step.kinds();
+        match kinds.len() {
+            0 => self.error(
+                pointer,
+                format!(
+                    "step{} has no kind",
+                    step.id
+                        .as_deref()
+                        .map(|id| format!(" `{id}`"))
+                        .unwrap_or_default()
+                ),
+                Some(format!(
+                    "add one of {}",
+                    STEP_KINDS.map(|k| format!("`{k}`")).join(", ")
+                )),
+            ),
+            1 => {}
+            _ => self.error(
+                pointer,
+                format!(
+                    "step has more than one kind: {}",
+                    kinds
+                        .iter()
+                        .map(|k| format!("`{}`", k.name()))
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                ),
+                Some("a step does one thing; split it into several steps".into()),
+            ),
+        }
+        if needs_id && step.id.is_none() {
+            self.error(
+                pointer,
+                "step needs an `id`",
+                Some("ids name steps in `needs`, `--only`, logs and run records".into()),
+            );
+        }
+        if step.timeout.is_some_and(|t| t.0.is_zero()) {
+            self.error(
+                &format!("{pointer}/timeout"),
+                "a timeout of 0 would stop the step at once",
+                None,
+            );
+        }
+        if let Some(role) = &step.role {
+            let known: Vec<&str> = self.plan.roles.keys().map(String::as_str).collect();
+            self.reference(&format!("{pointer}/role"), "role", role, known);
+        }
+        let sources: Vec<&str> = self.plan.sources.keys().map(String::as_str).collect();
+        let storage: Vec<&str> = self.plan.storage.keys().map(String::as_str).collect();
+        let Some(kind) = kinds.first() else { return };
+        match *kind {
+            StepKind::Run(argv) => {
+                if argv.first().is_some_and(|p| p.trim().is_empty()) {
+                    self.error(
+                        &format!("{pointer}/run/0"),
+                        "the program name is empty",
+                        None,
+                    );
+                }
+            }
+            StepKind::Backup(source) => {
+                self.reference(&format!("{pointer}/backup"), "source", source, sources);
+                if backup_storage(self.plan).is_none() {
+                    let locals = self
+                        .plan
+                        .storage
+                        .values()
+                        .filter(|s| matches!(s, Storage::Local(_)))
+                        .count();
+                    let help = if locals == 0 {
+                        "add a storage such as `local: { local: { path: /var/backups/crm } }`"
+                    } else {
+                        "with several local storages, name the one backups are written to `local`"
+                    };
+                    self.error(
+                        &format!("{pointer}/backup"),
+                        "a backup step needs a local storage to write to",
+                        Some(help.into()),
+                    );
+                }
+            }
+            StepKind::Copy(copy) => {
+                self.reference(
+                    &format!("{pointer}/copy/to"),
+                    "storage",
+                    &copy.to,
+                    storage.clone(),
+                );
+                if let Some(from) = &copy.from {
+                    self.reference(&format!("{pointer}/copy/from"), "storage", from, storage);
+                }
+            }
+            StepKind::Prune(names) => {
+                for (i, name) in names.iter().enumerate() {
+                    self.reference(
+                        &format!("{pointer}/prune/{i}"),
+                        "storage",
+                        name,
+                        storage.clone(),
+                    );
+                }
+            }
+            StepKind::Verify(verify) => {
+                self.reference(
+                    &format!("{pointer}/verify/storage"),
+                    "storage",
+                    &verify.storage,
+                    storage,
+                );
+            }
+            StepKind::Restore(restore) => {
+                self.reference(
+                    &format!("{pointer}/restore/source"),
+                    "source",
+                    &restore.source,
+                    sources,
+                );
+                if let Some(name) = &restore.storage {
+                    self.reference(
+                        &format!("{pointer}/restore/storage"),
+                        "storage",
+                        name,
+                        storage,
+                    );
+                }
+            }
+            StepKind::Check(check) => self.check_check(&format!("{pointer}/check"), check),
+            StepKind::Shell(_) | StepKind::Manual(_) | StepKind::Notify(_) => {}
+        }
+    }
+
+    fn check_check(&mut self, pointer: &str, check: &crate::plan::CheckStep) {
+        let sources: Vec<&str> = self.plan.sources.keys().map(String::as_str).collect();
+        let forms = [
+            check.sql.is_some(),
+            check.files.is_some(),
+            check.http.is_some(),
+        ];
+        if forms.iter().filter(|f| **f).count() != 1 {
+            self.error(
+                pointer,
+                "a check needs exactly one of `sql`, `files` or `http`",
+                None,
+            );
+        }
+        if check.sql.is_some() && check.source.is_none() {
+            self.error(
+                pointer,
+                "an `sql` check needs a `source` to run against",
+                None,
+            );
+        }
+        for (key, name) in [("source", &check.source), ("files", &check.files)] {
+            if let Some(name) = name {
+                self.reference(&format!("{pointer}/{key}"), "source", name, sources.clone());
+            }
+        }
+    }
+
+    fn check_recovery(&mut self) {
+        let Some(recovery) = &self.plan.recovery else {
+            return;
+        };
+        for (level, runbook) in &recovery.levels {
+            let pointer = format!(
+                "/recovery/levels/{}",
+                level.replace('~', "~0").replace('/', "~1")
+            );
+            if !matches!(level.as_str(), "1" | "2" | "3" | "4") {
+                let d = Diagnostic::error(
+                    Layer::Meaning,
+                    format!("recovery level `{level}` does not exist: levels are 1 to 4"),
+                )
+                .path(key_path(&pointer))
+                .help(
+                    "1 data corruption, 2 hardware failure, 3 site disaster, 4 regional disaster",
+                );
+                let location = self.loaded.locate_key(&pointer);
+                self.out.push(self.loaded.place(d, location));
+            }
+            let mut seen = HashMap::new();
+            for (i, step) in runbook.steps.iter().enumerate() {
+                let step_pointer = format!("{pointer}/steps/{i}");
+                self.check_one_step(&step_pointer, step, true);
+                if let Some(id) = &step.id {
+                    self.unique_id(&mut seen, id, &step_pointer);
+                }
+                for (j, rollback) in step.rollback.iter().enumerate() {
+                    self.check_one_step(&format!("{step_pointer}/rollback/{j}"), rollback, false);
+                }
+            }
+        }
+    }
+
+    fn check_schedules_and_zones(&mut self) {
+        let mut crons = Vec::new();
+        if let Some(s) = &self.plan.schedule {
+            crons.push(("/schedule".to_owned(), s));
+        }
+        if let Some(s) = self.plan.drill.as_ref().and_then(|d| d.schedule.as_ref()) {
+            crons.push(("/drill/schedule".to_owned(), s));
+        }
+        for (pointer, schedule) in crons {
+            if let Err(error) = croner::parser::CronParser::builder()
+                .seconds(croner::parser::Seconds::Disallowed)
+                .build()
+                .parse(&schedule.cron)
+            {
+                self.error(
+                    &format!("{pointer}/cron"),
+                    format!(
+                        "`{}` is not a cron expression: {}",
+                        schedule.cron,
+                        error.to_string().to_lowercase()
+                    ),
+                    Some(
+                        "five fields: minute hour day-of-month month day-of-week, e.g. `0 2 * * *`"
+                            .into(),
+                    ),
+                );
+            }
+            if let Some(zone) = &schedule.timezone {
+                self.check_zone(&format!("{pointer}/timezone"), zone);
+            }
+        }
+        if let Some(zone) = &self.plan.timezone {
+            self.check_zone("/timezone", zone);
+        }
+    }
+
+    fn check_zone(&mut self, pointer: &str, zone: &str) {
+        if zone.parse::<chrono_tz::Tz>().is_err() {
+            let names = chrono_tz::TZ_VARIANTS.iter().map(|z| z.name());
+            let help = did_you_mean(zone, names)
+                .map(|close| format!("did you mean `{close}`?"))
+                .unwrap_or_else(|| {
+                    "use an IANA name such as `UTC`, `Europe/Berlin` or `America/Sao_Paulo`".into()
+                });
+            self.error(pointer, format!("unknown time zone `{zone}`"), Some(help));
+        }
+    }
+
+    fn check_retention(&mut self) {
+        let mut policies = Vec::new();
+        if let Some(r) = &self.plan.retention {
+            policies.push(("/retention".to_owned(), r));
+        }
+        for (name, storage) in &self.plan.storage {
+            if let Some(r) = storage.retention() {
+                policies.push((
+                    format!("/storage/{name}/{}/retention", storage.kind_name()),
+                    r,
+                ));
+            }
+        }
+        for (pointer, policy) in policies {
+            if policy.keeps_nothing() {
+                self.error(
+                    &pointer,
+                    "retention keeps nothing",
+                    Some("set at least one `keep_*` rule above 0, e.g. `keep_daily: 7`".into()),
+                );
+            }
+            if let Some(zone) = &policy.timezone {
+                self.check_zone(&format!("{pointer}/timezone"), zone);
+            }
+        }
+    }
+
+    fn check_drill(&mut self) {
+        let Some(drill) = &self.plan.drill else {
+            return;
+        };
+        let storage: Vec<&str> = self.plan.storage.keys().map(String::as_str).collect();
+        if let Some(name) = &drill.storage {
+            self.reference("/drill/storage", "storage", name, storage);
+        }
+        let sources: Vec<&str> = self.plan.sources.keys().map(String::as_str).collect();
+        for (name, target) in &drill.restore {
+            let pointer = format!("/drill/restore/{name}");
+            let Some(source) = self.plan.sources.get(name) else {
+                self.reference(&pointer, "source", name, sources.clone());
+                continue;
+            };
+            match source {
+                Source::Postgres(pg) => match &target.database {
+                    None => self.error(&pointer, format!("the drill target for postgres source `{name}` needs a scratch `database`"), Some("e.g. `database: \"planrun_drill_{{run.id}}\"`".into())),
+                    Some(db) if db == &pg.database => self.error(
+                        &format!("{pointer}/database"),
+                        format!("the drill would restore into `{db}`, the source database itself"),
+                        Some("a drill restores into a scratch database, e.g. `planrun_drill_{{run.id}}`".into()),
+                    ),
+                    Some(_) => {}
+                },
+                other => {
+                    let source_path = match other {
+                        Source::Sqlite(s) => Some(s.path.as_str()),
+                        Source::Directory(d) => Some(d.path.as_str()),
+                        Source::Git(g) => Some(g.repo.as_str()),
+                        _ => None,
+                    };
+                    match (&target.path, source_path) {
+                        (None, _) => self.error(&pointer, format!("the drill target for source `{name}` needs a scratch `path`"), Some("e.g. `path: \"{{run.scratch}}/media\"`".into())),
+                        (Some(target_path), Some(source_path)) if overlaps(target_path, source_path) => self.error(
+                            &format!("{pointer}/path"),
+                            format!("the drill would restore into `{target_path}`, which is the source `{name}` or overlaps it"),
+                            Some("a drill restores into a scratch place, e.g. `{{run.scratch}}/media`".into()),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for (i, check) in drill.checks.iter().enumerate() {
+            self.check_check(&format!("/drill/checks/{i}"), check);
+        }
+    }
+
+    /// Every string holding `{{` is a template: it must parse and name only what exists.
+    fn check_templates(&mut self) {
+        let mut found = Vec::new();
+        collect_strings(&self.loaded.value, String::new(), &mut found);
+        let secrets: Vec<&str> = self.plan.secrets.keys().map(String::as_str).collect();
+        for (pointer, text) in found {
+            let in_argv = is_run_argument(&pointer);
+            let scope = template::Scope {
+                vars: &self.plan.vars,
+                secrets: secrets.clone(),
+                secrets_allowed: !in_argv,
+            };
+            for problem in template::check(&text, &scope) {
+                let mut d =
+                    Diagnostic::error(Layer::Template, problem.message).path(key_path(&pointer));
+                if let Some(help) = problem.help {
+                    d = d.help(help);
+                }
+                let location = self.loaded.locate(&pointer);
+                self.out.push(self.loaded.place(d, location));
+            }
+        }
+    }
+}
+
+/// True when two paths are the same or one contains the other (textually, after trimming).
+fn overlaps(a: &str, b: &str) -> bool {
+    let a = Path::new(a.trim_end_matches('/'));
+    let b = Path::new(b.trim_end_matches('/'));
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// `/steps/3/run/1` and the like: an argument of a `run:` step, which must not carry secrets.
+pub fn is_run_argument(pointer: &str) -> bool {
+    let segments: Vec<&str> = pointer.split('/').collect();
+    segments.len() >= 3
+        && segments[segments.len() - 2] == "run"
+        && segments[segments.len() - 1].parse::<usize>().is_ok()
+}
+
+fn collect_strings(value: &Value, pointer: String, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(s) if s.contains("{{") => out.push((pointer, s.clone())),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_strings(item, format!("{pointer}/{i}"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                collect_strings(
+                    v,
+                    format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
+            }
+        }
+        _ => {}
+    }
+}

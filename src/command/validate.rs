@@ -1,0 +1,74 @@
+//! `planrun validate PLAN...`: every layer's diagnostics, and exit 2 if any plan is invalid.
+
+use serde_json::json;
+
+use crate::cli::{Format, ValidateArgs};
+use crate::diagnostic::Diagnostic;
+use crate::exit_code;
+use crate::pipeline;
+
+pub fn run(args: &ValidateArgs) -> i32 {
+    let mut all_valid = true;
+    let mut text = String::new();
+    let mut files = Vec::new();
+    for path in &args.plans {
+        let (valid, fragment, diagnostics): (bool, bool, Vec<Diagnostic>) =
+            match pipeline::load(path) {
+                Ok(loaded) => (true, loaded.fragment, loaded.warnings),
+                Err(failure) => (false, false, failure.diagnostics),
+            };
+        all_valid &= valid;
+        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+        let warnings = diagnostics.len() - errors;
+        match args.format {
+            Format::Human => {
+                for d in &diagnostics {
+                    text.push_str(&d.render(path));
+                }
+                let verdict = match (valid, fragment) {
+                    (true, true) => "valid (shared definitions for `include`)",
+                    (true, false) => "valid",
+                    (false, _) => "invalid",
+                };
+                let mut counts = Vec::new();
+                if errors > 0 {
+                    counts.push(plural(errors, "error"));
+                }
+                if warnings > 0 {
+                    counts.push(plural(warnings, "warning"));
+                }
+                let counts = if counts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", counts.join(", "))
+                };
+                text.push_str(&format!("{}: {verdict}{counts}\n", path.display()));
+            }
+            Format::Json => files.push(json!({
+                "file": path.display().to_string(),
+                "valid": valid,
+                "fragment": fragment,
+                "errors": errors,
+                "warnings": warnings,
+                "diagnostics": diagnostics.iter().map(|d| d.to_json(path)).collect::<Vec<_>>(),
+            })),
+        }
+    }
+    match args.format {
+        Format::Human => print!("{text}"),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "valid": all_valid, "files": files }))
+                .unwrap_or_default()
+        ),
+    }
+    if all_valid {
+        exit_code::SUCCESS
+    } else {
+        exit_code::INVALID
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}

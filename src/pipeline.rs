@@ -1,0 +1,505 @@
+//! The stages chained in one place: load (with includes) → schema → typed plan → meaning and
+//! templates → advice, and then render into the `ExecPlan` the executor runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::diagnostic::{Diagnostic, Layer, key_path};
+use crate::duration::Duration;
+use crate::exec_plan::{Action, ExecPlan, ExecStep};
+use crate::loader::{self, LoadedValue};
+use crate::plan::{Plan, SecretSource, Step, StepKind};
+use crate::template::Renderer;
+use crate::{advice, analyzer, schema};
+
+/// A plan that passed every validation layer, with its advice.
+#[derive(Debug)]
+pub struct Loaded {
+    pub path: PathBuf,
+    pub plan: Plan,
+    pub digest: String,
+    /// Advice: warnings that do not stop anything.
+    pub warnings: Vec<Diagnostic>,
+    pub value: LoadedValue,
+    /// True for a shared file meant to be included (only `sources`, `storage`, `roles`,
+    /// `vars`, `secrets`): it validates on its own but cannot run.
+    pub fragment: bool,
+}
+
+/// Why a plan cannot be used: every diagnostic found, errors and warnings.
+#[derive(Debug)]
+pub struct Failure {
+    pub path: PathBuf,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Failure {
+    fn new(path: &Path, diagnostics: Vec<Diagnostic>) -> Self {
+        Failure {
+            path: path.to_owned(),
+            diagnostics,
+        }
+    }
+
+    /// The diagnostics as people read them.
+    pub fn render(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| d.render(&self.path))
+            .collect()
+    }
+
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+/// Loads and validates a plan: YAML, includes, schema, meaning, templates, then advice.
+pub fn load(path: &Path) -> Result<Loaded, Failure> {
+    let mut value = loader::load(path).map_err(|d| Failure::new(path, d))?;
+    let fragment = is_fragment(&value.value);
+    if fragment {
+        // Checked as a plan with a stand-in header, so every other layer applies unchanged.
+        if let Some(map) = value.value.as_object_mut() {
+            map.insert("version".into(), json!(1));
+            map.insert("name".into(), json!("include-fragment"));
+        }
+    }
+    let schema_errors = schema::check(&value);
+    if !schema_errors.is_empty() {
+        return Err(Failure::new(path, schema_errors));
+    }
+    let plan: Plan = match serde_json::from_value(value.value.clone()) {
+        Ok(plan) => plan,
+        Err(error) => {
+            // The schema accepts only what the types accept, so this is a planrun bug; still
+            // say something a person can act on.
+            let d = Diagnostic::error(
+                Layer::Schema,
+                format!("the plan does not fit planrun's types: {error}"),
+            );
+            return Err(Failure::new(path, vec![d]));
+        }
+    };
+    let diagnostics = analyzer::check(&plan, &value);
+    let warnings = if fragment {
+        Vec::new()
+    } else {
+        advice::check(&plan, &value)
+    };
+    // Advice waits until the plan is valid: errors come first.
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Err(Failure::new(path, diagnostics));
+    }
+    Ok(Loaded {
+        path: path.to_owned(),
+        digest: value.digest.clone(),
+        plan,
+        warnings,
+        value,
+        fragment,
+    })
+}
+
+/// A file that holds only shared sections and no `version`, `name` or steps.
+fn is_fragment(value: &Value) -> bool {
+    value.as_object().is_some_and(|map| {
+        !map.is_empty()
+            && map
+                .keys()
+                .all(|k| k == "include" || loader::SHARED_SECTIONS.contains(&k.as_str()))
+    })
+}
+
+/// What a render needs beyond the plan.
+#[derive(Clone, Debug)]
+pub struct RenderOptions {
+    /// `--var NAME=VALUE` overrides.
+    pub vars: Vec<(String, String)>,
+    /// The run id, also the backup set id.
+    pub run_id: String,
+    pub started: DateTime<Utc>,
+    /// The run's private scratch folder.
+    pub scratch: PathBuf,
+    /// Read secrets from their env/file. Off for previews (`plan`, `--dry-run`), where every
+    /// secret shows as `***` and need not be available.
+    pub resolve_secrets: bool,
+    /// The environment templates see as `env.*`.
+    pub env: BTreeMap<String, String>,
+}
+
+impl RenderOptions {
+    /// Options for a run starting now, with the process environment.
+    pub fn for_now(vars: Vec<(String, String)>, resolve_secrets: bool) -> Self {
+        let started = Utc::now();
+        let run_id = new_run_id(started);
+        let scratch = std::env::temp_dir().join(format!("planrun-{run_id}"));
+        RenderOptions {
+            vars,
+            run_id,
+            started,
+            scratch,
+            resolve_secrets,
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
+/// A sortable UTC time plus a random suffix: unique even for two runs in the same second.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    let mut bytes = [0u8; 3];
+    // An id that collides is caught by the exclusive folder creation; a weak random is fine.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = (std::process::id() as u32).to_le_bytes()[..3]
+            .try_into()
+            .unwrap_or([0; 3]);
+    }
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), loader::hex(&bytes))
+}
+
+/// Renders a validated plan into what the executor runs. Errors name the key path.
+pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Failure> {
+    if loaded.fragment {
+        let d = Diagnostic::error(
+            Layer::Schema,
+            "this file only holds shared definitions; include it from a plan with `version`, `name` and `steps`",
+        );
+        return Err(Failure::new(&loaded.path, vec![d]));
+    }
+    let plan = &loaded.plan;
+    let fail = |pointer: &str, message: String| {
+        let d = Diagnostic::error(Layer::Template, message).path(key_path(pointer));
+        Failure::new(
+            &loaded.path,
+            vec![loaded.value.place(d, loaded.value.locate(pointer))],
+        )
+    };
+
+    let mut vars = plan.vars.clone();
+    for (name, value) in &options.vars {
+        if !vars.contains_key(name) {
+            let known: Vec<&str> = plan.vars.keys().map(String::as_str).collect();
+            let hint = crate::diagnostic::did_you_mean(name, known.iter().copied())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            return Err(Failure::new(
+                &loaded.path,
+                vec![Diagnostic::error(
+                    Layer::Template,
+                    format!("--var {name}: the plan has no variable `{name}`{hint}"),
+                )],
+            ));
+        }
+        vars.insert(name.clone(), Value::String(value.clone()));
+    }
+
+    let mut secrets = serde_json::Map::new();
+    let mut secret_values = Vec::new();
+    for (name, source) in &plan.secrets {
+        let value = if options.resolve_secrets {
+            let value = resolve_secret(name, source, &options.env)
+                .map_err(|m| fail(&format!("/secrets/{name}"), m))?;
+            secret_values.push(value.clone());
+            value
+        } else {
+            "***".to_owned()
+        };
+        secrets.insert(name.clone(), Value::String(value));
+    }
+
+    let timezone = plan
+        .timezone
+        .as_deref()
+        .and_then(|z| z.parse().ok())
+        .unwrap_or(chrono_tz::Tz::UTC);
+    let renderer = Renderer::new(options.started, timezone, options.env.clone());
+    // Absolute, so a plan run from cron (another working directory) finds the same files.
+    let plan_file = std::path::absolute(&loaded.path).unwrap_or_else(|_| loaded.path.clone());
+    let plan_dir = plan_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut context = json!({
+        "vars": vars,
+        "secrets": secrets,
+        "env": options.env,
+        "plan": {
+            "name": plan.name,
+            "file": plan_file.display().to_string(),
+            "dir": plan_dir.display().to_string(),
+            "description": plan.description.clone().unwrap_or_default(),
+        },
+        "run": {
+            "id": options.run_id,
+            "started": options.started.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "scratch": options.scratch.display().to_string(),
+        },
+        "set": { "id": options.run_id, "path": "" },
+    });
+
+    // Storage and sources render as whole values: every string in them is a template.
+    let mut storage = Vec::new();
+    for (name, value) in &plan.storage {
+        let pointer = format!("/storage/{name}");
+        let rendered = render_value(
+            &renderer,
+            &serde_json::to_value(value).unwrap_or_default(),
+            &context,
+            &pointer,
+        )
+        .map_err(|(p, m)| fail(&p, m))?;
+        storage.push((
+            name.clone(),
+            serde_json::from_value(rendered).map_err(|e| fail(&pointer, e.to_string()))?,
+        ));
+    }
+    if let Some(local) = analyzer::backup_storage(plan)
+        && let Some((_, crate::plan::Storage::Local(l))) = storage.iter().find(|(n, _)| n == local)
+    {
+        context["set"]["path"] = Value::String(
+            Path::new(&l.path)
+                .join(&plan.name)
+                .join(&options.run_id)
+                .display()
+                .to_string(),
+        );
+    }
+    let mut sources = Vec::new();
+    for (name, value) in &plan.sources {
+        let pointer = format!("/sources/{name}");
+        let rendered = render_value(
+            &renderer,
+            &serde_json::to_value(value).unwrap_or_default(),
+            &context,
+            &pointer,
+        )
+        .map_err(|(p, m)| fail(&p, m))?;
+        sources.push((
+            name.clone(),
+            serde_json::from_value(rendered).map_err(|e| fail(&pointer, e.to_string()))?,
+        ));
+    }
+
+    let r = StepRenderer {
+        renderer: &renderer,
+        context: &context,
+    };
+    let list = |section: &str, steps: &[Step]| -> Result<Vec<ExecStep>, Failure> {
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let default_id = format!("{section}.{}", i + 1);
+                r.step(step, &format!("/{section}/{i}"), &default_id)
+                    .map_err(|(p, m)| fail(&p, m))
+            })
+            .collect()
+    };
+    let steps = list("steps", &plan.steps)?;
+    let on_failure = list("on_failure", &plan.on_failure)?;
+    let always = list("always", &plan.always)?;
+
+    Ok(ExecPlan {
+        name: plan.name.clone(),
+        file: loaded.path.clone(),
+        digest: loaded.digest.clone(),
+        run_id: options.run_id.clone(),
+        scratch: options.scratch.clone(),
+        steps,
+        on_failure,
+        always,
+        kill_grace: plan.kill_grace.unwrap_or(Duration::from_secs(10)).as_std(),
+        secret_values,
+        sources,
+        storage,
+    })
+}
+
+fn resolve_secret(
+    name: &str,
+    source: &SecretSource,
+    env: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    match source {
+        SecretSource::Env(var) => match env.get(var) {
+            Some(value) if !value.is_empty() => Ok(value.clone()),
+            _ => Err(format!(
+                "secret `{name}`: environment variable `{var}` is not set"
+            )),
+        },
+        SecretSource::File(file) => match std::fs::read_to_string(file) {
+            Ok(text) => {
+                let value = text.strip_suffix('\n').unwrap_or(&text);
+                let value = value.strip_suffix('\r').unwrap_or(value);
+                if value.is_empty() {
+                    Err(format!("secret `{name}`: {file} is empty"))
+                } else {
+                    Ok(value.to_owned())
+                }
+            }
+            Err(error) => Err(format!(
+                "secret `{name}`: cannot read {file}: {}",
+                loader::io_reason(&error)
+            )),
+        },
+    }
+}
+
+type RenderError = (String, String);
+
+fn render_value(
+    renderer: &Renderer,
+    value: &Value,
+    context: &Value,
+    pointer: &str,
+) -> Result<Value, RenderError> {
+    Ok(match value {
+        Value::String(text) => Value::String(
+            renderer
+                .render(text, context)
+                .map_err(|m| (pointer.to_owned(), m))?,
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| render_value(renderer, item, context, &format!("{pointer}/{i}")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                out.insert(
+                    k.clone(),
+                    render_value(renderer, v, context, &format!("{pointer}/{k}"))?,
+                );
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    })
+}
+
+struct StepRenderer<'a> {
+    renderer: &'a Renderer,
+    context: &'a Value,
+}
+
+/// Values of `when` that mean "skip this step".
+const FALSY: [&str; 5] = ["", "false", "0", "no", "off"];
+
+impl StepRenderer<'_> {
+    fn text(&self, text: &str, pointer: &str) -> Result<String, RenderError> {
+        self.renderer
+            .render(text, self.context)
+            .map_err(|m| (pointer.to_owned(), m))
+    }
+
+    fn opt(&self, text: &Option<String>, pointer: &str) -> Result<Option<String>, RenderError> {
+        text.as_ref().map(|t| self.text(t, pointer)).transpose()
+    }
+
+    fn step(&self, step: &Step, pointer: &str, default_id: &str) -> Result<ExecStep, RenderError> {
+        let id = step.id.clone().unwrap_or_else(|| default_id.to_owned());
+        let mut env = Vec::new();
+        for (name, value) in &step.env {
+            env.push((
+                name.clone(),
+                self.text(value, &format!("{pointer}/env/{name}"))?,
+            ));
+        }
+        let skip = match &step.when {
+            Some(when) => {
+                let value = self.text(when, &format!("{pointer}/when"))?;
+                FALSY
+                    .contains(&value.trim().to_ascii_lowercase().as_str())
+                    .then(|| format!("`when` rendered `{}`", value.trim()))
+            }
+            None => None,
+        };
+        let action = match step.kind() {
+            StepKind::Run(argv) => {
+                let mut rendered = Vec::new();
+                for (i, arg) in argv.iter().enumerate() {
+                    rendered.push(self.text(arg, &format!("{pointer}/run/{i}"))?);
+                }
+                let program = rendered.remove(0);
+                Action::Run {
+                    program,
+                    args: rendered,
+                }
+            }
+            StepKind::Shell(script) => {
+                let (script, secret_env) = self
+                    .renderer
+                    .render_shell(script, self.context)
+                    .map_err(|m| (format!("{pointer}/shell"), m))?;
+                env.extend(secret_env);
+                Action::Shell { script }
+            }
+            StepKind::Backup(source) => Action::Backup {
+                source: source.to_owned(),
+            },
+            StepKind::Copy(copy) => Action::Copy {
+                to: copy.to.clone(),
+                from: copy.from.clone(),
+                set: self.opt(&copy.set, &format!("{pointer}/copy/set"))?,
+            },
+            StepKind::Prune(storage) => Action::Prune {
+                storage: storage.to_vec(),
+            },
+            StepKind::Verify(verify) => Action::Verify {
+                storage: verify.storage.clone(),
+                set: self.opt(&verify.set, &format!("{pointer}/verify/set"))?,
+            },
+            StepKind::Restore(restore) => Action::Restore {
+                source: restore.source.clone(),
+                from: self.opt(&restore.from, &format!("{pointer}/restore/from"))?,
+                storage: restore.storage.clone(),
+                database: self.opt(&restore.database, &format!("{pointer}/restore/database"))?,
+                path: self.opt(&restore.path, &format!("{pointer}/restore/path"))?,
+                force: restore.force,
+            },
+            StepKind::Check(check) => {
+                let mut check = check.clone();
+                check.sql = self.opt(&check.sql, &format!("{pointer}/check/sql"))?;
+                check.http = self.opt(&check.http, &format!("{pointer}/check/http"))?;
+                Action::Check(check)
+            }
+            StepKind::Manual(text) => Action::Manual {
+                text: self.text(text, &format!("{pointer}/manual"))?,
+            },
+            StepKind::Notify(notify) => Action::Notify {
+                webhook: self.opt(&notify.webhook, &format!("{pointer}/notify/webhook"))?,
+                message: self.opt(&notify.message, &format!("{pointer}/notify/message"))?,
+            },
+        };
+        let mut rollback = Vec::new();
+        for (j, r) in step.rollback.iter().enumerate() {
+            rollback.push(self.step(
+                r,
+                &format!("{pointer}/rollback/{j}"),
+                &format!("{id}.rollback.{}", j + 1),
+            )?);
+        }
+        Ok(ExecStep {
+            id,
+            name: step.name.clone(),
+            needs: step.needs.clone(),
+            skip,
+            timeout: step.timeout.map(Duration::as_std),
+            retries: step.retries.unwrap_or(0),
+            retry_delay: step.retry_delay.unwrap_or(Duration::from_secs(1)).as_std(),
+            on_failure: step.on_failure(),
+            rollback,
+            env,
+            cwd: self
+                .opt(&step.cwd, &format!("{pointer}/cwd"))?
+                .map(PathBuf::from),
+            action,
+        })
+    }
+}

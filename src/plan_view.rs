@@ -1,0 +1,265 @@
+//! The rendered plan as `planrun plan` and `execute --dry-run` show it: stages of steps that
+//! can run together, each step's command or action, limits and rollbacks. Secrets are masked.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::exec_plan::{Action, ExecPlan, ExecStep};
+use crate::graph;
+use crate::plan::OnFailure;
+use crate::template::display_quote;
+
+/// The stages of the plan's `steps`, as indexes. Validated plans have no cycles.
+pub fn stages(plan: &ExecPlan) -> Vec<Vec<usize>> {
+    let edges: Vec<(String, Vec<String>)> = plan
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.needs.clone()))
+        .collect();
+    graph::stages(&edges).unwrap_or_else(|_| vec![(0..plan.steps.len()).collect()])
+}
+
+/// One line saying what the action does.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::Run { program, args } => std::iter::once(program)
+            .chain(args)
+            .map(|a| display_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Action::Shell { script } => {
+            let lines: Vec<&str> = script.lines().collect();
+            match lines.as_slice() {
+                [one] => one.to_string(),
+                _ => format!("bash script, {} lines", lines.len()),
+            }
+        }
+        Action::Backup { source } => format!("back up source `{source}` into this run's set"),
+        Action::Copy { to, from, set } => format!(
+            "copy {} from `{}` to `{to}`, verified",
+            set.as_deref()
+                .map(|s| format!("set {s}"))
+                .unwrap_or_else(|| "this run's set".into()),
+            from.as_deref().unwrap_or("local")
+        ),
+        Action::Prune { storage } => format!(
+            "apply retention to {}",
+            storage
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Action::Verify { storage, set } => format!(
+            "re-hash {} on `{storage}` against its manifest",
+            set.as_deref()
+                .map(|s| format!("set {s}"))
+                .unwrap_or_else(|| "this run's set".into())
+        ),
+        Action::Restore {
+            source,
+            from,
+            storage,
+            database,
+            path,
+            force,
+        } => {
+            let mut text = format!(
+                "restore `{source}` from {} on `{}`",
+                from.as_deref().unwrap_or("latest"),
+                storage.as_deref().unwrap_or("local")
+            );
+            if let Some(db) = database {
+                write!(text, " into database `{db}`").ok();
+            }
+            if let Some(path) = path {
+                write!(text, " into {path}").ok();
+            }
+            if *force {
+                text.push_str(", replacing what is there");
+            }
+            text
+        }
+        Action::Check(check) => {
+            let what = if let Some(sql) = &check.sql {
+                format!("`{sql}` on `{}`", check.source.as_deref().unwrap_or("?"))
+            } else if let Some(files) = &check.files {
+                format!("files of `{files}`")
+            } else {
+                format!("GET {}", check.http.as_deref().unwrap_or("?"))
+            };
+            format!(
+                "check {what}, expect {}",
+                serde_json::to_string(&check.expect).unwrap_or_default()
+            )
+        }
+        Action::Manual { text } => text.lines().next().unwrap_or_default().to_string(),
+        Action::Notify { webhook, message } => match (webhook, message) {
+            (Some(url), _) => format!("notify {url}"),
+            (None, Some(m)) => format!("notify: {m}"),
+            (None, None) => "notify".into(),
+        },
+    }
+}
+
+fn attributes(step: &ExecStep) -> Vec<String> {
+    let mut attrs = Vec::new();
+    if !step.needs.is_empty() {
+        attrs.push(format!("needs {}", step.needs.join(", ")));
+    }
+    if let Some(t) = step.timeout {
+        attrs.push(format!("timeout {}", crate::duration::Duration(t)));
+    }
+    if step.retries > 0 {
+        attrs.push(format!(
+            "retries {} (from {})",
+            step.retries,
+            crate::duration::Duration(step.retry_delay)
+        ));
+    }
+    match step.on_failure {
+        OnFailure::Fail => {}
+        OnFailure::Warn => attrs.push("on failure: warn".into()),
+        OnFailure::Ignore => attrs.push("on failure: ignore".into()),
+    }
+    if let Some(cwd) = &step.cwd {
+        attrs.push(format!("in {}", cwd.display()));
+    }
+    if !step.env.is_empty() {
+        attrs.push(format!(
+            "env {}",
+            step.env
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if let Some(reason) = &step.skip {
+        attrs.push(format!("skipped: {reason}"));
+    }
+    attrs
+}
+
+fn write_step(out: &mut String, step: &ExecStep, indent: usize, width: usize) {
+    let pad = " ".repeat(indent);
+    writeln!(
+        out,
+        "{pad}{:<width$}  {:<7} {}",
+        step.id,
+        step.action.kind_name(),
+        describe(&step.action)
+    )
+    .ok();
+    let inner = " ".repeat(indent + width + 2);
+    if let Action::Shell { script } = &step.action
+        && script.lines().count() > 1
+    {
+        for line in script.lines() {
+            writeln!(out, "{inner}| {line}").ok();
+        }
+    }
+    let attrs = attributes(step);
+    if !attrs.is_empty() {
+        writeln!(out, "{inner}{}", attrs.join(" · ")).ok();
+    }
+    for rollback in &step.rollback {
+        writeln!(out, "{inner}rollback:").ok();
+        write_step(out, rollback, indent + width + 4, rollback.id.len().max(8));
+    }
+}
+
+/// The text form.
+pub fn text(plan: &ExecPlan) -> String {
+    let mut out = String::new();
+    let digest: String = plan.digest.chars().take(12).collect();
+    writeln!(
+        out,
+        "plan {} ({}, digest {digest})",
+        plan.name,
+        plan.file.display()
+    )
+    .ok();
+    let width = plan
+        .steps
+        .iter()
+        .chain(&plan.on_failure)
+        .chain(&plan.always)
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let stages = stages(plan);
+    writeln!(out).ok();
+    writeln!(
+        out,
+        "steps: {} in {} stage{} (steps in one stage can run together)",
+        plan.steps.len(),
+        stages.len(),
+        if stages.len() == 1 { "" } else { "s" }
+    )
+    .ok();
+    for (n, stage) in stages.iter().enumerate() {
+        writeln!(out, "  stage {}", n + 1).ok();
+        for &i in stage {
+            write_step(&mut out, &plan.steps[i], 4, width);
+        }
+    }
+    for (title, list) in [
+        ("on failure (after rollbacks)", &plan.on_failure),
+        ("always", &plan.always),
+    ] {
+        if !list.is_empty() {
+            writeln!(out, "{title}:").ok();
+            for step in list {
+                write_step(&mut out, step, 4, width);
+            }
+        }
+    }
+    out
+}
+
+fn step_json(step: &ExecStep) -> Value {
+    json!({
+        "id": step.id,
+        "name": step.name,
+        "kind": step.action.kind_name(),
+        "description": describe(&step.action),
+        "needs": step.needs,
+        "timeout_ms": step.timeout.map(|t| t.as_millis() as u64),
+        "retries": step.retries,
+        "retry_delay_ms": step.retry_delay.as_millis() as u64,
+        "on_failure": step.on_failure,
+        "skip": step.skip,
+        "cwd": step.cwd,
+        "env": step.env.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        "action": action_json(&step.action),
+        "rollback": step.rollback.iter().map(step_json).collect::<Vec<_>>(),
+    })
+}
+
+fn action_json(action: &Action) -> Value {
+    match action {
+        Action::Run { program, args } => json!({ "program": program, "args": args }),
+        Action::Shell { script } => json!({ "script": script }),
+        other => json!({ "summary": describe(other) }),
+    }
+}
+
+/// The JSON form.
+pub fn json(plan: &ExecPlan) -> Value {
+    let stages: Vec<Vec<&str>> = stages(plan)
+        .iter()
+        .map(|stage| stage.iter().map(|&i| plan.steps[i].id.as_str()).collect())
+        .collect();
+    json!({
+        "name": plan.name,
+        "file": plan.file,
+        "digest": plan.digest,
+        "stages": stages,
+        "steps": plan.steps.iter().map(step_json).collect::<Vec<_>>(),
+        "on_failure": plan.on_failure.iter().map(step_json).collect::<Vec<_>>(),
+        "always": plan.always.iter().map(step_json).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,741 @@
+//! Templates: Handlebars in strict mode with HTML escaping off, planrun's helpers, shell
+//! quoting for `shell:` steps, and a static check that every name a template uses exists.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use handlebars::template::{Parameter, TemplateElement};
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
+    ScopedJson, Template,
+};
+use serde_json::Value;
+
+use crate::diagnostic::did_you_mean;
+
+/// The roots a template path may start with.
+pub const ROOTS: [&str; 6] = ["vars", "secrets", "env", "plan", "run", "set"];
+const PLAN_KEYS: [&str; 4] = ["name", "file", "dir", "description"];
+const RUN_KEYS: [&str; 3] = ["id", "started", "scratch"];
+const SET_KEYS: [&str; 2] = ["id", "path"];
+/// planrun's helpers plus the Handlebars built-ins that make sense in plans.
+const HELPERS: [&str; 16] = [
+    "now", "env", "quote", "if", "unless", "each", "with", "lookup", "eq", "ne", "gt", "gte", "lt",
+    "lte", "and", "or",
+];
+const MORE_HELPERS: [&str; 3] = ["not", "len", "raw"];
+const BLOCK_SCOPES: [&str; 2] = ["each", "with"];
+
+/// What a template may refer to, for the static check.
+pub struct Scope<'a> {
+    pub vars: &'a BTreeMap<String, Value>,
+    pub secrets: Vec<&'a str>,
+    /// False for `run:` arguments: a secret there would be visible to every user in `ps`.
+    pub secrets_allowed: bool,
+}
+
+/// What is wrong with one template.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+fn is_helper(name: &str) -> bool {
+    HELPERS.contains(&name) || MORE_HELPERS.contains(&name)
+}
+
+/// Parses a template and checks every variable and helper it names.
+pub fn check(text: &str, scope: &Scope<'_>) -> Vec<Problem> {
+    if !text.contains("{{") {
+        return Vec::new();
+    }
+    let template = match Template::compile(text) {
+        Ok(template) => template,
+        Err(error) => {
+            let reason = if text.matches("{{").count() != text.matches("}}").count() {
+                "every `{{` needs a matching `}}`".to_owned()
+            } else {
+                error.reason().to_string()
+            };
+            return vec![Problem {
+                message: format!("template does not parse: {}", lower(&reason)),
+                help: Some(
+                    "templates use Handlebars: `{{vars.name}}`, `{{now \"%Y%m%d\"}}`".into(),
+                ),
+            }];
+        }
+    };
+    let mut problems = Vec::new();
+    check_elements(&template.elements, scope, false, &mut problems);
+    problems
+}
+
+fn check_elements(
+    elements: &[TemplateElement],
+    scope: &Scope<'_>,
+    relative_ok: bool,
+    out: &mut Vec<Problem>,
+) {
+    for element in elements {
+        match element {
+            TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
+                let name = parameter_name(&h.name);
+                if h.params.is_empty() && h.hash.is_empty() && !is_helper(&name) {
+                    check_path(&name, scope, relative_ok, out);
+                } else {
+                    check_helper(&name, out);
+                    check_parameters(&h.params, h.hash.values(), scope, relative_ok, out);
+                    if name == "now" {
+                        check_now_format(&h.params, out);
+                    }
+                }
+            }
+            TemplateElement::HelperBlock(h) => {
+                let name = parameter_name(&h.name);
+                check_helper(&name, out);
+                check_parameters(&h.params, h.hash.values(), scope, relative_ok, out);
+                let inner_relative = relative_ok || BLOCK_SCOPES.contains(&name.as_str());
+                if let Some(t) = &h.template {
+                    check_elements(&t.elements, scope, inner_relative, out);
+                }
+                if let Some(t) = &h.inverse {
+                    check_elements(&t.elements, scope, relative_ok, out);
+                }
+            }
+            TemplateElement::DecoratorExpression(_)
+            | TemplateElement::DecoratorBlock(_)
+            | TemplateElement::PartialExpression(_)
+            | TemplateElement::PartialBlock(_) => out.push(Problem {
+                message: "partials and decorators are not supported in plans".into(),
+                help: None,
+            }),
+            _ => {}
+        }
+    }
+}
+
+fn parameter_name(parameter: &Parameter) -> String {
+    match parameter {
+        Parameter::Name(name) => name.clone(),
+        Parameter::Path(path) => path_raw(path),
+        Parameter::Literal(value) => value.to_string(),
+        Parameter::Subexpression(sub) => sub.name().to_owned(),
+        _ => String::new(),
+    }
+}
+
+fn path_raw(path: &handlebars::Path) -> String {
+    match path {
+        handlebars::Path::Relative((_, raw)) => raw.clone(),
+        handlebars::Path::Local((_, _, raw)) => raw.clone(),
+    }
+}
+
+fn check_parameters<'p>(
+    params: &'p [Parameter],
+    hash: impl Iterator<Item = &'p Parameter>,
+    scope: &Scope<'_>,
+    relative_ok: bool,
+    out: &mut Vec<Problem>,
+) {
+    for parameter in params.iter().chain(hash) {
+        match parameter {
+            Parameter::Path(path) => check_path(&path_raw(path), scope, relative_ok, out),
+            Parameter::Name(name) => check_path(name, scope, relative_ok, out),
+            Parameter::Subexpression(sub) => {
+                check_helper(sub.name(), out);
+                let params = sub.params().cloned().unwrap_or_default();
+                let hash: Vec<Parameter> = sub
+                    .hash()
+                    .map(|h| h.values().cloned().collect())
+                    .unwrap_or_default();
+                check_parameters(&params, hash.iter(), scope, relative_ok, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_helper(name: &str, out: &mut Vec<Problem>) {
+    if !is_helper(name) {
+        let all: Vec<&str> = HELPERS.iter().chain(MORE_HELPERS.iter()).copied().collect();
+        out.push(Problem {
+            message: format!("unknown helper `{name}`"),
+            help: Some(match did_you_mean(name, all.iter().copied()) {
+                Some(close) => format!("did you mean `{close}`?"),
+                None => "helpers are `now`, `env`, `quote` and Handlebars' `if`, `unless`, `each`, `with`, `eq`, …".into(),
+            }),
+        });
+    }
+}
+
+fn check_now_format(params: &[Parameter], out: &mut Vec<Problem>) {
+    if let Some(Parameter::Literal(Value::String(format))) = params.first()
+        && let Err(message) = validate_strftime(format)
+    {
+        out.push(Problem {
+            message,
+            help: None,
+        });
+    }
+}
+
+/// chrono panics inside `Display` on a bad pattern, so patterns are checked before use.
+pub fn validate_strftime(format: &str) -> Result<(), String> {
+    if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
+        Err(format!(
+            "`{format}` is not a valid date format (see chrono's strftime: %Y%m%d, %H%M)"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_path(raw: &str, scope: &Scope<'_>, relative_ok: bool, out: &mut Vec<Problem>) {
+    let segments: Vec<&str> = raw.split(['.', '/']).filter(|s| !s.is_empty()).collect();
+    let Some(&root) = segments.first() else {
+        return;
+    };
+    if root.starts_with('@') || root == "this" || root == ".." {
+        if !relative_ok {
+            out.push(Problem {
+                message: format!("`{raw}` can only be used inside `#each` or `#with`"),
+                help: None,
+            });
+        }
+        return;
+    }
+    let rest = &segments[1..];
+    let missing = |what: String, known: Vec<String>, out: &mut Vec<Problem>| {
+        let help = did_you_mean(
+            rest.last().copied().unwrap_or(""),
+            known.iter().map(String::as_str),
+        )
+        .map(|close| format!("did you mean `{}`?", replace_last(raw, close)))
+        .or_else(|| (!known.is_empty()).then(|| format!("defined: {}", known.join(", "))));
+        out.push(Problem {
+            message: what,
+            help,
+        });
+    };
+    match root {
+        "vars" => {
+            let mut node: Option<&Value> = None;
+            let mut keys: Vec<String> = scope.vars.keys().cloned().collect();
+            for (depth, segment) in rest.iter().enumerate() {
+                let found = match node {
+                    None => scope.vars.get(*segment),
+                    Some(Value::Object(map)) => map.get(*segment),
+                    Some(_) => None,
+                };
+                match found {
+                    Some(value) => {
+                        node = Some(value);
+                        keys = match value {
+                            Value::Object(map) => map.keys().cloned().collect(),
+                            _ => Vec::new(),
+                        };
+                    }
+                    None => {
+                        let shown = segments[..depth + 2].join(".");
+                        missing(format!("undefined variable `{shown}`"), keys, out);
+                        return;
+                    }
+                }
+            }
+            if rest.is_empty() {
+                out.push(Problem {
+                    message: "`vars` needs a name: `{{vars.NAME}}`".into(),
+                    help: None,
+                });
+            }
+        }
+        "secrets" => {
+            if !scope.secrets_allowed {
+                out.push(Problem {
+                    message: format!("`{raw}` in a `run:` argument would show the secret in `ps`"),
+                    help: Some("pass it through the step's `env:` and read the variable in the program, or use a `shell:` step".into()),
+                });
+                return;
+            }
+            match rest.first() {
+                Some(name) if scope.secrets.contains(name) && rest.len() == 1 => {}
+                _ => missing(
+                    format!("undefined secret `{raw}`"),
+                    scope.secrets.iter().map(|s| s.to_string()).collect(),
+                    out,
+                ),
+            }
+        }
+        "env" => {
+            if rest.len() != 1 {
+                out.push(Problem {
+                    message: format!("`{raw}`: use `{{{{env.NAME}}}}`"),
+                    help: None,
+                });
+            }
+        }
+        "plan" | "run" | "set" => {
+            let keys: &[&str] = match root {
+                "plan" => &PLAN_KEYS,
+                "run" => &RUN_KEYS,
+                _ => &SET_KEYS,
+            };
+            if rest.len() != 1 || !keys.contains(&rest[0]) {
+                missing(
+                    format!("unknown variable `{raw}`"),
+                    keys.iter()
+                        .map(|k| format!("{root}.{k}"))
+                        .map(|k| k.trim_start_matches(&format!("{root}.")).to_owned())
+                        .collect(),
+                    out,
+                );
+            }
+        }
+        _ if relative_ok => {}
+        _ => {
+            let help = did_you_mean(root, ROOTS)
+                .map(|close| format!("did you mean `{}`?", raw.replacen(root, close, 1)))
+                .or_else(|| {
+                    scope
+                        .vars
+                        .contains_key(root)
+                        .then(|| format!("did you mean `vars.{raw}`?"))
+                })
+                .unwrap_or_else(|| {
+                    "variables start with vars., secrets., env., plan., run. or set.".into()
+                });
+            out.push(Problem {
+                message: format!("undefined variable `{raw}`"),
+                help: Some(help),
+            });
+        }
+    }
+}
+
+fn replace_last(raw: &str, replacement: &str) -> String {
+    match raw.rfind(['.', '/']) {
+        Some(at) => format!("{}{replacement}", &raw[..=at]),
+        None => replacement.to_owned(),
+    }
+}
+
+fn lower(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Every `{{path}}` a template names, for the secrets and environment variables it uses.
+pub fn referenced_paths(text: &str) -> Vec<String> {
+    let Ok(template) = Template::compile(text) else {
+        return Vec::new();
+    };
+    let mut paths = Vec::new();
+    collect_paths(&template.elements, &mut paths);
+    paths
+}
+
+fn collect_paths(elements: &[TemplateElement], out: &mut Vec<String>) {
+    let push = |p: &Parameter, out: &mut Vec<String>| match p {
+        Parameter::Path(path) => out.push(path_raw(path)),
+        Parameter::Name(name) => out.push(name.clone()),
+        _ => {}
+    };
+    for element in elements {
+        if let TemplateElement::Expression(h)
+        | TemplateElement::HtmlExpression(h)
+        | TemplateElement::HelperBlock(h) = element
+        {
+            push(&h.name, out);
+            for p in h.params.iter().chain(h.hash.values()) {
+                push(p, out);
+            }
+            for t in [&h.template, &h.inverse].into_iter().flatten() {
+                collect_paths(&t.elements, out);
+            }
+        }
+    }
+}
+
+/// The renderers: one plain, one for bash scripts where every interpolated value is placed
+/// by `shell_script` according to the quotes around it.
+pub struct Renderer {
+    plain: Handlebars<'static>,
+    shell: Handlebars<'static>,
+    /// Values the shell renderer met, in order; each left a `__PLANRUN_V<n>__` token.
+    shell_values: Arc<Mutex<Vec<String>>>,
+}
+
+/// Prefix of the stand-in a secret renders as inside a shell script; it becomes a reference
+/// to an environment variable, so the value never enters argv.
+const SECRET_MARK: &str = "__PLANRUN_SECRET_";
+
+impl Renderer {
+    pub fn new(now: DateTime<Utc>, timezone: Tz, env: BTreeMap<String, String>) -> Self {
+        let shell_values: Arc<Mutex<Vec<String>>> = Arc::default();
+        let build = |shell: bool| {
+            let mut hb = Handlebars::new();
+            hb.set_strict_mode(true);
+            if shell {
+                let values = shell_values.clone();
+                hb.register_escape_fn(move |value: &str| {
+                    if value.starts_with(SECRET_MARK) && value.ends_with("__") {
+                        return value.to_owned();
+                    }
+                    let mut values = values.lock().unwrap_or_else(|e| e.into_inner());
+                    values.push(value.to_owned());
+                    format!(
+                        "{}V{}__",
+                        crate::shell_script::TOKEN_PREFIX,
+                        values.len() - 1
+                    )
+                });
+            } else {
+                hb.register_escape_fn(handlebars::no_escape);
+            }
+            hb.register_helper("now", Box::new(NowHelper { now, timezone }));
+            hb.register_helper("env", Box::new(EnvHelper { env: env.clone() }));
+            hb.register_helper("quote", Box::new(QuoteHelper { shell }));
+            hb
+        };
+        Renderer {
+            plain: build(false),
+            shell: build(true),
+            shell_values,
+        }
+    }
+
+    /// Renders a template as text (no escaping).
+    pub fn render(&self, text: &str, context: &Value) -> Result<String, String> {
+        if !text.contains("{{") {
+            return Ok(text.to_owned());
+        }
+        self.plain
+            .render_template(text, context)
+            .map_err(explain_render_error)
+    }
+
+    /// Renders a bash script: `{{x}}` becomes one literal word wherever it stands (see
+    /// `shell_script`), `{{{x}}}` is inserted raw, and each secret becomes a reference to
+    /// `PLANRUN_SECRET_NAME`. Returns the script and the variables the child needs.
+    pub fn render_shell(
+        &self,
+        text: &str,
+        context: &Value,
+    ) -> Result<(String, Vec<(String, String)>), String> {
+        let mut masked = context.clone();
+        let mut secrets: Vec<(String, String)> = Vec::new();
+        if let Some(Value::Object(map)) = masked.get_mut("secrets") {
+            for (name, value) in map.iter_mut() {
+                secrets.push((
+                    secret_env_name(name),
+                    value.as_str().unwrap_or_default().to_owned(),
+                ));
+                *value = Value::String(format!("{SECRET_MARK}{}__", name_token(name)));
+            }
+        }
+        self.shell_values
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let rendered = self
+            .shell
+            .render_template(text, &masked)
+            .map_err(explain_render_error)?;
+        let values =
+            std::mem::take(&mut *self.shell_values.lock().unwrap_or_else(|e| e.into_inner()));
+        let lookup = |token: &str| -> Option<crate::shell_script::Value<'_>> {
+            let name = token
+                .strip_prefix(crate::shell_script::TOKEN_PREFIX)?
+                .strip_suffix("__")?;
+            if let Some(secret) = name.strip_prefix("SECRET_") {
+                let var = format!("PLANRUN_SECRET_{secret}");
+                return secrets
+                    .iter()
+                    .any(|(v, _)| *v == var)
+                    .then(|| crate::shell_script::Value::Env(leak_name(&secrets, &var)));
+            }
+            let index: usize = name.strip_prefix('V')?.parse().ok()?;
+            values
+                .get(index)
+                .map(|v| crate::shell_script::Value::Text(v))
+        };
+        let (script, mut env) = crate::shell_script::substitute(&rendered, &lookup);
+        for (var, value) in &secrets {
+            if script.contains(&format!("${{{var}}}")) {
+                env.push((var.clone(), value.clone()));
+            }
+        }
+        Ok((script, env))
+    }
+}
+
+/// The variable name as stored in `secrets`, borrowed for the lookup's lifetime.
+fn leak_name<'a>(secrets: &'a [(String, String)], var: &str) -> &'a str {
+    secrets
+        .iter()
+        .find(|(v, _)| v == var)
+        .map(|(v, _)| v.as_str())
+        .unwrap_or_default()
+}
+
+/// The environment variable a secret reaches a shell step through.
+pub fn secret_env_name(secret: &str) -> String {
+    format!("PLANRUN_SECRET_{}", name_token(secret))
+}
+
+fn name_token(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn explain_render_error(error: RenderError) -> String {
+    match error.reason() {
+        RenderErrorReason::MissingVariable(Some(path)) => {
+            let path = path.trim_start_matches("[").trim_end_matches("]");
+            match path.strip_prefix("env.") {
+                Some(name) => format!("environment variable `{name}` is not set"),
+                None => format!("`{path}` has no value"),
+            }
+        }
+        _ => lower(&error.reason().to_string()),
+    }
+}
+
+/// POSIX shell quoting: the value is one word, whatever it holds.
+pub fn shell_quote(value: &str) -> String {
+    if value.is_empty() {
+        return "''".into();
+    }
+    if value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-./=:,@%+".contains(&b))
+    {
+        return value.to_owned();
+    }
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+/// Quoting for showing a command to a person: like `shell_quote`, but control characters
+/// (a newline in an argument) are written as `$'\n'` so the command stays on one line.
+pub fn display_quote(value: &str) -> String {
+    if !value.chars().any(char::is_control) {
+        return shell_quote(value);
+    }
+    let mut out = String::from("$'");
+    for c in value.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+struct NowHelper {
+    now: DateTime<Utc>,
+    timezone: Tz,
+}
+
+impl HelperDef for NowHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let format = match h.param(0) {
+            Some(p) => p
+                .value()
+                .as_str()
+                .unwrap_or("%Y-%m-%dT%H:%M:%SZ")
+                .to_owned(),
+            None => "%Y-%m-%dT%H:%M:%SZ".to_owned(),
+        };
+        validate_strftime(&format).map_err(|m| RenderError::from(RenderErrorReason::Other(m)))?;
+        let text = self
+            .now
+            .with_timezone(&self.timezone)
+            .format(&format)
+            .to_string();
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+struct EnvHelper {
+    env: BTreeMap<String, String>,
+}
+
+impl HelperDef for EnvHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let name = h.param(0).and_then(|p| p.value().as_str()).ok_or_else(|| {
+            RenderErrorReason::Other("`env` needs a variable name: {{env \"NAME\"}}".into())
+        })?;
+        let value = match (self.env.get(name), h.hash_get("default")) {
+            (Some(value), _) => value.clone(),
+            (None, Some(default)) => default
+                .value()
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| default.value().to_string()),
+            (None, None) => {
+                return Err(RenderErrorReason::Other(format!(
+                    "environment variable `{name}` is not set (give a default: {{{{env \"{name}\" default=\"…\"}}}})"
+                ))
+                .into());
+            }
+        };
+        Ok(ScopedJson::Derived(Value::String(value)))
+    }
+}
+
+/// `{{quote x}}`: POSIX-quotes a value. In a shell step every value is already placed as one
+/// word, so there it passes the value through to that mechanism instead of quoting twice.
+struct QuoteHelper {
+    shell: bool,
+}
+
+impl HelperDef for QuoteHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = h
+            .param(0)
+            .map(|p| match p.value() {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default();
+        let text = if self.shell {
+            value
+        } else {
+            shell_quote(&value)
+        };
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(vars: &BTreeMap<String, Value>) -> Scope<'_> {
+        Scope {
+            vars,
+            secrets: vec!["db_password"],
+            secrets_allowed: true,
+        }
+    }
+
+    #[test]
+    fn finds_undefined_names_with_suggestions() {
+        let mut vars = BTreeMap::new();
+        vars.insert("app".to_string(), Value::String("/srv".into()));
+        let problems = check("{{vars.ap}}/media", &scope(&vars));
+        assert_eq!(problems[0].message, "undefined variable `vars.ap`");
+        assert_eq!(
+            problems[0].help.as_deref(),
+            Some("did you mean `vars.app`?")
+        );
+        assert!(
+            check("{{#if vars.missing}}x{{/if}}", &scope(&vars))[0]
+                .message
+                .contains("vars.missing")
+        );
+        assert!(
+            check("{{nope \"x\"}}", &scope(&vars))[0]
+                .message
+                .contains("unknown helper")
+        );
+        assert!(
+            check("{{now \"%Q\"}}", &scope(&vars))[0]
+                .message
+                .contains("not a valid date format")
+        );
+        assert!(
+            check(
+                "{{vars.app}} {{env.HOME}} {{run.id}} {{now \"%Y\"}}",
+                &scope(&vars)
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn shell_rendering_quotes_values_and_hides_secrets() {
+        let renderer = Renderer::new(Utc::now(), Tz::UTC, BTreeMap::new());
+        let context = serde_json::json!({
+            "vars": {"evil": "x\"; touch /tmp/pwned; \""},
+            "secrets": {"db_password": "hunter2"},
+        });
+        let (script, env) = renderer
+            .render_shell("echo {{vars.evil}} {{secrets.db_password}}", &context)
+            .unwrap();
+        assert_eq!(
+            script,
+            "echo 'x\"; touch /tmp/pwned; \"' \"${PLANRUN_SECRET_DB_PASSWORD}\""
+        );
+        assert_eq!(
+            env,
+            vec![("PLANRUN_SECRET_DB_PASSWORD".into(), "hunter2".into())]
+        );
+        let (double, _) = renderer
+            .render_shell("echo \"{{vars.evil}}\" '{{quote vars.evil}}'", &context)
+            .unwrap();
+        assert_eq!(
+            double,
+            r#"echo "x\"; touch /tmp/pwned; \"" '''x"; touch /tmp/pwned; "'''"#
+        );
+        let (raw, _) = renderer
+            .render_shell("echo {{{vars.evil}}}", &context)
+            .unwrap();
+        assert_eq!(raw, "echo x\"; touch /tmp/pwned; \"");
+        let (quoted, _) = renderer
+            .render_shell("echo {{quote vars.evil}}", &context)
+            .unwrap();
+        assert_eq!(
+            quoted,
+            script.replace(" \"${PLANRUN_SECRET_DB_PASSWORD}\"", "")
+        );
+    }
+
+    #[test]
+    fn plain_rendering_does_not_escape_html() {
+        let renderer = Renderer::new(Utc::now(), Tz::UTC, BTreeMap::new());
+        let out = renderer
+            .render("{{vars.a}}", &serde_json::json!({"vars": {"a": "a&b<c>"}}))
+            .unwrap();
+        assert_eq!(out, "a&b<c>");
+    }
+}
