@@ -29,6 +29,8 @@ pub enum Command {
     /// Retention tools: preview what a policy keeps.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Apply retention: print keep/remove with reasons for each set, then remove.
+    Prune(PruneArgs),
 }
 
 impl Command {
@@ -37,7 +39,7 @@ impl Command {
     fn only_prints(&self) -> bool {
         matches!(
             self,
-            Command::Validate(_) | Command::Schema | Command::Plan(_)
+            Command::Validate(_) | Command::Schema | Command::Plan(_) | Command::Retention(_)
         )
     }
 }
@@ -126,6 +128,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => crate::command::validate(&args),
         Command::Schema => crate::command::schema(),
         Command::Plan(args) => crate::command::plan(&args),
+        Command::Prune(args) => crate::command::prune::run(&args),
         Command::Retention(RetentionCommand::Simulate(args)) => {
             crate::command::retention::simulate(&args)
         }
@@ -169,6 +172,24 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "ZONE")]
     pub timezone: Option<String>,
     /// Print one JSON array, one object per input timestamp.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Only this storage (repeatable; default: every storage of the plan).
+    #[arg(long = "storage", value_name = "NAME")]
+    pub storage: Vec<String>,
+    /// Print the decisions, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -14,6 +14,7 @@ pub mod loader;
 pub mod pipeline;
 pub mod plan;
 pub mod plan_view;
+pub mod prune;
 pub mod retention;
 pub mod s3;
 pub mod s3_store;

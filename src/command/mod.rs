@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+pub mod prune;
 pub mod retention;
 
 use crate::cli::{PlanArgs, ValidateArgs};
