@@ -13,7 +13,9 @@ use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 
 fn usage() -> ! {
-    eprintln!("usage: s3_bench serve ROOT PORT AK SK | copy SET_DIR PLAN SET_ID ENDPOINT BUCKET PREFIX AK SK");
+    eprintln!(
+        "usage: s3_bench serve ROOT PORT AK SK | copy SET_DIR PLAN SET_ID ENDPOINT BUCKET PREFIX AK SK"
+    );
     std::process::exit(2)
 }
 
@@ -32,13 +34,18 @@ async fn serve(root: &str, port: &str, access_key: &str, secret_key: &str) {
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
     let service = builder.build();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().expect("a port")))
-        .await
-        .expect("the port is free");
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().expect("a port")))
+            .await
+            .expect("the port is free");
     let http = ConnBuilder::new(TokioExecutor::new());
     loop {
-        let Ok((socket, _)) = listener.accept().await else { continue };
-        let connection = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+        let Ok((socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let connection = http
+            .serve_connection(TokioIo::new(socket), service.clone())
+            .into_owned();
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -46,7 +53,19 @@ async fn serve(root: &str, port: &str, access_key: &str, secret_key: &str) {
 }
 
 async fn copy(args: &[String]) {
-    let [set_dir, plan, set_id, endpoint, bucket, prefix, access_key, secret_key] = args else { usage() };
+    let [
+        set_dir,
+        plan,
+        set_id,
+        endpoint,
+        bucket,
+        prefix,
+        access_key,
+        secret_key,
+    ] = args
+    else {
+        usage()
+    };
     let storage = planrun::plan::S3Storage {
         bucket: bucket.clone(),
         prefix: Some(prefix.clone()),
@@ -60,10 +79,15 @@ async fn copy(args: &[String]) {
         allow_http: true,
         retention: None,
     };
-    let store = planrun::s3_store::S3Store::open(&storage, planrun::s3::Tuning::default()).expect("storage opens");
+    let store = planrun::s3_store::S3Store::open(&storage, planrun::s3::Tuning::default())
+        .expect("storage opens");
     let started = Instant::now();
     let report = planrun::copy::copy_local_set(&PathBuf::from(set_dir), plan, set_id, &store)
         .await
         .expect("the copy succeeds");
-    println!("{:.2} {}", started.elapsed().as_secs_f64(), report.bytes_uploaded);
+    println!(
+        "{:.2} {}",
+        started.elapsed().as_secs_f64(),
+        report.bytes_uploaded
+    );
 }

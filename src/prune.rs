@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::plan::Storage;
 use crate::retention::{Decision, Policy, SetInfo, SetStatus, decide};
-use crate::s3::hex;
+use crate::s3::{S3Error, Tuning, hex};
 use crate::s3_store::{MANIFEST, S3Store, SetStoreError, VERIFY, set_time};
 
 /// A set as prune sees it.
@@ -144,13 +145,21 @@ pub fn status_from(manifest: Option<&[u8]>, verify: Option<&[u8]>) -> SetStatus 
 }
 
 /// Where the sets to prune live.
-pub enum Target<'a> {
+pub enum Target {
     /// A local storage folder (`<path>`; sets at `<path>/<plan>/<id>/`).
-    Local(&'a Path),
-    S3(&'a S3Store),
+    Local(PathBuf),
+    S3(S3Store),
 }
 
-impl Target<'_> {
+impl Target {
+    /// Opens a rendered storage (S3 credentials from the storage or the environment).
+    pub fn open(storage: &Storage) -> Result<Target, S3Error> {
+        Ok(match storage {
+            Storage::Local(local) => Target::Local(PathBuf::from(&local.path)),
+            Storage::S3(s3) => Target::S3(S3Store::open(s3, Tuning::default())?),
+        })
+    }
+
     pub fn location(&self, plan: &str) -> String {
         match self {
             Target::Local(root) => root.join(plan).display().to_string(),
@@ -336,7 +345,7 @@ mod tests {
             }
         }
         std::fs::create_dir_all(root.path().join("crm/lost+found")).unwrap();
-        let target = Target::Local(root.path());
+        let target = Target::Local(root.path().to_owned());
         let mut sets = target.candidates("crm").await.unwrap();
         sets.sort_by(|a, b| a.id.cmp(&b.id));
         assert_eq!(

@@ -1,7 +1,6 @@
 //! `planrun prune PLAN`: apply each storage's retention policy, table first, then removal.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use chrono::Utc;
 
@@ -11,8 +10,6 @@ use crate::pipeline::{self, RenderOptions};
 use crate::plan::{Retention, Storage};
 use crate::prune::{PruneRow, Target, decide_prune, render_table, rows_json};
 use crate::retention::Policy;
-use crate::s3::Tuning;
-use crate::s3_store::S3Store;
 
 /// The outcome for one storage.
 struct StorageOutcome {
@@ -148,23 +145,12 @@ async fn prune_storage(
         removed: Vec::new(),
         errors: Vec::new(),
     };
-    let s3;
-    let local_root;
-    let target = match storage {
-        Storage::Local(local) => {
-            local_root = PathBuf::from(&local.path);
-            Target::Local(&local_root)
+    let target = match Target::open(storage) {
+        Ok(target) => target,
+        Err(error) => {
+            report_error(&mut outcome, print, format!("storage `{name}`: {error}"));
+            return outcome;
         }
-        Storage::S3(settings) => match S3Store::open(settings, Tuning::default()) {
-            Ok(store) => {
-                s3 = store;
-                Target::S3(&s3)
-            }
-            Err(error) => {
-                report_error(&mut outcome, print, format!("storage `{name}`: {error}"));
-                return outcome;
-            }
-        },
     };
     outcome.location = target.location(plan);
     let candidates = match target.candidates(plan).await {
