@@ -204,27 +204,33 @@ impl Target {
                 }
             }
             Target::S3(store) => {
-                for set in store.list_sets(plan).await? {
-                    let Some(time) = set_time(&set.id) else {
-                        continue;
-                    };
-                    let manifest = if set.is_complete() {
-                        store.read_manifest(plan, &set.id).await?
-                    } else {
-                        None
-                    };
-                    let verify = if set.has(VERIFY) {
-                        store.read_verify(plan, &set.id).await?
-                    } else {
-                        None
-                    };
-                    let status = status_from(manifest.as_deref(), verify.as_deref());
-                    out.push(Candidate {
-                        id: set.id,
-                        time,
-                        status,
-                    });
-                }
+                use futures::{StreamExt, TryStreamExt};
+                // Manifests are read a few at a time: one round trip after another would make
+                // a bucket with thousands of sets slow to prune.
+                let sets = store.list_sets(plan).await?;
+                out = futures::stream::iter(sets)
+                    .filter_map(|set| async move { set_time(&set.id).map(|time| (set, time)) })
+                    .map(|(set, time)| async move {
+                        let manifest = if set.is_complete() {
+                            store.read_manifest(plan, &set.id).await?
+                        } else {
+                            None
+                        };
+                        let verify = if set.has(VERIFY) {
+                            store.read_verify(plan, &set.id).await?
+                        } else {
+                            None
+                        };
+                        let status = status_from(manifest.as_deref(), verify.as_deref());
+                        Ok::<_, PruneError>(Candidate {
+                            id: set.id,
+                            time,
+                            status,
+                        })
+                    })
+                    .buffered(16)
+                    .try_collect()
+                    .await?;
             }
         }
         Ok(out)
