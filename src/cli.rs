@@ -26,6 +26,10 @@ pub enum Command {
     Schema,
     /// Print the fully rendered plan: steps in dependency order, nothing executed.
     Plan(PlanArgs),
+    /// Run a plan's steps: dependency graph, timeouts, retries, rollback, `always`.
+    Execute(ExecuteArgs),
+    /// List past runs from the state directory, newest first.
+    History(HistoryArgs),
     /// Retention tools: preview what a policy keeps.
     #[command(subcommand)]
     Retention(RetentionCommand),
@@ -107,6 +111,44 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Print what would run and check the lock; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run only these steps (repeatable); their `needs` outside the selection count as done.
+    #[arg(long = "only", value_name = "ID")]
+    pub only: Vec<String>,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    /// Where run records, logs and locks live (default: $XDG_STATE_HOME/planrun,
+    /// ~/.local/state/planrun, or /var/lib/planrun for root).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// How many steps may run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: Option<u16>,
+    /// Print one JSON event per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only runs of this plan.
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
+    /// Print the run records as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+    /// The state directory to read (default as for `execute`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -128,6 +170,8 @@ pub fn main() -> i32 {
         Command::Validate(args) => crate::command::validate(&args),
         Command::Schema => crate::command::schema(),
         Command::Plan(args) => crate::command::plan(&args),
+        Command::Execute(args) => crate::command::execute(&args),
+        Command::History(args) => crate::command::history(&args),
         Command::Prune(args) => crate::command::prune::run(&args),
         Command::Retention(RetentionCommand::Simulate(args)) => {
             crate::command::retention::simulate(&args)

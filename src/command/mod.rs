@@ -1,5 +1,11 @@
 //! The commands behind the CLI: each takes parsed arguments and returns an exit code.
 
+mod execute;
+mod history;
+
+pub use execute::execute;
+pub use history::history;
+
 use std::io::Write;
 
 pub mod prune;

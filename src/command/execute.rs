@@ -1,0 +1,267 @@
+//! `planrun execute PLAN`: load and check the plan, take the plan's lock, run the engine
+//! with signal handling, and feed its events to the reporters, the run log and the record.
+
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::cancel::{Cancel, CancelReason};
+use crate::cli::ExecuteArgs;
+use crate::engine;
+use crate::event::{Emitter, Event};
+use crate::exec_plan::ExecPlan;
+use crate::exit_code;
+use crate::lock::{Holder, LockError, PlanLock};
+use crate::pipeline::{self, RenderOptions};
+use crate::plan_view;
+use crate::process::ProcessGroups;
+use crate::redact::Redactor;
+use crate::reporter::{self, Reporter};
+use crate::run_log::RunLog;
+use crate::run_record::RunRecord;
+use crate::state_dir::StateDir;
+
+pub fn execute(args: &ExecuteArgs) -> i32 {
+    let loaded = match pipeline::load(&args.plan) {
+        Ok(loaded) => loaded,
+        Err(failure) => {
+            eprint!("{}", failure.render());
+            return exit_code::INVALID;
+        }
+    };
+    let vars = args
+        .vars
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    // A dry run resolves no secrets (they show as `***`), like `planrun plan`.
+    let render_options = RenderOptions::for_now(vars, !args.dry_run);
+    let plan = match pipeline::render(&loaded, &render_options) {
+        Ok(plan) => plan,
+        Err(failure) => {
+            eprint!("{}", failure.render());
+            return exit_code::INVALID;
+        }
+    };
+    let redactor = Arc::new(Redactor::new(&plan.secret_values));
+    let state_root = match StateDir::locate(args.state_dir.as_deref()) {
+        Ok(root) => root,
+        Err(error) => {
+            eprintln!("planrun: {error}");
+            return exit_code::INVALID;
+        }
+    };
+    let options = engine::Options {
+        concurrency: args
+            .concurrency
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+        only: args.only.clone(),
+        state_dir: state_root.clone(),
+    };
+    let refusals = engine::check(&plan, &options);
+    if !refusals.is_empty() {
+        for refusal in refusals {
+            eprintln!("planrun: {}", redactor.redact(&refusal.to_string()));
+        }
+        return exit_code::INVALID;
+    }
+    let state = match StateDir::create(state_root) {
+        Ok(state) => state,
+        Err(error) => {
+            eprintln!("planrun: {error}");
+            return exit_code::FAILURE;
+        }
+    };
+    let holder = Holder {
+        pid: std::process::id(),
+        host: engine::hostname(),
+        run_id: plan.run_id.clone(),
+        started_at: Utc::now(),
+    };
+    let lock = match PlanLock::acquire(&state.lock(&plan.name), &plan.name, &holder) {
+        Ok(lock) => lock,
+        Err(error @ (LockError::Held { .. } | LockError::HeldByUnknown { .. })) => {
+            eprintln!("planrun: {error}");
+            return exit_code::LOCKED;
+        }
+        Err(error) => {
+            eprintln!("planrun: {error}");
+            return exit_code::FAILURE;
+        }
+    };
+    if args.dry_run {
+        let mut text = plan_view::text(&plan);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        if !options.only.is_empty() {
+            text.push_str(&format!(
+                "--only: runs {}; every other step is skipped\n",
+                options.only.join(", ")
+            ));
+        }
+        std::io::stdout()
+            .lock()
+            .write_all(redactor.redact(&text).as_bytes())
+            .ok();
+        eprintln!("planrun: dry run: the lock is free; nothing was run");
+        return exit_code::SUCCESS;
+    }
+    // The run's private scratch folder: created 0700 for the steps (`{{run.scratch}}`),
+    // removed at the end whatever happened.
+    let scratch = plan.scratch.clone();
+    if let Err(error) = std::fs::DirBuilder::new().mode(0o700).create(&scratch) {
+        eprintln!(
+            "planrun: cannot create scratch folder {}: {error}",
+            scratch.display()
+        );
+        return exit_code::FAILURE;
+    }
+    let code = run(plan, &options, &state, redactor, args.json);
+    if let Err(error) = std::fs::remove_dir_all(&scratch) {
+        eprintln!(
+            "planrun: warning: cannot remove scratch folder {}: {error}",
+            scratch.display()
+        );
+    }
+    drop(lock);
+    code
+}
+
+fn run(
+    plan: ExecPlan,
+    options: &engine::Options,
+    state: &StateDir,
+    redactor: Arc<Redactor>,
+    json: bool,
+) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("planrun: cannot start the async runtime: {error}");
+            return exit_code::FAILURE;
+        }
+    };
+    let (emitter, events) = Emitter::channel(Arc::clone(&redactor));
+    let log_path = state.run_log(&plan.run_id);
+    let consumer = {
+        let state = state.clone();
+        let log_path = log_path.clone();
+        std::thread::spawn(move || consume(events, &state, &log_path, json))
+    };
+    let cancel = Cancel::new();
+    let groups = ProcessGroups::default();
+    let summary = runtime.block_on(async {
+        if let Err(error) = watch_signals(cancel.clone(), groups.clone()) {
+            eprintln!("planrun: cannot handle signals: {error}");
+        }
+        engine::execute(Arc::new(plan), options, cancel, groups, emitter).await
+    });
+    // The engine dropped its emitters; the consumer drains what is left and ends.
+    consumer.join().ok();
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    summary.exit_code
+}
+
+/// First SIGINT/SIGTERM: cancel the run (it cleans up and exits 130/143). Second: SIGKILL
+/// every child group and exit at once; the lock goes with the process.
+fn watch_signals(cancel: Cancel, groups: ProcessGroups) -> std::io::Result<()> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        let first = tokio::select! {
+            _ = interrupt.recv() => CancelReason::Interrupt,
+            _ = terminate.recv() => CancelReason::Terminate,
+        };
+        cancel.cancel(first);
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        groups.kill_all();
+        eprintln!("planrun: second signal: killed running steps without cleanup");
+        std::process::exit(match first {
+            CancelReason::Terminate => exit_code::TERMINATED,
+            _ => exit_code::INTERRUPTED,
+        });
+    });
+    Ok(())
+}
+
+/// The most events handled between two writes of the run record.
+const MAX_BATCH: usize = 1024;
+
+/// Feeds every event to the run record, the run log and the reporters, in order.
+fn consume(
+    mut events: mpsc::Receiver<Event>,
+    state: &StateDir,
+    log_path: &std::path::Path,
+    json: bool,
+) {
+    let log = match RunLog::open(log_path) {
+        Ok(log) => Some(log),
+        Err(error) => {
+            eprintln!(
+                "planrun: cannot write the run log {}: {error}",
+                log_path.display()
+            );
+            None
+        }
+    };
+    let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(reporter::Human::new(
+        log.as_ref().map(|_| log_path.to_path_buf()),
+        std::io::stderr().is_terminal(),
+    ))];
+    if json {
+        reporters.push(Box::new(reporter::Json::new(std::io::stdout())));
+    }
+    let mut record: Option<RunRecord> = None;
+    let mut record_failed = false;
+    while let Some(first) = events.blocking_recv() {
+        // Everything already queued is handled before the record is written: a burst of
+        // step ends costs one atomic write (with its fsyncs), not one each. The batch is
+        // bounded so that a step printing without pause cannot hold the record back.
+        let mut dirty = false;
+        let mut next = Some(first);
+        let mut batch = 0;
+        while let Some(event) = next {
+            dirty |= match &mut record {
+                Some(record) => record.apply(&event),
+                None => {
+                    record = RunRecord::from_start(&event);
+                    record.is_some()
+                }
+            };
+            if let Some(log) = &log {
+                log.event(&event);
+            }
+            for reporter in &mut reporters {
+                reporter.event(&event);
+            }
+            batch += 1;
+            next = if batch < MAX_BATCH {
+                events.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if dirty
+            && let Some(record) = &record
+            && let Err(error) = record.save(state)
+            && !record_failed
+        {
+            record_failed = true;
+            eprintln!("planrun: {error}");
+        }
+    }
+}

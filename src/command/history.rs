@@ -1,0 +1,68 @@
+//! `planrun history`: past runs from the state directory, newest first.
+
+use std::io::Write;
+
+use crate::cli::HistoryArgs;
+use crate::event::Outcome;
+use crate::exit_code;
+use crate::run_record;
+use crate::state_dir::StateDir;
+
+pub fn history(args: &HistoryArgs) -> i32 {
+    let root = match StateDir::locate(args.state_dir.as_deref()) {
+        Ok(root) => root,
+        Err(error) => {
+            eprintln!("planrun: {error}");
+            return exit_code::INVALID;
+        }
+    };
+    let state = StateDir::existing(root);
+    let (records, errors) = run_record::list(&state);
+    for error in &errors {
+        eprintln!("planrun: warning: {error}");
+    }
+    let mut records: Vec<_> = records
+        .into_iter()
+        .filter(|r| args.plan.as_ref().is_none_or(|plan| &r.plan == plan))
+        .collect();
+    for record in &mut records {
+        record.status = record.effective_status(&state);
+    }
+    let mut out = std::io::stdout().lock();
+    let text = if args.json {
+        let mut text = serde_json::to_string_pretty(&records).unwrap_or_default();
+        text.push('\n');
+        text
+    } else if records.is_empty() {
+        eprintln!("planrun: no runs recorded in {}", state.root().display());
+        String::new()
+    } else {
+        let mut text = String::from(
+            "RUN ID                              PLAN          STATUS       STARTED               DURATION  STEPS\n",
+        );
+        for r in &records {
+            let ok = r
+                .steps
+                .iter()
+                .filter(|s| s.outcome == Some(Outcome::Succeeded))
+                .count();
+            let duration = r
+                .duration_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "-".into());
+            text.push_str(&format!(
+                "{:<35} {:<13} {:<12} {}  {:>8}  {ok}/{} succeeded\n",
+                r.run_id,
+                r.plan,
+                r.status.as_str(),
+                r.started_at.format("%Y-%m-%d %H:%M:%SZ"),
+                duration,
+                r.steps.len()
+            ));
+        }
+        text
+    };
+    // `planrun history | head` closing the pipe is not a failure.
+    out.write_all(text.as_bytes()).ok();
+    exit_code::SUCCESS
+}

@@ -1,0 +1,253 @@
+//! Events: everything that happens during a run, as data. The engine emits them; reporters,
+//! the run log and the run record consume them. Serialized as one JSON object per line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::plan::OnFailure;
+use crate::process::Stream;
+use crate::redact::Redactor;
+
+/// How a step ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Skipped,
+    /// It succeeded, and then its rollback undid it because the run failed.
+    RolledBack,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Skipped => "skipped",
+            Outcome::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Failed, timed out or cancelled: the step did not do its job.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed | Outcome::TimedOut | Outcome::Cancelled
+        )
+    }
+}
+
+/// How a whole run ended (or that it has not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Finished, but a step with `on_failure: warn` failed.
+    Partial,
+    /// Stopped by SIGINT or SIGTERM.
+    Interrupted,
+    /// Left `running` by a planrun that no longer runs (killed, machine crashed).
+    Abandoned,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Partial => "partial",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// Which part of the run a step belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Steps,
+    Rollback,
+    OnFailure,
+    Always,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Steps => "steps",
+            Phase::Rollback => "rollback",
+            Phase::OnFailure => "on_failure",
+            Phase::Always => "always",
+        }
+    }
+}
+
+/// One try of a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the first try.
+    pub number: u32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Why it failed, when an exit code alone does not say (not found, killed, timed out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The backoff before the next attempt, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+}
+
+/// Something that happened during a run.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        plan: String,
+        digest: String,
+        file: PathBuf,
+        planrun_version: String,
+        host: String,
+        pid: u32,
+        at: DateTime<Utc>,
+        /// The ids of the steps in `steps`, in plan order.
+        steps: Vec<String>,
+        concurrency: usize,
+    },
+    /// Cleanup begins: rollback, the plan's `on_failure`, or `always`.
+    PhaseStarted { phase: Phase, reason: String },
+    StepStarted {
+        step: String,
+        phase: Phase,
+        kind: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        at: DateTime<Utc>,
+    },
+    StepOutput {
+        step: String,
+        stream: Stream,
+        line: String,
+    },
+    AttemptFinished {
+        step: String,
+        phase: Phase,
+        attempt: Attempt,
+    },
+    StepFinished {
+        step: String,
+        phase: Phase,
+        outcome: Outcome,
+        on_failure: OnFailure,
+        attempts: u32,
+        duration_ms: u64,
+        /// Why it was skipped or failed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A completed step's rollback steps all succeeded.
+    StepRolledBack { step: String },
+    /// A signal arrived: nothing new starts and running steps are being stopped.
+    Cancelling { signal: String },
+    RunFinished {
+        status: RunStatus,
+        exit_code: i32,
+        at: DateTime<Utc>,
+        duration_ms: u64,
+    },
+}
+
+impl Event {
+    /// The event with every text a child or an error could have put a secret in masked.
+    pub fn redacted(self, redactor: &Redactor) -> Event {
+        if redactor.is_empty() {
+            return self;
+        }
+        match self {
+            Event::StepOutput { step, stream, line } => Event::StepOutput {
+                step,
+                stream,
+                line: redactor.redact_owned(line),
+            },
+            Event::AttemptFinished {
+                step,
+                phase,
+                mut attempt,
+            } => {
+                attempt.error = attempt.error.map(|e| redactor.redact_owned(e));
+                Event::AttemptFinished {
+                    step,
+                    phase,
+                    attempt,
+                }
+            }
+            Event::StepFinished {
+                step,
+                phase,
+                outcome,
+                on_failure,
+                attempts,
+                duration_ms,
+                reason,
+            } => Event::StepFinished {
+                step,
+                phase,
+                outcome,
+                on_failure,
+                attempts,
+                duration_ms,
+                reason: reason.map(|r| redactor.redact_owned(r)),
+            },
+            Event::PhaseStarted { phase, reason } => Event::PhaseStarted {
+                phase,
+                reason: redactor.redact_owned(reason),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Where the engine sends events: a bounded channel, so a slow consumer slows the producers
+/// instead of letting events pile up; every event is redacted on the way in.
+#[derive(Clone, Debug)]
+pub struct Emitter {
+    sender: mpsc::Sender<Event>,
+    redactor: Arc<Redactor>,
+}
+
+/// How many events may wait for the consumer.
+pub const EVENT_BUFFER: usize = 4096;
+
+impl Emitter {
+    pub fn channel(redactor: Arc<Redactor>) -> (Emitter, mpsc::Receiver<Event>) {
+        let (sender, receiver) = mpsc::channel(EVENT_BUFFER);
+        (Emitter { sender, redactor }, receiver)
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    pub async fn emit(&self, event: Event) {
+        // A closed channel means the consumer is gone (planrun is exiting); nothing to do.
+        self.sender.send(event.redacted(&self.redactor)).await.ok();
+    }
+}

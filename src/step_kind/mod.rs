@@ -1,0 +1,222 @@
+//! Step kinds: what each kind of step does when it runs. Each kind is one module with an
+//! `execute(ctx, …) -> AttemptEnd` function; adding a kind is adding its module and its arm
+//! in [`execute`] and [`is_available`].
+
+mod run;
+mod shell;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::cancel::Cancel;
+use crate::event::{Emitter, Event, Outcome};
+use crate::exec_plan::{Action, ExecPlan, ExecStep};
+use crate::process::{self, Ended, Limits, LineSink, ProcessGroups, Spawn, Stream};
+
+/// Whether this build of planrun can run steps of the action's kind.
+pub fn is_available(action: &Action) -> bool {
+    matches!(action, Action::Run { .. } | Action::Shell { .. })
+}
+
+/// Runs one attempt of `ctx.step`.
+pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
+    let step = ctx.step;
+    match &step.action {
+        Action::Run { program, args } => run::execute(ctx, program, args).await,
+        Action::Shell { script } => shell::execute(ctx, script).await,
+        other => AttemptEnd::error(format!(
+            "step kind `{}` is not available yet",
+            other.kind_name()
+        )),
+    }
+}
+
+/// Everything a step kind may use while it runs one attempt.
+pub struct StepContext<'a> {
+    pub plan: &'a ExecPlan,
+    pub step: &'a ExecStep,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Fires when the step must stop (a signal, or cleanup running out of time). Kinds that
+    /// do work in-process must check it; child processes are stopped by [`run_process`].
+    pub cancel: &'a Cancel,
+    /// The step's timeout for this attempt.
+    pub timeout: Option<Duration>,
+    /// Where the step's output lines go (to the log, the reporter and `--json`), redacted.
+    pub output: &'a mut StepOutput,
+    pub state_dir: &'a Path,
+    pub run: &'a RunState,
+    pub groups: &'a ProcessGroups,
+}
+
+/// How one attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptEnd {
+    pub outcome: Outcome,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub error: Option<String>,
+}
+
+impl AttemptEnd {
+    pub fn succeeded() -> Self {
+        AttemptEnd {
+            outcome: Outcome::Succeeded,
+            exit_code: None,
+            signal: None,
+            error: None,
+        }
+    }
+
+    pub fn error(message: impl Into<String>) -> Self {
+        AttemptEnd {
+            outcome: Outcome::Failed,
+            error: Some(message.into()),
+            ..AttemptEnd::succeeded()
+        }
+    }
+}
+
+/// State shared by the steps of one run. A backup kind registers the set it is writing here,
+/// so that `copy` and `verify` steps later in the run find it and rollback can discard it.
+#[derive(Debug, Default)]
+pub struct RunState {
+    sets: Mutex<BTreeMap<String, PathBuf>>,
+}
+
+impl RunState {
+    /// Records that this run is writing a backup set in `storage` at `location`.
+    pub fn register_set(&self, storage: &str, location: PathBuf) {
+        self.sets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(storage.to_owned(), location);
+    }
+
+    /// The set this run is writing in `storage`, if any.
+    pub fn set(&self, storage: &str) -> Option<PathBuf> {
+        self.sets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(storage)
+            .cloned()
+    }
+}
+
+/// A step's output, sent as events.
+#[derive(Debug)]
+pub struct StepOutput {
+    step: String,
+    emitter: Emitter,
+}
+
+impl StepOutput {
+    pub fn new(step: String, emitter: Emitter) -> Self {
+        StepOutput { step, emitter }
+    }
+}
+
+impl LineSink for StepOutput {
+    async fn line(&mut self, stream: Stream, line: String) {
+        self.emitter
+            .emit(Event::StepOutput {
+                step: self.step.clone(),
+                stream,
+                line,
+            })
+            .await;
+    }
+}
+
+/// Runs `program` (resolved through the PATH the child will see) as the step's process:
+/// planrun's environment plus `PLANRUN_*` and the step's `env`, in the step's `cwd`.
+pub async fn run_process(
+    ctx: &mut StepContext<'_>,
+    program: &str,
+    args: Vec<String>,
+) -> AttemptEnd {
+    let step = ctx.step;
+    let mut env = vec![
+        ("PLANRUN_PLAN".to_owned(), ctx.plan.name.clone()),
+        ("PLANRUN_RUN_ID".to_owned(), ctx.plan.run_id.clone()),
+        ("PLANRUN_STEP".to_owned(), step.id.clone()),
+        ("PLANRUN_ATTEMPT".to_owned(), ctx.attempt.to_string()),
+        (
+            "PLANRUN_SCRATCH".to_owned(),
+            ctx.plan.scratch.display().to_string(),
+        ),
+    ];
+    env.extend(step.env.iter().cloned());
+    let path_var: Option<OsString> = step
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"));
+    let resolved = match process::resolve_program(program, path_var.as_ref(), step.cwd.as_deref()) {
+        Ok(path) => path,
+        Err(error) => return AttemptEnd::error(error.to_string()),
+    };
+    let spawn = Spawn {
+        program: resolved,
+        args,
+        env,
+        cwd: step.cwd.clone(),
+    };
+    let limits = Limits {
+        timeout: ctx.timeout,
+        kill_grace: ctx.plan.kill_grace,
+    };
+    match process::run(&spawn, &limits, ctx.cancel, ctx.groups, ctx.output).await {
+        Ok(exit) => {
+            let outcome = match exit.ended {
+                _ if exit.success() => Outcome::Succeeded,
+                Ended::Exited => Outcome::Failed,
+                Ended::TimedOut => Outcome::TimedOut,
+                Ended::Cancelled => Outcome::Cancelled,
+            };
+            let error = match (exit.ended, exit.code, exit.signal) {
+                (Ended::TimedOut, ..) => Some(format!(
+                    "timed out after {}{}",
+                    crate::duration::Duration(ctx.timeout.unwrap_or_default()),
+                    if exit.killed {
+                        "; killed after the grace period"
+                    } else {
+                        ""
+                    }
+                )),
+                (Ended::Cancelled, ..) => Some(format!(
+                    "stopped by planrun{}",
+                    if exit.killed {
+                        "; killed after the grace period"
+                    } else {
+                        ""
+                    }
+                )),
+                (_, Some(0), _) => None,
+                (_, Some(code), _) => Some(format!("exit code {code}")),
+                (_, None, Some(signal)) => {
+                    Some(format!("killed by signal {}", signal_name(signal)))
+                }
+                (_, None, None) => Some("ended without an exit status".to_owned()),
+            };
+            AttemptEnd {
+                outcome,
+                exit_code: exit.code,
+                signal: exit.signal,
+                error,
+            }
+        }
+        Err(error) => AttemptEnd::error(error.to_string()),
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| signal.to_string())
+}
