@@ -55,13 +55,27 @@ pub async fn copy_local_set(
             });
         }
     };
-    let open = async |name: &str| {
-        let path = set_dir.join(name);
+    copy_set(manifest, &LocalSet(set_dir.to_owned()), plan, id, to).await
+}
+
+/// Where a copy reads artifacts from.
+pub trait ArtifactSource {
+    type Reader: AsyncRead + Unpin + Send;
+    fn open(&self, name: &str) -> impl Future<Output = Result<Self::Reader, CopyError>> + Send;
+}
+
+/// A set folder on local storage.
+pub struct LocalSet(pub PathBuf);
+
+impl ArtifactSource for LocalSet {
+    type Reader = tokio::fs::File;
+
+    async fn open(&self, name: &str) -> Result<tokio::fs::File, CopyError> {
+        let path = self.0.join(name);
         tokio::fs::File::open(&path)
             .await
             .map_err(|source| CopyError::Read { path, source })
-    };
-    copy_set(manifest, open, plan, id, to).await
+    }
 }
 
 /// Copies one set given its manifest bytes and a way to open each artifact.
@@ -70,9 +84,9 @@ pub async fn copy_local_set(
 /// way: a source that no longer matches its manifest is refused, not replicated. Artifacts a
 /// previous run already stored (same size, same sha256 metadata) are not sent again. The
 /// manifest goes last, so until the very end the remote set is incomplete.
-pub async fn copy_set<R: AsyncRead + Unpin + Send>(
+pub async fn copy_set(
     manifest: Vec<u8>,
-    open: impl AsyncFn(&str) -> Result<R, CopyError>,
+    source: &(impl ArtifactSource + Sync),
     plan: &str,
     id: &str,
     to: &S3Store,
@@ -99,7 +113,7 @@ pub async fn copy_set<R: AsyncRead + Unpin + Send>(
             continue;
         }
         report.already_complete = false;
-        let reader = open(&artifact.name).await?;
+        let reader = source.open(&artifact.name).await?;
         let uploaded = to
             .put_artifact(plan, id, &artifact.name, reader, &artifact.sha256)
             .await?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{S3Server, noise, sha256_hex};
-use planrun::copy::{CopyError, copy_local_set, copy_set};
+use planrun::copy::{ArtifactSource, CopyError, copy_local_set, copy_set};
 use planrun::s3::{S3Bucket, S3Settings, Tuning};
 use planrun::s3_store::{Fault, S3Store};
 use tokio::io::AsyncReadExt;
@@ -187,6 +187,33 @@ impl tokio::io::AsyncRead for StopsServer {
         buf.put_slice(&self.data[start..start + n]);
         self.read += n;
         std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A set folder whose `artifact` stops the server `after` bytes.
+struct Stopping {
+    dir: PathBuf,
+    artifact: &'static str,
+    after: usize,
+    server: std::sync::Arc<std::sync::Mutex<S3Server>>,
+}
+
+impl ArtifactSource for Stopping {
+    type Reader = StopsServer;
+
+    async fn open(&self, name: &str) -> Result<StopsServer, CopyError> {
+        let data = std::fs::read(self.dir.join(name)).unwrap();
+        let after = if name == self.artifact {
+            self.after
+        } else {
+            usize::MAX
+        };
+        Ok(StopsServer {
+            data,
+            read: 0,
+            after,
+            server: self.server.clone(),
+        })
     }
 }
 
