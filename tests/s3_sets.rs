@@ -227,21 +227,13 @@ async fn a_copy_cut_off_mid_upload_leaves_no_complete_set_and_the_rerun_complete
     let manifest = std::fs::read(set_dir.join("manifest.json")).unwrap();
 
     // The server dies 8 MiB into the first, multipart artifact.
-    let open = async |name: &str| {
-        let data = std::fs::read(set_dir.join(name)).unwrap();
-        let after = if name == "db.dump.zst" {
-            8 * 1024 * 1024
-        } else {
-            usize::MAX
-        };
-        Ok(StopsServer {
-            data,
-            read: 0,
-            after,
-            server: server.clone(),
-        })
+    let source = Stopping {
+        dir: set_dir.clone(),
+        artifact: "db.dump.zst",
+        after: 8 * 1024 * 1024,
+        server: server.clone(),
     };
-    let error = copy_set(manifest, open, PLAN, SET, &store)
+    let error = copy_set(manifest, &source, PLAN, SET, &store)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("db.dump.zst"), "{error}");
@@ -267,21 +259,13 @@ async fn a_rerun_after_a_later_failure_resumes_the_stored_artifacts() {
     let set_dir = local_set(local.path(), &artifacts());
     let manifest = std::fs::read(set_dir.join("manifest.json")).unwrap();
     // The server dies at the start of the last artifact, after two are stored.
-    let open = async |name: &str| {
-        let data = std::fs::read(set_dir.join(name)).unwrap();
-        let after = if name == "config.tar.zst" {
-            0
-        } else {
-            usize::MAX
-        };
-        Ok(StopsServer {
-            data,
-            read: 0,
-            after,
-            server: server.clone(),
-        })
+    let source = Stopping {
+        dir: set_dir.clone(),
+        artifact: "config.tar.zst",
+        after: 0,
+        server: server.clone(),
     };
-    copy_set(manifest, open, PLAN, SET, &store)
+    copy_set(manifest, &source, PLAN, SET, &store)
         .await
         .unwrap_err();
     server.lock().unwrap().restart();
