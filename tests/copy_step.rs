@@ -83,3 +83,51 @@ steps:
             .exists()
     );
 }
+
+#[test]
+fn a_prune_step_applies_the_plan_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for id in [
+        "20250212T020000Z-aaaa",
+        "20250213T020000Z-bbbb",
+        "20250214T020000Z-cccc",
+    ] {
+        let set = backups.join("crm").join(id);
+        std::fs::create_dir_all(&set).unwrap();
+        std::fs::write(set.join("manifest.json"), r#"{"artifacts":[]}"#).unwrap();
+    }
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1
+name: crm
+timezone: Europe/Berlin
+storage:
+  local:
+    local: {{ path: \"{}\" }}
+retention: {{ keep_last: 2 }}
+steps:
+  - id: prune
+    prune: [local]
+",
+            backups.display()
+        ),
+    )
+    .unwrap();
+    Command::cargo_bin("planrun")
+        .unwrap()
+        .arg("execute")
+        .arg(&plan)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .assert()
+        .success();
+    let mut left: Vec<String> = std::fs::read_dir(backups.join("crm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["20250213T020000Z-bbbb", "20250214T020000Z-cccc"]);
+}

@@ -3,6 +3,7 @@
 //! in [`execute`] and [`is_available`].
 
 mod copy;
+mod prune;
 mod run;
 mod shell;
 
@@ -21,7 +22,7 @@ use crate::process::{self, Ended, Limits, LineSink, ProcessGroups, Spawn, Stream
 pub fn is_available(action: &Action) -> bool {
     matches!(
         action,
-        Action::Run { .. } | Action::Shell { .. } | Action::Copy { .. }
+        Action::Run { .. } | Action::Shell { .. } | Action::Copy { .. } | Action::Prune { .. }
     )
 }
 
@@ -34,6 +35,7 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
         Action::Copy { to, from, set } => {
             copy::execute(ctx, to, from.as_deref(), set.as_deref()).await
         }
+        Action::Prune { storage } => prune::execute(ctx, storage).await,
         other => AttemptEnd::error(format!(
             "step kind `{}` is not available yet",
             other.kind_name()
