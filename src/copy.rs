@@ -33,7 +33,15 @@ pub struct CopyReport {
     pub bytes_uploaded: u64,
     /// The destination already held the whole set: nothing was sent.
     pub already_complete: bool,
+    /// Keys of multipart uploads older than a day that a killed run had left, now aborted.
+    pub aborted_uploads: Vec<String>,
+    /// Problems that did not stop the copy (e.g. a service that cannot list uploads).
+    pub warnings: Vec<String>,
 }
+
+/// Multipart uploads older than this under the plan's prefix were left by a run that died:
+/// a live copy of the same plan holds the plan's lock and finishes long before.
+const ABANDONED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// Copies the set in a local folder (`<storage>/<plan>/<id>/`) to `to`.
 pub async fn copy_local_set(
@@ -93,6 +101,16 @@ pub async fn copy_set(
 ) -> Result<CopyReport, CopyError> {
     let artifacts = ManifestArtifacts::parse(&manifest, id)?;
     let mut report = CopyReport::default();
+    match to
+        .bucket()
+        .abort_abandoned(&format!("{plan}/"), chrono::Utc::now() - ABANDONED_AFTER)
+        .await
+    {
+        Ok(aborted) => report.aborted_uploads = aborted,
+        Err(error) => report
+            .warnings
+            .push(format!("abandoned uploads were not cleaned up: {error}")),
+    }
     if let Some(existing) = to.read_manifest(plan, id).await? {
         if existing.as_ref() != manifest.as_slice() {
             return Err(CopyError::Conflict {

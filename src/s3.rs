@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as ObjectPath;
+use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{
     Attribute, AttributeValue, Attributes, BackoffConfig, Certificate, ClientOptions, GetOptions,
     ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
@@ -236,6 +239,9 @@ pub struct ObjectDigest {
 #[derive(Clone, Debug)]
 pub struct S3Bucket {
     store: Arc<AmazonS3>,
+    /// For the requests object_store does not make (listing multipart uploads), sent to
+    /// URLs it signs; configured with the same trust roots and timeouts.
+    http: reqwest::Client,
     bucket: String,
     prefix: String,
     tuning: Tuning,
@@ -251,6 +257,10 @@ impl S3Bucket {
             .with_allow_http(settings.allow_http)
             .with_timeout(tuning.request_timeout)
             .with_connect_timeout(tuning.connect_timeout);
+        let mut http = reqwest::Client::builder()
+            .https_only(!settings.allow_http)
+            .timeout(tuning.request_timeout)
+            .connect_timeout(tuning.connect_timeout);
         if let Some(path) = &settings.ca_file {
             let pem = std::fs::read(path).map_err(|source| S3Error::CaFile {
                 path: path.clone(),
@@ -270,7 +280,16 @@ impl S3Bucket {
             for certificate in certificates {
                 options = options.with_root_certificate(certificate);
             }
+            for certificate in
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| S3Error::CaPem {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?
+            {
+                http = http.add_root_certificate(certificate);
+            }
         }
+        let http = http.build().map_err(|e| config_error(e.to_string()))?;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
@@ -318,6 +337,7 @@ impl S3Bucket {
         let store = builder.build().map_err(|e| config_error(e.to_string()))?;
         Ok(S3Bucket {
             store: Arc::new(store),
+            http,
             bucket: settings.bucket.clone(),
             prefix: settings.prefix.clone(),
             tuning,
@@ -733,6 +753,156 @@ impl S3Bucket {
     }
 }
 
+/// A multipart upload the service still holds parts of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// Relative to the storage prefix.
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: Option<DateTime<Utc>>,
+}
+
+impl S3Bucket {
+    /// Multipart uploads started under `prefix` and neither completed nor aborted.
+    pub async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, S3Error> {
+        let full_prefix = self.full_key(prefix);
+        let request_error = |detail: String| S3Error::Request {
+            bucket: self.bucket.clone(),
+            key: full_prefix.clone(),
+            detail: format!("listing multipart uploads: {detail}"),
+        };
+        let mut uploads = Vec::new();
+        let mut marker: Option<(String, String)> = None;
+        // A bound on pages, so a service that always says "truncated" cannot loop forever.
+        for _ in 0..1000 {
+            let mut query = vec![
+                ("uploads".to_owned(), String::new()),
+                ("prefix".to_owned(), full_prefix.clone()),
+            ];
+            if let Some((key, upload)) = &marker {
+                query.push(("key-marker".to_owned(), key.clone()));
+                query.push(("upload-id-marker".to_owned(), upload.clone()));
+            }
+            let options = SignedUrlOptions::new().with_query(query);
+            let url = self
+                .store
+                .signed_url_opts(
+                    Method::GET,
+                    &ObjectPath::from(""),
+                    Duration::from_secs(300),
+                    &options,
+                )
+                .await
+                .map_err(|e| request_error(e.to_string()))?;
+            let response = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| request_error(e.to_string()))?;
+            let status = response.status();
+            let body = response
+                .text()
+                .await
+                .map_err(|e| request_error(e.to_string()))?;
+            if !status.is_success() {
+                let code = xml_tag(&body, "Code").unwrap_or("no error code");
+                return Err(request_error(format!("HTTP {status} ({code})")));
+            }
+            let page = parse_uploads(&body);
+            for (key, upload_id, initiated) in page.uploads {
+                uploads.push(PendingUpload {
+                    key: self.relative(&ObjectPath::from(key.as_str())),
+                    upload_id,
+                    initiated,
+                });
+            }
+            match page.next {
+                Some(next) => marker = Some(next),
+                None => break,
+            }
+        }
+        Ok(uploads)
+    }
+
+    /// Aborts one multipart upload, freeing its parts.
+    pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
+        let path = self.path(key)?;
+        self.store
+            .abort_multipart(&path, &upload_id.to_owned())
+            .await
+            .map_err(|e| self.request_error(key, e))
+    }
+
+    /// Aborts uploads under `prefix` started before `cutoff`: parts left by a run that was
+    /// killed, which cost storage and are never completed. Returns the keys aborted.
+    pub async fn abort_abandoned(
+        &self,
+        prefix: &str,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<String>, S3Error> {
+        let mut aborted = Vec::new();
+        for upload in self.pending_uploads(prefix).await? {
+            if upload.initiated.is_some_and(|t| t < cutoff) {
+                self.abort_upload(&upload.key, &upload.upload_id).await?;
+                aborted.push(upload.key);
+            }
+        }
+        Ok(aborted)
+    }
+}
+
+/// One page of a ListMultipartUploads answer.
+#[derive(Debug, PartialEq, Eq)]
+struct UploadsPage {
+    uploads: Vec<(String, String, Option<DateTime<Utc>>)>,
+    /// Markers for the next page when the answer is truncated.
+    next: Option<(String, String)>,
+}
+
+fn parse_uploads(xml: &str) -> UploadsPage {
+    let mut uploads = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find("<Upload>") {
+        let block_end = rest[start..]
+            .find("</Upload>")
+            .map_or(rest.len(), |e| start + e);
+        let block = &rest[start..block_end];
+        if let (Some(key), Some(id)) = (xml_tag(block, "Key"), xml_tag(block, "UploadId")) {
+            let initiated = xml_tag(block, "Initiated")
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc));
+            uploads.push((xml_unescape(key), xml_unescape(id), initiated));
+        }
+        rest = &rest[block_end..];
+    }
+    let truncated = xml_tag(xml, "IsTruncated") == Some("true");
+    let next = match (
+        xml_tag(xml, "NextKeyMarker"),
+        xml_tag(xml, "NextUploadIdMarker"),
+    ) {
+        (Some(key), Some(id)) if truncated => Some((xml_unescape(key), xml_unescape(id))),
+        _ => None,
+    };
+    UploadsPage { uploads, next }
+}
+
+/// The text of the first `<name>…</name>` in `xml`.
+fn xml_tag<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(&xml[start..end])
+}
+
+fn xml_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
 /// Fills a buffer of up to `size` bytes; shorter only at the end of the input.
 async fn read_chunk(reader: &mut (impl AsyncRead + Unpin), size: usize) -> std::io::Result<Bytes> {
     let mut buffer = BytesMut::with_capacity(size);
@@ -908,6 +1078,41 @@ mod tests {
         .unwrap();
         let error = S3Bucket::connect(&settings, Tuning::default()).unwrap_err();
         assert!(matches!(error, S3Error::CaPem { .. }), "{error}");
+    }
+
+    #[test]
+    fn multipart_upload_listings_are_read_with_their_markers() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Bucket>crm-backups</Bucket><NextKeyMarker>crm/crm/b&amp;c</NextKeyMarker>
+  <NextUploadIdMarker>id-2</NextUploadIdMarker><IsTruncated>true</IsTruncated>
+  <Upload><Key>crm/crm/20250214T020000Z-3f9a/db.dump.zst</Key><UploadId>id-1</UploadId>
+    <Initiated>2025-02-14T02:00:05.000Z</Initiated></Upload>
+  <Upload><Key>crm/crm/b&amp;c</Key><UploadId>id-2</UploadId></Upload>
+</ListMultipartUploadsResult>"#;
+        let page = parse_uploads(xml);
+        assert_eq!(page.uploads.len(), 2);
+        assert_eq!(
+            page.uploads[0].0,
+            "crm/crm/20250214T020000Z-3f9a/db.dump.zst"
+        );
+        assert_eq!(
+            page.uploads[0].2.unwrap().to_rfc3339(),
+            "2025-02-14T02:00:05+00:00"
+        );
+        assert_eq!(
+            page.uploads[1],
+            ("crm/crm/b&c".to_owned(), "id-2".to_owned(), None)
+        );
+        assert_eq!(
+            page.next,
+            Some(("crm/crm/b&c".to_owned(), "id-2".to_owned()))
+        );
+        let last = xml.replace(
+            "<IsTruncated>true</IsTruncated>",
+            "<IsTruncated>false</IsTruncated>",
+        );
+        assert_eq!(parse_uploads(&last).next, None);
     }
 
     #[test]

@@ -231,3 +231,82 @@ async fn awscli_reads_what_planrun_uploads_and_the_reverse() {
     assert_eq!(digest.sha256, sha256_hex(&their_data));
     assert_eq!(bucket.head("set/theirs.bin").await.unwrap().sha256, None);
 }
+
+#[tokio::test]
+async fn an_abandoned_multipart_upload_is_aborted() {
+    let server = S3Server::start();
+    let bucket = bucket(&server, "crm/");
+    // A killed client leaves an upload with a part in it.
+    let created = server
+        .aws()
+        .args([
+            "s3api",
+            "create-multipart-upload",
+            "--bucket",
+            "offsite",
+            "--key",
+            "crm/set/db.dump",
+        ])
+        .output()
+        .unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let upload_id = created["UploadId"].as_str().unwrap().to_owned();
+    let part = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(part.path(), noise(1024, 5)).unwrap();
+    let sent = server
+        .aws()
+        .args([
+            "s3api",
+            "upload-part",
+            "--bucket",
+            "offsite",
+            "--key",
+            "crm/set/db.dump",
+            "--part-number",
+            "1",
+        ])
+        .args(["--upload-id", &upload_id, "--body"])
+        .arg(part.path())
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+
+    // s3s-fs keeps parts as `.upload_id-<id>.part-<n>` files in its root.
+    let parts = || {
+        std::fs::read_dir(server.root())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!(".upload_id-{upload_id}"))
+            })
+            .count()
+    };
+    assert!(parts() > 0);
+    bucket
+        .abort_upload("set/db.dump", &upload_id)
+        .await
+        .unwrap();
+    assert_eq!(parts(), 0, "the parts are freed");
+}
+
+#[tokio::test]
+async fn listing_pending_uploads_reports_a_service_that_cannot() {
+    // s3s-fs does not implement ListMultipartUploads; the answer must be a clear error (copy
+    // turns it into a warning), not a silent empty list.
+    let server = S3Server::start();
+    let bucket = bucket(&server, "crm/");
+    let error = bucket.pending_uploads("crm/").await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("listing multipart uploads: HTTP 501"),
+        "{error}"
+    );
+}

@@ -114,6 +114,19 @@ pub async fn execute(
         },
         Ok(Err(error)) => AttemptEnd::error(format!("copy to `{to}`: {error}")),
         Ok(Ok(report)) => {
+            for key in &report.aborted_uploads {
+                ctx.output
+                    .line(
+                        Stream::Stdout,
+                        format!("aborted an abandoned upload of {key}"),
+                    )
+                    .await;
+            }
+            for warning in &report.warnings {
+                ctx.output
+                    .line(Stream::Stderr, format!("warning: {warning}"))
+                    .await;
+            }
             let line = if report.already_complete {
                 format!("set {id} was already complete in `{to}`")
             } else {
