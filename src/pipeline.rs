@@ -241,21 +241,8 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     });
 
     // Storage and sources render as whole values: every string in them is a template.
-    let mut storage = Vec::new();
-    for (name, value) in &plan.storage {
-        let pointer = format!("/storage/{name}");
-        let rendered = render_value(
-            &renderer,
-            &serde_json::to_value(value).unwrap_or_default(),
-            &context,
-            &pointer,
-        )
+    let storage = render_section(&renderer, &context, "storage", &plan.storage)
         .map_err(|(p, m)| fail(&p, m))?;
-        storage.push((
-            name.clone(),
-            serde_json::from_value(rendered).map_err(|e| fail(&pointer, e.to_string()))?,
-        ));
-    }
     if let Some(local) = analyzer::backup_storage(plan)
         && let Some((_, crate::plan::Storage::Local(l))) = storage.iter().find(|(n, _)| n == local)
     {
@@ -267,21 +254,8 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
                 .to_string(),
         );
     }
-    let mut sources = Vec::new();
-    for (name, value) in &plan.sources {
-        let pointer = format!("/sources/{name}");
-        let rendered = render_value(
-            &renderer,
-            &serde_json::to_value(value).unwrap_or_default(),
-            &context,
-            &pointer,
-        )
+    let sources = render_section(&renderer, &context, "sources", &plan.sources)
         .map_err(|(p, m)| fail(&p, m))?;
-        sources.push((
-            name.clone(),
-            serde_json::from_value(rendered).map_err(|e| fail(&pointer, e.to_string()))?,
-        ));
-    }
 
     let r = StepRenderer {
         renderer: &renderer,
@@ -349,6 +323,25 @@ fn resolve_secret(
 }
 
 type RenderError = (String, String);
+
+/// Renders every string in each entry of a named section (`storage`, `sources`).
+fn render_section<T: serde::Serialize + serde::de::DeserializeOwned>(
+    renderer: &Renderer,
+    context: &Value,
+    section: &str,
+    entries: &BTreeMap<String, T>,
+) -> Result<Vec<(String, T)>, RenderError> {
+    let mut out = Vec::new();
+    for (name, value) in entries {
+        let pointer = format!("/{section}/{name}");
+        let raw = serde_json::to_value(value).map_err(|e| (pointer.clone(), e.to_string()))?;
+        let rendered = render_value(renderer, &raw, context, &pointer)?;
+        let typed =
+            serde_json::from_value(rendered).map_err(|e| (pointer.clone(), e.to_string()))?;
+        out.push((name.clone(), typed));
+    }
+    Ok(out)
+}
 
 fn render_value(
     renderer: &Renderer,
