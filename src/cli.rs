@@ -30,6 +30,12 @@ pub enum Command {
     Execute(ExecuteArgs),
     /// List past runs from the state directory, newest first.
     History(HistoryArgs),
+    /// List a plan's backup sets, newest first: status, age, size and artifacts.
+    Snapshots(SnapshotsArgs),
+    /// Re-read stored sets and re-hash every artifact against the manifest.
+    Verify(VerifyArgs),
+    /// Restore one source from a backup set, after checking every artifact's sha256.
+    Restore(RestoreArgs),
     /// Retention tools: preview what a policy keeps.
     #[command(subcommand)]
     Retention(RetentionCommand),
@@ -43,7 +49,11 @@ impl Command {
     fn only_prints(&self) -> bool {
         matches!(
             self,
-            Command::Validate(_) | Command::Schema | Command::Plan(_) | Command::Retention(_)
+            Command::Validate(_)
+                | Command::Schema
+                | Command::Plan(_)
+                | Command::Retention(_)
+                | Command::Snapshots(_)
         )
     }
 }
@@ -149,6 +159,66 @@ pub struct HistoryArgs {
     pub state_dir: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Only this storage (default: every storage of the plan).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// A set id or `latest` (default: the newest set with a manifest).
+    #[arg(conflicts_with = "all")]
+    pub set: Option<String>,
+    /// Verify every set that has a manifest.
+    #[arg(long)]
+    pub all: bool,
+    /// Only this storage (default: every storage of the plan).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// The source (from the plan's `sources`) to restore.
+    #[arg(long)]
+    pub source: String,
+    /// A set id or `latest`: the newest complete set.
+    #[arg(long, default_value = "latest")]
+    pub set: String,
+    /// Where to restore: a database name for postgres sources, else a path.
+    #[arg(long)]
+    pub to: String,
+    /// Replace a target that exists and holds data (or has connections).
+    #[arg(long)]
+    pub force: bool,
+    /// The storage to read from (default: the plan's first local storage).
+    #[arg(long)]
+    pub storage: Option<String>,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+}
+
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -172,6 +242,9 @@ pub fn main() -> i32 {
         Command::Plan(args) => crate::command::plan(&args),
         Command::Execute(args) => crate::command::execute(&args),
         Command::History(args) => crate::command::history(&args),
+        Command::Snapshots(args) => crate::command::snapshots(&args),
+        Command::Verify(args) => crate::command::verify(&args),
+        Command::Restore(args) => crate::command::restore(&args),
         Command::Prune(args) => crate::command::prune::run(&args),
         Command::Retention(RetentionCommand::Simulate(args)) => {
             crate::command::retention::simulate(&args)

@@ -3,6 +3,7 @@
 pub mod advice;
 pub mod analyzer;
 pub mod backoff;
+pub mod backup_set;
 pub mod cancel;
 pub mod cli;
 pub mod command;
@@ -30,6 +31,7 @@ pub mod s3;
 pub mod s3_store;
 pub mod schema;
 pub mod shell_script;
+pub mod source;
 pub mod state_dir;
 pub mod step_kind;
 pub mod template;

@@ -11,11 +11,15 @@ use std::io::Write;
 pub mod prune;
 pub mod retention;
 
-use crate::cli::{PlanArgs, ValidateArgs};
+use crate::cli::{PlanArgs, RestoreArgs, SnapshotsArgs, ValidateArgs, VerifyArgs};
 use crate::exit_code;
 
 mod plan;
+mod rendered_plan;
+mod restore;
+mod snapshots;
 mod validate;
+mod verify;
 
 pub fn schema() -> i32 {
     let mut out = std::io::stdout().lock();
@@ -32,4 +36,16 @@ pub fn validate(args: &ValidateArgs) -> i32 {
 
 pub fn plan(args: &PlanArgs) -> i32 {
     plan::run(args)
+}
+
+pub fn snapshots(args: &SnapshotsArgs) -> i32 {
+    snapshots::run(args)
+}
+
+pub fn verify(args: &VerifyArgs) -> i32 {
+    verify::run(args)
+}
+
+pub fn restore(args: &RestoreArgs) -> i32 {
+    restore::run(args)
 }

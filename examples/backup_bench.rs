@@ -1,0 +1,75 @@
+//! Benchmark driver for bench/backup.sh: a directory backup into a set, and an artifact write
+//! with and without hashing. Prints one line of numbers per run; the script takes medians.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::Utc;
+use planrun::backup_set::{ArtifactWriter, LocalStore, SetId, SetWriter};
+use planrun::plan::{DirectorySource, Source};
+use planrun::source::Stop;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["dir", source, store] => {
+            let now = Utc::now();
+            let start = Instant::now();
+            let writer = SetWriter::begin(
+                "local",
+                LocalStore::new(store),
+                "bench",
+                "-",
+                SetId::new(now),
+                now,
+            )
+            .expect("begin set");
+            let source = Source::Directory(DirectorySource {
+                path: (*source).into(),
+                exclude: vec![],
+                on_unreadable: None,
+                level: None,
+            });
+            let backup = writer
+                .back_up("media", &source, Path::new(store), &Stop::new())
+                .expect("backup");
+            writer.finalize(Utc::now()).expect("finalize");
+            let artifact = &backup.artifacts[0];
+            println!(
+                "dir seconds {:.3} input_bytes {} artifact_bytes {}",
+                start.elapsed().as_secs_f64(),
+                artifact.facts["bytes"],
+                artifact.size
+            );
+        }
+        [mode @ ("hash" | "nohash"), input, dir] => {
+            let data = std::fs::read(input).expect("read input");
+            let name = format!("copy-{}", std::process::id());
+            let start = Instant::now();
+            let mut writer = ArtifactWriter::create(Path::new(dir), &name).expect("create");
+            if *mode == "nohash" {
+                writer = writer.without_hashing();
+            }
+            for chunk in data.chunks(1 << 20) {
+                writer.write_all(chunk).expect("write");
+            }
+            writer.finish().expect("finish");
+            println!(
+                "{mode} seconds {:.4} bytes {}",
+                start.elapsed().as_secs_f64(),
+                data.len()
+            );
+            std::fs::remove_file(Path::new(dir).join(name)).expect("remove");
+        }
+        _ => {
+            eprintln!("usage: backup_bench dir SOURCE STORE | hash|nohash FILE DIR");
+            std::process::exit(2);
+        }
+    }
+}

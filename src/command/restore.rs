@@ -1,0 +1,68 @@
+//! `planrun restore PLAN --source NAME --to TARGET`: restore one source from a checked set.
+
+use std::path::PathBuf;
+
+use super::rendered_plan;
+use crate::backup_set::restore_source;
+use crate::cli::RestoreArgs;
+use crate::exit_code;
+use crate::plan::Source;
+use crate::source::RestoreTarget;
+
+pub fn run(args: &RestoreArgs) -> i32 {
+    let plan = match rendered_plan::render(&args.plan, &args.vars, true) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let source = match rendered_plan::source(&plan, &args.source) {
+        Ok(source) => source.clone(),
+        Err(code) => return code,
+    };
+    let (storage_name, store) = match rendered_plan::restore_storage(&plan, args.storage.as_deref())
+    {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let target = match &source {
+        Source::Postgres(_) => RestoreTarget {
+            database: Some(args.to.clone()),
+            path: None,
+            force: args.force,
+        },
+        _ => RestoreTarget {
+            database: None,
+            path: Some(PathBuf::from(&args.to)),
+            force: args.force,
+        },
+    };
+    if let Err(error) = std::fs::create_dir_all(&plan.scratch) {
+        eprintln!("planrun: cannot create {}: {error}", plan.scratch.display());
+        return exit_code::FAILURE;
+    }
+    let result = rendered_plan::runtime().block_on(restore_source(
+        &store,
+        &plan.name,
+        &args.source,
+        &source,
+        Some(&args.set),
+        target,
+        &plan.scratch,
+    ));
+    let _ = std::fs::remove_dir_all(&plan.scratch);
+    match result {
+        Ok((set, outcome)) => {
+            println!(
+                "restored {} from {storage_name} set {} into {}",
+                args.source, set.id, outcome.target
+            );
+            for (fact, value) in &outcome.facts {
+                println!("  {fact}: {value}");
+            }
+            exit_code::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("planrun: restore of {} failed: {error}", args.source);
+            exit_code::FAILURE
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The directory source: a tree as tar + zstd, streamed; restored by a checked extraction.
+
+use std::io::{BufReader, Write};
+use std::path::Path;
+
+use super::{
+    SourceBackup, SourceError, Stop, TreeFacts, open_verified, safe_extract, tree_archive,
+    zstd_encoder,
+};
+use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
+use crate::plan::DirectorySource;
+
+pub fn back_up(
+    name: &str,
+    source: &DirectorySource,
+    set_dir: &Path,
+    stop: &Stop,
+) -> Result<SourceBackup, SourceError> {
+    let root = Path::new(&source.path);
+    let exclude = tree_archive::exclude_set(&source.exclude)?;
+    let artifact = format!("{name}.tar.zst");
+    let writer = ArtifactWriter::create(set_dir, &artifact)?;
+    let encoder = zstd_encoder(writer, source.level.unwrap_or(3), &artifact)?;
+    let mut builder = tar::Builder::new(encoder);
+    builder.follow_symlinks(false);
+    let facts = tree_archive::append_tree(
+        &mut builder,
+        root,
+        &exclude,
+        source.on_unreadable.unwrap_or_default(),
+        stop,
+    )?;
+    let encoder = builder
+        .into_inner()
+        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
+    let mut writer = encoder
+        .finish()
+        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
+    writer
+        .flush()
+        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
+    let digest = writer.finish()?;
+    let warnings = facts.warnings.clone();
+    Ok(SourceBackup {
+        artifacts: vec![ArtifactEntry {
+            name: artifact,
+            source: name.to_owned(),
+            kind: ArtifactKind::TarZstd,
+            size: digest.size,
+            sha256: digest.sha256,
+            facts: tree_facts(&facts),
+        }],
+        warnings,
+    })
+}
+
+pub fn tree_facts(facts: &TreeFacts) -> Facts {
+    let mut out = Facts::new();
+    out.insert("files".into(), facts.files.into());
+    out.insert("bytes".into(), facts.bytes.into());
+    out.insert("symlinks".into(), facts.symlinks.into());
+    out.insert("directories".into(), facts.directories.into());
+    out
+}
+
+/// Restores a tar + zstd artifact as the folder `target`.
+///
+/// The archive is checked first, then extracted into a fresh folder beside `target`, which is
+/// renamed into place: a refused or failed restore leaves `target` as it was. An existing,
+/// non-empty `target` is replaced only with `force`.
+pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<TreeFacts, SourceError> {
+    let exists = match std::fs::symlink_metadata(target) {
+        Ok(meta) if meta.is_dir() => true,
+        Ok(_) => {
+            return Err(SourceError::NotADirectory {
+                path: target.to_owned(),
+            });
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+        Err(error) => return Err(SourceError::io("inspect", target)(error)),
+    };
+    let non_empty = exists
+        && std::fs::read_dir(target)
+            .map_err(SourceError::io("list", target))?
+            .next()
+            .is_some();
+    if non_empty && !force {
+        return Err(SourceError::TargetInUse {
+            target: target.display().to_string(),
+            why: "exists and is not empty".into(),
+        });
+    }
+    safe_extract::scan(decoder(artifact)?)?;
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(SourceError::io("create", parent))?;
+    let staging = sibling(target, "restore")?;
+    let result = safe_extract::extract(decoder(artifact)?, &staging);
+    let facts = match result {
+        Ok(facts) => facts,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(error);
+        }
+    };
+    if exists {
+        let old = sibling(target, "old")?;
+        std::fs::remove_dir(&old).map_err(SourceError::io("remove", &old))?;
+        std::fs::rename(target, &old).map_err(SourceError::io("move aside", target))?;
+        if let Err(error) = std::fs::rename(&staging, target) {
+            let _ = std::fs::rename(&old, target);
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(SourceError::io("rename into", target)(error));
+        }
+        std::fs::remove_dir_all(&old).map_err(SourceError::io("remove", &old))?;
+    } else {
+        std::fs::rename(&staging, target).map_err(SourceError::io("rename into", target))?;
+    }
+    crate::backup_set::sync_dir(parent)?;
+    Ok(facts)
+}
+
+/// A fresh folder next to `target` (same filesystem, so renames are atomic).
+fn sibling(target: &Path, purpose: &str) -> Result<std::path::PathBuf, SourceError> {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "target".into());
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = tempfile::Builder::new()
+        .prefix(&format!(".{name}.planrun-{purpose}-"))
+        .tempdir_in(parent)
+        .map_err(SourceError::io("create a folder in", parent))?;
+    Ok(dir.keep())
+}
+
+pub(crate) fn decoder(artifact: &Path) -> Result<impl std::io::Read, SourceError> {
+    let file = open_verified(artifact)?;
+    zstd::Decoder::with_buffer(BufReader::with_capacity(1 << 20, file))
+        .map_err(SourceError::io("decompress", artifact))
+}

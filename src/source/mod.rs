@@ -1,0 +1,201 @@
+//! Built-in sources: each backs up into artifacts with facts, and restores from them.
+//!
+//! The functions here take rendered source configs (templates already expanded), write through
+//! [`crate::backup_set::ArtifactWriter`] and report through return values; nothing prints.
+
+mod child;
+pub mod directory;
+mod error;
+pub mod files;
+pub mod git;
+pub mod postgres;
+mod safe_extract;
+pub mod sqlite;
+mod stop;
+mod tree_archive;
+
+use std::path::{Path, PathBuf};
+
+pub use error::SourceError;
+pub use safe_extract::{extract, scan};
+pub use stop::Stop;
+pub use tree_archive::TreeFacts;
+
+use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
+use crate::plan::Source;
+
+/// What backing up one source produced.
+#[derive(Clone, Debug, Default)]
+pub struct SourceBackup {
+    pub artifacts: Vec<ArtifactEntry>,
+    /// Problems that did not fail the step; the run reports them and exits 3.
+    pub warnings: Vec<String>,
+}
+
+/// Backs up `source` into the set folder `set_dir`. `scratch` holds temporary copies (the
+/// SQLite snapshot, pg_dump's directory output, the passfile).
+pub fn back_up(
+    name: &str,
+    source: &Source,
+    set_dir: &Path,
+    scratch: &Path,
+    stop: &Stop,
+) -> Result<SourceBackup, SourceError> {
+    match source {
+        Source::Postgres(pg) => postgres::back_up(name, pg, set_dir, scratch, stop),
+        Source::Sqlite(db) => sqlite::back_up(name, db, set_dir, scratch, stop),
+        Source::Directory(dir) => directory::back_up(name, dir, set_dir, stop),
+        Source::Files(files) => files::back_up(name, files, set_dir, stop),
+        Source::Git(git) => git::back_up(name, git, set_dir, stop),
+    }
+}
+
+/// Where a restore writes.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreTarget {
+    /// For postgres: the database (default: the source's).
+    pub database: Option<String>,
+    /// For the other sources: the path (default: the source's own path, or for files the
+    /// folder they came from).
+    pub path: Option<PathBuf>,
+    /// Replace a target that exists and holds data.
+    pub force: bool,
+}
+
+/// What a restore did, in words and facts that checks can compare with the backup's.
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOutcome {
+    /// Where the data went (`database crm`, `/srv/crm/media`).
+    pub target: String,
+    pub facts: Facts,
+}
+
+/// Restores one source from its (already verified) artifact, a local file.
+pub fn restore(
+    source: &Source,
+    entry: &ArtifactEntry,
+    artifact: &Path,
+    target: &RestoreTarget,
+    scratch: &Path,
+) -> Result<RestoreOutcome, SourceError> {
+    let path_or = |default: &str| {
+        target
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let wrong = || SourceError::WrongKind {
+        what: format!("artifact {} ({:?})", entry.name, entry.kind),
+        kind: source.kind_name(),
+    };
+    match source {
+        Source::Postgres(pg) => {
+            if !matches!(
+                entry.kind,
+                ArtifactKind::PgDumpCustomZstd
+                    | ArtifactKind::PgDumpDirectoryTarZstd
+                    | ArtifactKind::PgDumpPlainZstd
+            ) {
+                return Err(wrong());
+            }
+            let database = target
+                .database
+                .clone()
+                .unwrap_or_else(|| pg.database.clone());
+            postgres::restore(entry.kind, artifact, pg, &database, target.force, scratch)?;
+            let tables: Vec<String> = entry
+                .facts
+                .get("row_counts")
+                .and_then(|c| c.as_object())
+                .map(|c| c.keys().cloned().collect())
+                .unwrap_or_default();
+            let mut facts = Facts::new();
+            facts.insert(
+                "row_counts".into(),
+                postgres::count_rows(pg, &database, &tables, scratch)?,
+            );
+            Ok(RestoreOutcome {
+                target: format!("database {database}"),
+                facts,
+            })
+        }
+        Source::Sqlite(db) => {
+            if entry.kind != ArtifactKind::SqliteZstd {
+                return Err(wrong());
+            }
+            let path = path_or(&db.path);
+            let counts = sqlite::restore(artifact, &path, target.force)?;
+            let mut facts = Facts::new();
+            facts.insert(
+                "row_counts".into(),
+                serde_json::Value::Object(counts.into_iter().collect()),
+            );
+            Ok(RestoreOutcome {
+                target: path.display().to_string(),
+                facts,
+            })
+        }
+        Source::Directory(dir) => {
+            if entry.kind != ArtifactKind::TarZstd {
+                return Err(wrong());
+            }
+            let path = path_or(&dir.path);
+            let tree = directory::restore(artifact, &path, target.force)?;
+            Ok(RestoreOutcome {
+                target: path.display().to_string(),
+                facts: directory::tree_facts(&tree),
+            })
+        }
+        Source::Files(files) => {
+            if entry.kind != ArtifactKind::TarZstd {
+                return Err(wrong());
+            }
+            let default = files
+                .first()
+                .and_then(|f| Path::new(f).parent())
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."));
+            let path = target.path.clone().unwrap_or(default);
+            let count = files::restore(artifact, &path, target.force)?;
+            let mut facts = Facts::new();
+            facts.insert("files".into(), count.into());
+            Ok(RestoreOutcome {
+                target: path.display().to_string(),
+                facts,
+            })
+        }
+        Source::Git(git) => {
+            if entry.kind != ArtifactKind::GitBundle {
+                return Err(wrong());
+            }
+            let path = path_or(&git.repo);
+            let head = git::restore(artifact, &entry.facts, &path, target.force)?;
+            let mut facts = Facts::new();
+            facts.insert("head".into(), head.into());
+            Ok(RestoreOutcome {
+                target: path.display().to_string(),
+                facts,
+            })
+        }
+    }
+}
+
+/// zstd with one worker per core: the compressor runs beside the reader, so a backup is
+/// bounded by the disk, not one core.
+pub(crate) fn zstd_encoder(
+    writer: ArtifactWriter,
+    level: i32,
+    artifact: &str,
+) -> Result<zstd::Encoder<'static, ArtifactWriter>, SourceError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut encoder =
+        zstd::Encoder::new(writer, level).map_err(SourceError::io("compress", artifact))?;
+    encoder
+        .multithread(threads)
+        .map_err(SourceError::io("compress", artifact))?;
+    Ok(encoder)
+}
+
+pub(crate) fn open_verified(artifact: &Path) -> Result<std::fs::File, SourceError> {
+    std::fs::File::open(artifact).map_err(SourceError::io("open", artifact))
+}

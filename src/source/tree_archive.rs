@@ -1,0 +1,248 @@
+//! Writing a directory tree as a tar stream: sorted, symlinks kept as links, excludes applied.
+
+use std::fs::{File, Metadata};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use tar::{EntryType, Header, HeaderMode};
+
+use super::{SourceError, Stop};
+use crate::plan::OnUnreadable;
+
+/// What went into an archive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TreeFacts {
+    /// Regular files archived.
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    pub symlinks: u64,
+    pub directories: u64,
+    /// Files skipped because they could not be read (only with `on_unreadable: warn`).
+    pub warnings: Vec<String>,
+}
+
+/// Builds the exclude matcher from the plan's globs.
+pub fn exclude_set(patterns: &[String]) -> Result<GlobSet, SourceError> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = Glob::new(pattern).map_err(|error| SourceError::Io {
+            action: "use exclude pattern",
+            path: pattern.into(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, error.to_string()),
+        })?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|error| SourceError::Io {
+        action: "use exclude patterns",
+        path: PathBuf::new(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, error.to_string()),
+    })
+}
+
+/// Archives `root` (the folder itself as `.`, then its contents) into `builder`.
+pub fn append_tree<W: Write>(
+    builder: &mut tar::Builder<W>,
+    root: &Path,
+    exclude: &GlobSet,
+    on_unreadable: OnUnreadable,
+    stop: &Stop,
+) -> Result<TreeFacts, SourceError> {
+    let meta = std::fs::metadata(root).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            SourceError::Missing {
+                path: root.to_owned(),
+            }
+        } else {
+            SourceError::Unreadable {
+                path: root.to_owned(),
+                source,
+            }
+        }
+    })?;
+    if !meta.is_dir() {
+        return Err(SourceError::NotADirectory {
+            path: root.to_owned(),
+        });
+    }
+    let mut facts = TreeFacts::default();
+    append_dir_header(builder, Path::new("."), &meta)?;
+    walk(
+        builder,
+        root,
+        Path::new(""),
+        exclude,
+        on_unreadable,
+        &mut facts,
+        stop,
+    )?;
+    Ok(facts)
+}
+
+fn walk<W: Write>(
+    builder: &mut tar::Builder<W>,
+    root: &Path,
+    relative: &Path,
+    exclude: &GlobSet,
+    on_unreadable: OnUnreadable,
+    facts: &mut TreeFacts,
+    stop: &Stop,
+) -> Result<(), SourceError> {
+    let dir = root.join(relative);
+    let listing = match std::fs::read_dir(&dir) {
+        Ok(listing) => listing,
+        Err(source) => return unreadable(&dir, source, on_unreadable, facts),
+    };
+    let mut names = Vec::new();
+    for entry in listing {
+        match entry {
+            Ok(entry) => names.push(entry.file_name()),
+            Err(source) => return unreadable(&dir, source, on_unreadable, facts),
+        }
+    }
+    // Sorted so that two backups of the same tree give the same archive.
+    names.sort();
+    for name in names {
+        if stop.is_stopped() {
+            return Err(SourceError::Stopped);
+        }
+        let rel = relative.join(&name);
+        if exclude.is_match(&rel) {
+            continue;
+        }
+        let path = root.join(&rel);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            // Deleted while we walked: the tree is live, that is not an error.
+            Err(source) if source.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                unreadable(&path, source, on_unreadable, facts)?;
+                continue;
+            }
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(SourceError::io("read link", &path))?;
+            let mut header = header_for(&meta);
+            header.set_entry_type(EntryType::Symlink);
+            header.set_size(0);
+            builder
+                .append_link(&mut header, &rel, &target)
+                .map_err(SourceError::io("archive", &path))?;
+            facts.symlinks += 1;
+        } else if kind.is_dir() {
+            append_dir_header(builder, &rel, &meta)?;
+            facts.directories += 1;
+            walk(builder, root, &rel, exclude, on_unreadable, facts, stop)?;
+        } else if kind.is_file() {
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(source) if source.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    unreadable(&path, source, on_unreadable, facts)?;
+                    continue;
+                }
+            };
+            append_file(builder, &rel, &path, file, &meta, stop)?;
+            facts.files += 1;
+            facts.bytes += meta.len();
+        } else {
+            facts.warnings.push(format!(
+                "skipped {}: not a file, folder or symlink",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn unreadable(
+    path: &Path,
+    source: io::Error,
+    on_unreadable: OnUnreadable,
+    facts: &mut TreeFacts,
+) -> Result<(), SourceError> {
+    match on_unreadable {
+        OnUnreadable::Fail => Err(SourceError::Unreadable {
+            path: path.to_owned(),
+            source,
+        }),
+        OnUnreadable::Warn => {
+            facts
+                .warnings
+                .push(format!("skipped {}: {source}", path.display()));
+            Ok(())
+        }
+    }
+}
+
+fn header_for(meta: &Metadata) -> Header {
+    let mut header = Header::new_gnu();
+    header.set_metadata_in_mode(meta, HeaderMode::Complete);
+    header
+}
+
+fn append_dir_header<W: Write>(
+    builder: &mut tar::Builder<W>,
+    rel: &Path,
+    meta: &Metadata,
+) -> Result<(), SourceError> {
+    let mut header = header_for(meta);
+    header.set_entry_type(EntryType::Directory);
+    header.set_size(0);
+    builder
+        .append_data(&mut header, rel, io::empty())
+        .map_err(SourceError::io("archive", rel))
+}
+
+/// Appends a regular file. The header promises the size seen at stat time; a file that grows
+/// or shrinks while it is read is cut or zero-padded to that size, so the archive stays
+/// well-formed (the tree is live; the next backup gets the new content).
+pub fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    rel: &Path,
+    path: &Path,
+    file: File,
+    meta: &Metadata,
+    stop: &Stop,
+) -> Result<(), SourceError> {
+    let mut header = header_for(meta);
+    let size = meta.len();
+    let data = ReadError {
+        inner: file.take(size).chain(io::repeat(0)).take(size),
+        error: None,
+        stop,
+    };
+    let mut data = data;
+    let result = builder.append_data(&mut header, rel, &mut data);
+    if stop.is_stopped() {
+        return Err(SourceError::Stopped);
+    }
+    if let Some(source) = data.error.take() {
+        return Err(SourceError::Unreadable {
+            path: path.to_owned(),
+            source,
+        });
+    }
+    result.map_err(SourceError::io("archive", path))
+}
+
+/// Remembers a read error so it is reported as the source file's fault, not the archive's,
+/// and gives up mid-file when the backup is stopped (files can be many gigabytes).
+struct ReadError<'a, R> {
+    inner: R,
+    error: Option<io::Error>,
+    stop: &'a Stop,
+}
+
+impl<R: Read> Read for ReadError<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.is_stopped() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+        }
+        self.inner.read(buf).inspect_err(|error| {
+            self.error = Some(io::Error::new(error.kind(), error.to_string()));
+        })
+    }
+}

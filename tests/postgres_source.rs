@@ -1,0 +1,236 @@
+//! The postgres source against a real PostgreSQL 15 the harness starts: round trips in every
+//! format, the force rule, and pg_dump failures that must surface with pg_dump's message.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use planrun::backup_set::{LocalStore, Store};
+use planrun::plan::{PgFormat, Source};
+use planrun::source::{RestoreTarget, SourceError};
+use support::postgres::{BIN_DIR, PASSWORD, PgServer};
+
+const TABLES: [&str; 3] = ["auth_user", "customers_customer", "sales_sale"];
+
+fn seed(pg: &PgServer, database: &str) {
+    pg.psql("postgres", &format!("CREATE DATABASE {database}"));
+    pg.psql(
+        database,
+        "CREATE TABLE auth_user (id serial PRIMARY KEY, username text NOT NULL);
+         CREATE TABLE customers_customer (id serial PRIMARY KEY, name text, email text);
+         CREATE TABLE sales_sale (id serial PRIMARY KEY, customer_id int REFERENCES customers_customer(id), amount numeric(10,2));
+         INSERT INTO auth_user (username) SELECT 'user' || g FROM generate_series(1, 25) g;
+         INSERT INTO customers_customer (name, email) SELECT 'Cliente ' || g, 'c' || g || '@example.com' FROM generate_series(1, 300) g;
+         INSERT INTO sales_sale (customer_id, amount) SELECT 1 + g % 300, (g * 7 % 1000) / 3.0 FROM generate_series(1, 2000) g;",
+    );
+}
+
+/// Row count plus an md5 over the table's rows in order: equal means equal content.
+fn fingerprint(pg: &PgServer, database: &str) -> Vec<String> {
+    TABLES
+        .iter()
+        .map(|t| pg.psql(database, &format!("SELECT count(*) || ':' || md5(string_agg(x::text, ',' ORDER BY x::text)) FROM {t} x")))
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_format_round_trips_with_facts_and_force_rules() {
+    let pg = PgServer::start();
+    seed(&pg, "crm");
+    let expected = fingerprint(&pg, "crm");
+    let work = tempfile::tempdir().unwrap();
+    for (format, target) in [
+        (PgFormat::Custom, "crm_custom"),
+        (PgFormat::Directory, "crm_dir"),
+        (PgFormat::Plain, "crm_plain"),
+    ] {
+        let mut source = pg.source("crm");
+        source.format = Some(format);
+        source.jobs = Some(2);
+        source.count_rows = TABLES.iter().map(|t| t.to_string()).collect();
+        let source = Source::Postgres(source);
+        let (writer, result) = support::back_up(
+            &work.path().join("store"),
+            "crm",
+            "db",
+            &source,
+            work.path(),
+        );
+        let (backup, _) = result.unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        let facts = &backup.artifacts[0].facts;
+        assert_eq!(facts["row_counts"]["auth_user"], 25, "{facts:?}");
+        assert_eq!(facts["row_counts"]["sales_sale"], 2000);
+        assert!(
+            facts["server_version"].as_str().unwrap().starts_with("15"),
+            "{facts:?}"
+        );
+        assert!(
+            facts["pg_dump_version"].as_str().unwrap().contains("15"),
+            "{facts:?}"
+        );
+
+        let store = Store::Local(LocalStore::new(work.path().join("store")));
+        let target_spec = RestoreTarget {
+            database: Some(target.into()),
+            path: None,
+            force: false,
+        };
+        let (set, outcome) = runtime()
+            .block_on(planrun::backup_set::restore_source(
+                &store,
+                "crm",
+                "db",
+                &source,
+                Some(writer.id().as_str()),
+                target_spec,
+                work.path(),
+            ))
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(&set.id, writer.id());
+        assert_eq!(outcome.facts["row_counts"], facts["row_counts"]);
+        assert_eq!(fingerprint(&pg, target), expected, "{format:?}");
+    }
+
+    // An existing database with data is replaced only with force, and then completely.
+    pg.psql("crm_custom", "DELETE FROM sales_sale WHERE id > 10");
+    let mut source = pg.source("crm");
+    source.count_rows = TABLES.iter().map(|t| t.to_string()).collect();
+    let source = Source::Postgres(source);
+    let store = Store::Local(LocalStore::new(work.path().join("store")));
+    let refuse = runtime()
+        .block_on(planrun::backup_set::restore_source(
+            &store,
+            "crm",
+            "db",
+            &source,
+            Some("latest"),
+            RestoreTarget {
+                database: Some("crm_custom".into()),
+                path: None,
+                force: false,
+            },
+            work.path(),
+        ))
+        .unwrap_err();
+    assert!(
+        refuse.to_string().starts_with(
+            "refusing to replace database crm_custom: it exists with 3 tables and 0 connections"
+        ),
+        "{refuse}"
+    );
+    runtime()
+        .block_on(planrun::backup_set::restore_source(
+            &store,
+            "crm",
+            "db",
+            &source,
+            Some("latest"),
+            RestoreTarget {
+                database: Some("crm_custom".into()),
+                path: None,
+                force: true,
+            },
+            work.path(),
+        ))
+        .unwrap();
+    assert_eq!(fingerprint(&pg, "crm_custom"), expected);
+    let leftovers = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE '%planrun%'",
+    );
+    assert_eq!(leftovers, "0");
+}
+
+#[test]
+fn bad_password_and_missing_database_fail_with_the_server_message() {
+    let pg = PgServer::start();
+    seed(&pg, "crm");
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("store");
+
+    let good = Source::Postgres(pg.tcp_source("crm", PASSWORD));
+    let (_, result) = support::back_up(&store, "crm", "db", &good, work.path());
+    result.expect("the right password works over TCP");
+
+    let bad = Source::Postgres(pg.tcp_source("crm", "wrong"));
+    let (writer, result) = support::back_up(&store, "crm", "db", &bad, work.path());
+    let error = result.unwrap_err().to_string();
+    assert!(
+        error.contains("password authentication failed for user \"postgres\""),
+        "{error}"
+    );
+    assert!(
+        !error.contains("wrong"),
+        "the password must not appear: {error}"
+    );
+    assert_eq!(
+        support::names(writer.path()),
+        Vec::<String>::new(),
+        "no artifact, no temp file"
+    );
+    // The passfile lived in scratch only for the attempt.
+    assert!(
+        !support::names(work.path())
+            .iter()
+            .any(|n| n.starts_with("pgpass"))
+    );
+
+    let missing = Source::Postgres(pg.source("nope"));
+    let (_, result) = support::back_up(&store, "crm", "db", &missing, work.path());
+    let error = result.unwrap_err().to_string();
+    assert!(
+        error.contains("database \"nope\" does not exist"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_pg_dump_failing_inside_the_pipeline_is_caught() {
+    let pg = PgServer::start();
+    seed(&pg, "crm");
+    let work = tempfile::tempdir().unwrap();
+    // A pg_dump that writes a plausible start of a dump, then dies: the compressor downstream
+    // is perfectly happy, so only the producer's exit status can tell.
+    let bin = work.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(format!("{BIN_DIR}/psql"), bin.join("psql")).unwrap();
+    let fake = bin.join("pg_dump");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in --version) exec {BIN_DIR}/pg_dump --version;; esac\n\
+             printf 'PGDMP partial dump bytes'\necho 'pg_dump: error: query failed: server closed the connection unexpectedly' >&2\nexit 1\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut source = pg.source("crm");
+    source.bin_dir = Some(bin.display().to_string());
+    let (writer, result) = support::back_up(
+        &work.path().join("store"),
+        "crm",
+        "db",
+        &Source::Postgres(source),
+        work.path(),
+    );
+    match result {
+        Err(SourceError::Tool {
+            program, stderr, ..
+        }) => {
+            assert_eq!(program, "pg_dump");
+            assert_eq!(
+                stderr,
+                "pg_dump: error: query failed: server closed the connection unexpectedly"
+            );
+        }
+        other => panic!("expected a pg_dump failure, got {other:?}"),
+    }
+    assert_eq!(support::names(writer.path()), Vec::<String>::new());
+}

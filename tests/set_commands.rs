@@ -1,0 +1,389 @@
+//! `snapshots`, `verify` and `restore` through the real binary, on sets the library wrote:
+//! statuses, a flipped byte caught and refused, and a set killed mid-backup with kill -9.
+
+mod support;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use chrono::Utc;
+use planrun::backup_set::{LocalStore, SetId, SetWriter};
+use planrun::plan::{DirectorySource, GitSource, Source, SqliteSource};
+use planrun::source::Stop;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let media = dir.path().join("app/media");
+        std::fs::create_dir_all(media.join("avatars")).unwrap();
+        std::fs::write(media.join("avatars/a.txt"), b"avatar a\n").unwrap();
+        std::fs::write(media.join("invoice.txt"), b"invoice 1\n").unwrap();
+        let db = rusqlite::Connection::open(dir.path().join("app/crm.sqlite3")).unwrap();
+        db.execute_batch("CREATE TABLE auth_user (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO auth_user (name) VALUES ('ana'), ('bia');")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("plan.yaml"),
+            "version: 1\nname: crm\nsources:\n  db: { sqlite: { path: \"{{plan.dir}}/app/crm.sqlite3\" } }\n  media: { directory: { path: \"{{plan.dir}}/app/media\" } }\nstorage:\n  local: { local: { path: \"{{plan.dir}}/backups\" } }\nsteps:\n  - { id: db, backup: db }\n  - { id: media, backup: media }\n",
+        )
+        .unwrap();
+        Fixture { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn sources(&self) -> [(&'static str, Source); 2] {
+        [
+            (
+                "db",
+                Source::Sqlite(SqliteSource {
+                    path: self.path("app/crm.sqlite3").display().to_string(),
+                    count_rows: None,
+                }),
+            ),
+            (
+                "media",
+                Source::Directory(DirectorySource {
+                    path: self.path("app/media").display().to_string(),
+                    exclude: vec![],
+                    on_unreadable: None,
+                    level: None,
+                }),
+            ),
+        ]
+    }
+
+    /// A complete set with both sources, started `age` ago.
+    fn complete_set(&self, age: chrono::Duration) -> SetId {
+        let started = Utc::now() - age;
+        let writer = SetWriter::begin(
+            "local",
+            LocalStore::new(self.path("backups")),
+            "crm",
+            "digest",
+            SetId::new(started),
+            started,
+        )
+        .unwrap();
+        for (name, source) in self.sources() {
+            writer
+                .back_up(name, &source, self.dir.path(), &Stop::new())
+                .unwrap();
+        }
+        writer
+            .finalize(started + chrono::Duration::seconds(2))
+            .unwrap();
+        writer.id().clone()
+    }
+
+    fn planrun(&self, args: &[&str]) -> (i32, String, String) {
+        let output = Command::cargo_bin("planrun")
+            .unwrap()
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    }
+}
+
+/// Replaces the AGE and SIZE columns, which depend on the clock and the compressor.
+fn mask(text: &str, ids: &[(&SetId, &str)]) -> String {
+    let mut out = text.to_owned();
+    for (id, name) in ids {
+        out = out.replace(id.as_str(), name);
+    }
+    out
+}
+
+#[test]
+fn snapshots_verify_and_restore_through_the_cli() {
+    let fx = Fixture::new();
+    let old = fx.complete_set(chrono::Duration::hours(26));
+    let new = fx.complete_set(chrono::Duration::minutes(5));
+    // A run that died after one artifact: no manifest.
+    let started = Utc::now();
+    let dead = SetWriter::begin(
+        "local",
+        LocalStore::new(fx.path("backups")),
+        "crm",
+        "digest",
+        SetId::new(started),
+        started,
+    )
+    .unwrap();
+    dead.back_up("db", &fx.sources()[0].1, fx.dir.path(), &Stop::new())
+        .unwrap();
+    let dead = dead.id().clone();
+    let ids = [(&old, "OLD"), (&new, "NEW"), (&dead, "DEAD")];
+
+    let (code, out, err) = fx.planrun(&["snapshots", "plan.yaml"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let lines: Vec<String> = mask(&out, &ids)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines[0],
+        format!("local ({})", fx.path("backups").display())
+    );
+    assert_eq!(lines[1], "SET STATUS AGE SIZE ARTIFACTS");
+    assert!(
+        lines[2].starts_with("DEAD incomplete ") && lines[2].contains("s "),
+        "{}",
+        lines[2]
+    );
+    assert!(lines[2].ends_with(" -"), "{}", lines[2]);
+    assert!(lines[3].starts_with("NEW complete 5m "), "{}", lines[3]);
+    assert!(
+        lines[3].ends_with(" db.sqlite3.zst, media.tar.zst"),
+        "{}",
+        lines[3]
+    );
+    assert!(lines[4].starts_with("OLD complete 1d02h "), "{}", lines[4]);
+    assert_eq!(lines.len(), 5);
+
+    let (code, out, _) = fx.planrun(&["verify", "plan.yaml"]);
+    assert_eq!(code, 0);
+    let out = mask(&out, &ids);
+    assert!(
+        out.starts_with("local NEW: verified (2 artifacts, "),
+        "{out}"
+    );
+    let (_, json, _) = fx.planrun(&["snapshots", "plan.yaml", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let statuses: Vec<&str> = json["storage"][0]["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["incomplete", "verified", "complete"]);
+
+    // The incomplete set is newest, but restore never reads it.
+    let (code, out, err) = fx.planrun(&[
+        "restore",
+        "plan.yaml",
+        "--source",
+        "media",
+        "--to",
+        "restored/media",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().next().unwrap(),
+        format!("restored media from local set {new} into restored/media")
+    );
+    assert_eq!(
+        std::fs::read(fx.path("restored/media/avatars/a.txt")).unwrap(),
+        b"avatar a\n"
+    );
+    let (code, _, err) = fx.planrun(&[
+        "restore",
+        "plan.yaml",
+        "--source",
+        "db",
+        "--set",
+        dead.as_str(),
+        "--to",
+        "x.sqlite3",
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        format!(
+            "planrun: restore of db failed: backup set `{dead}` is incomplete (no manifest.json): it is never restored from\n"
+        )
+    );
+
+    // One flipped byte: verify names it and exits 1, restore refuses before writing.
+    let artifact = fx.path(&format!("backups/crm/{new}/media.tar.zst"));
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&artifact, &bytes).unwrap();
+    let (code, out, _) = fx.planrun(&["verify", "plan.yaml", "--all"]);
+    assert_eq!(code, 1);
+    let out = mask(&out, &ids);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "local NEW: damaged");
+    assert!(lines[1].starts_with("  media.tar.zst: sha256 "), "{out}");
+    assert!(lines[1].contains(", manifest says "), "{out}");
+    assert!(
+        lines[2].starts_with("local OLD: verified (2 artifacts, "),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 3);
+    let (_, json, _) = fx.planrun(&["snapshots", "plan.yaml", "--json"]);
+    assert!(json.contains("\"status\": \"damaged\""), "{json}");
+
+    let (code, _, err) = fx.planrun(&[
+        "restore",
+        "plan.yaml",
+        "--source",
+        "media",
+        "--set",
+        new.as_str(),
+        "--to",
+        "again/media",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!("planrun: restore of media failed: refusing to restore from set `{new}`: media.tar.zst: sha256 ")),
+        "{err}"
+    );
+    assert!(!fx.path("again").exists());
+    // `latest` skips the damaged set and takes the older verified one.
+    let (code, out, err) = fx.planrun(&[
+        "restore",
+        "plan.yaml",
+        "--source",
+        "db",
+        "--to",
+        "restored/crm.sqlite3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("from local set {old} ")), "{out}");
+}
+
+#[test]
+fn unknown_names_are_usage_errors() {
+    let fx = Fixture::new();
+    let (code, _, err) = fx.planrun(&["restore", "plan.yaml", "--source", "mdia", "--to", "x"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (2, "planrun: unknown source `mdia`, did you mean `media`?\n")
+    );
+    let (code, _, err) = fx.planrun(&["snapshots", "plan.yaml", "--storage", "offsite"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "planrun: unknown storage `offsite` (the plan has: local)\n"
+        )
+    );
+}
+
+/// The child half of the kill -9 test: backs up a git source into `PLANRUN_KILL_STORE`; the
+/// `git` on its PATH writes 2 MB of a bundle and then hangs, so the parent catches it mid-way.
+#[test]
+fn child_backup_for_kill_test() {
+    let Ok(store) = std::env::var("PLANRUN_KILL_STORE") else {
+        return;
+    };
+    let now = Utc::now();
+    let writer = SetWriter::begin(
+        "local",
+        LocalStore::new(store),
+        "crm",
+        "digest",
+        SetId::new(now),
+        now,
+    )
+    .unwrap();
+    let source = Source::Git(GitSource { repo: "/".into() });
+    writer
+        .back_up("code", &source, Path::new("/tmp"), &Stop::new())
+        .unwrap();
+    writer.finalize(Utc::now()).unwrap();
+}
+
+#[test]
+fn kill_9_mid_backup_leaves_an_incomplete_set() {
+    let fx = Fixture::new();
+    let good = fx.complete_set(chrono::Duration::hours(1));
+    let bin = fx.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(
+        bin.join("git"),
+        "#!/bin/sh\ncase \"$*\" in *rev-parse*) echo 0123456789abcdef0123456789abcdef01234567;; *symbolic-ref*) echo main;; \
+         *bundle*) head -c 2000000 /dev/urandom; exec sleep 60;; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("git"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_backup_for_kill_test", "--nocapture"])
+        .env("PLANRUN_KILL_STORE", fx.path("backups"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let plan_dir = fx.path("backups/crm");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let partial = loop {
+        let found = std::fs::read_dir(&plan_dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find_map(|set| {
+                let temp = set.path().join(".code.bundle.partial");
+                (std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(0) > 0).then_some(temp)
+            });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the child never started writing");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The whole group: planrun's process and the tool it was reading from.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let killed = partial
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!partial.parent().unwrap().join("manifest.json").exists());
+
+    let (code, out, _) = fx.planrun(&["snapshots", "plan.yaml", "--json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sets = json["storage"][0]["sets"].as_array().unwrap();
+    assert_eq!(sets[0]["id"], killed.as_str());
+    assert_eq!(sets[0]["status"], "incomplete");
+    assert_eq!(sets[1]["id"], good.as_str());
+
+    let (code, out, err) = fx.planrun(&[
+        "restore",
+        "plan.yaml",
+        "--source",
+        "media",
+        "--to",
+        "restored",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("restored media from local set {good} ")),
+        "{out}"
+    );
+}

@@ -1,0 +1,49 @@
+//! Shared helpers for the integration tests.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the helpers"
+)]
+
+pub mod postgres;
+
+use std::path::Path;
+
+use chrono::Utc;
+use planrun::backup_set::{LocalStore, Manifest, SetId, SetWriter};
+use planrun::plan::Source;
+use planrun::source::{SourceBackup, SourceError, Stop};
+
+/// Backs up one source into a fresh set of `storage` and finalizes it when the backup worked.
+pub fn back_up(
+    storage: &Path,
+    plan: &str,
+    name: &str,
+    source: &Source,
+    scratch: &Path,
+) -> (SetWriter, Result<(SourceBackup, Manifest), SourceError>) {
+    let now = Utc::now();
+    let writer = SetWriter::begin(
+        "local",
+        LocalStore::new(storage),
+        plan,
+        "digest",
+        SetId::new(now),
+        now,
+    )
+    .expect("begin set");
+    let result = writer
+        .back_up(name, source, scratch, &Stop::new())
+        .and_then(|backup| Ok((backup, writer.finalize(Utc::now())?)));
+    (writer, result)
+}
+
+/// Files in a folder (not recursive), sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
