@@ -209,6 +209,20 @@ impl S3Store {
         Ok(self.bucket.reader(&Self::key(plan, id, name)?).await?)
     }
 
+    /// Downloads an artifact to `dest` (temp name, fsync, rename), hashing it on the way.
+    pub async fn download_artifact(
+        &self,
+        plan: &str,
+        id: &str,
+        name: &str,
+        dest: &std::path::Path,
+    ) -> Result<crate::s3::ObjectDigest, SetStoreError> {
+        Ok(self
+            .bucket
+            .download(&Self::key(plan, id, name)?, dest)
+            .await?)
+    }
+
     pub async fn head_artifact(
         &self,
         plan: &str,
