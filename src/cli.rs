@@ -36,6 +36,11 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Restore one source from a backup set, after checking every artifact's sha256.
     Restore(RestoreArgs),
+    /// Retention tools: preview what a policy keeps.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Apply retention: print keep/remove with reasons for each set, then remove.
+    Prune(PruneArgs),
 }
 
 impl Command {
@@ -44,7 +49,11 @@ impl Command {
     fn only_prints(&self) -> bool {
         matches!(
             self,
-            Command::Validate(_) | Command::Schema | Command::Plan(_) | Command::Snapshots(_)
+            Command::Validate(_)
+                | Command::Schema
+                | Command::Plan(_)
+                | Command::Retention(_)
+                | Command::Snapshots(_)
         )
     }
 }
@@ -236,5 +245,68 @@ pub fn main() -> i32 {
         Command::Snapshots(args) => crate::command::snapshots(&args),
         Command::Verify(args) => crate::command::verify(&args),
         Command::Restore(args) => crate::command::restore(&args),
+        Command::Prune(args) => crate::command::prune::run(&args),
+        Command::Retention(RetentionCommand::Simulate(args)) => {
+            crate::command::retention::simulate(&args)
+        }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Read RFC 3339 timestamps (one per line) and print what a policy keeps, and why.
+    Simulate(SimulateArgs),
+}
+
+/// The retention flags mirror the plan's `retention:` keys.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Read timestamps from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Keep the newest N sets (N or `unlimited`).
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N hours.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N ISO weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<crate::plan::Keep>,
+    /// Keep the newest set of each of the last N years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<crate::plan::Keep>,
+    /// Keep every set within this span of the newest one (`30d`, `2y6m`).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<crate::duration::CalendarSpan>,
+    /// IANA time zone in which periods are counted (default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Print one JSON array, one object per input timestamp.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The plan file.
+    pub plan: PathBuf,
+    /// Only this storage (repeatable; default: every storage of the plan).
+    #[arg(long = "storage", value_name = "NAME")]
+    pub storage: Vec<String>,
+    /// Print the decisions, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

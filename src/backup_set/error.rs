@@ -30,6 +30,10 @@ pub enum StoreError {
     BadArtifactName { name: String },
     #[error("artifact `{name}` is not in the manifest of set `{set}`")]
     NoSuchArtifact { set: String, name: String },
+    #[error("{location}: {detail}")]
+    Remote { location: String, detail: String },
+    #[error("{location} receives sets only by `copy`, which knows each artifact's sha256 up front")]
+    CopyOnly { location: String },
 }
 
 impl StoreError {

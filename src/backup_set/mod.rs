@@ -6,6 +6,7 @@ mod error;
 mod local_store;
 mod manifest;
 mod restore_from_set;
+mod s3_sets;
 mod set_id;
 mod set_status;
 mod set_writer;

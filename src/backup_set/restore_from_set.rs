@@ -46,8 +46,38 @@ pub async fn restore_source(
             problems,
         });
     }
+    let mut downloaded = None;
     let path: PathBuf = match store {
         Store::Local(local) => local.artifact_path(plan, &set.id, &entry.name)?,
+        // Restores read local files, so an off-site artifact comes down into scratch first,
+        // hashed on the way: the object may have changed since it was checked.
+        Store::S3(s3) => {
+            std::fs::create_dir_all(scratch).map_err(|source| SourceError::Io {
+                action: "create",
+                path: scratch.to_owned(),
+                source,
+            })?;
+            let local = scratch.join(format!("download-{}", entry.name));
+            let digest = s3
+                .download_artifact(plan, set.id.as_str(), &entry.name, &local)
+                .await
+                .map_err(|e| super::s3_sets::store_error(s3, e))?;
+            downloaded = Some(local.clone());
+            if digest.sha256 != entry.sha256 || digest.size != entry.size {
+                std::fs::remove_file(&local).ok();
+                return Err(SourceError::Damaged {
+                    set: set.id.to_string(),
+                    problems: vec![super::ArtifactProblem {
+                        artifact: entry.name.clone(),
+                        problem: super::Problem::HashMismatch {
+                            expected: entry.sha256.clone(),
+                            actual: digest.sha256,
+                        },
+                    }],
+                });
+            }
+            local
+        }
     };
     let (source, scratch) = (source.clone(), scratch.to_owned());
     let outcome = tokio::task::spawn_blocking(move || {
@@ -60,6 +90,9 @@ pub async fn restore_source(
             path: PathBuf::new(),
             source: std::io::Error::other(join.to_string()),
         })
-    })?;
-    Ok((set, outcome))
+    });
+    if let Some(local) = downloaded {
+        std::fs::remove_file(local).ok();
+    }
+    Ok((set, outcome?))
 }

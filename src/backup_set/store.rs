@@ -23,13 +23,19 @@ use std::path::PathBuf;
 
 use tokio::io::AsyncRead;
 
-use super::{ArtifactDigest, LocalStore, Manifest, SetId, SetSummary, StoreError, VerifyRecord};
+use super::{
+    ArtifactDigest, LocalStore, Manifest, SetId, SetSummary, StoreError, VerifyRecord, s3_sets,
+};
 use crate::plan::Storage;
+use crate::s3::Tuning;
+use crate::s3_store::S3Store;
 
 /// A storage that holds backup sets.
 #[derive(Clone, Debug)]
 pub enum Store {
     Local(LocalStore),
+    /// An S3-compatible bucket; sets at `<prefix>/<plan>/<set-id>/`.
+    S3(S3Store),
 }
 
 /// Why a plan's storage cannot be opened.
@@ -37,6 +43,11 @@ pub enum Store {
 pub enum OpenStoreError {
     #[error("storage `{name}` is {kind} storage, which this command cannot read yet")]
     Unsupported { name: String, kind: &'static str },
+    #[error("storage `{name}`: {source}")]
+    S3 {
+        name: String,
+        source: crate::s3::S3Error,
+    },
 }
 
 /// A boxed reader over an artifact's stored bytes.
@@ -61,10 +72,14 @@ impl Store {
     pub fn open(name: &str, storage: &Storage) -> Result<Store, OpenStoreError> {
         match storage {
             Storage::Local(local) => Ok(Store::Local(LocalStore::new(&local.path))),
-            other => Err(OpenStoreError::Unsupported {
-                name: name.to_owned(),
-                kind: other.kind_name(),
-            }),
+            Storage::S3(s3) => {
+                S3Store::open(s3, Tuning::default())
+                    .map(Store::S3)
+                    .map_err(|source| OpenStoreError::S3 {
+                        name: name.to_owned(),
+                        source,
+                    })
+            }
         }
     }
 
@@ -72,6 +87,7 @@ impl Store {
     pub fn location(&self) -> String {
         match self {
             Store::Local(local) => local.root().display().to_string(),
+            Store::S3(s3) => s3.location(""),
         }
     }
 
@@ -81,6 +97,7 @@ impl Store {
                 let (local, plan) = (local.clone(), plan.to_owned());
                 blocking(move || local.list_sets(&plan)).await
             }
+            Store::S3(s3) => s3_sets::list_sets(s3, plan).await,
         }
     }
 
@@ -90,6 +107,7 @@ impl Store {
                 let (local, plan, id) = (local.clone(), plan.to_owned(), id.clone());
                 blocking(move || local.summary(&plan, id)).await
             }
+            Store::S3(s3) => s3_sets::summary(s3, plan, id).await,
         }
     }
 
@@ -104,6 +122,7 @@ impl Store {
                 let selector = selector.map(str::to_owned);
                 blocking(move || local.resolve_set(&plan, selector.as_deref())).await
             }
+            Store::S3(s3) => s3_sets::resolve_set(s3, plan, selector).await,
         }
     }
 
@@ -118,6 +137,11 @@ impl Store {
                 let file = local.open_artifact(plan, id, name)?;
                 Ok(Box::new(tokio::fs::File::from_std(file)))
             }
+            // Streams the object from the bucket: verify reads what is stored, not a cache.
+            Store::S3(s3) => match s3.open_artifact(plan, id.as_str(), name).await {
+                Ok(reader) => Ok(Box::new(reader)),
+                Err(error) => Err(s3_sets::store_error(s3, error)),
+            },
         }
     }
 
@@ -139,6 +163,11 @@ impl Store {
                 })
                 .await
             }
+            // S3 stores an artifact's sha256 as metadata sent with the first request, so it
+            // must be known up front: sets reach S3 through `crate::copy`, which has it.
+            Store::S3(s3) => Err(StoreError::CopyOnly {
+                location: s3.location(plan),
+            }),
         }
     }
 
@@ -154,6 +183,10 @@ impl Store {
                     (local.clone(), plan.to_owned(), id.clone(), manifest.clone());
                 blocking(move || local.write_manifest(&plan, &id, &manifest)).await
             }
+            Store::S3(s3) => s3
+                .write_manifest(plan, id.as_str(), manifest.to_json())
+                .await
+                .map_err(|e| s3_sets::store_error(s3, e)),
         }
     }
 
@@ -169,6 +202,13 @@ impl Store {
                     (local.clone(), plan.to_owned(), id.clone(), record.clone());
                 blocking(move || local.write_verify(&plan, &id, &record)).await
             }
+            Store::S3(s3) => {
+                let mut bytes = serde_json::to_vec_pretty(record).unwrap_or_default();
+                bytes.push(b'\n');
+                s3.write_verify(plan, id.as_str(), bytes)
+                    .await
+                    .map_err(|e| s3_sets::store_error(s3, e))
+            }
         }
     }
 
@@ -178,6 +218,10 @@ impl Store {
                 let (local, plan, id) = (local.clone(), plan.to_owned(), id.clone());
                 blocking(move || local.delete_set(&plan, &id)).await
             }
+            Store::S3(s3) => s3
+                .delete_set(plan, id.as_str())
+                .await
+                .map_err(|e| s3_sets::store_error(s3, e)),
         }
     }
 }

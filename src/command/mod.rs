@@ -8,6 +8,9 @@ pub use history::history;
 
 use std::io::Write;
 
+pub mod prune;
+pub mod retention;
+
 use crate::cli::{PlanArgs, RestoreArgs, SnapshotsArgs, ValidateArgs, VerifyArgs};
 use crate::exit_code;
 

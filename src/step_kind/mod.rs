@@ -2,6 +2,8 @@
 //! `execute(ctx, …) -> AttemptEnd` function; adding a kind is adding its module and its arm
 //! in [`execute`] and [`is_available`].
 
+mod copy;
+mod prune;
 mod run;
 mod shell;
 
@@ -18,7 +20,10 @@ use crate::process::{self, Ended, Limits, LineSink, ProcessGroups, Spawn, Stream
 
 /// Whether this build of planrun can run steps of the action's kind.
 pub fn is_available(action: &Action) -> bool {
-    matches!(action, Action::Run { .. } | Action::Shell { .. })
+    matches!(
+        action,
+        Action::Run { .. } | Action::Shell { .. } | Action::Copy { .. } | Action::Prune { .. }
+    )
 }
 
 /// Runs one attempt of `ctx.step`.
@@ -27,6 +32,10 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
     match &step.action {
         Action::Run { program, args } => run::execute(ctx, program, args).await,
         Action::Shell { script } => shell::execute(ctx, script).await,
+        Action::Copy { to, from, set } => {
+            copy::execute(ctx, to, from.as_deref(), set.as_deref()).await
+        }
+        Action::Prune { storage } => prune::execute(ctx, storage).await,
         other => AttemptEnd::error(format!(
             "step kind `{}` is not available yet",
             other.kind_name()

@@ -1,0 +1,213 @@
+//! `planrun prune PLAN`: apply each storage's retention policy, table first, then removal.
+
+use std::io::Write;
+
+use chrono::Utc;
+
+use crate::cli::PruneArgs;
+use crate::exit_code;
+use crate::pipeline::{self, RenderOptions};
+use crate::plan::{Retention, Storage};
+use crate::prune::{PruneRow, Target, decide_prune, render_table, rows_json};
+use crate::retention::Policy;
+
+/// The outcome for one storage.
+struct StorageOutcome {
+    name: String,
+    location: String,
+    rows: Vec<PruneRow>,
+    removed: Vec<String>,
+    errors: Vec<String>,
+}
+
+pub fn run(args: &PruneArgs) -> i32 {
+    let loaded = match pipeline::load(&args.plan) {
+        Ok(loaded) => loaded,
+        Err(failure) => {
+            eprint!("{}", failure.render());
+            return exit_code::INVALID;
+        }
+    };
+    let vars = args
+        .vars
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    // Credentials for S3 storage are secrets, so they are resolved even for a dry run.
+    let plan = match pipeline::render(&loaded, &RenderOptions::for_now(vars, true)) {
+        Ok(plan) => plan,
+        Err(failure) => {
+            eprint!("{}", failure.render());
+            return exit_code::INVALID;
+        }
+    };
+
+    let mut chosen: Vec<(String, Storage)> = Vec::new();
+    for name in &args.storage {
+        match plan.storage.iter().find(|(n, _)| n == name) {
+            Some(entry) => chosen.push(entry.clone()),
+            None => {
+                let known: Vec<&str> = plan.storage.iter().map(|(n, _)| n.as_str()).collect();
+                eprintln!(
+                    "planrun: the plan has no storage `{name}` (it has: {})",
+                    known.join(", ")
+                );
+                return exit_code::INVALID;
+            }
+        }
+    }
+    if chosen.is_empty() {
+        chosen = plan.storage.clone();
+    }
+
+    // Every policy is checked before anything is listed or removed.
+    let mut policies = Vec::new();
+    for (name, storage) in &chosen {
+        let Some(retention) = storage.retention().or(loaded.plan.retention.as_ref()) else {
+            eprintln!(
+                "planrun: storage `{name}` has no retention policy: set `retention:` for the plan or the storage"
+            );
+            return exit_code::INVALID;
+        };
+        let retention = Retention {
+            timezone: retention
+                .timezone
+                .clone()
+                .or_else(|| loaded.plan.timezone.clone()),
+            ..retention.clone()
+        };
+        match Policy::new(&retention) {
+            Ok(policy) => policies.push(policy),
+            Err(error) => {
+                eprintln!("planrun: storage `{name}`: {error}");
+                return exit_code::INVALID;
+            }
+        }
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("planrun: cannot start the async runtime: {error}");
+            return exit_code::FAILURE;
+        }
+    };
+    let mut outcomes = Vec::new();
+    for ((name, storage), policy) in chosen.iter().zip(&policies) {
+        let outcome = runtime.block_on(prune_storage(
+            name, storage, policy, &plan.name, args, !args.json,
+        ));
+        outcomes.push(outcome);
+    }
+
+    let failed = outcomes.iter().any(|o| !o.errors.is_empty());
+    if args.json {
+        let json: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "storage": o.name,
+                    "location": o.location,
+                    "dry_run": args.dry_run,
+                    "sets": rows_json(&o.rows),
+                    "removed": o.removed,
+                    "errors": o.errors,
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default();
+        writeln!(std::io::stdout(), "{text}").ok();
+    }
+    if failed {
+        exit_code::FAILURE
+    } else {
+        exit_code::SUCCESS
+    }
+}
+
+/// Lists, decides, prints the table (text mode), then removes unless `--dry-run`.
+async fn prune_storage(
+    name: &str,
+    storage: &Storage,
+    policy: &Policy,
+    plan: &str,
+    args: &PruneArgs,
+    print: bool,
+) -> StorageOutcome {
+    let mut outcome = StorageOutcome {
+        name: name.to_owned(),
+        location: String::new(),
+        rows: Vec::new(),
+        removed: Vec::new(),
+        errors: Vec::new(),
+    };
+    let target = match Target::open(storage) {
+        Ok(target) => target,
+        Err(error) => {
+            report_error(&mut outcome, print, format!("storage `{name}`: {error}"));
+            return outcome;
+        }
+    };
+    outcome.location = target.location(plan);
+    let candidates = match target.candidates(plan).await {
+        Ok(candidates) => candidates,
+        Err(error) => {
+            report_error(&mut outcome, print, format!("storage `{name}`: {error}"));
+            return outcome;
+        }
+    };
+    outcome.rows = decide_prune(&candidates, policy, Utc::now());
+    let to_remove: Vec<String> = outcome
+        .rows
+        .iter()
+        .filter(|r| !r.decision.keep)
+        .map(|r| r.id.clone())
+        .collect();
+    if print {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "storage {name} at {}", outcome.location).ok();
+        write!(out, "{}", render_table(&outcome.rows)).ok();
+        out.flush().ok();
+    }
+    if !args.dry_run {
+        for id in &to_remove {
+            match target.delete(plan, id).await {
+                Ok(()) => {
+                    if print {
+                        writeln!(std::io::stdout(), "removed {id}").ok();
+                    }
+                    outcome.removed.push(id.clone());
+                }
+                Err(error) => report_error(
+                    &mut outcome,
+                    print,
+                    format!("cannot remove set {id}: {error}"),
+                ),
+            }
+        }
+    }
+    if print {
+        let total = outcome.rows.len();
+        let summary = if args.dry_run {
+            format!(
+                "dry run: {} of {total} sets would be removed\n",
+                to_remove.len()
+            )
+        } else {
+            format!("{} of {total} sets removed\n", outcome.removed.len())
+        };
+        write!(std::io::stdout(), "{summary}").ok();
+    }
+    outcome
+}
+
+fn report_error(outcome: &mut StorageOutcome, print: bool, message: String) {
+    if print {
+        eprintln!("planrun: {message}");
+    }
+    outcome.errors.push(message);
+}

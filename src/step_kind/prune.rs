@@ -1,0 +1,106 @@
+//! `prune:` steps: apply retention to the named storages, the decision table in the step's
+//! output, removal after it.
+
+use chrono::Utc;
+
+use super::{AttemptEnd, StepContext};
+use crate::event::Outcome;
+use crate::plan::{Retention, Storage};
+use crate::process::{LineSink, Stream};
+use crate::prune::{Target, decide_prune, render_table};
+use crate::retention::Policy;
+
+pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptEnd {
+    let plan = ctx.plan;
+    let plan_retention = match plan_retention(&plan.file) {
+        Ok(retention) => retention,
+        Err(error) => return AttemptEnd::error(error),
+    };
+    // Every policy is checked before anything is removed from any storage.
+    let mut work = Vec::new();
+    for name in storages {
+        let Some((_, storage)) = plan.storage.iter().find(|(n, _)| n == name) else {
+            return AttemptEnd::error(format!("prune: the plan has no storage `{name}`"));
+        };
+        let Some(retention) = storage
+            .retention()
+            .cloned()
+            .or_else(|| plan_retention.clone())
+        else {
+            return AttemptEnd::error(format!(
+                "prune `{name}`: no retention policy; set `retention:` for the plan or the storage"
+            ));
+        };
+        match Policy::new(&retention) {
+            Ok(policy) => work.push((name, storage, policy)),
+            Err(error) => return AttemptEnd::error(format!("prune `{name}`: {error}")),
+        }
+    }
+    let limit = ctx.timeout.unwrap_or(std::time::Duration::MAX);
+    let cancel = ctx.cancel;
+    let job = async {
+        for (name, storage, policy) in &work {
+            prune_one(ctx, name, storage, policy).await?;
+        }
+        Ok::<(), String>(())
+    };
+    // An interrupted prune has at worst turned one set incomplete: manifests go first.
+    tokio::select! {
+        result = tokio::time::timeout(limit, job) => match result {
+            Ok(Ok(())) => AttemptEnd::succeeded(),
+            Ok(Err(error)) => AttemptEnd::error(error),
+            Err(_) => AttemptEnd { outcome: Outcome::TimedOut, ..AttemptEnd::error("prune timed out") },
+        },
+        _ = cancel.cancelled() => AttemptEnd { outcome: Outcome::Cancelled, ..AttemptEnd::error("prune interrupted") },
+    }
+}
+
+async fn prune_one(
+    ctx: &mut StepContext<'_>,
+    name: &str,
+    storage: &Storage,
+    policy: &Policy,
+) -> Result<(), String> {
+    let plan = &ctx.plan.name;
+    let target = Target::open(storage).map_err(|e| format!("prune `{name}`: {e}"))?;
+    let sets = target
+        .candidates(plan)
+        .await
+        .map_err(|e| format!("prune `{name}`: {e}"))?;
+    let rows = decide_prune(&sets, policy, Utc::now());
+    ctx.output
+        .line(
+            Stream::Stdout,
+            format!("storage {name} at {}", target.location(plan)),
+        )
+        .await;
+    for line in render_table(&rows).lines() {
+        ctx.output.line(Stream::Stdout, line.to_owned()).await;
+    }
+    for row in rows.iter().filter(|r| !r.decision.keep) {
+        target
+            .delete(plan, &row.id)
+            .await
+            .map_err(|e| format!("prune `{name}`: cannot remove set {}: {e}", row.id))?;
+        ctx.output
+            .line(Stream::Stdout, format!("removed {}", row.id))
+            .await;
+    }
+    Ok(())
+}
+
+/// The plan-level `retention:` with the plan's `timezone` folded in.
+///
+/// The rendered plan does not carry it yet, so it is read from the validated plan file; a
+/// `retention` field on `ExecPlan` should replace this.
+fn plan_retention(file: &std::path::Path) -> Result<Option<Retention>, String> {
+    let loaded = crate::pipeline::load(file)
+        .map_err(|failure| format!("prune: {}", failure.render().trim_end()))?;
+    Ok(loaded.plan.retention.map(|retention| Retention {
+        timezone: retention
+            .timezone
+            .clone()
+            .or_else(|| loaded.plan.timezone.clone()),
+        ..retention
+    }))
+}

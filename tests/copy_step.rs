@@ -1,0 +1,133 @@
+//! A `copy:` step inside `planrun execute`, to s3s-fs on loopback, then checked with awscli.
+
+mod common;
+
+use assert_cmd::Command;
+use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY, sha256_hex};
+
+#[test]
+fn a_copy_step_replicates_the_newest_complete_set_and_awscli_reads_it() {
+    let server = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let set = backups.join("crm/20250214T020000Z-3f9a");
+    std::fs::create_dir_all(&set).unwrap();
+    let dump = b"pretend this is pg_dump output".repeat(1000);
+    std::fs::write(set.join("db.dump.zst"), &dump).unwrap();
+    std::fs::write(
+        set.join("manifest.json"),
+        format!(
+            r#"{{"format":1,"artifacts":[{{"name":"db.dump.zst","size":{},"sha256":"{}"}}]}}"#,
+            dump.len(),
+            sha256_hex(&dump)
+        ),
+    )
+    .unwrap();
+    // An older set without a manifest is never the one copied.
+    std::fs::create_dir_all(backups.join("crm/20250215T020000Z-dead")).unwrap();
+
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1
+name: crm
+storage:
+  local:
+    local: {{ path: \"{}\" }}
+  offsite:
+    s3: {{ bucket: {BUCKET}, prefix: offsite/, endpoint: \"{}\", path_style: true, allow_http: true }}
+steps:
+  - id: offsite
+    copy: {{ to: offsite, set: latest }}
+",
+            backups.display(),
+            server.endpoint()
+        ),
+    )
+    .unwrap();
+    Command::cargo_bin("planrun")
+        .unwrap()
+        .arg("execute")
+        .arg(&plan)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .assert()
+        .success();
+
+    let fetched = dir.path().join("fetched");
+    let status = server
+        .aws()
+        .args([
+            "s3",
+            "cp",
+            "--only-show-errors",
+            "--recursive",
+            "s3://offsite/offsite/crm/20250214T020000Z-3f9a/",
+        ])
+        .arg(&fetched)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read(fetched.join("db.dump.zst")).unwrap(), dump);
+    assert_eq!(
+        std::fs::read(fetched.join("manifest.json")).unwrap(),
+        std::fs::read(set.join("manifest.json")).unwrap()
+    );
+    assert!(
+        !server
+            .bucket_dir()
+            .join("offsite/crm/20250215T020000Z-dead")
+            .exists()
+    );
+}
+
+#[test]
+fn a_prune_step_applies_the_plan_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for id in [
+        "20250212T020000Z-aaaa",
+        "20250213T020000Z-bbbb",
+        "20250214T020000Z-cccc",
+    ] {
+        let set = backups.join("crm").join(id);
+        std::fs::create_dir_all(&set).unwrap();
+        std::fs::write(set.join("manifest.json"), r#"{"artifacts":[]}"#).unwrap();
+    }
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1
+name: crm
+timezone: Europe/Berlin
+storage:
+  local:
+    local: {{ path: \"{}\" }}
+retention: {{ keep_last: 2 }}
+steps:
+  - id: prune
+    prune: [local]
+",
+            backups.display()
+        ),
+    )
+    .unwrap();
+    Command::cargo_bin("planrun")
+        .unwrap()
+        .arg("execute")
+        .arg(&plan)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .assert()
+        .success();
+    let mut left: Vec<String> = std::fs::read_dir(backups.join("crm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["20250213T020000Z-bbbb", "20250214T020000Z-cccc"]);
+}
