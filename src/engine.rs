@@ -98,6 +98,8 @@ struct Shared {
 /// What a step came to.
 struct StepResult {
     outcome: Outcome,
+    /// It succeeded but left something out; the run exits 3.
+    warned: bool,
 }
 
 /// Runs the plan to its end and says how it went. `cancel` is fired by the signal handler;
@@ -133,7 +135,31 @@ pub async fn execute(
         })
         .await;
 
+    // The set is committed when the last backup step that will run has succeeded.
+    let backups = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, crate::exec_plan::Action::Backup { .. }))
+        .filter(|s| s.skip.is_none())
+        .filter(|s| options.only.is_empty() || options.only.contains(&s.id))
+        .count();
+    shared.run.expect_backups(backups);
     let graph = run_graph(&shared, options, &cancel).await;
+    // A set that was started and not committed can never be: remove it before anything else,
+    // so no failed or partial run leaves a folder that looks like a backup in progress.
+    if let Some(removed) = shared.run.abandon_uncommitted() {
+        let (path, error) = match removed {
+            Ok(path) => (path, None),
+            Err(error) => (
+                shared
+                    .run
+                    .set(plan.backup_storage.as_deref().unwrap_or_default())
+                    .unwrap_or_default(),
+                Some(error),
+            ),
+        };
+        emitter.emit(Event::SetAbandoned { path, error }).await;
+    }
 
     // Cleanup gets its own token: the run's token has fired already after a signal, and
     // cleanup must still run, but only for a bounded time after it.
@@ -407,7 +433,10 @@ async fn run_graph(shared: &Arc<Shared>, options: &Options, cancel: &Cancel) -> 
                 running -= 1;
                 // A step task that panicked is a failed step, not a crashed run.
                 let (i, outcome) = match joined {
-                    Ok((i, result)) => (i, result.outcome),
+                    Ok((i, step_result)) => {
+                        result.warned |= step_result.warned;
+                        (i, step_result.outcome)
+                    }
                     Err(error) => {
                         let i = task_steps.get(&error.id()).copied().unwrap_or_default();
                         finish_unstarted(shared, &steps[i], Outcome::Failed, format!("internal error: {error}")).await;
@@ -568,6 +597,7 @@ async fn run_step(
         .await;
     StepResult {
         outcome: end.outcome,
+        warned: end.warned,
     }
 }
 
@@ -620,6 +650,8 @@ mod tests {
             secret_values: vec!["hunter2".into()],
             sources: Vec::new(),
             storage: Vec::new(),
+            backup_storage: None,
+            retention: None,
         }
     }
 
@@ -725,11 +757,12 @@ mod tests {
 
     #[test]
     fn unavailable_kinds_and_unknown_only_ids_are_refused() {
-        let mut backup = step("db", "", &[]);
-        backup.action = Action::Backup {
-            source: "db".into(),
+        // Checks and manual steps belong to drills and runbooks, not to `execute` yet.
+        let mut check_step = step("db", "", &[]);
+        check_step.action = Action::Manual {
+            text: "look at it".into(),
         };
-        let plan = plan(vec![step("ready", "true", &[]), backup]);
+        let plan = plan(vec![step("ready", "true", &[]), check_step]);
         let mut options = options();
         options.only = vec!["redy".into()];
         let refusals: Vec<String> = check(&plan, &options)
@@ -739,7 +772,7 @@ mod tests {
         assert_eq!(
             refusals,
             [
-                "step `db`: step kind `backup` is not available yet",
+                "step `db`: step kind `manual` is not available yet",
                 "--only redy: no step `redy` in the plan, did you mean `ready`?"
             ]
         );

@@ -167,6 +167,13 @@ pub enum Event {
     StepRolledBack { step: String },
     /// A signal arrived: nothing new starts and running steps are being stopped.
     Cancelling { signal: String },
+    /// This run's backup set was never committed (a backup failed or the run was stopped)
+    /// and its folder was removed, or could not be.
+    SetAbandoned {
+        path: PathBuf,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     RunFinished {
         status: RunStatus,
         exit_code: i32,
@@ -219,6 +226,10 @@ impl Event {
             Event::PhaseStarted { phase, reason } => Event::PhaseStarted {
                 phase,
                 reason: redactor.redact_owned(reason),
+            },
+            Event::SetAbandoned { path, error } => Event::SetAbandoned {
+                path,
+                error: error.map(|e| redactor.redact_owned(e)),
             },
             other => other,
         }

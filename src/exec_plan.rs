@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::plan::{OnFailure, Source, Storage};
+use crate::plan::{OnFailure, Retention, Source, Storage};
 
 /// A plan ready to execute.
 #[derive(Clone, Debug)]
@@ -30,6 +30,10 @@ pub struct ExecPlan {
     pub sources: Vec<(String, Source)>,
     /// Rendered storage by name.
     pub storage: Vec<(String, Storage)>,
+    /// The local storage backups are written to (`local`, or the only local storage).
+    pub backup_storage: Option<String>,
+    /// The plan-level retention, its time zone defaulting to the plan's.
+    pub retention: Option<Retention>,
 }
 
 /// One rendered step.

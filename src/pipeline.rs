@@ -289,6 +289,11 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
         secret_values,
         sources,
         storage,
+        backup_storage: analyzer::backup_storage(plan).map(str::to_owned),
+        retention: plan.retention.clone().map(|mut r| {
+            r.timezone = r.timezone.or_else(|| plan.timezone.clone());
+            r
+        }),
     })
 }
 

@@ -125,6 +125,15 @@ impl RunLog {
                     "{signal}: stopping running steps"
                 );
             }
+            Event::SetAbandoned { path, error } => {
+                tracing::info!(
+                    step = "planrun",
+                    stream = "planrun",
+                    "backup set not completed; removing {}: {}",
+                    path.display(),
+                    error.as_deref().unwrap_or("removed")
+                );
+            }
             Event::RunFinished {
                 status,
                 exit_code,

@@ -692,20 +692,16 @@ fn unavailable_step_kinds_are_refused_before_anything_runs() {
         r#"
 version: 1
 name: future
-sources:
-  db: { sqlite: { path: DIR/db.sqlite } }
-storage:
-  local: { local: { path: DIR/backups } }
 steps:
   - { id: first, shell: echo first >> TRAIL }
-  - { id: db, backup: db }
+  - { id: call, manual: "Call the DBA" }
 "#,
     );
     let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stderr(&output),
-        "planrun: step `db`: step kind `backup` is not available yet\n"
+        "planrun: step `call`: step kind `manual` is not available yet\n"
     );
     assert_eq!(env.trail(), "");
 }

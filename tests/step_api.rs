@@ -39,6 +39,8 @@ fn plan(root: &std::path::Path) -> ExecPlan {
                 retention: None,
             }),
         )],
+        backup_storage: Some("local".into()),
+        retention: None,
     }
 }
 

@@ -67,11 +67,12 @@ impl SetWriter {
         })
     }
 
-    /// Starts this run's set on the plan's first local storage, named after the run id.
+    /// Starts this run's set on the plan's backup storage, named after the run id.
     pub fn for_plan(plan: &ExecPlan, now: DateTime<Utc>) -> Result<SetWriter, TargetError> {
         let (name, path) = plan
             .storage
             .iter()
+            .filter(|(name, _)| plan.backup_storage.as_deref().is_none_or(|b| b == name))
             .find_map(|(name, storage)| match storage {
                 Storage::Local(local) => Some((name, &local.path)),
                 Storage::S3(_) => None,

@@ -19,6 +19,9 @@ pub struct Human {
     log: Option<PathBuf>,
     live: Option<Live>,
     tails: HashMap<String, VecDeque<String>>,
+    /// Steps of planrun's own kinds (backup, verify, copy, prune, …): their few lines are
+    /// the run's news (where the set went, what was kept), so they are shown as they come.
+    builtin: std::collections::HashSet<String>,
     finished: Vec<(String, Phase, Outcome, u64, Option<String>)>,
 }
 
@@ -39,6 +42,7 @@ impl Human {
             log,
             live,
             tails: HashMap::new(),
+            builtin: Default::default(),
             finished: Vec::new(),
         }
     }
@@ -74,8 +78,11 @@ impl Reporter for Human {
             Event::PhaseStarted { phase, reason } => {
                 self.line(&format!("{}: {reason}", phase.as_str()));
             }
-            Event::StepStarted { step, .. } => {
+            Event::StepStarted { step, kind, .. } => {
                 self.tails.remove(step);
+                if !matches!(kind.as_str(), "run" | "shell") {
+                    self.builtin.insert(step.clone());
+                }
                 self.line(&format!("[{step}] started"));
                 if let Some(live) = &mut self.live {
                     let bar = live.multi.add(ProgressBar::new_spinner());
@@ -87,6 +94,9 @@ impl Reporter for Human {
                     bar.enable_steady_tick(Duration::from_millis(120));
                     live.bars.insert(step.clone(), bar);
                 }
+            }
+            Event::StepOutput { step, line, .. } if self.builtin.contains(step) => {
+                self.line(&format!("    {step} | {line}"));
             }
             Event::StepOutput { step, line, .. } => {
                 let tail = self.tails.entry(step.clone()).or_default();
@@ -152,6 +162,21 @@ impl Reporter for Human {
             Event::Cancelling { signal } => {
                 self.line(&format!(
                     "planrun: {signal}: stopping running steps, then cleaning up"
+                ));
+            }
+            Event::SetAbandoned { path, error: None } => {
+                self.line(&format!(
+                    "planrun: the backup set was not completed; removed {}",
+                    path.display()
+                ));
+            }
+            Event::SetAbandoned {
+                path,
+                error: Some(error),
+            } => {
+                self.line(&format!(
+                    "planrun: the backup set was not completed and {} could not be removed: {error}",
+                    path.display()
                 ));
             }
             Event::RunFinished {

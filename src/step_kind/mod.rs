@@ -2,10 +2,14 @@
 //! `execute(ctx, …) -> AttemptEnd` function; adding a kind is adding its module and its arm
 //! in [`execute`] and [`is_available`].
 
+mod backup;
 mod copy;
+mod notify;
 mod prune;
+mod restore;
 mod run;
 mod shell;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -13,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::backup_set::{Manifest, SetId, SetWriter};
 use crate::cancel::Cancel;
 use crate::event::{Emitter, Event, Outcome};
 use crate::exec_plan::{Action, ExecPlan, ExecStep};
@@ -22,7 +29,14 @@ use crate::process::{self, Ended, Limits, LineSink, ProcessGroups, Spawn, Stream
 pub fn is_available(action: &Action) -> bool {
     matches!(
         action,
-        Action::Run { .. } | Action::Shell { .. } | Action::Copy { .. } | Action::Prune { .. }
+        Action::Run { .. }
+            | Action::Shell { .. }
+            | Action::Backup { .. }
+            | Action::Copy { .. }
+            | Action::Prune { .. }
+            | Action::Verify { .. }
+            | Action::Restore { .. }
+            | Action::Notify { .. }
     )
 }
 
@@ -36,6 +50,26 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
             copy::execute(ctx, to, from.as_deref(), set.as_deref()).await
         }
         Action::Prune { storage } => prune::execute(ctx, storage).await,
+        Action::Backup { source } => backup::execute(ctx, source).await,
+        Action::Verify { storage, set } => verify::execute(ctx, storage, set.as_deref()).await,
+        Action::Restore {
+            source,
+            from,
+            storage,
+            database,
+            path,
+            force,
+        } => {
+            let target = crate::source::RestoreTarget {
+                database: database.clone(),
+                path: path.as_ref().map(PathBuf::from),
+                force: *force,
+            };
+            restore::execute(ctx, source, from.as_deref(), storage.as_deref(), target).await
+        }
+        Action::Notify { webhook, message } => {
+            notify::execute(ctx, webhook.as_deref(), message.as_deref()).await
+        }
         other => AttemptEnd::error(format!(
             "step kind `{}` is not available yet",
             other.kind_name()
@@ -68,6 +102,9 @@ pub struct AttemptEnd {
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     pub error: Option<String>,
+    /// The step did its job but something was left out (an unreadable file skipped under
+    /// `on_unreadable: warn`): the run goes on and exits 3.
+    pub warned: bool,
 }
 
 impl AttemptEnd {
@@ -77,6 +114,7 @@ impl AttemptEnd {
             exit_code: None,
             signal: None,
             error: None,
+            warned: false,
         }
     }
 
@@ -89,14 +127,144 @@ impl AttemptEnd {
     }
 }
 
+/// Runs an in-process step's work under the step's timeout and the run's cancellation.
+/// Dropping `work` must stop it (the backup and S3 code stop their tools on drop).
+pub async fn bounded(
+    ctx: &StepContext<'_>,
+    what: &str,
+    work: impl std::future::Future<Output = AttemptEnd>,
+) -> AttemptEnd {
+    let limit = ctx.timeout.unwrap_or(Duration::MAX);
+    tokio::select! {
+        result = tokio::time::timeout(limit, work) => result.unwrap_or_else(|_| AttemptEnd {
+            outcome: Outcome::TimedOut,
+            ..AttemptEnd::error(format!("{what} timed out after {}", crate::duration::Duration(limit)))
+        }),
+        _ = ctx.cancel.cancelled() => AttemptEnd {
+            outcome: Outcome::Cancelled,
+            ..AttemptEnd::error(format!("{what} interrupted"))
+        },
+    }
+}
+
+/// This run's backup set: created by the first `backup` step, committed (manifest written)
+/// when the last one has succeeded, removed when the run cannot complete it.
+#[derive(Debug, Default)]
+struct BackupState {
+    writer: Option<Arc<SetWriter>>,
+    /// Backup steps this run will start; set by the engine before anything runs.
+    expected: usize,
+    /// Backup steps that reached their final outcome.
+    settled: usize,
+    /// Sources whose backup failed for good.
+    failed: Vec<String>,
+    finalized: bool,
+}
+
+/// What settling a backup step did to the set.
+pub enum Settled {
+    /// Other backup steps are still to come.
+    Pending,
+    /// The manifest was written: the set is complete.
+    Finalized(Manifest),
+    /// A backup failed: the set will not be committed.
+    Failed,
+}
+
 /// State shared by the steps of one run. A backup kind registers the set it is writing here,
 /// so that `copy` and `verify` steps later in the run find it and rollback can discard it.
 #[derive(Debug, Default)]
 pub struct RunState {
     sets: Mutex<BTreeMap<String, PathBuf>>,
+    backup: Mutex<BackupState>,
 }
 
 impl RunState {
+    /// How many `backup` steps this run will start (the engine knows `--only` and `when`).
+    pub fn expect_backups(&self, count: usize) {
+        self.backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .expected = count;
+    }
+
+    /// True when this run backs something up.
+    pub fn expects_backups(&self) -> bool {
+        self.backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .expected
+            > 0
+    }
+
+    /// True once this run's set has its manifest.
+    pub fn set_complete(&self) -> bool {
+        self.backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finalized
+    }
+
+    /// This run's set writer, started on first use.
+    pub fn backup_writer(&self, plan: &ExecPlan) -> Result<Arc<SetWriter>, String> {
+        let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(writer) = &state.writer {
+            return Ok(Arc::clone(writer));
+        }
+        let writer =
+            Arc::new(SetWriter::for_plan(plan, chrono::Utc::now()).map_err(|e| e.to_string())?);
+        state.writer = Some(Arc::clone(&writer));
+        drop(state);
+        self.register_set(writer.storage(), writer.path().to_owned());
+        Ok(writer)
+    }
+
+    /// The id of the set this run writes, if a backup step started one.
+    pub fn set_id(&self) -> Option<SetId> {
+        let state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        state.writer.as_ref().map(|w| w.id().clone())
+    }
+
+    /// Records that a backup step reached its final outcome; the last successful one commits
+    /// the set by writing its manifest. A failed backup means the set is never committed.
+    pub fn backup_settled(&self, source: &str, succeeded: bool) -> Result<Settled, String> {
+        let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        state.settled += 1;
+        if !succeeded {
+            state.failed.push(source.to_owned());
+        }
+        if !state.failed.is_empty() {
+            return Ok(Settled::Failed);
+        }
+        if state.settled < state.expected || state.finalized {
+            return Ok(Settled::Pending);
+        }
+        let Some(writer) = state.writer.clone() else {
+            return Ok(Settled::Pending);
+        };
+        let manifest = writer
+            .finalize(chrono::Utc::now())
+            .map_err(|e| e.to_string())?;
+        state.finalized = true;
+        Ok(Settled::Finalized(manifest))
+    }
+
+    /// Removes this run's set if it was started and never committed: what is left of a failed
+    /// or partial run is not a backup. Returns the folder removed.
+    pub fn abandon_uncommitted(&self) -> Option<Result<PathBuf, String>> {
+        let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.finalized {
+            return None;
+        }
+        let writer = state.writer.take()?;
+        Some(
+            writer
+                .abandon()
+                .map(|()| writer.path().to_owned())
+                .map_err(|e| e.to_string()),
+        )
+    }
+
     /// Records that this run is writing a backup set in `storage` at `location`.
     pub fn register_set(&self, storage: &str, location: PathBuf) {
         self.sets
@@ -218,6 +386,7 @@ pub async fn run_process(
                 exit_code: exit.code,
                 signal: exit.signal,
                 error,
+                warned: false,
             }
         }
         Err(error) => AttemptEnd::error(error.to_string()),

@@ -5,17 +5,21 @@ use chrono::Utc;
 
 use super::{AttemptEnd, StepContext};
 use crate::event::Outcome;
-use crate::plan::{Retention, Storage};
+use crate::plan::Storage;
 use crate::process::{LineSink, Stream};
 use crate::prune::{Target, decide_prune, render_table};
 use crate::retention::Policy;
 
 pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptEnd {
     let plan = ctx.plan;
-    let plan_retention = match plan_retention(&plan.file) {
-        Ok(retention) => retention,
-        Err(error) => return AttemptEnd::error(error),
-    };
+    // Retention only ever runs after a good backup: a night whose backup failed must not
+    // thin out the sets that are now the newest good ones.
+    if ctx.run.expects_backups() && !ctx.run.set_complete() {
+        return AttemptEnd::error(
+            "prune refused: this run's backup set is not complete, so nothing is removed",
+        );
+    }
+    let plan_retention = plan.retention.clone();
     // Every policy is checked before anything is removed from any storage.
     let mut work = Vec::new();
     for name in storages {
@@ -87,20 +91,4 @@ async fn prune_one(
             .await;
     }
     Ok(())
-}
-
-/// The plan-level `retention:` with the plan's `timezone` folded in.
-///
-/// The rendered plan does not carry it yet, so it is read from the validated plan file; a
-/// `retention` field on `ExecPlan` should replace this.
-fn plan_retention(file: &std::path::Path) -> Result<Option<Retention>, String> {
-    let loaded = crate::pipeline::load(file)
-        .map_err(|failure| format!("prune: {}", failure.render().trim_end()))?;
-    Ok(loaded.plan.retention.map(|retention| Retention {
-        timezone: retention
-            .timezone
-            .clone()
-            .or_else(|| loaded.plan.timezone.clone()),
-        ..retention
-    }))
 }

@@ -1,0 +1,75 @@
+//! `notify:` steps: POST the run's state as JSON to a webhook (healthchecks, chat hooks).
+//! An empty webhook (e.g. an unset optional variable) sends nothing and says so.
+
+use super::{AttemptEnd, StepContext, bounded};
+use crate::process::{LineSink, Stream};
+
+pub async fn execute(
+    ctx: &mut StepContext<'_>,
+    webhook: Option<&str>,
+    message: Option<&str>,
+) -> AttemptEnd {
+    let plan = ctx.plan;
+    let message = message.unwrap_or_default().to_owned();
+    let Some(url) = webhook.filter(|w| !w.trim().is_empty()) else {
+        let line = if message.is_empty() {
+            "no webhook set: nothing sent".to_owned()
+        } else {
+            message
+        };
+        ctx.output.line(Stream::Stdout, line).await;
+        return AttemptEnd::succeeded();
+    };
+    let body = serde_json::json!({
+        "plan": plan.name,
+        "run_id": plan.run_id,
+        "host": crate::engine::hostname(),
+        "message": message,
+        "backup_set_complete": ctx.run.set_complete(),
+    });
+    let url = url.to_owned();
+    let mut status = None;
+    let end = bounded(ctx, "notify", async {
+        let client = match reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+        {
+            Ok(client) => client,
+            Err(error) => return AttemptEnd::error(format!("notify: {error}")),
+        };
+        let sent = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {
+                status = Some(response.status().as_u16());
+                AttemptEnd::succeeded()
+            }
+            Ok(response) => AttemptEnd::error(format!(
+                "notify: the webhook answered {}",
+                response.status()
+            )),
+            // The URL may carry a token; reqwest's message names it, so keep only the kind.
+            Err(error) if error.is_timeout() => {
+                AttemptEnd::error("notify: the webhook did not answer in 30s")
+            }
+            Err(error) if error.is_connect() => {
+                AttemptEnd::error("notify: cannot connect to the webhook")
+            }
+            Err(_) => AttemptEnd::error("notify: the request to the webhook failed"),
+        }
+    })
+    .await;
+    if let Some(code) = status {
+        ctx.output
+            .line(
+                Stream::Stdout,
+                format!("notified the webhook (HTTP {code})"),
+            )
+            .await;
+    }
+    end
+}
