@@ -148,16 +148,10 @@ impl RenderOptions {
     }
 }
 
-/// A sortable UTC time plus a random suffix: unique even for two runs in the same second.
+/// A sortable UTC time plus a suffix (milliseconds, then random): the run's set takes this id,
+/// so it sorts in the order runs started even within one second.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
-    let mut bytes = [0u8; 3];
-    // An id that collides is caught by the exclusive folder creation; a weak random is fine.
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes = (std::process::id() as u32).to_le_bytes()[..3]
-            .try_into()
-            .unwrap_or([0; 3]);
-    }
-    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), loader::hex(&bytes))
+    crate::backup_set::SetId::new(now).to_string()
 }
 
 /// Renders a validated plan into what the executor runs. Errors name the key path.

@@ -33,6 +33,10 @@ pub struct PruneRow {
 
 /// The decision for every set, newest first.
 pub fn decide_prune(sets: &[Candidate], policy: &Policy, now: DateTime<Utc>) -> Vec<PruneRow> {
+    // Listings come in directory or bucket order, and ids carry whole seconds only in `time`:
+    // in id order, the later of two sets made in the same second is the newer one to `decide`.
+    let mut sets = sets.to_vec();
+    sets.sort_by(|a, b| a.id.cmp(&b.id));
     let infos: Vec<SetInfo> = sets
         .iter()
         .map(|s| SetInfo {
@@ -283,6 +287,36 @@ mod tests {
             time: set_time(id).unwrap(),
             status,
         }
+    }
+
+    #[test]
+    fn sets_of_one_second_count_newest_by_id_whatever_the_listing_order() {
+        // Ids made in one second differ in their millisecond suffix; the listing order is
+        // the directory's, which says nothing about age.
+        let sets = [
+            candidate("20250214T020000Z-5001234", SetStatus::Complete),
+            candidate("20250214T020000Z-900ffff", SetStatus::Complete),
+            candidate("20250214T020000Z-0100000", SetStatus::Complete),
+        ];
+        let policy = Policy::new(&Retention {
+            keep_last: Some(Keep::Count(2)),
+            ..Retention::default()
+        })
+        .unwrap();
+        let now = set_time("20250214T030000Z").unwrap();
+        let rows = decide_prune(&sets, &policy, now);
+        let kept: Vec<(&str, bool)> = rows
+            .iter()
+            .map(|r| (r.id.as_str(), r.decision.keep))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("20250214T020000Z-900ffff", true),
+                ("20250214T020000Z-5001234", true),
+                ("20250214T020000Z-0100000", false),
+            ]
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Backup set ids: a sortable UTC time plus a short random suffix (`20261126T020000Z-3f9a`).
+//! Backup set ids: a sortable UTC time plus a short suffix (`20261126T020000Z-4273f9a`): the
+//! milliseconds, then four random hex digits.
 
 use std::fmt;
 
@@ -6,9 +7,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// The id of one backup set, also its folder name.
 ///
-/// Ids sort by time as plain strings. The random suffix keeps two runs that start in the same
-/// second apart; the store still creates the folder exclusively and draws a new suffix on a
-/// collision, so uniqueness never rests on luck alone.
+/// Ids sort by time as plain strings, also within one second: the suffix starts with the
+/// milliseconds, so the newest set of a second is the greatest id and retention's "newest",
+/// `latest` and `snapshots` agree with the clock. Its random part keeps two runs that start in
+/// the same millisecond apart; the store still creates the folder exclusively and draws a new
+/// suffix on a collision, so uniqueness never rests on luck alone.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SetId(String);
 
@@ -17,17 +20,18 @@ const TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 impl SetId {
     /// A fresh id for a set started at `now`.
     pub fn new(now: DateTime<Utc>) -> SetId {
-        let mut suffix = [0u8; 2];
-        // The suffix only separates runs within one second; if the OS cannot give randomness,
-        // the subsecond nanos still differ between runs and the exclusive mkdir catches the rest.
-        if getrandom::fill(&mut suffix).is_err() {
-            suffix = (now.timestamp_subsec_nanos() as u16).to_be_bytes();
+        let mut random = [0u8; 2];
+        // The random part only separates runs within one millisecond; if the OS cannot give
+        // randomness, the nanos still differ between runs and the exclusive mkdir catches the rest.
+        if getrandom::fill(&mut random).is_err() {
+            random = (now.timestamp_subsec_nanos() as u16).to_be_bytes();
         }
+        // A leap second reports up to 1999 ms; three digits keep the string order.
+        let millis = now.timestamp_subsec_millis().min(999);
         SetId(format!(
-            "{}-{:02x}{:02x}",
+            "{}-{millis:03}{:04x}",
             now.format(TIME_FORMAT),
-            suffix[0],
-            suffix[1]
+            u16::from_be_bytes(random)
         ))
     }
 
@@ -82,6 +86,17 @@ mod tests {
         assert!(later > a);
         let many: std::collections::HashSet<_> = (0..64).map(|_| SetId::new(now)).collect();
         assert!(many.len() > 1, "the suffix must vary");
+        // Within one second the order is the clock's, whatever the random part drew.
+        for _ in 0..64 {
+            let early = SetId::new(now + chrono::Duration::milliseconds(9));
+            let late = SetId::new(now + chrono::Duration::milliseconds(10));
+            assert!(early < late, "{early} {late}");
+            assert!(
+                early.as_str().starts_with("20261126T020000Z-009"),
+                "{early}"
+            );
+            assert_eq!(SetId::parse(early.as_str()), Some(early.clone()));
+        }
     }
 
     #[test]
