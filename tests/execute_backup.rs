@@ -1,0 +1,831 @@
+//! `planrun execute` with backup, verify, copy, prune and restore steps, driven through the
+//! real binary: the embedded demo end to end, failed, partial, timed-out and interrupted
+//! backups that must leave no set behind, a full 3-2-1 run to a real S3 server on loopback,
+//! and a PostgreSQL round trip against a server the test starts.
+
+mod common;
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A temp dir holding a plan, its data, its storage and its state dir.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// Writes `plan.yaml`; `DIR` in the text becomes the temp dir.
+    fn plan(&self, yaml: &str) -> PathBuf {
+        let path = self.path("plan.yaml");
+        std::fs::write(
+            &path,
+            yaml.replace("DIR", &self.dir.path().display().to_string()),
+        )
+        .unwrap();
+        path
+    }
+
+    /// `planrun ARGS --state-dir STATE`.
+    fn planrun(&self, args: &[&str]) -> Command {
+        let mut command = self.bare(args);
+        command.arg("--state-dir").arg(self.state());
+        command
+    }
+
+    /// `planrun ARGS` for commands that take no state dir, with the test S3 server's keys in
+    /// the environment (plans with S3 storage take them from there).
+    fn bare(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_planrun"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("AWS_ACCESS_KEY_ID", common::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", common::SECRET_KEY);
+        command
+    }
+
+    fn execute(&self, plan: &Path) -> Output {
+        self.planrun(&["execute", plan.to_str().unwrap()])
+            .output()
+            .unwrap()
+    }
+
+    fn spawn(&self, plan: &Path) -> Child {
+        self.planrun(&["execute", plan.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn records(&self) -> Vec<Value> {
+        let output = self.planrun(&["history", "--json"]).output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn record(&self) -> Value {
+        let records = self.records();
+        assert_eq!(records.len(), 1, "{records:#?}");
+        records[0].clone()
+    }
+
+    /// Every file in the state dir (run records, logs), concatenated.
+    fn state_files(&self) -> String {
+        let mut text = String::new();
+        for sub in ["runs", "logs"] {
+            for entry in std::fs::read_dir(self.state().join(sub)).unwrap() {
+                text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+            }
+        }
+        text
+    }
+
+    /// `planrun snapshots PLAN --json`: the sets of the plan's first storage.
+    fn snapshots(&self, plan: &Path, storage: &str) -> Vec<Value> {
+        let output = self
+            .bare(&[
+                "snapshots",
+                plan.to_str().unwrap(),
+                "--storage",
+                storage,
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+        json["storage"][0]["sets"].as_array().unwrap().clone()
+    }
+
+    /// Waits until `name` exists whole in the dir (a script's "I am running now" marker).
+    fn wait_for(&self, name: &str) -> String {
+        let path = self.path(name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&path)
+                && text.ends_with('\n')
+            {
+                return text.trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "{name} never appeared");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn step<'a>(record: &'a Value, id: &str) -> &'a Value {
+    record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {record:#}"))
+}
+
+/// The folders in `dir`, sorted; none when it does not exist.
+fn folders(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Whether a process exists and is not a zombie, waiting up to a second for it to go:
+/// SIGKILL is delivered asynchronously, and in a container without an init orphans stay
+/// zombies.
+fn gone(pid: &str) -> bool {
+    let alive = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    };
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while alive() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Row counts of every table of a SQLite database, by table name.
+fn sqlite_counts(path: &Path) -> Vec<(String, i64)> {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    tables
+        .into_iter()
+        .map(|t| {
+            let count = db
+                .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |row| {
+                    row.get(0)
+                })
+                .unwrap();
+            (t, count)
+        })
+        .collect()
+}
+
+/// A small SQLite database with two tables.
+fn make_sqlite(path: &Path) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    db.execute_batch(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE sales (id INTEGER PRIMARY KEY, customer INTEGER, amount REAL);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+         INSERT INTO customers (name) SELECT 'customer ' || i FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+         INSERT INTO sales (customer, amount) SELECT 1 + i % 40, i * 1.5 FROM n;",
+    )
+    .unwrap();
+}
+
+fn make_media(dir: &Path) {
+    std::fs::create_dir_all(dir.join("avatars")).unwrap();
+    std::fs::write(dir.join("avatars/a.png"), b"not really a png\n").unwrap();
+    std::fs::write(dir.join("invoice-1.pdf"), b"invoice one\n").unwrap();
+}
+
+#[test]
+fn the_demo_plan_backs_up_verifies_restores_and_prunes() {
+    let env = Env::new();
+    // The demo's storage is `{{plan.dir}}/../target/planrun-demo/backups`: with the plan in
+    // DIR/plans that is DIR/target/..., inside the temp dir.
+    let plans = env.path("plans");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo"),
+        &plans.join("demo"),
+    );
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/demo.yaml"),
+        plans.join("demo.yaml"),
+    )
+    .unwrap();
+    let plan = plans.join("demo.yaml");
+    let sets_dir = env.path("target/planrun-demo/backups/demo");
+
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let first = env.record();
+    assert_eq!(first["status"], "succeeded");
+    let id = first["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(folders(&sets_dir), std::slice::from_ref(&id));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "    db | set {id} is complete: manifest written with 2 artifacts ("
+        )) || err.contains(&format!(
+            "    media | set {id} is complete: manifest written with 2 artifacts ("
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "    verify | set {id} on `local` verified: 2 artifacts match their sha256\n"
+        )),
+        "{err}"
+    );
+
+    // The set: private folders and files, the manifest last and naming both artifacts.
+    let set = sets_dir.join(&id);
+    assert_eq!(
+        folders(&set),
+        [
+            "db.sqlite3.zst",
+            "manifest.json",
+            "media.tar.zst",
+            "verify.json"
+        ]
+    );
+    assert_eq!(mode(&sets_dir), 0o700);
+    assert_eq!(mode(&set), 0o700);
+    for file in folders(&set) {
+        assert_eq!(mode(&set.join(&file)), 0o600, "{file}");
+    }
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(set.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["plan"]["name"], "demo");
+    let db = manifest["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["source"] == "db")
+        .unwrap();
+    let shipped = sqlite_counts(&plans.join("demo/crm.sqlite3"));
+    for (table, count) in &shipped {
+        assert_eq!(db["facts"]["row_counts"][table], *count, "{table}");
+    }
+
+    let sets = env.snapshots(&plan, "local");
+    assert_eq!(sets.len(), 1);
+    assert_eq!(sets[0]["id"], id.as_str());
+    assert_eq!(sets[0]["status"], "verified");
+
+    let restored = env.path("restored/crm.sqlite3");
+    let output = env
+        .bare(&[
+            "restore",
+            plan.to_str().unwrap(),
+            "--source",
+            "db",
+            "--to",
+            restored.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with(&format!("restored db from local set {id} into ")),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(sqlite_counts(&restored), shipped);
+
+    // Four more nights. The policy (keep_last 3, keep_daily 7, keep_weekly 4) keeps the three
+    // newest, and, as restic does while the daily and weekly rules have budget left, the
+    // oldest; the second set is the one that goes.
+    let mut ids = vec![id];
+    let mut last = None;
+    for _ in 0..4 {
+        let output = env.execute(&plan);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        ids.push(env.records()[0]["run_id"].as_str().unwrap().to_owned());
+        last = Some(output);
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted, ids,
+        "set ids must sort in the order the runs made them"
+    );
+    assert!(
+        ids.iter().all(|i| i[..8] == ids[0][..8]),
+        "the runs crossed midnight: {ids:?}"
+    );
+    let kept = vec![
+        ids[0].clone(),
+        ids[2].clone(),
+        ids[3].clone(),
+        ids[4].clone(),
+    ];
+    assert_eq!(folders(&sets_dir), kept);
+    let err = stderr(&last.unwrap());
+    assert!(
+        err.contains(&format!("    prune | removed {}\n", ids[1])),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "    prune | {}  complete    keep    last, daily ",
+            ids[4]
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "    prune | {}  complete    keep    oldest\n",
+            ids[0]
+        )),
+        "{err}"
+    );
+    let listed: Vec<Value> = env
+        .snapshots(&plan, "local")
+        .iter()
+        .map(|s| s["id"].clone())
+        .collect();
+    let newest_first: Vec<Value> = kept.iter().rev().map(|i| Value::from(i.as_str())).collect();
+    assert_eq!(listed, newest_first);
+}
+
+/// Two sources, a retention policy and a prune after the backups; `DB_PATH` and `DB_POLICY`
+/// are filled in by each test.
+const TWO_SOURCES: &str = r#"
+version: 1
+name: nightly
+sources:
+  db: { sqlite: { path: "DB_PATH" } }
+  media: { directory: { path: "{{plan.dir}}/media" } }
+storage:
+  local: { local: { path: "{{plan.dir}}/backups" } }
+retention: { keep_last: 1 }
+steps:
+  - { id: media, backup: media }
+  - { id: db, backup: db, needs: [media]DB_POLICY }
+  - { id: prune, prune: [local], needs: PRUNE_NEEDS }
+"#;
+
+fn two_sources(db_path: &str, db_policy: &str, prune_needs: &str) -> String {
+    TWO_SOURCES
+        .replace("DB_PATH", db_path)
+        .replace("DB_POLICY", db_policy)
+        .replace("PRUNE_NEEDS", prune_needs)
+}
+
+#[test]
+fn a_failed_backup_leaves_no_set_and_prune_does_not_run() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    // One good night first: prune must not get the chance to thin it out.
+    make_sqlite(&env.path("crm.sqlite3"));
+    let plan = env.plan(&two_sources("{{plan.dir}}/crm.sqlite3", "", "[db]"));
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let good = env.records()[0]["run_id"].as_str().unwrap().to_owned();
+
+    let missing = env.path("gone.sqlite3");
+    let plan = env.plan(&two_sources("{{plan.dir}}/gone.sqlite3", "", "[db]"));
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let record = env.records()[0].clone();
+    let failed = record["run_id"].as_str().unwrap().to_owned();
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["exit_code"], 1);
+    let db = step(&record, "db");
+    assert_eq!(db["outcome"], "failed");
+    let error = db["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("backup `db`: "), "{error}");
+    assert!(error.contains(&missing.display().to_string()), "{error}");
+    assert_eq!(step(&record, "media")["outcome"], "succeeded");
+    assert_eq!(step(&record, "prune")["outcome"], "skipped");
+
+    // The media artifact had been written into the run's set: the whole folder went.
+    let set = env.path("backups/nightly").join(&failed);
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "planrun: the backup set was not completed; removed {}\n",
+            set.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("[prune] started"), "{err}");
+    assert_eq!(
+        folders(&env.path("backups/nightly")),
+        std::slice::from_ref(&good)
+    );
+    let sets = env.snapshots(&plan, "local");
+    let ids: Vec<&str> = sets.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [good.as_str()]);
+}
+
+#[test]
+fn a_warned_backup_failure_commits_nothing_and_prune_refuses() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    // Prune waits only for the backup that succeeds: it must still see the set is not whole.
+    let plan = env.plan(&two_sources(
+        "{{plan.dir}}/gone.sqlite3",
+        ", on_failure: warn",
+        "[media], on_failure: warn",
+    ));
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let record = env.record();
+    assert_eq!(record["status"], "partial");
+    let id = record["run_id"].as_str().unwrap();
+    assert_eq!(step(&record, "media")["outcome"], "succeeded");
+    assert_eq!(step(&record, "db")["outcome"], "failed");
+    let prune = step(&record, "prune");
+    assert_eq!(prune["outcome"], "failed");
+    assert_eq!(
+        prune["attempts"][0]["error"],
+        "prune refused: this run's backup set is not complete, so nothing is removed"
+    );
+    let set = env.path("backups/nightly").join(id);
+    assert!(!set.join("manifest.json").exists());
+    assert!(!set.exists(), "the uncommitted set was left behind");
+    assert_eq!(folders(&env.path("backups/nightly")), Vec::<String>::new());
+    assert_eq!(env.snapshots(&plan, "local"), Vec::<Value>::new());
+}
+
+/// A `bin` folder with a psql that answers the backup's three questions and a pg_dump that
+/// writes its pid to `pg_dump.pid` and then sleeps in its place: a dump that never ends.
+fn slow_pg_tools(env: &Env) -> PathBuf {
+    let bin = env.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let psql = "#!/bin/bash
+while IFS= read -r line; do
+  case \"$line\" in
+    *pg_export_snapshot*) echo 00000003-00000002-1 ;;
+    *server_version*) echo 15.0 ;;
+    *json_build_object*|*\"'{}'\"*) echo '{}' ;;
+  esac
+done
+";
+    let pg_dump = format!(
+        "#!/bin/sh
+case \"$1\" in --version) echo 'pg_dump (PostgreSQL) 15.0'; exit 0;; esac
+echo $$ > {dir}/pg_dump.pid.tmp && mv {dir}/pg_dump.pid.tmp {dir}/pg_dump.pid
+exec sleep 30
+",
+        dir = env.dir.path().display()
+    );
+    for (name, text) in [("psql", psql), ("pg_dump", pg_dump.as_str())] {
+        std::fs::write(bin.join(name), text).unwrap();
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+const SLOW_DUMP: &str = r#"
+version: 1
+name: slow
+kill_grace: 300ms
+sources:
+  db: { postgres: { database: crm, host: 127.0.0.1, user: postgres, bin_dir: "{{plan.dir}}/bin" } }
+  media: { directory: { path: "{{plan.dir}}/media" } }
+storage:
+  local: { local: { path: "{{plan.dir}}/backups" } }
+steps:
+  - { id: media, backup: media }
+  - { id: db, backup: db, needs: [media]TIMEOUT }
+always:
+  - { id: after, shell: "echo always >> DIR/trail" }
+"#;
+
+#[test]
+fn a_backup_timeout_kills_pg_dump_and_leaves_no_set() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    slow_pg_tools(&env);
+    let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
+    let started = Instant::now();
+    let output = env.execute(&plan);
+    let took = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let record = env.record();
+    assert_eq!(record["status"], "failed");
+    let db = step(&record, "db");
+    assert_eq!(db["outcome"], "timed_out");
+    assert_eq!(db["attempts"][0]["error"], "backup `db` timed out after 1s");
+    let pid = env.wait_for("pg_dump.pid");
+    assert!(gone(&pid), "pg_dump {pid} outlived its step's timeout");
+    assert_eq!(
+        std::fs::read_to_string(env.path("trail")).unwrap(),
+        "always\n"
+    );
+    assert_eq!(folders(&env.path("backups/slow")), Vec::<String>::new());
+    assert_eq!(env.snapshots(&plan, "local"), Vec::<Value>::new());
+}
+
+#[test]
+fn sigterm_during_a_backup_exits_143_after_always_and_commits_nothing() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    slow_pg_tools(&env);
+    let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ""));
+    let child = env.spawn(&plan);
+    let pid = env.wait_for("pg_dump.pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    let record = env.record();
+    assert_eq!(record["status"], "interrupted");
+    assert_eq!(record["exit_code"], 143);
+    assert_eq!(step(&record, "db")["outcome"], "cancelled");
+    assert_eq!(step(&record, "after")["outcome"], "succeeded");
+    assert_eq!(
+        std::fs::read_to_string(env.path("trail")).unwrap(),
+        "always\n"
+    );
+    assert!(gone(&pid), "pg_dump {pid} outlived the run");
+    let err = stderr(&output);
+    assert!(
+        err.contains("planrun: the backup set was not completed; removed "),
+        "{err}"
+    );
+    assert_eq!(folders(&env.path("backups/slow")), Vec::<String>::new());
+    assert_eq!(env.snapshots(&plan, "local"), Vec::<Value>::new());
+}
+
+#[test]
+fn a_full_run_copies_off_site_prunes_both_and_restores_from_s3_alone() {
+    let server = common::S3Server::start();
+    let env = Env::new();
+    make_media(&env.path("media"));
+    make_sqlite(&env.path("crm.sqlite3"));
+    let counts = sqlite_counts(&env.path("crm.sqlite3"));
+    let plan = env.plan(&format!(
+        r#"
+version: 1
+name: crm
+sources:
+  db: {{ sqlite: {{ path: "{{{{plan.dir}}}}/crm.sqlite3" }} }}
+  media: {{ directory: {{ path: "{{{{plan.dir}}}}/media" }} }}
+storage:
+  local: {{ local: {{ path: "{{{{plan.dir}}}}/backups" }} }}
+  offsite:
+    s3: {{ bucket: {bucket}, prefix: crm-backups/, region: us-east-1, endpoint: "{endpoint}", path_style: true, allow_http: true }}
+retention: {{ keep_last: 2 }}
+steps:
+  - {{ id: db, backup: db }}
+  - {{ id: media, backup: media }}
+  - {{ id: verify, verify: {{ storage: local }}, needs: [db, media] }}
+  - {{ id: offsite, copy: {{ to: offsite }}, needs: [verify] }}
+  - {{ id: prune, prune: [local, offsite], needs: [offsite] }}
+"#,
+        bucket = common::BUCKET,
+        endpoint = server.endpoint()
+    ));
+    // Three nights: keep_last 2 then removes the first set from both storages.
+    let mut ids = Vec::new();
+    for night in 0..3 {
+        let output = env.execute(&plan);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let id = env.records()[0]["run_id"].as_str().unwrap().to_owned();
+        let err = stderr(&output);
+        assert!(
+            err.contains(&format!(
+                "    offsite | copied set {id} to `offsite`: 2 artifacts sent ("
+            )),
+            "{err}"
+        );
+        if night == 2 {
+            for storage in ["local", "offsite"] {
+                assert!(
+                    err.contains(&format!("    prune | {id}  complete    keep    last\n")),
+                    "{err}"
+                );
+                assert!(
+                    err.contains(&format!("    prune | storage {storage} at ")),
+                    "{err}"
+                );
+            }
+            assert_eq!(
+                err.matches(&format!("    prune | removed {}\n", ids[0]))
+                    .count(),
+                2,
+                "{err}"
+            );
+        }
+        ids.push(id);
+    }
+    assert_eq!(folders(&env.path("backups/crm")), ids[1..]);
+    let remote: Vec<String> = env
+        .snapshots(&plan, "offsite")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(remote, [ids[2].clone(), ids[1].clone()]);
+
+    // awscli, a standard client, sees the newest set with its manifest.
+    let listing = server
+        .aws()
+        .args(["s3", "ls", "--recursive"])
+        .arg(format!(
+            "s3://{}/crm-backups/crm/{}/",
+            common::BUCKET,
+            ids[2]
+        ))
+        .output()
+        .unwrap();
+    assert!(listing.status.success(), "{}", stderr(&listing));
+    let mut keys: Vec<String> = stdout(&listing)
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    let prefix = format!("crm-backups/crm/{}/", ids[2]);
+    assert_eq!(
+        keys,
+        ["db.sqlite3.zst", "manifest.json", "media.tar.zst"].map(|k| format!("{prefix}{k}"))
+    );
+
+    // The data centre is lost: the off-site copy alone brings the database back.
+    std::fs::remove_dir_all(env.path("backups")).unwrap();
+    std::fs::remove_file(env.path("crm.sqlite3")).unwrap();
+    let restored = env.path("restored.sqlite3");
+    let output = env
+        .bare(&[
+            "restore",
+            plan.to_str().unwrap(),
+            "--storage",
+            "offsite",
+            "--source",
+            "db",
+            "--to",
+            restored.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with(&format!("restored db from offsite set {} into ", ids[2])),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(sqlite_counts(&restored), counts);
+}
+
+#[test]
+fn a_postgres_database_round_trips_through_execute_and_the_password_stays_secret() {
+    use support::postgres::{BIN_DIR, PASSWORD, PgServer};
+
+    let pg = PgServer::start();
+    pg.psql("postgres", "CREATE DATABASE crm");
+    pg.psql(
+        "crm",
+        "CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);
+         CREATE TABLE sales (id serial PRIMARY KEY, customer int REFERENCES customers(id), amount numeric(10,2));
+         INSERT INTO customers (name) SELECT 'Cliente ' || g FROM generate_series(1, 120) g;
+         INSERT INTO sales (customer, amount) SELECT 1 + g % 120, g * 1.25 FROM generate_series(1, 700) g;",
+    );
+    let env = Env::new();
+    // Over TCP the server checks the password, so a backup that works proves it was passed.
+    let plan = env.plan(&format!(
+        r#"
+version: 1
+name: pgcrm
+secrets:
+  pw: {{ env: PLANRUN_TEST_PG_PASSWORD }}
+sources:
+  db:
+    postgres:
+      database: crm
+      host: 127.0.0.1
+      port: {port}
+      user: postgres
+      password: "{{{{secrets.pw}}}}"
+      bin_dir: {BIN_DIR}
+      count_rows: [customers, sales]
+storage:
+  local: {{ local: {{ path: "{{{{plan.dir}}}}/backups" }} }}
+steps:
+  - {{ id: db, backup: db }}
+  - {{ id: verify, verify: {{ storage: local }}, needs: [db] }}
+"#,
+        port = pg.port
+    ));
+    let output = env
+        .planrun(&["execute", plan.to_str().unwrap()])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let id = env.record()["run_id"].as_str().unwrap().to_owned();
+    let set = env.path("backups/pgcrm").join(&id);
+    let manifest_text = std::fs::read_to_string(set.join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&manifest_text).unwrap();
+    let facts = &manifest["artifacts"][0]["facts"];
+    assert_eq!(manifest["artifacts"][0]["name"], "db.pgdump.zst");
+    assert_eq!(facts["database"], "crm");
+    assert_eq!(facts["row_counts"]["customers"], 120, "{facts}");
+    assert_eq!(facts["row_counts"]["sales"], 700, "{facts}");
+
+    let restore = env
+        .bare(&[
+            "restore",
+            plan.to_str().unwrap(),
+            "--source",
+            "db",
+            "--to",
+            "crm_restored",
+        ])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(restore.status.code(), Some(0), "{}", stderr(&restore));
+    assert!(
+        stdout(&restore).starts_with(&format!(
+            "restored db from local set {id} into database crm_restored"
+        )),
+        "{}",
+        stdout(&restore)
+    );
+    for table in ["customers", "sales"] {
+        let count = |db: &str| pg.psql(db, &format!("SELECT count(*) FROM {table}"));
+        assert_eq!(count("crm_restored"), count("crm"), "{table}");
+    }
+    let ordered = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT md5(string_agg(x::text, ',' ORDER BY x.id)) FROM sales x",
+        )
+    };
+    assert_eq!(ordered("crm_restored"), ordered("crm"));
+
+    // The password went to the tools by passfile or environment only: it is in no record,
+    // log, manifest or terminal output.
+    let written = [
+        ("state dir", env.state_files()),
+        ("manifest", manifest_text),
+        (
+            "verify record",
+            std::fs::read_to_string(set.join("verify.json")).unwrap(),
+        ),
+        ("execute output", stdout(&output) + &stderr(&output)),
+        ("restore output", stdout(&restore) + &stderr(&restore)),
+    ];
+    for (what, text) in written {
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("s3cret"),
+            "the password is in the {what}: {text}"
+        );
+    }
+}
