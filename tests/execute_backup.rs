@@ -497,29 +497,53 @@ fn a_warned_backup_failure_commits_nothing_and_prune_refuses() {
     assert_eq!(env.snapshots(&plan, "local"), Vec::<Value>::new());
 }
 
-/// A `bin` folder with a psql that answers the backup's three questions and a pg_dump that
-/// writes its pid to `pg_dump.pid` and then sleeps in its place: a dump that never ends.
-fn slow_pg_tools(env: &Env) -> PathBuf {
+/// Which of the fake PostgreSQL tools never finishes.
+#[derive(Clone, Copy, PartialEq)]
+enum Hang {
+    /// pg_dump, once started on the dump.
+    Dump,
+    /// psql, on the row-count query (a count over a big or locked table).
+    Count,
+}
+
+/// A `bin` folder with a psql that answers the backup's three questions and a pg_dump. The
+/// one that hangs writes its pid to `hung.pid` and sleeps in its own place.
+fn slow_pg_tools(env: &Env, hang: Hang) -> PathBuf {
     let bin = env.path("bin");
     std::fs::create_dir(&bin).unwrap();
-    let psql = "#!/bin/bash
+    let dir = env.dir.path().display();
+    let hung = format!(
+        "echo $$ > {dir}/hung.pid.tmp && mv {dir}/hung.pid.tmp {dir}/hung.pid; exec sleep 30"
+    );
+    let count = if hang == Hang::Count {
+        hung.as_str()
+    } else {
+        "echo '{}'"
+    };
+    let psql = format!(
+        "#!/bin/bash
 while IFS= read -r line; do
   case \"$line\" in
     *pg_export_snapshot*) echo 00000003-00000002-1 ;;
     *server_version*) echo 15.0 ;;
-    *json_build_object*|*\"'{}'\"*) echo '{}' ;;
+    *\"'{{}}'\"*) {count} ;;
+    '\\q') exit 0 ;;
   esac
 done
-";
+"
+    );
+    let dump = if hang == Hang::Dump {
+        hung.as_str()
+    } else {
+        "printf 'PGDMP fake dump'"
+    };
     let pg_dump = format!(
         "#!/bin/sh
 case \"$1\" in --version) echo 'pg_dump (PostgreSQL) 15.0'; exit 0;; esac
-echo $$ > {dir}/pg_dump.pid.tmp && mv {dir}/pg_dump.pid.tmp {dir}/pg_dump.pid
-exec sleep 30
-",
-        dir = env.dir.path().display()
+{dump}
+"
     );
-    for (name, text) in [("psql", psql), ("pg_dump", pg_dump.as_str())] {
+    for (name, text) in [("psql", psql), ("pg_dump", pg_dump)] {
         std::fs::write(bin.join(name), text).unwrap();
         std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
@@ -542,11 +566,11 @@ always:
   - { id: after, shell: "echo always >> DIR/trail" }
 "#;
 
-#[test]
-fn a_backup_timeout_kills_pg_dump_and_leaves_no_set() {
+/// A backup step that runs out of time: the hung tool is killed, `always` runs, no set is left.
+fn a_backup_timeout(hang: Hang) {
     let env = Env::new();
     make_media(&env.path("media"));
-    slow_pg_tools(&env);
+    slow_pg_tools(&env, hang);
     let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
     let started = Instant::now();
     let output = env.execute(&plan);
@@ -558,8 +582,11 @@ fn a_backup_timeout_kills_pg_dump_and_leaves_no_set() {
     let db = step(&record, "db");
     assert_eq!(db["outcome"], "timed_out");
     assert_eq!(db["attempts"][0]["error"], "backup `db` timed out after 1s");
-    let pid = env.wait_for("pg_dump.pid");
-    assert!(gone(&pid), "pg_dump {pid} outlived its step's timeout");
+    let pid = env.wait_for("hung.pid");
+    assert!(
+        gone(&pid),
+        "the hung tool {pid} outlived its step's timeout"
+    );
     assert_eq!(
         std::fs::read_to_string(env.path("trail")).unwrap(),
         "always\n"
@@ -569,13 +596,23 @@ fn a_backup_timeout_kills_pg_dump_and_leaves_no_set() {
 }
 
 #[test]
+fn a_backup_timeout_kills_pg_dump_and_leaves_no_set() {
+    a_backup_timeout(Hang::Dump);
+}
+
+#[test]
+fn a_backup_timeout_during_the_row_counts_kills_psql() {
+    a_backup_timeout(Hang::Count);
+}
+
+#[test]
 fn sigterm_during_a_backup_exits_143_after_always_and_commits_nothing() {
     let env = Env::new();
     make_media(&env.path("media"));
-    slow_pg_tools(&env);
+    slow_pg_tools(&env, Hang::Dump);
     let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ""));
     let child = env.spawn(&plan);
-    let pid = env.wait_for("pg_dump.pid");
+    let pid = env.wait_for("hung.pid");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -26,9 +26,51 @@ struct Running {
     child: Child,
     program: String,
     stderr: Option<JoinHandle<String>>,
-    done: Arc<AtomicBool>,
-    watchdog: Option<JoinHandle<()>>,
+    watchdog: Watchdog,
     stop: Stop,
+}
+
+/// Kills a process group once `stop` is set, until it is finished. A blocking read of a
+/// tool's pipe cannot look at the flag itself: killing the tool is what ends the read.
+pub struct Watchdog {
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Watches the process group led by `leader` (spawned with `process_group(0)`).
+    pub fn start(leader: u32, stop: &Stop) -> Watchdog {
+        let done = Arc::new(AtomicBool::new(false));
+        let pid = nix::unistd::Pid::from_raw(leader as i32);
+        let (watch_done, watch_stop) = (done.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !watch_done.load(Ordering::SeqCst) {
+                if watch_stop.is_stopped() {
+                    let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Watchdog {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; call once the group has been waited for, so its id cannot be reused.
+    pub fn finish(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 fn spawn(
@@ -60,34 +102,19 @@ fn spawn(
         let start = all.len().saturating_sub(STDERR_TAIL);
         String::from_utf8_lossy(&all[start..]).trim().to_owned()
     });
-    let done = Arc::new(AtomicBool::new(false));
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let (watch_done, watch_stop) = (done.clone(), stop.clone());
-    let watchdog = std::thread::spawn(move || {
-        while !watch_done.load(Ordering::SeqCst) {
-            if watch_stop.is_stopped() {
-                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
+    let watchdog = Watchdog::start(child.id(), stop);
     Ok(Running {
         child,
         program,
         stderr: Some(reader),
-        done,
-        watchdog: Some(watchdog),
+        watchdog,
         stop: stop.clone(),
     })
 }
 
 impl Running {
     fn stop_watching(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(watchdog) = self.watchdog.take() {
-            let _ = watchdog.join();
-        }
+        self.watchdog.finish();
     }
 
     /// Waits for the tool; a failed exit carries its stderr.

@@ -2,6 +2,7 @@
 //! snapshot as the dump; restored with pg_restore or psql into a database created for it.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
@@ -114,6 +115,9 @@ struct Session {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     stderr: std::thread::JoinHandle<String>,
+    /// A count over a big or locked table can take as long as it likes: a stop (the step's
+    /// timeout, a signal) kills psql rather than leave it running on the server after us.
+    watchdog: child::Watchdog,
 }
 
 impl Session {
@@ -121,6 +125,7 @@ impl Session {
         source: &PostgresSource,
         passfile: &Passfile,
         database: &str,
+        stop: &Stop,
     ) -> Result<Session, SourceError> {
         let mut command = tool(source, passfile, "psql");
         command
@@ -128,12 +133,17 @@ impl Session {
             .arg(dbname(database))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if stop.is_stopped() {
+            return Err(SourceError::Stopped);
+        }
         let mut child = command.spawn().map_err(|source| SourceError::Spawn {
             program: "psql".into(),
             hint: HINT,
             source,
         })?;
+        let watchdog = child::Watchdog::start(child.id(), stop);
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut stderr = child.stderr.take().expect("piped");
@@ -147,6 +157,7 @@ impl Session {
             stdin,
             stdout,
             stderr,
+            watchdog,
         })
     }
 
@@ -178,6 +189,7 @@ impl Session {
             .child
             .wait()
             .map_err(SourceError::io("wait for", "psql"))?;
+        self.watchdog.finish();
         let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new))
             .join()
             .unwrap_or_default();
@@ -198,6 +210,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.watchdog.finish();
     }
 }
 
@@ -213,7 +226,7 @@ pub fn back_up(
     version.arg("--version");
     let pg_dump_version = child::capture(version, HINT, stop)?.trim().to_owned();
 
-    let mut session = Session::open(source, &passfile, &source.database)?;
+    let mut session = Session::open(source, &passfile, &source.database, stop)?;
     // Statements that print nothing would leave `query` waiting for a line, so BEGIN travels
     // with the query whose answer we need.
     let snapshot = session
