@@ -147,7 +147,11 @@ pub async fn execute(
     let graph = run_graph(&shared, options, &cancel).await;
     // A set that was started and not committed can never be: remove it before anything else,
     // so no failed or partial run leaves a folder that looks like a backup in progress.
-    if let Some(removed) = shared.run.abandon_uncommitted() {
+    let abandoned = shared.run.abandon_uncommitted();
+    // A run that threw its backup away did not succeed, even when the backup step that broke
+    // it was marked `on_failure: ignore`: cron must not read exit 0 on a night with no backup.
+    let set_abandoned = abandoned.is_some();
+    if let Some(removed) = abandoned {
         let (path, error) = match removed {
             Ok(path) => (path, None),
             Err(error) => (
@@ -268,7 +272,7 @@ pub async fn execute(
             status: RunStatus::Failed,
             exit_code: exit_code::FAILURE,
         },
-        None if graph.warned => Summary {
+        None if graph.warned || set_abandoned => Summary {
             status: RunStatus::Partial,
             exit_code: exit_code::PARTIAL,
         },
@@ -652,6 +656,7 @@ mod tests {
             storage: Vec::new(),
             backup_storage: None,
             retention: None,
+            timezone: None,
         }
     }
 

@@ -34,6 +34,18 @@ pub struct ExecPlan {
     pub backup_storage: Option<String>,
     /// The plan-level retention, its time zone defaulting to the plan's.
     pub retention: Option<Retention>,
+    /// The plan's `timezone`, the default for calendar decisions.
+    pub timezone: Option<String>,
+}
+
+impl ExecPlan {
+    /// The retention policy for a storage: its own, else the plan's, with the time zone
+    /// defaulting to the plan's.
+    pub fn retention_for(&self, storage: &Storage) -> Option<Retention> {
+        let mut retention = storage.retention().or(self.retention.as_ref())?.clone();
+        retention.timezone = retention.timezone.or_else(|| self.timezone.clone());
+        Some(retention)
+    }
 }
 
 /// One rendered step.

@@ -288,6 +288,7 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
             r.timezone = r.timezone.or_else(|| plan.timezone.clone());
             r
         }),
+        timezone: plan.timezone.clone(),
     })
 }
 

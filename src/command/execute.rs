@@ -17,7 +17,6 @@ use crate::event::{Emitter, Event};
 use crate::exec_plan::ExecPlan;
 use crate::exit_code;
 use crate::lock::{Holder, LockError, PlanLock};
-use crate::pipeline::{self, RenderOptions};
 use crate::plan_view;
 use crate::process::ProcessGroups;
 use crate::redact::Redactor;
@@ -27,26 +26,10 @@ use crate::run_record::RunRecord;
 use crate::state_dir::StateDir;
 
 pub fn execute(args: &ExecuteArgs) -> i32 {
-    let loaded = match pipeline::load(&args.plan) {
-        Ok(loaded) => loaded,
-        Err(failure) => {
-            eprint!("{}", failure.render());
-            return exit_code::INVALID;
-        }
-    };
-    let vars = args
-        .vars
-        .iter()
-        .map(|v| (v.name.clone(), v.value.clone()))
-        .collect();
     // A dry run resolves no secrets (they show as `***`), like `planrun plan`.
-    let render_options = RenderOptions::for_now(vars, !args.dry_run);
-    let plan = match pipeline::render(&loaded, &render_options) {
+    let plan = match super::rendered_plan::render(&args.plan, &args.vars, !args.dry_run) {
         Ok(plan) => plan,
-        Err(failure) => {
-            eprint!("{}", failure.render());
-            return exit_code::INVALID;
-        }
+        Err(code) => return code,
     };
     let redactor = Arc::new(Redactor::new(&plan.secret_values));
     let state_root = match StateDir::locate(args.state_dir.as_deref()) {

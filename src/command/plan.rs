@@ -1,30 +1,15 @@
 //! `planrun plan PLAN`: the fully rendered plan, nothing executed, secrets masked.
 
+use super::rendered_plan;
 use crate::cli::PlanArgs;
 use crate::exit_code;
-use crate::pipeline::{self, RenderOptions};
 use crate::plan_view;
 
 pub fn run(args: &PlanArgs) -> i32 {
-    let loaded = match pipeline::load(&args.plan) {
-        Ok(loaded) => loaded,
-        Err(failure) => {
-            eprint!("{}", failure.render());
-            return exit_code::INVALID;
-        }
-    };
-    let vars = args
-        .vars
-        .iter()
-        .map(|v| (v.name.clone(), v.value.clone()))
-        .collect();
-    let options = RenderOptions::for_now(vars, false);
-    let plan = match pipeline::render(&loaded, &options) {
+    // A preview reads no secrets: they show as `***` and need not be available.
+    let plan = match rendered_plan::render(&args.plan, &args.vars, false) {
         Ok(plan) => plan,
-        Err(failure) => {
-            eprint!("{}", failure.render());
-            return exit_code::INVALID;
-        }
+        Err(code) => return code,
     };
     if args.json {
         println!(

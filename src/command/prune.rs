@@ -6,8 +6,7 @@ use chrono::Utc;
 
 use crate::cli::PruneArgs;
 use crate::exit_code;
-use crate::pipeline::{self, RenderOptions};
-use crate::plan::{Retention, Storage};
+use crate::plan::Storage;
 use crate::prune::{PruneRow, Target, decide_prune, render_table, rows_json};
 use crate::retention::Policy;
 
@@ -21,25 +20,10 @@ struct StorageOutcome {
 }
 
 pub fn run(args: &PruneArgs) -> i32 {
-    let loaded = match pipeline::load(&args.plan) {
-        Ok(loaded) => loaded,
-        Err(failure) => {
-            eprint!("{}", failure.render());
-            return exit_code::INVALID;
-        }
-    };
-    let vars = args
-        .vars
-        .iter()
-        .map(|v| (v.name.clone(), v.value.clone()))
-        .collect();
     // Credentials for S3 storage are secrets, so they are resolved even for a dry run.
-    let plan = match pipeline::render(&loaded, &RenderOptions::for_now(vars, true)) {
+    let plan = match super::rendered_plan::render(&args.plan, &args.vars, true) {
         Ok(plan) => plan,
-        Err(failure) => {
-            eprint!("{}", failure.render());
-            return exit_code::INVALID;
-        }
+        Err(code) => return code,
     };
 
     let mut chosen: Vec<(String, Storage)> = Vec::new();
@@ -63,18 +47,11 @@ pub fn run(args: &PruneArgs) -> i32 {
     // Every policy is checked before anything is listed or removed.
     let mut policies = Vec::new();
     for (name, storage) in &chosen {
-        let Some(retention) = storage.retention().or(loaded.plan.retention.as_ref()) else {
+        let Some(retention) = plan.retention_for(storage) else {
             eprintln!(
                 "planrun: storage `{name}` has no retention policy: set `retention:` for the plan or the storage"
             );
             return exit_code::INVALID;
-        };
-        let retention = Retention {
-            timezone: retention
-                .timezone
-                .clone()
-                .or_else(|| loaded.plan.timezone.clone()),
-            ..retention.clone()
         };
         match Policy::new(&retention) {
             Ok(policy) => policies.push(policy),

@@ -11,6 +11,8 @@ use crate::pipeline::{self, RenderOptions};
 use crate::plan::Storage;
 
 /// Loads and renders `path`; on failure prints the diagnostics and returns the exit code.
+/// Commands that open storage resolve secrets: S3 credentials are usually secrets, and a
+/// masked one would only fail later with a signature error nobody can act on.
 pub fn render(path: &Path, vars: &[VarOverride], resolve_secrets: bool) -> Result<ExecPlan, i32> {
     let loaded = pipeline::load(path).map_err(|failure| {
         eprint!("{}", failure.render());
@@ -57,7 +59,7 @@ pub fn storages<'a>(
     }
 }
 
-/// The storage a restore reads: the one named, else the plan's first local storage.
+/// The storage a restore reads: the one named, else the storage backups are written to.
 pub fn restore_storage(plan: &ExecPlan, only: Option<&str>) -> Result<(String, Store), i32> {
     let chosen = match only {
         Some(_) => storages(plan, only)?.into_iter().next(),
@@ -65,7 +67,13 @@ pub fn restore_storage(plan: &ExecPlan, only: Option<&str>) -> Result<(String, S
             .storage
             .iter()
             .map(|(n, s)| (n.as_str(), s))
-            .find(|(_, s)| matches!(s, Storage::Local(_)))
+            .find(|(n, _)| plan.backup_storage.as_deref() == Some(*n))
+            .or_else(|| {
+                plan.storage
+                    .iter()
+                    .map(|(n, s)| (n.as_str(), s))
+                    .find(|(_, s)| matches!(s, Storage::Local(_)))
+            })
             .or_else(|| plan.storage.first().map(|(n, s)| (n.as_str(), s))),
     };
     let Some((name, storage)) = chosen else {

@@ -9,7 +9,7 @@ use crate::cli::SnapshotsArgs;
 use crate::exit_code;
 
 pub fn run(args: &SnapshotsArgs) -> i32 {
-    let plan = match rendered_plan::render(&args.plan, &args.vars, false) {
+    let plan = match rendered_plan::render(&args.plan, &args.vars, true) {
         Ok(plan) => plan,
         Err(code) => return code,
     };

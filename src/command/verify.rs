@@ -46,7 +46,7 @@ pub fn select(
 }
 
 pub fn run(args: &VerifyArgs) -> i32 {
-    let plan = match rendered_plan::render(&args.plan, &args.vars, false) {
+    let plan = match rendered_plan::render(&args.plan, &args.vars, true) {
         Ok(plan) => plan,
         Err(code) => return code,
     };

@@ -19,18 +19,14 @@ pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptE
             "prune refused: this run's backup set is not complete, so nothing is removed",
         );
     }
-    let plan_retention = plan.retention.clone();
+
     // Every policy is checked before anything is removed from any storage.
     let mut work = Vec::new();
     for name in storages {
         let Some((_, storage)) = plan.storage.iter().find(|(n, _)| n == name) else {
             return AttemptEnd::error(format!("prune: the plan has no storage `{name}`"));
         };
-        let Some(retention) = storage
-            .retention()
-            .cloned()
-            .or_else(|| plan_retention.clone())
-        else {
+        let Some(retention) = plan.retention_for(storage) else {
             return AttemptEnd::error(format!(
                 "prune `{name}`: no retention policy; set `retention:` for the plan or the storage"
             ));
