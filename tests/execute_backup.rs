@@ -497,6 +497,43 @@ fn a_warned_backup_failure_commits_nothing_and_prune_refuses() {
     assert_eq!(env.snapshots(&plan, "local"), Vec::<Value>::new());
 }
 
+#[test]
+fn an_ignored_backup_failure_still_throws_the_set_away_and_exits_3() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    let plan = env.plan(
+        r#"
+version: 1
+name: nightly
+sources:
+  db: { sqlite: { path: "{{plan.dir}}/gone.sqlite3" } }
+  media: { directory: { path: "{{plan.dir}}/media" } }
+storage:
+  local: { local: { path: "{{plan.dir}}/backups" } }
+steps:
+  - { id: media, backup: media }
+  - { id: db, backup: db, on_failure: ignore }
+"#,
+    );
+    let output = env.execute(&plan);
+    // `ignore` lets the run go on, but a night that kept no backup is not a success.
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let record = env.record();
+    assert_eq!(record["status"], "partial");
+    let set = env
+        .path("backups/nightly")
+        .join(record["run_id"].as_str().unwrap());
+    assert!(
+        stderr(&output).contains(&format!(
+            "planrun: the backup set was not completed; removed {}\n",
+            set.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(folders(&env.path("backups/nightly")), Vec::<String>::new());
+}
+
 /// Which of the fake PostgreSQL tools never finishes.
 #[derive(Clone, Copy, PartialEq)]
 enum Hang {
