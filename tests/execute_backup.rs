@@ -52,14 +52,14 @@ impl Env {
     }
 
     /// `planrun ARGS` for commands that take no state dir, with the test S3 server's keys in
-    /// the environment (plans with S3 storage take them from there).
+    /// the environment for plans that name them in `secrets:`.
     fn bare(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_planrun"));
         command
             .args(args)
             .current_dir(self.dir.path())
-            .env("AWS_ACCESS_KEY_ID", common::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", common::SECRET_KEY);
+            .env("PLANRUN_TEST_S3_KEY", common::ACCESS_KEY)
+            .env("PLANRUN_TEST_S3_SECRET", common::SECRET_KEY);
         command
     }
 
@@ -689,13 +689,24 @@ fn a_full_run_copies_off_site_prunes_both_and_restores_from_s3_alone() {
         r#"
 version: 1
 name: crm
+secrets:
+  s3_key: {{ env: PLANRUN_TEST_S3_KEY }}
+  s3_secret: {{ env: PLANRUN_TEST_S3_SECRET }}
 sources:
   db: {{ sqlite: {{ path: "{{{{plan.dir}}}}/crm.sqlite3" }} }}
   media: {{ directory: {{ path: "{{{{plan.dir}}}}/media" }} }}
 storage:
   local: {{ local: {{ path: "{{{{plan.dir}}}}/backups" }} }}
   offsite:
-    s3: {{ bucket: {bucket}, prefix: crm-backups/, region: us-east-1, endpoint: "{endpoint}", path_style: true, allow_http: true }}
+    s3:
+      bucket: {bucket}
+      prefix: crm-backups/
+      region: us-east-1
+      endpoint: "{endpoint}"
+      path_style: true
+      allow_http: true
+      access_key_id: "{{{{secrets.s3_key}}}}"
+      secret_access_key: "{{{{secrets.s3_secret}}}}"
 retention: {{ keep_last: 2 }}
 steps:
   - {{ id: db, backup: db }}
@@ -707,7 +718,8 @@ steps:
         bucket = common::BUCKET,
         endpoint = server.endpoint()
     ));
-    // Three nights: keep_last 2 then removes the first set from both storages.
+    // Three nights: keep_last 2 then removes the first set from both storages. The keys come
+    // from `secrets:`, so every command that talks to the bucket must resolve them.
     let mut ids = Vec::new();
     for night in 0..3 {
         let output = env.execute(&plan);
@@ -795,6 +807,11 @@ steps:
         stdout(&output)
     );
     assert_eq!(sqlite_counts(&restored), counts);
+    let state = env.state_files();
+    assert!(
+        !state.contains(common::SECRET_KEY),
+        "the S3 secret is in the state dir: {state}"
+    );
 }
 
 #[test]
