@@ -920,3 +920,92 @@ steps:
         );
     }
 }
+
+#[test]
+fn a_set_left_by_kill_9_stays_incomplete_and_the_next_run_does_not_count_it() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    slow_pg_tools(&env, Hang::Dump);
+    let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ""));
+    let mut child = env.spawn(&plan);
+    let tool = env.wait_for("hung.pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    // Nothing could clean up after a kill -9: the test stops the orphaned tool itself.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(tool.parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .ok();
+    let killed = env.records()[0]["run_id"].as_str().unwrap().to_owned();
+    let sets = env.snapshots(&plan, "local");
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    assert_eq!(sets[0]["id"], killed.as_str());
+    assert_eq!(sets[0]["status"], "incomplete");
+
+    // The next night backs up the media only, then prunes to one set: the incomplete set
+    // neither counts as the one kept nor goes before its 24 hours are up.
+    let plan = env.plan(
+        &SLOW_DUMP
+            .replace(
+                "  - { id: db, backup: db, needs: [media]TIMEOUT }",
+                "  - { id: prune, prune: [local], needs: [media] }",
+            )
+            .replace("name: slow", "name: slow\nretention: { keep_last: 1 }"),
+    );
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let records = env.records();
+    assert_eq!(records[1]["status"], "abandoned");
+    let good = records[0]["run_id"].as_str().unwrap().to_owned();
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "    prune | {killed}  incomplete  keep    incomplete, younger than 1d\n"
+        )),
+        "{err}"
+    );
+    let statuses: Vec<(String, String)> = env
+        .snapshots(&plan, "local")
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (good.clone(), "complete".to_owned()),
+            (killed, "incomplete".to_owned())
+        ]
+    );
+    // Restore takes the newest complete set, never the incomplete one.
+    let output = env
+        .bare(&[
+            "restore",
+            plan.to_str().unwrap(),
+            "--source",
+            "media",
+            "--to",
+            "restored",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stdout(&output).starts_with(&format!("restored media from local set {good} into ")),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(
+        std::fs::read(env.path("restored/invoice-1.pdf")).unwrap(),
+        b"invoice one\n"
+    );
+}
