@@ -541,6 +541,10 @@ enum Hang {
     Dump,
     /// psql, on the row-count query (a count over a big or locked table).
     Count,
+    /// pg_dump, which notes a SIGTERM in `got-term` and exits on it.
+    DumpHandlingTerm,
+    /// pg_dump, which ignores SIGTERM.
+    DumpIgnoringTerm,
 }
 
 /// A `bin` folder with a psql that answers the backup's three questions and a pg_dump. The
@@ -569,10 +573,18 @@ while IFS= read -r line; do
 done
 "
     );
-    let dump = if hang == Hang::Dump {
-        hung.as_str()
-    } else {
-        "printf 'PGDMP fake dump'"
+    let handling = format!(
+        "trap 'echo term > {dir}/got-term; exit 143' TERM
+echo $$ > {dir}/hung.pid.tmp && mv {dir}/hung.pid.tmp {dir}/hung.pid
+sleep 30 &
+wait"
+    );
+    let ignoring = format!("trap '' TERM\n{hung}");
+    let dump = match hang {
+        Hang::Dump => hung.as_str(),
+        Hang::DumpHandlingTerm => handling.as_str(),
+        Hang::DumpIgnoringTerm => ignoring.as_str(),
+        Hang::Count => "printf 'PGDMP fake dump'",
     };
     let pg_dump = format!(
         "#!/bin/sh
@@ -640,6 +652,42 @@ fn a_backup_timeout_kills_pg_dump_and_leaves_no_set() {
 #[test]
 fn a_backup_timeout_during_the_row_counts_kills_psql() {
     a_backup_timeout(Hang::Count);
+}
+
+#[test]
+fn a_timed_out_pg_dump_gets_sigterm_and_the_grace_before_sigkill() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    slow_pg_tools(&env, Hang::DumpHandlingTerm);
+    let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(
+        std::fs::read_to_string(env.path("got-term")).unwrap(),
+        "term\n",
+        "pg_dump was not sent SIGTERM first"
+    );
+    assert!(gone(&env.wait_for("hung.pid")));
+    assert_eq!(folders(&env.path("backups/slow")), Vec::<String>::new());
+
+    // One that ignores SIGTERM is killed once kill_grace (300ms) is over, and the step
+    // waits for that before it ends.
+    let env = Env::new();
+    make_media(&env.path("media"));
+    slow_pg_tools(&env, Hang::DumpIgnoringTerm);
+    let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let pid = env.wait_for("hung.pid");
+    assert!(gone(&pid), "pg_dump {pid} survived SIGKILL");
+    let record = env.record();
+    let db = step(&record, "db");
+    assert_eq!(db["outcome"], "timed_out");
+    let took = db["duration_ms"].as_u64().unwrap();
+    assert!(
+        (1300..3000).contains(&took),
+        "the step took {took} ms: not timeout plus grace"
+    );
 }
 
 #[test]

@@ -30,8 +30,9 @@ struct Running {
     stop: Stop,
 }
 
-/// Kills a process group once `stop` is set, until it is finished. A blocking read of a
-/// tool's pipe cannot look at the flag itself: killing the tool is what ends the read.
+/// Stops a process group once `stop` is set (SIGTERM, the stop's grace, then SIGKILL), until
+/// it is finished. A blocking read of a tool's pipe cannot look at the flag itself: ending the
+/// tool is what ends the read.
 pub struct Watchdog {
     done: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -46,6 +47,18 @@ impl Watchdog {
         let thread = std::thread::spawn(move || {
             while !watch_done.load(Ordering::SeqCst) {
                 if watch_stop.is_stopped() {
+                    let grace = watch_stop.grace();
+                    if !grace.is_zero() {
+                        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGTERM);
+                        let kill_at = std::time::Instant::now() + grace;
+                        // The tool was waited for: it ended within the grace.
+                        while std::time::Instant::now() < kill_at {
+                            if watch_done.load(Ordering::SeqCst) {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    }
                     let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
                     return;
                 }

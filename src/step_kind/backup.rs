@@ -1,10 +1,14 @@
 //! `backup: SOURCE` steps: back the source up into this run's set. The last backup step to
 //! succeed writes the manifest that makes the set a backup.
 
-use super::{AttemptEnd, Settled, StepContext, bounded};
+use super::{AttemptEnd, Settled, StepContext};
 use crate::event::Outcome;
 use crate::process::{LineSink, Stream};
 use crate::source::Stop;
+
+/// How long past the kill grace a stopped backup is waited for: the watchdog's SIGKILL and
+/// the thread's unwinding after it.
+const STOP_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 pub async fn execute(ctx: &mut StepContext<'_>, source: &str) -> AttemptEnd {
     let plan = ctx.plan;
@@ -12,24 +16,42 @@ pub async fn execute(ctx: &mut StepContext<'_>, source: &str) -> AttemptEnd {
         Ok(writer) => writer,
         Err(error) => return AttemptEnd::error(format!("backup `{source}`: {error}")),
     };
-    // Dropping the backup future (timeout, cancel) sets the stop flag and kills its tools.
-    let work = async {
-        match writer.back_up_source(plan, source, Stop::new()).await {
-            Ok(backup) => Ok(backup),
-            Err(error) => Err(AttemptEnd::error(format!("backup `{source}`: {error}"))),
+    let stop = Stop::with_grace(plan.kill_grace);
+    let work = writer.back_up_source(plan, source, stop.clone());
+    tokio::pin!(work);
+    let limit = ctx.timeout.unwrap_or(std::time::Duration::MAX);
+    let stopped = tokio::select! {
+        result = tokio::time::timeout(limit, &mut work) => match result {
+            Ok(result) => Ok(result),
+            Err(_) => Err(AttemptEnd {
+                outcome: Outcome::TimedOut,
+                ..AttemptEnd::error(format!(
+                    "backup `{source}` timed out after {}",
+                    crate::duration::Duration(limit)
+                ))
+            }),
+        },
+        _ = ctx.cancel.cancelled() => Err(AttemptEnd {
+            outcome: Outcome::Cancelled,
+            ..AttemptEnd::error(format!("backup `{source}` interrupted"))
+        }),
+    };
+    let (end, produced) = match stopped {
+        Ok(Ok(backup)) => (AttemptEnd::succeeded(), Some(backup)),
+        Ok(Err(error)) => (
+            AttemptEnd::error(format!("backup `{source}`: {error}")),
+            None,
+        ),
+        Err(end) => {
+            // Tools get SIGTERM, the plan's kill_grace, then SIGKILL; the attempt ends once
+            // the backup has, so a retry never writes beside a backup that is still going.
+            // Work that cannot see the flag (one long SQLite call) is left after the grace.
+            stop.stop();
+            let wait = plan.kill_grace + STOP_MARGIN;
+            let _ = tokio::time::timeout(wait, &mut work).await;
+            (end, None)
         }
     };
-    let mut produced = None;
-    let end = bounded(ctx, &format!("backup `{source}`"), async {
-        match work.await {
-            Ok(backup) => {
-                produced = Some(backup);
-                AttemptEnd::succeeded()
-            }
-            Err(end) => end,
-        }
-    })
-    .await;
     let mut end = end;
     if let Some(backup) = produced {
         for artifact in &backup.artifacts {
