@@ -691,6 +691,44 @@ fn a_timed_out_pg_dump_gets_sigterm_and_the_grace_before_sigkill() {
 }
 
 #[test]
+fn a_directory_backup_stopped_mid_file_ends_and_its_retry_starts_clean() {
+    let env = Env::new();
+    // A sparse file far larger than a second of tar and zstd: the timeout hits mid-file.
+    std::fs::create_dir(env.path("media")).unwrap();
+    std::fs::File::create(env.path("media/huge.bin"))
+        .unwrap()
+        .set_len(20 << 30)
+        .unwrap();
+    let plan = env.plan(
+        r#"
+version: 1
+name: huge
+kill_grace: 300ms
+sources:
+  media: { directory: { path: "{{plan.dir}}/media" } }
+storage:
+  local: { local: { path: "{{plan.dir}}/backups" } }
+steps:
+  - { id: media, backup: media, timeout: 1s, retries: 1, retry_delay: 0s }
+"#,
+    );
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let record = env.record();
+    let attempts = step(&record, "media")["attempts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(attempts.len(), 2);
+    // The first attempt's archive thread must be gone, or the retry finds its temp file.
+    for attempt in &attempts {
+        assert_eq!(attempt["outcome"], "timed_out", "{attempt}");
+        assert_eq!(attempt["error"], "backup `media` timed out after 1s");
+    }
+    assert_eq!(folders(&env.path("backups/huge")), Vec::<String>::new());
+}
+
+#[test]
 fn sigterm_during_a_backup_exits_143_after_always_and_commits_nothing() {
     let env = Env::new();
     make_media(&env.path("media"));

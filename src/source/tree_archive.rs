@@ -239,7 +239,8 @@ struct ReadError<'a, R> {
 impl<R: Read> Read for ReadError<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.stop.is_stopped() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));
+            // Not `Interrupted`: `io::copy` (inside tar) retries that kind forever.
+            return Err(io::Error::other("the backup was stopped"));
         }
         self.inner.read(buf).inspect_err(|error| {
             self.error = Some(io::Error::new(error.kind(), error.to_string()));
