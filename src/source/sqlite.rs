@@ -1,6 +1,6 @@
 //! The sqlite source: an online copy through SQLite's backup API, integrity-checked, zstd.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
@@ -8,6 +8,22 @@ use rusqlite::{Connection, OpenFlags};
 use super::{SourceBackup, SourceError, Stop, open_verified, zstd_encoder};
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::SqliteSource;
+
+/// Gives up between reads once the backup is stopped: a database can be many gigabytes.
+struct StopRead<'a, R> {
+    inner: R,
+    stop: &'a Stop,
+}
+
+impl<R: Read> Read for StopRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.is_stopped() {
+            // Not `Interrupted`: `io::copy` retries that kind forever.
+            return Err(std::io::Error::other("the backup was stopped"));
+        }
+        self.inner.read(buf)
+    }
+}
 
 fn sqlite_error(path: &Path) -> impl Fn(rusqlite::Error) -> SourceError + '_ {
     move |error| SourceError::Sqlite {
@@ -115,6 +131,11 @@ pub fn back_up(
             }
         }
     }
+    // The copy itself is one call; a stop that came during it is honoured before the
+    // integrity check and the compression, which take as long again.
+    if stop.is_stopped() {
+        return Err(SourceError::Stopped);
+    }
     let connection = Connection::open_with_flags(&copy, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(sqlite_error(&copy))?;
     integrity_check(&connection, &copy)?;
@@ -124,9 +145,15 @@ pub fn back_up(
     let artifact = format!("{name}.sqlite3.zst");
     let writer = ArtifactWriter::create(set_dir, &artifact)?;
     let mut encoder = zstd_encoder(writer, 3, &artifact)?;
-    let mut input = std::fs::File::open(&copy).map_err(SourceError::io("open", &copy))?;
-    let bytes = std::io::copy(&mut input, &mut encoder)
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
+    let mut input = StopRead {
+        inner: std::fs::File::open(&copy).map_err(SourceError::io("open", &copy))?,
+        stop,
+    };
+    let copied = std::io::copy(&mut input, &mut encoder);
+    if stop.is_stopped() {
+        return Err(SourceError::Stopped);
+    }
+    let bytes = copied.map_err(SourceError::io("write", set_dir.join(&artifact)))?;
     let mut writer = encoder
         .finish()
         .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
@@ -200,4 +227,33 @@ pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<Facts, Sou
         .map_err(|error| SourceError::io("rename into", target)(error.error))?;
     crate::backup_set::sync_dir(parent)?;
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_backup_writes_no_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("live.sqlite3");
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let set = dir.path().join("set");
+        std::fs::create_dir(&set).unwrap();
+        let stop = Stop::new();
+        stop.stop();
+        let source = SqliteSource {
+            path: db.display().to_string(),
+            count_rows: None,
+        };
+        match back_up("db", &source, &set, dir.path(), &stop) {
+            Err(SourceError::Stopped) => {}
+            Err(error) => panic!("expected a stop, got {error}"),
+            Ok(_) => panic!("a stopped backup produced an artifact"),
+        }
+        assert_eq!(std::fs::read_dir(&set).unwrap().count(), 0);
+    }
 }
