@@ -45,7 +45,9 @@ pub enum SourceError {
     Integrity { path: PathBuf, message: String },
     #[error("refusing archive entry `{entry}`: {reason}; nothing was written")]
     UnsafeEntry { entry: String, reason: &'static str },
-    #[error("refusing to replace {target}: it {why}; pass --force to replace it")]
+    #[error(
+        "refusing to replace {target}: it {why}; pass --force (or `force: true` in a restore step) to replace it"
+    )]
     TargetInUse { target: String, why: String },
     #[error("{} is not a directory", path.display())]
     NotADirectory { path: PathBuf },
