@@ -2,11 +2,13 @@
 //! processes and real signals. Each test writes a small plan into a temp dir; steps append
 //! to a `trail` file so the order in which things ran can be checked exactly.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::run::{gone, stderr, step, stdout};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -66,19 +68,11 @@ impl Env {
     }
 
     fn records(&self) -> Vec<Value> {
-        let output = Command::new(env!("CARGO_BIN_EXE_planrun"))
-            .args(["history", "--json", "--state-dir"])
-            .arg(self.state())
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-        serde_json::from_slice(&output.stdout).unwrap()
+        support::run::history(&self.state())
     }
 
     fn record(&self) -> Value {
-        let records = self.records();
-        assert_eq!(records.len(), 1, "{records:#?}");
-        records[0].clone()
+        support::run::only_record(&self.state())
     }
 
     fn log(&self) -> String {
@@ -91,66 +85,12 @@ impl Env {
 
     /// Waits until `name` exists in the dir (a step's "I am running now" marker).
     fn wait_for(&self, name: &str) -> String {
-        let path = self.path(name);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&path)
-                && text.ends_with('\n')
-            {
-                return text.trim().to_owned();
-            }
-            assert!(Instant::now() < deadline, "{name} never appeared");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        support::run::wait_for(&self.path(name))
     }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn step<'a>(record: &'a Value, id: &str) -> &'a Value {
-    record["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {record:#}"))
 }
 
 fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
-}
-
-/// Waits up to a second for a process to be gone: SIGKILL is delivered asynchronously, so a
-/// process can outlive the `kill` call that doomed it by a moment.
-fn gone(pid: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while alive(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
-
-/// Whether a process exists and is not a zombie waiting for a reaper that may never come
-/// (in a container without an init, orphans stay zombies).
-fn alive(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
 }
 
 const UNDOABLE: &str = r#"

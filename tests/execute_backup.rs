@@ -9,9 +9,9 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::run::{gone, stderr, step, stdout};
 
 /// A temp dir holding a plan, its data, its storage and its state dir.
 struct Env {
@@ -78,15 +78,11 @@ impl Env {
     }
 
     fn records(&self) -> Vec<Value> {
-        let output = self.planrun(&["history", "--json"]).output().unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-        serde_json::from_slice(&output.stdout).unwrap()
+        support::run::history(&self.state())
     }
 
     fn record(&self) -> Value {
-        let records = self.records();
-        assert_eq!(records.len(), 1, "{records:#?}");
-        records[0].clone()
+        support::run::only_record(&self.state())
     }
 
     /// Every file in the state dir (run records, logs), concatenated.
@@ -119,35 +115,8 @@ impl Env {
 
     /// Waits until `name` exists whole in the dir (a script's "I am running now" marker).
     fn wait_for(&self, name: &str) -> String {
-        let path = self.path(name);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&path)
-                && text.ends_with('\n')
-            {
-                return text.trim().to_owned();
-            }
-            assert!(Instant::now() < deadline, "{name} never appeared");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        support::run::wait_for(&self.path(name))
     }
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn step<'a>(record: &'a Value, id: &str) -> &'a Value {
-    record["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {record:#}"))
 }
 
 /// The folders in `dir`, sorted; none when it does not exist.
@@ -164,29 +133,6 @@ fn folders(dir: &Path) -> Vec<String> {
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
-}
-
-/// Whether a process exists and is not a zombie, waiting up to a second for it to go:
-/// SIGKILL is delivered asynchronously, and in a container without an init orphans stay
-/// zombies.
-fn gone(pid: &str) -> bool {
-    let alive = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    };
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while alive() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
 }
 
 fn copy_tree(from: &Path, to: &Path) {

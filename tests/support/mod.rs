@@ -6,6 +6,7 @@
 )]
 
 pub mod postgres;
+pub mod run;
 
 use std::path::Path;
 
