@@ -6,9 +6,10 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::run::{gone, stderr, step, stdout};
+use support::run::{gone, stderr, stdout, step};
 
 struct Env {
     dir: tempfile::TempDir,

@@ -9,9 +9,10 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::run::{gone, stderr, step, stdout};
+use support::run::{gone, stderr, stdout, step};
 
 /// A temp dir holding a plan, its data, its storage and its state dir.
 struct Env {
