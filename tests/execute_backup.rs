@@ -97,6 +97,13 @@ impl Env {
         text
     }
 
+    /// `planrun restore PLAN ARGS`.
+    fn restore(&self, plan: &Path, args: &[&str]) -> Command {
+        let mut command = self.bare(&["restore", plan.to_str().unwrap()]);
+        command.args(args);
+        command
+    }
+
     /// `planrun snapshots PLAN --json`: the sets of the plan's first storage.
     fn snapshots(&self, plan: &Path, storage: &str) -> Vec<Value> {
         let output = self
@@ -118,6 +125,13 @@ impl Env {
     fn wait_for(&self, name: &str) -> String {
         support::run::wait_for(&self.path(name))
     }
+}
+
+/// Runs a command that must exit 0 and returns what it printed on stdout.
+fn succeeds(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    stdout(&output)
 }
 
 /// The folders in `dir`, sorted; none when it does not exist.
@@ -268,22 +282,13 @@ fn the_demo_plan_backs_up_verifies_restores_and_prunes() {
     assert_eq!(sets[0]["status"], "verified");
 
     let restored = env.path("restored/crm.sqlite3");
-    let output = env
-        .bare(&[
-            "restore",
-            plan.to_str().unwrap(),
-            "--source",
-            "db",
-            "--to",
-            restored.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = succeeds(&mut env.restore(
+        &plan,
+        &["--source", "db", "--to", restored.to_str().unwrap()],
+    ));
     assert!(
-        stdout(&output).starts_with(&format!("restored db from local set {id} into ")),
-        "{}",
-        stdout(&output)
+        printed.starts_with(&format!("restored db from local set {id} into ")),
+        "{printed}"
     );
     assert_eq!(sqlite_counts(&restored), shipped);
 
@@ -820,24 +825,20 @@ steps:
     std::fs::remove_dir_all(env.path("backups")).unwrap();
     std::fs::remove_file(env.path("crm.sqlite3")).unwrap();
     let restored = env.path("restored.sqlite3");
-    let output = env
-        .bare(&[
-            "restore",
-            plan.to_str().unwrap(),
+    let printed = succeeds(&mut env.restore(
+        &plan,
+        &[
             "--storage",
             "offsite",
             "--source",
             "db",
             "--to",
             restored.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        ],
+    ));
     assert!(
-        stdout(&output).starts_with(&format!("restored db from offsite set {} into ", ids[2])),
-        "{}",
-        stdout(&output)
+        printed.starts_with(&format!("restored db from offsite set {} into ", ids[2])),
+        "{printed}"
     );
     assert_eq!(sqlite_counts(&restored), counts);
     let state = env.state_files();
@@ -1020,22 +1021,10 @@ fn a_set_left_by_kill_9_stays_incomplete_and_the_next_run_does_not_count_it() {
         ]
     );
     // Restore takes the newest complete set, never the incomplete one.
-    let output = env
-        .bare(&[
-            "restore",
-            plan.to_str().unwrap(),
-            "--source",
-            "media",
-            "--to",
-            "restored",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = succeeds(&mut env.restore(&plan, &["--source", "media", "--to", "restored"]));
     assert!(
-        stdout(&output).starts_with(&format!("restored media from local set {good} into ")),
-        "{}",
-        stdout(&output)
+        printed.starts_with(&format!("restored media from local set {good} into ")),
+        "{printed}"
     );
     assert_eq!(
         std::fs::read(env.path("restored/invoice-1.pdf")).unwrap(),
