@@ -15,9 +15,12 @@ use planrun::s3::Tuning;
 use planrun::s3_store::S3Store;
 use planrun::source::Stop;
 
-fn planrun(dir: &Path, args: &[&str]) -> (i32, String, String) {
+/// `planrun COMMAND plan.yaml --storage offsite ARGS` in `dir`: every command here works on
+/// the off-site copy alone.
+fn offsite(dir: &Path, command: &str, args: &[&str]) -> (i32, String, String) {
     let output = std::process::Command::cargo_bin("planrun")
         .unwrap()
+        .args([command, "plan.yaml", "--storage", "offsite"])
         .args(args)
         .current_dir(dir)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
@@ -96,41 +99,27 @@ steps:
     std::fs::remove_dir_all(dir.path().join("backups")).unwrap();
     std::fs::remove_dir_all(dir.path().join("app")).unwrap();
 
-    let (code, out, err) = planrun(
-        dir.path(),
-        &["snapshots", "plan.yaml", "--storage", "offsite", "--json"],
-    );
+    let (code, out, err) = offsite(dir.path(), "snapshots", &["--json"]);
     assert_eq!(code, 0, "{err}");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let sets = json["storage"][0]["sets"].as_array().unwrap();
     assert_eq!(sets.len(), 1, "{out}");
     assert_eq!(sets[0]["status"], "complete");
 
-    let (code, out, err) = planrun(dir.path(), &["verify", "plan.yaml", "--storage", "offsite"]);
+    let (code, out, err) = offsite(dir.path(), "verify", &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.starts_with(&format!("offsite {}: verified", id.as_str())),
         "{out}"
     );
     // verify.json now sits beside the manifest in the bucket, so the status says so.
-    let (_, out, _) = planrun(
-        dir.path(),
-        &["snapshots", "plan.yaml", "--storage", "offsite", "--json"],
-    );
+    let (_, out, _) = offsite(dir.path(), "snapshots", &["--json"]);
     assert!(out.contains("\"verified\""), "{out}");
 
-    let (code, out, err) = planrun(
+    let (code, out, err) = offsite(
         dir.path(),
-        &[
-            "restore",
-            "plan.yaml",
-            "--storage",
-            "offsite",
-            "--source",
-            "media",
-            "--to",
-            "restored/media",
-        ],
+        "restore",
+        &["--source", "media", "--to", "restored/media"],
     );
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -156,39 +145,21 @@ steps:
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(&object, &bytes).unwrap();
-    let (code, out, _) = planrun(dir.path(), &["verify", "plan.yaml", "--storage", "offsite"]);
+    let (code, out, _) = offsite(dir.path(), "verify", &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("media.tar.zst: sha256 "), "{out}");
     // Restore refuses it: by status (verify recorded the damage), and by hash when named.
-    let (code, _, err) = planrun(
+    let (code, _, err) = offsite(
         dir.path(),
-        &[
-            "restore",
-            "plan.yaml",
-            "--storage",
-            "offsite",
-            "--source",
-            "media",
-            "--to",
-            "again",
-        ],
+        "restore",
+        &["--source", "media", "--to", "again"],
     );
     assert_ne!(code, 0);
     assert!(err.contains("no complete backup set"), "{err}");
-    let (code, _, err) = planrun(
+    let (code, _, err) = offsite(
         dir.path(),
-        &[
-            "restore",
-            "plan.yaml",
-            "--storage",
-            "offsite",
-            "--source",
-            "media",
-            "--set",
-            id.as_str(),
-            "--to",
-            "again",
-        ],
+        "restore",
+        &["--source", "media", "--set", id.as_str(), "--to", "again"],
     );
     assert_ne!(code, 0);
     assert!(err.contains("media.tar.zst: sha256 "), "{err}");
