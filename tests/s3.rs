@@ -2,32 +2,15 @@
 
 mod common;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use common::{S3Server, noise, sha256_hex};
-use planrun::s3::{ObjectInfo, S3Bucket, S3Error, S3Settings, Tuning};
-
-/// Small parts so multipart paths run on test-sized data; short retries so a dead server fails fast.
-fn tuning() -> Tuning {
-    Tuning {
-        part_size: 5 * 1024 * 1024,
-        parallel_parts: 3,
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(3),
-        request_timeout: Duration::from_secs(20),
-        connect_timeout: Duration::from_secs(2),
-    }
-}
-
-fn bucket(server: &S3Server, prefix: &str) -> S3Bucket {
-    let settings = S3Settings::resolve(&server.storage(prefix), |_| None).unwrap();
-    S3Bucket::connect(&settings, tuning()).unwrap()
-}
+use common::{S3Server, StopsServer, noise, sha256_hex, tuning};
+use planrun::s3::{ObjectInfo, S3Bucket, S3Error, S3Settings};
 
 #[tokio::test]
 async fn small_and_multipart_objects_round_trip_with_their_sha256() {
     let server = S3Server::start();
-    let bucket = bucket(&server, "crm/");
+    let bucket = server.bucket("crm/");
     let dir = tempfile::tempdir().unwrap();
     for (name, len) in [("small.bin", 1000), ("large.bin", 12 * 1024 * 1024 + 17)] {
         let data = noise(len, len as u64);
@@ -101,7 +84,7 @@ async fn a_wrong_secret_is_refused_by_the_server() {
 #[tokio::test]
 async fn bytes_that_do_not_match_the_expected_sha256_are_never_stored() {
     let server = S3Server::start();
-    let bucket = bucket(&server, "crm/");
+    let bucket = server.bucket("crm/");
     for len in [100, 11 * 1024 * 1024] {
         let data = noise(len, 7);
         let wrong = sha256_hex(b"something else");
@@ -114,52 +97,19 @@ async fn bytes_that_do_not_match_the_expected_sha256_are_never_stored() {
     }
 }
 
-/// A reader that stops the server once `after` bytes have been read, as a crash would.
-struct StopsServer<'a> {
-    data: &'a [u8],
-    read: usize,
-    after: usize,
-    server: &'a mut S3Server,
-}
-
-impl tokio::io::AsyncRead for StopsServer<'_> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.read >= self.after {
-            self.server.stop();
-        }
-        let n = buf
-            .remaining()
-            .min(self.data.len() - self.read)
-            .min(1024 * 1024);
-        let start = self.read;
-        buf.put_slice(&self.data[start..start + n]);
-        self.read += n;
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
 #[tokio::test]
 async fn an_upload_cut_off_by_a_dead_server_leaves_nothing_and_the_rerun_completes() {
-    let mut server = S3Server::start();
-    let bucket = bucket(&server, "crm/");
+    let server = Arc::new(Mutex::new(S3Server::start()));
+    let bucket = server.lock().unwrap().bucket("crm/");
     let data = noise(30 * 1024 * 1024, 3);
     let sha = sha256_hex(&data);
-    let reader = StopsServer {
-        data: &data,
-        read: 0,
-        after: 12 * 1024 * 1024,
-        server: &mut server,
-    };
+    let reader = StopsServer::new(data.clone(), 12 * 1024 * 1024, server.clone());
     let error = bucket
         .upload(reader, "set/db.dump", &sha, "db.dump")
         .await
         .unwrap_err();
     assert!(matches!(error, S3Error::Request { .. }), "{error}");
-    server.restart();
+    server.lock().unwrap().restart();
     assert!(matches!(
         bucket.head("set/db.dump").await,
         Err(S3Error::NotFound { .. })
@@ -175,7 +125,7 @@ async fn an_upload_cut_off_by_a_dead_server_leaves_nothing_and_the_rerun_complet
 #[tokio::test]
 async fn awscli_reads_what_planrun_uploads_and_the_reverse() {
     let server = S3Server::start();
-    let bucket = bucket(&server, "crm/");
+    let bucket = server.bucket("crm/");
     let dir = tempfile::tempdir().unwrap();
     let data = noise(9 * 1024 * 1024, 11);
     let sha = sha256_hex(&data);
@@ -235,7 +185,7 @@ async fn awscli_reads_what_planrun_uploads_and_the_reverse() {
 #[tokio::test]
 async fn an_abandoned_multipart_upload_is_aborted() {
     let server = S3Server::start();
-    let bucket = bucket(&server, "crm/");
+    let bucket = server.bucket("crm/");
     // A killed client leaves an upload with a part in it.
     let created = server
         .aws()
@@ -301,7 +251,7 @@ async fn listing_pending_uploads_reports_a_service_that_cannot() {
     // s3s-fs does not implement ListMultipartUploads; the answer must be a clear error (copy
     // turns it into a warning), not a silent empty list.
     let server = S3Server::start();
-    let bucket = bucket(&server, "crm/");
+    let bucket = server.bucket("crm/");
     let error = bucket.pending_uploads("crm/").await.unwrap_err();
     assert!(
         error

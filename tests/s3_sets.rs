@@ -4,11 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use common::{S3Server, noise, sha256_hex};
+use common::{S3Server, StopsServer, noise, sha256_hex};
 use planrun::copy::{ArtifactSource, CopyError, copy_local_set, copy_set};
-use planrun::s3::{S3Bucket, S3Settings, Tuning};
 use planrun::s3_store::{Fault, S3Store};
 use tokio::io::AsyncReadExt;
 
@@ -16,16 +14,7 @@ const PLAN: &str = "crm";
 const SET: &str = "20250214T020000Z-3f9a";
 
 fn store(server: &S3Server) -> S3Store {
-    let settings = S3Settings::resolve(&server.storage("backups/"), |_| None).unwrap();
-    let tuning = Tuning {
-        part_size: 5 * 1024 * 1024,
-        parallel_parts: 3,
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(3),
-        request_timeout: Duration::from_secs(20),
-        connect_timeout: Duration::from_secs(2),
-    };
-    S3Store::new(S3Bucket::connect(&settings, tuning).unwrap())
+    S3Store::new(server.bucket("backups/"))
 }
 
 /// A local set folder as the backup code writes it: artifacts, then `manifest.json`.
@@ -162,34 +151,6 @@ async fn an_incomplete_local_set_is_not_copied() {
     assert_eq!(store.list_sets(PLAN).await.unwrap(), []);
 }
 
-/// Reads a file, and stops the server once `after` bytes have gone by.
-struct StopsServer {
-    data: Vec<u8>,
-    read: usize,
-    after: usize,
-    server: std::sync::Arc<std::sync::Mutex<S3Server>>,
-}
-
-impl tokio::io::AsyncRead for StopsServer {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.read >= self.after {
-            self.server.lock().unwrap().stop();
-        }
-        let n = buf
-            .remaining()
-            .min(self.data.len() - self.read)
-            .min(1024 * 1024);
-        let start = self.read;
-        buf.put_slice(&self.data[start..start + n]);
-        self.read += n;
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
 /// A set folder whose `artifact` stops the server `after` bytes.
 struct Stopping {
     dir: PathBuf,
@@ -208,12 +169,7 @@ impl ArtifactSource for Stopping {
         } else {
             usize::MAX
         };
-        Ok(StopsServer {
-            data,
-            read: 0,
-            after,
-            server: self.server.clone(),
-        })
+        Ok(StopsServer::new(data, after, self.server.clone()))
     }
 }
 

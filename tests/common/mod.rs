@@ -7,9 +7,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use planrun::s3::{S3Bucket, S3Settings, Tuning};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 
@@ -122,6 +125,12 @@ impl S3Server {
         }
     }
 
+    /// A bucket client for `prefix` on this server, with the test [`tuning`].
+    pub fn bucket(&self, prefix: &str) -> S3Bucket {
+        let settings = S3Settings::resolve(&self.storage(prefix), |_| None).unwrap();
+        S3Bucket::connect(&settings, tuning()).unwrap()
+    }
+
     /// An awscli command pointed at this server.
     pub fn aws(&self) -> std::process::Command {
         let mut command = std::process::Command::new("aws");
@@ -161,4 +170,56 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     planrun::s3::hex(&sha2::Sha256::digest(bytes))
+}
+
+/// Small parts so multipart paths run on test-sized data; short retries so a dead server fails fast.
+pub fn tuning() -> Tuning {
+    Tuning {
+        part_size: 5 * 1024 * 1024,
+        parallel_parts: 3,
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(3),
+        request_timeout: Duration::from_secs(20),
+        connect_timeout: Duration::from_secs(2),
+    }
+}
+
+/// A reader over `data` that stops the server once `after` bytes have gone by, as a crash
+/// would.
+pub struct StopsServer {
+    data: Vec<u8>,
+    read: usize,
+    after: usize,
+    server: Arc<Mutex<S3Server>>,
+}
+
+impl StopsServer {
+    pub fn new(data: Vec<u8>, after: usize, server: Arc<Mutex<S3Server>>) -> StopsServer {
+        StopsServer {
+            data,
+            read: 0,
+            after,
+            server,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for StopsServer {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.read >= self.after {
+            self.server.lock().unwrap().stop();
+        }
+        let n = buf
+            .remaining()
+            .min(self.data.len() - self.read)
+            .min(1024 * 1024);
+        let start = self.read;
+        buf.put_slice(&self.data[start..start + n]);
+        self.read += n;
+        std::task::Poll::Ready(Ok(()))
+    }
 }
