@@ -86,6 +86,16 @@ fn check_segment(what: &'static str, name: &str) -> Result<(), SetStoreError> {
     }
 }
 
+/// An object that is not there is `None`, not an error: an incomplete set has no manifest
+/// and an unverified one no verify record.
+fn found<T>(result: Result<T, S3Error>) -> Result<Option<T>, SetStoreError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(S3Error::NotFound { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 impl ManifestArtifacts {
     /// Parses a manifest and refuses artifact names that could reach outside the set.
     pub fn parse(bytes: &[u8], what: &str) -> Result<ManifestArtifacts, SetStoreError> {
@@ -192,11 +202,7 @@ impl S3Store {
         id: &str,
         name: &str,
     ) -> Result<Option<Bytes>, SetStoreError> {
-        match self.bucket.get_bytes(&Self::key(plan, id, name)?).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(S3Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        found(self.bucket.get_bytes(&Self::key(plan, id, name)?).await)
     }
 
     /// A reader over the stored bytes of an artifact: what verify and restore read.
@@ -229,11 +235,7 @@ impl S3Store {
         id: &str,
         name: &str,
     ) -> Result<Option<ObjectHead>, SetStoreError> {
-        match self.bucket.head(&Self::key(plan, id, name)?).await {
-            Ok(head) => Ok(Some(head)),
-            Err(S3Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
+        found(self.bucket.head(&Self::key(plan, id, name)?).await)
     }
 
     /// Stores one artifact; `expected_sha256` comes from the manifest and is checked on the way.
@@ -259,10 +261,7 @@ impl S3Store {
         id: &str,
         bytes: Vec<u8>,
     ) -> Result<(), SetStoreError> {
-        self.bucket
-            .put_bytes(&Self::key(plan, id, MANIFEST)?, bytes)
-            .await?;
-        Ok(())
+        self.write_small(plan, id, MANIFEST, bytes).await
     }
 
     pub async fn write_verify(
@@ -271,8 +270,18 @@ impl S3Store {
         id: &str,
         bytes: Vec<u8>,
     ) -> Result<(), SetStoreError> {
+        self.write_small(plan, id, VERIFY, bytes).await
+    }
+
+    async fn write_small(
+        &self,
+        plan: &str,
+        id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), SetStoreError> {
         self.bucket
-            .put_bytes(&Self::key(plan, id, VERIFY)?, bytes)
+            .put_bytes(&Self::key(plan, id, name)?, bytes)
             .await?;
         Ok(())
     }
