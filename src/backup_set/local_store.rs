@@ -6,9 +6,9 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
-use super::artifact_writer::{hex, sync_dir, write_atomically};
+use super::artifact_writer::{sync_dir, write_atomically};
+use super::set_status::StoredManifest;
 use super::{Manifest, SetId, SetStatus, SetSummary, StoreError, VerifyRecord};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -110,16 +110,10 @@ impl LocalStore {
                 location: self.root.display().to_string(),
             });
         }
-        let (manifest, manifest_sha256, manifest_error) = match std::fs::read(path.join(MANIFEST)) {
-            Ok(bytes) => {
-                let sha = hex(&Sha256::digest(&bytes));
-                match Manifest::from_json(&bytes) {
-                    Ok(manifest) => (Some(manifest), Some(sha), None),
-                    Err(error) => (None, Some(sha), Some(error)),
-                }
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => (None, None, None),
-            Err(error) => (None, None, Some(error.to_string())),
+        let manifest = match std::fs::read(path.join(MANIFEST)) {
+            Ok(bytes) => StoredManifest::parse(&bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => StoredManifest::default(),
+            Err(error) => StoredManifest::unreadable(error.to_string()),
         };
         let verify = std::fs::read(path.join(VERIFY))
             .ok()
@@ -134,21 +128,7 @@ impl LocalStore {
                     .sum()
             })
             .unwrap_or(0);
-        let status = SetSummary::status_of(
-            manifest.as_ref(),
-            manifest_error.as_deref(),
-            manifest_sha256.as_deref(),
-            verify.as_ref(),
-        );
-        Ok(SetSummary {
-            id,
-            status,
-            manifest,
-            manifest_sha256,
-            verify,
-            stored_bytes,
-            manifest_error,
-        })
+        Ok(SetSummary::from_stored(id, manifest, verify, stored_bytes))
     }
 
     /// Writes the manifest: the commit record, so it goes last and atomically.

@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 
 use futures::{StreamExt, TryStreamExt};
-use sha2::{Digest, Sha256};
 
-use super::artifact_writer::hex;
-use super::{Manifest, SetId, SetStatus, SetSummary, StoreError, VerifyRecord};
+use super::set_status::StoredManifest;
+use super::{SetId, SetStatus, SetSummary, StoreError, VerifyRecord};
 use crate::s3::S3Error;
 use crate::s3_store::{RemoteSet, S3Store, SetStoreError};
 
@@ -100,24 +99,18 @@ async fn summarize(
     set: RemoteSet,
 ) -> Result<SetSummary, StoreError> {
     let stored_bytes = set.stored_bytes();
-    let (manifest, manifest_sha256, manifest_error) = if set.is_complete() {
+    let manifest = if set.is_complete() {
         match store
             .read_manifest(plan, id.as_str())
             .await
             .map_err(|e| store_error(store, e))?
         {
-            Some(bytes) => {
-                let sha = hex(&Sha256::digest(&bytes));
-                match Manifest::from_json(&bytes) {
-                    Ok(manifest) => (Some(manifest), Some(sha), None),
-                    Err(error) => (None, Some(sha), Some(error)),
-                }
-            }
+            Some(bytes) => StoredManifest::parse(&bytes),
             // Removed between the listing and the read: a prune in progress.
-            None => (None, None, None),
+            None => StoredManifest::default(),
         }
     } else {
-        (None, None, None)
+        StoredManifest::default()
     };
     let verify = if set.has(crate::s3_store::VERIFY) {
         store
@@ -128,19 +121,5 @@ async fn summarize(
     } else {
         None
     };
-    let status = SetSummary::status_of(
-        manifest.as_ref(),
-        manifest_error.as_deref(),
-        manifest_sha256.as_deref(),
-        verify.as_ref(),
-    );
-    Ok(SetSummary {
-        id,
-        status,
-        manifest,
-        manifest_sha256,
-        verify,
-        stored_bytes,
-        manifest_error,
-    })
+    Ok(SetSummary::from_stored(id, manifest, verify, stored_bytes))
 }

@@ -3,7 +3,9 @@
 use std::fmt;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
+use super::artifact_writer::hex;
 use super::{Manifest, SetId, VerifyRecord};
 
 /// Where a set stands.
@@ -53,7 +55,67 @@ pub struct SetSummary {
     pub manifest_error: Option<String>,
 }
 
+/// A set's manifest as a storage holds it: parsed or why not, and the sha256 of its bytes.
+/// All `None` when there is no manifest.
+#[derive(Default)]
+pub(crate) struct StoredManifest {
+    manifest: Option<Manifest>,
+    sha256: Option<String>,
+    error: Option<String>,
+}
+
+impl StoredManifest {
+    /// From the manifest's bytes; ones that do not parse make the set damaged.
+    pub(crate) fn parse(bytes: &[u8]) -> StoredManifest {
+        let sha256 = Some(hex(&Sha256::digest(bytes)));
+        match Manifest::from_json(bytes) {
+            Ok(manifest) => StoredManifest {
+                manifest: Some(manifest),
+                sha256,
+                error: None,
+            },
+            Err(error) => StoredManifest {
+                manifest: None,
+                sha256,
+                error: Some(error),
+            },
+        }
+    }
+
+    /// A manifest that is there but could not be read.
+    pub(crate) fn unreadable(error: String) -> StoredManifest {
+        StoredManifest {
+            error: Some(error),
+            ..StoredManifest::default()
+        }
+    }
+}
+
 impl SetSummary {
+    /// The summary of what a storage holds for set `id`, with the status that follows from it.
+    pub(crate) fn from_stored(
+        id: SetId,
+        stored: StoredManifest,
+        verify: Option<VerifyRecord>,
+        stored_bytes: u64,
+    ) -> SetSummary {
+        let status = SetSummary::status_of(
+            stored.manifest.as_ref(),
+            stored.error.as_deref(),
+            stored.sha256.as_deref(),
+            verify.as_ref(),
+        );
+        SetSummary {
+            id,
+            status,
+            manifest: stored.manifest,
+            manifest_sha256: stored.sha256,
+            verify,
+            stored_bytes,
+            manifest_error: stored.error,
+        }
+    }
+
     /// Derives the status from what is stored. A verify record counts only for the manifest
     /// it checked.
     pub fn status_of(
