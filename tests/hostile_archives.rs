@@ -8,9 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use chrono::Utc;
-use planrun::backup_set::{
-    ArtifactEntry, ArtifactKind, ArtifactWriter, LocalStore, SetId, SetWriter, Store,
-};
+use planrun::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, LocalStore, Store};
 use planrun::plan::{DirectorySource, Source};
 use planrun::source::RestoreTarget;
 
@@ -57,15 +55,7 @@ fn hostile_tar(items: &[Item]) -> Vec<u8> {
 /// Stores `tar` as the artifact of source `src` in a complete set.
 fn store_set(storage: &Path, tar: &[u8]) {
     let now = Utc::now();
-    let set = SetWriter::begin(
-        "local",
-        LocalStore::new(storage),
-        "app",
-        "digest",
-        SetId::new(now),
-        now,
-    )
-    .unwrap();
+    let set = support::begin_set(storage, "app", now);
     let mut writer = ArtifactWriter::create(set.path(), "src.tar.zst").unwrap();
     writer
         .write_all(&zstd::encode_all(tar, 3).unwrap())

@@ -2,13 +2,13 @@
 //! exactly as against a local folder: the level 3/4 disaster, with the local folder gone.
 
 mod common;
+mod support;
 
 use std::path::Path;
 
 use assert_cmd::cargo::CommandCargoExt;
 use chrono::Utc;
 use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
-use planrun::backup_set::{LocalStore, SetId, SetWriter};
 use planrun::copy::copy_local_set;
 use planrun::plan::{DirectorySource, Source};
 use planrun::s3::Tuning;
@@ -63,15 +63,7 @@ steps:
 
     // Last night's set, written locally and copied off-site.
     let started = Utc::now() - chrono::Duration::hours(3);
-    let writer = SetWriter::begin(
-        "local",
-        LocalStore::new(dir.path().join("backups")),
-        "crm",
-        "digest",
-        SetId::new(started),
-        started,
-    )
-    .unwrap();
+    let writer = support::begin_set(&dir.path().join("backups"), "crm", started);
     let source = Source::Directory(DirectorySource {
         path: media.display().to_string(),
         exclude: vec![],

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 use chrono::Utc;
-use planrun::backup_set::{LocalStore, SetId, SetWriter};
+use planrun::backup_set::SetId;
 use planrun::plan::{DirectorySource, GitSource, Source, SqliteSource};
 use planrun::source::Stop;
 
@@ -64,15 +64,7 @@ impl Fixture {
     /// A complete set with both sources, started `age` ago.
     fn complete_set(&self, age: chrono::Duration) -> SetId {
         let started = Utc::now() - age;
-        let writer = SetWriter::begin(
-            "local",
-            LocalStore::new(self.path("backups")),
-            "crm",
-            "digest",
-            SetId::new(started),
-            started,
-        )
-        .unwrap();
+        let writer = support::begin_set(&self.path("backups"), "crm", started);
         for (name, source) in self.sources() {
             writer
                 .back_up(name, &source, self.dir.path(), &Stop::new())
@@ -115,15 +107,7 @@ fn snapshots_verify_and_restore_through_the_cli() {
     let new = fx.complete_set(chrono::Duration::minutes(5));
     // A run that died after one artifact: no manifest.
     let started = Utc::now();
-    let dead = SetWriter::begin(
-        "local",
-        LocalStore::new(fx.path("backups")),
-        "crm",
-        "digest",
-        SetId::new(started),
-        started,
-    )
-    .unwrap();
+    let dead = support::begin_set(&fx.path("backups"), "crm", started);
     dead.back_up("db", &fx.sources()[0].1, fx.dir.path(), &Stop::new())
         .unwrap();
     let dead = dead.id().clone();
@@ -284,15 +268,7 @@ fn child_backup_for_kill_test() {
         return;
     };
     let now = Utc::now();
-    let writer = SetWriter::begin(
-        "local",
-        LocalStore::new(store),
-        "crm",
-        "digest",
-        SetId::new(now),
-        now,
-    )
-    .unwrap();
+    let writer = support::begin_set(Path::new(&store), "crm", now);
     let source = Source::Git(GitSource { repo: "/".into() });
     writer
         .back_up("code", &source, Path::new("/tmp"), &Stop::new())

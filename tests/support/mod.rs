@@ -10,10 +10,23 @@ pub mod run;
 
 use std::path::Path;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use planrun::backup_set::{LocalStore, Manifest, SetId, SetWriter};
 use planrun::plan::Source;
 use planrun::source::{SourceBackup, SourceError, Stop};
+
+/// Begins a set of `plan` in the local storage at `storage`, as a run started at `started`.
+pub fn begin_set(storage: &Path, plan: &str, started: DateTime<Utc>) -> SetWriter {
+    SetWriter::begin(
+        "local",
+        LocalStore::new(storage),
+        plan,
+        "digest",
+        SetId::new(started),
+        started,
+    )
+    .expect("begin set")
+}
 
 /// Backs up one source into a fresh set of `storage` and finalizes it when the backup worked.
 pub fn back_up(
@@ -23,16 +36,7 @@ pub fn back_up(
     source: &Source,
     scratch: &Path,
 ) -> (SetWriter, Result<(SourceBackup, Manifest), SourceError>) {
-    let now = Utc::now();
-    let writer = SetWriter::begin(
-        "local",
-        LocalStore::new(storage),
-        plan,
-        "digest",
-        SetId::new(now),
-        now,
-    )
-    .expect("begin set");
+    let writer = begin_set(storage, plan, Utc::now());
     let result = writer
         .back_up(name, source, scratch, &Stop::new())
         .and_then(|backup| Ok((backup, writer.finalize(Utc::now())?)));
