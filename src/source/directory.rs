@@ -1,11 +1,11 @@
 //! The directory source: a tree as tar + zstd, streamed; restored by a checked extraction.
 
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::path::Path;
 
 use super::{
-    SourceBackup, SourceError, Stop, TreeFacts, open_verified, safe_extract, tree_archive,
-    zstd_encoder,
+    SourceBackup, SourceError, Stop, TreeFacts, finish_tar_zstd, open_verified, safe_extract,
+    tree_archive, zstd_encoder,
 };
 use crate::backup_set::{ArtifactDigest, ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::DirectorySource;
@@ -53,14 +53,8 @@ pub fn write_archive(
         source.on_unreadable.unwrap_or_default(),
         stop,
     )?;
-    let encoder = builder
-        .into_inner()
-        .map_err(SourceError::io("write", artifact))?;
-    let mut writer = encoder
-        .finish()
-        .map_err(SourceError::io("write", artifact))?;
-    writer.flush().map_err(SourceError::io("write", artifact))?;
-    Ok((writer.finish()?, facts))
+    let digest = finish_tar_zstd(builder, Path::new(artifact))?;
+    Ok((digest, facts))
 }
 
 pub fn tree_facts(facts: &TreeFacts) -> Facts {

@@ -1,11 +1,13 @@
 //! The files source: listed files, with their modes, in one tar + zstd artifact.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{SourceBackup, SourceError, Stop, directory, safe_extract, tree_archive, zstd_encoder};
+use super::{
+    SourceBackup, SourceError, Stop, directory, finish_tar_zstd, safe_extract, tree_archive,
+    zstd_encoder,
+};
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 /// Archive names: the file names when they are distinct (`.env`, `settings.py`), else the
@@ -71,16 +73,7 @@ pub fn back_up(
         bytes += meta.len();
         tree_archive::append_file(&mut builder, &rel, path, file, &meta, stop)?;
     }
-    let encoder = builder
-        .into_inner()
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    let mut writer = encoder
-        .finish()
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    writer
-        .flush()
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    let digest = writer.finish()?;
+    let digest = finish_tar_zstd(builder, &set_dir.join(&artifact))?;
     let mut facts = Facts::new();
     facts.insert("files".into(), (paths.len() as u64).into());
     facts.insert("bytes".into(), bytes.into());

@@ -14,6 +14,7 @@ pub mod sqlite;
 mod stop;
 mod tree_archive;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use error::SourceError;
@@ -21,7 +22,7 @@ pub use safe_extract::{extract, scan};
 pub use stop::Stop;
 pub use tree_archive::TreeFacts;
 
-use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
+use crate::backup_set::{ArtifactDigest, ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::Source;
 
 /// What backing up one source produced.
@@ -202,6 +203,28 @@ pub(crate) fn zstd_encoder(
         .set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))
         .map_err(SourceError::io("compress", artifact))?;
     Ok(encoder)
+}
+
+/// Ends a zstd stream into its artifact: the last frame, then the writer's own finish
+/// (fsync, rename) that yields the digest. `path` names the artifact in errors.
+pub(crate) fn finish_zstd(
+    encoder: zstd::Encoder<'static, ArtifactWriter>,
+    path: &Path,
+) -> Result<ArtifactDigest, SourceError> {
+    let mut writer = encoder.finish().map_err(SourceError::io("write", path))?;
+    writer.flush().map_err(SourceError::io("write", path))?;
+    Ok(writer.finish()?)
+}
+
+/// [`finish_zstd`] for a tar stream over zstd, after the tar's end blocks.
+pub(crate) fn finish_tar_zstd(
+    builder: tar::Builder<zstd::Encoder<'static, ArtifactWriter>>,
+    path: &Path,
+) -> Result<ArtifactDigest, SourceError> {
+    let encoder = builder
+        .into_inner()
+        .map_err(SourceError::io("write", path))?;
+    finish_zstd(encoder, path)
 }
 
 pub(crate) fn open_verified(artifact: &Path) -> Result<std::fs::File, SourceError> {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use super::{
-    SourceBackup, SourceError, Stop, child, directory, safe_extract, tree_archive, zstd_encoder,
+    SourceBackup, SourceError, Stop, child, directory, finish_tar_zstd, finish_zstd, safe_extract,
+    tree_archive, zstd_encoder,
 };
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::{OnUnreadable, PgFormat, PostgresSource};
@@ -265,13 +266,8 @@ pub fn back_up(
             let writer = ArtifactWriter::create(set_dir, &artifact)?;
             let mut encoder = zstd_encoder(writer, 3, &artifact)?;
             child::stream_stdout(dump, &mut encoder, HINT, stop)?;
-            let mut writer = encoder
-                .finish()
-                .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-            writer
-                .flush()
-                .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-            (artifact, kind, writer.finish()?)
+            let digest = finish_zstd(encoder, &set_dir.join(&artifact))?;
+            (artifact, kind, digest)
         }
         PgFormat::Directory => {
             let work = tempfile::Builder::new()
@@ -301,20 +297,8 @@ pub fn back_up(
                     program: "pg_dump".into(),
                 });
             }
-            let encoder = builder
-                .into_inner()
-                .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-            let mut writer = encoder
-                .finish()
-                .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-            writer
-                .flush()
-                .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-            (
-                artifact,
-                ArtifactKind::PgDumpDirectoryTarZstd,
-                writer.finish()?,
-            )
+            let digest = finish_tar_zstd(builder, &set_dir.join(&artifact))?;
+            (artifact, ArtifactKind::PgDumpDirectoryTarZstd, digest)
         }
     };
     session.close()?;

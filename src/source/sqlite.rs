@@ -1,11 +1,11 @@
 //! The sqlite source: an online copy through SQLite's backup API, integrity-checked, zstd.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{SourceBackup, SourceError, Stop, open_verified, zstd_encoder};
+use super::{SourceBackup, SourceError, Stop, finish_zstd, open_verified, zstd_encoder};
 use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::SqliteSource;
 
@@ -154,13 +154,7 @@ pub fn back_up(
         return Err(SourceError::Stopped);
     }
     let bytes = copied.map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    let mut writer = encoder
-        .finish()
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    writer
-        .flush()
-        .map_err(SourceError::io("write", set_dir.join(&artifact)))?;
-    let digest = writer.finish()?;
+    let digest = finish_zstd(encoder, &set_dir.join(&artifact))?;
     let mut facts = Facts::new();
     facts.insert(
         "row_counts".into(),
