@@ -124,16 +124,9 @@ fn run(
     redactor: Arc<Redactor>,
     json: bool,
 ) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::rendered_plan::worker_runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("planrun: cannot start the async runtime: {error}");
-            return exit_code::FAILURE;
-        }
+        Err(code) => return code,
     };
     let (emitter, events) = Emitter::channel(Arc::clone(&redactor));
     let log_path = state.run_log(&plan.run_id);

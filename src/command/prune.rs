@@ -62,16 +62,9 @@ pub fn run(args: &PruneArgs) -> i32 {
         }
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::rendered_plan::worker_runtime() {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("planrun: cannot start the async runtime: {error}");
-            return exit_code::FAILURE;
-        }
+        Err(code) => return code,
     };
     let mut outcomes = Vec::new();
     for ((name, storage), policy) in chosen.iter().zip(&policies) {

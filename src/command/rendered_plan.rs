@@ -1,5 +1,5 @@
-//! Loading and rendering a plan for the commands that read backup sets, and choosing its
-//! storages by name.
+//! Loading and rendering a plan for the commands that read backup sets, choosing its
+//! storages by name, and the async runtimes the commands run on.
 
 use std::path::Path;
 
@@ -108,6 +108,19 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime starts")
+}
+
+/// Two workers, for commands that run steps or storages side by side (`execute`, `prune`);
+/// a runtime that cannot start is reported, and its exit code returned.
+pub fn worker_runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("planrun: cannot start the async runtime: {error}");
+            exit_code::FAILURE
+        })
 }
 
 /// `3h12m`, `2d4h`, `45s`: ages as people read them in a listing.
