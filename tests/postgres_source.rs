@@ -4,10 +4,11 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
-use planrun::backup_set::{LocalStore, Store};
+use planrun::backup_set::{LocalStore, SetSummary, Store};
 use planrun::plan::{PgFormat, Source};
-use planrun::source::{RestoreTarget, SourceError};
+use planrun::source::{RestoreOutcome, RestoreTarget, SourceError};
 use support::postgres::{BIN_DIR, PASSWORD, PgServer};
 
 const TABLES: [&str; 3] = ["auth_user", "customers_customer", "sales_sale"];
@@ -38,6 +39,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
+}
+
+/// Restores source `db` of plan `crm` from the set `selector` names into `database`.
+fn restore_db(
+    store: &Store,
+    source: &Source,
+    selector: &str,
+    database: &str,
+    force: bool,
+    scratch: &Path,
+) -> Result<(SetSummary, RestoreOutcome), SourceError> {
+    runtime().block_on(planrun::backup_set::restore_source(
+        store,
+        "crm",
+        "db",
+        source,
+        Some(selector),
+        RestoreTarget {
+            database: Some(database.into()),
+            path: None,
+            force,
+        },
+        scratch,
+    ))
 }
 
 #[test]
@@ -77,22 +102,15 @@ fn every_format_round_trips_with_facts_and_force_rules() {
         );
 
         let store = Store::Local(LocalStore::new(work.path().join("store")));
-        let target_spec = RestoreTarget {
-            database: Some(target.into()),
-            path: None,
-            force: false,
-        };
-        let (set, outcome) = runtime()
-            .block_on(planrun::backup_set::restore_source(
-                &store,
-                "crm",
-                "db",
-                &source,
-                Some(writer.id().as_str()),
-                target_spec,
-                work.path(),
-            ))
-            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        let (set, outcome) = restore_db(
+            &store,
+            &source,
+            writer.id().as_str(),
+            target,
+            false,
+            work.path(),
+        )
+        .unwrap_or_else(|e| panic!("{format:?}: {e}"));
         assert_eq!(&set.id, writer.id());
         assert_eq!(outcome.facts["row_counts"], facts["row_counts"]);
         assert_eq!(fingerprint(&pg, target), expected, "{format:?}");
@@ -104,42 +122,15 @@ fn every_format_round_trips_with_facts_and_force_rules() {
     source.count_rows = TABLES.iter().map(|t| t.to_string()).collect();
     let source = Source::Postgres(source);
     let store = Store::Local(LocalStore::new(work.path().join("store")));
-    let refuse = runtime()
-        .block_on(planrun::backup_set::restore_source(
-            &store,
-            "crm",
-            "db",
-            &source,
-            Some("latest"),
-            RestoreTarget {
-                database: Some("crm_custom".into()),
-                path: None,
-                force: false,
-            },
-            work.path(),
-        ))
-        .unwrap_err();
+    let refuse =
+        restore_db(&store, &source, "latest", "crm_custom", false, work.path()).unwrap_err();
     assert!(
         refuse.to_string().starts_with(
             "refusing to replace database crm_custom: it exists with 3 tables and 0 connections"
         ),
         "{refuse}"
     );
-    runtime()
-        .block_on(planrun::backup_set::restore_source(
-            &store,
-            "crm",
-            "db",
-            &source,
-            Some("latest"),
-            RestoreTarget {
-                database: Some("crm_custom".into()),
-                path: None,
-                force: true,
-            },
-            work.path(),
-        ))
-        .unwrap();
+    restore_db(&store, &source, "latest", "crm_custom", true, work.path()).unwrap();
     assert_eq!(fingerprint(&pg, "crm_custom"), expected);
     let leftovers = pg.psql(
         "postgres",
