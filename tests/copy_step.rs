@@ -1,6 +1,7 @@
 //! A `copy:` step inside `planrun execute`, to s3s-fs on loopback, then checked with awscli.
 
 mod common;
+mod support;
 
 use assert_cmd::Command;
 use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY, sha256_hex};
@@ -124,10 +125,8 @@ steps:
         .arg(dir.path().join("state"))
         .assert()
         .success();
-    let mut left: Vec<String> = std::fs::read_dir(backups.join("crm"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["20250213T020000Z-bbbb", "20250214T020000Z-cccc"]);
+    assert_eq!(
+        support::names(&backups.join("crm")),
+        ["20250213T020000Z-bbbb", "20250214T020000Z-cccc"]
+    );
 }

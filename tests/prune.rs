@@ -1,6 +1,7 @@
 //! `planrun prune` through the real binary, on a local folder and on S3 (s3s-fs on loopback).
 
 mod common;
+mod support;
 
 use std::path::Path;
 
@@ -85,12 +86,10 @@ SET                    STATUS      ACTION  REASONS
         .stdout(format!(
             "{table}removed 20250212T030000Z-dddd\nremoved 20250210T020000Z-aaaa\n2 of 4 sets removed\n"
         ));
-    let mut left: Vec<String> = std::fs::read_dir(backups.join("crm"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["20250211T020000Z-bbbb", "20250212T020000Z-cccc"]);
+    assert_eq!(
+        support::names(&backups.join("crm")),
+        ["20250211T020000Z-bbbb", "20250212T020000Z-cccc"]
+    );
 }
 
 #[test]
