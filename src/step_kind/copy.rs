@@ -30,20 +30,14 @@ pub async fn execute(
         }
         None => return AttemptEnd::error(format!("copy to `{to}`: the plan has no such storage")),
     };
-    let from_name = match from {
+    // By default the copy reads the storage this run's backups were written to.
+    let from_name = match from.or(plan.backup_storage.as_deref()) {
         Some(name) => name.to_owned(),
-        None => match plan
-            .storage
-            .iter()
-            .find(|(_, s)| matches!(s, Storage::Local(_)))
-        {
-            Some((name, _)) => name.clone(),
-            None => {
-                return AttemptEnd::error(
-                    "copy: the plan has no local storage to copy from; set `from`",
-                );
-            }
-        },
+        None => {
+            return AttemptEnd::error(
+                "copy: the plan has no local storage to copy from; set `from`",
+            );
+        }
     };
     let Some(Storage::Local(local)) = storage(&from_name) else {
         return AttemptEnd::error(format!(
