@@ -332,38 +332,6 @@ fn lower(text: &str) -> String {
     }
 }
 
-/// Every `{{path}}` a template names, for the secrets and environment variables it uses.
-pub fn referenced_paths(text: &str) -> Vec<String> {
-    let Ok(template) = Template::compile(text) else {
-        return Vec::new();
-    };
-    let mut paths = Vec::new();
-    collect_paths(&template.elements, &mut paths);
-    paths
-}
-
-fn collect_paths(elements: &[TemplateElement], out: &mut Vec<String>) {
-    let push = |p: &Parameter, out: &mut Vec<String>| match p {
-        Parameter::Path(path) => out.push(path_raw(path)),
-        Parameter::Name(name) => out.push(name.clone()),
-        _ => {}
-    };
-    for element in elements {
-        if let TemplateElement::Expression(h)
-        | TemplateElement::HtmlExpression(h)
-        | TemplateElement::HelperBlock(h) = element
-        {
-            push(&h.name, out);
-            for p in h.params.iter().chain(h.hash.values()) {
-                push(p, out);
-            }
-            for t in [&h.template, &h.inverse].into_iter().flatten() {
-                collect_paths(&t.elements, out);
-            }
-        }
-    }
-}
-
 /// The renderers: one plain, one for bash scripts where every interpolated value is placed
 /// by `shell_script` according to the quotes around it.
 pub struct Renderer {
