@@ -23,6 +23,29 @@ const SECRET_KEYS: [&str; 7] = [
 
 pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    let placed = execute_steps(plan);
+    if placed
+        .iter()
+        .any(|p| matches!(p.step.kind(), StepKind::Backup(_)))
+    {
+        let mut unbacked = Vec::new();
+        for name in unbacked_sources(plan, &placed) {
+            let pointer = format!("/sources/{name}");
+            let d = Diagnostic::warning(
+                Layer::Advice,
+                format!("source `{name}` is never backed up: no step has `backup: {name}`"),
+            )
+            .path(key_path(&pointer))
+            .help(format!(
+                "add `- {{ id: {name}, backup: {name} }}` to `steps`, or remove the source"
+            ));
+            let location = loaded.locate_key(&pointer);
+            unbacked.push(loaded.place(d, location));
+        }
+        // In the order the sources are written, not alphabetical.
+        unbacked.sort_by_key(|d| d.location.as_ref().map(|l| (l.line, l.column)));
+        out.append(&mut unbacked);
+    }
     let mut warn = |pointer: &str, message: String, help: &str| {
         let d = Diagnostic::warning(Layer::Advice, message)
             .path(key_path(pointer))
@@ -31,7 +54,6 @@ pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
         out.push(loaded.place(d, location));
     };
 
-    let placed = execute_steps(plan);
     let first_backup = placed
         .iter()
         .find(|p| matches!(p.step.kind(), StepKind::Backup(_)) && p.step.kinds().len() == 1);
@@ -136,6 +158,27 @@ pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
         );
     }
     out
+}
+
+/// Sources no step backs up: they are never saved, usually because a `backup:` step was
+/// forgotten. Only plans that back something up are asked, since a runbook or drill plan may
+/// name sources it restores or checks without backing them up.
+fn unbacked_sources<'p>(
+    plan: &'p Plan,
+    placed: &[crate::analyzer::PlacedStep<'_>],
+) -> Vec<&'p str> {
+    let backed: BTreeSet<&str> = placed
+        .iter()
+        .filter_map(|p| match p.step.kind() {
+            StepKind::Backup(source) => Some(source),
+            _ => None,
+        })
+        .collect();
+    plan.sources
+        .keys()
+        .map(String::as_str)
+        .filter(|name| !backed.contains(name))
+        .collect()
 }
 
 fn looks_secret(key: &str) -> bool {

@@ -303,6 +303,7 @@ impl Analyzer<'_> {
                         storage.clone(),
                     );
                 }
+                self.check_prune_has_policy(pointer, names);
             }
             StepKind::Verify(verify) => {
                 self.reference(
@@ -330,6 +331,28 @@ impl Analyzer<'_> {
             }
             StepKind::Check(check) => self.check_check(&format!("{pointer}/check"), check),
             StepKind::Shell(_) | StepKind::Manual(_) | StepKind::Notify(_) => {}
+        }
+    }
+
+    /// A prune step whose storage has no retention policy (its own or the plan's) would fail
+    /// every night at run time; say so now, at the storage name.
+    fn check_prune_has_policy(&mut self, pointer: &str, names: &[String]) {
+        if self.plan.retention.is_some() {
+            return;
+        }
+        for (i, name) in names.iter().enumerate() {
+            let Some(storage) = self.plan.storage.get(name) else {
+                continue;
+            };
+            if storage.retention().is_none() {
+                self.error(
+                    &format!("{pointer}/prune/{i}"),
+                    format!("prune `{name}` has no retention policy to apply"),
+                    Some(format!(
+                        "add `retention:` to the plan, or to storage `{name}`, e.g. `retention: {{ keep_daily: 7, keep_weekly: 4, keep_monthly: 12 }}`"
+                    )),
+                );
+            }
         }
     }
 

@@ -113,6 +113,16 @@ fn explain(loaded: &LoadedValue, error: &ValidationError<'_>, out: &mut Vec<Diag
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
             explain_choice(loaded, &pointer, instance, context, out);
         }
+        ValidationErrorKind::Type { .. } if unitless_time(&pointer, instance).is_some() => {
+            // `timeout: 90` is a YAML number: say which unit it needs, not "expected a string".
+            if let Some(error) = unitless_time(&pointer, instance) {
+                let mut d = Diagnostic::error(Layer::Schema, error.message);
+                if let Some(hint) = error.hint {
+                    d = d.help(hint);
+                }
+                out.push(at(d, loaded.locate(&pointer)));
+            }
+        }
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
                 TypeKind::Single(t) => type_name(&t.to_string()),
@@ -132,11 +142,12 @@ fn explain(loaded: &LoadedValue, error: &ValidationError<'_>, out: &mut Vec<Diag
         }
         ValidationErrorKind::Pattern { pattern } => {
             let text = instance.as_str().unwrap_or_default();
-            let message = pattern_message(text, pattern);
-            out.push(at(
-                Diagnostic::error(Layer::Schema, message),
-                loaded.locate(&pointer),
-            ));
+            let (message, hint) = pattern_message(text, pattern);
+            let mut d = Diagnostic::error(Layer::Schema, message);
+            if let Some(hint) = hint {
+                d = d.help(hint);
+            }
+            out.push(at(d, loaded.locate(&pointer)));
         }
         ValidationErrorKind::Enum { options } => {
             let names: Vec<String> = options
@@ -431,26 +442,28 @@ fn known_keys(pointer: &str) -> Vec<String> {
     keys
 }
 
-fn pattern_message(text: &str, pattern: &str) -> String {
-    if pattern.contains("ms|s|m|h|d|w") {
-        return text
-            .parse::<crate::duration::Duration>()
-            .err()
-            .unwrap_or_else(|| format!("`{text}` is not a duration"));
+/// A number written where the schema wants a duration or calendar span, explained as one.
+fn unitless_time(pointer: &str, instance: &Value) -> Option<crate::duration::ParseError> {
+    let Value::Number(number) = instance else {
+        return None;
+    };
+    let pattern = schema_node_for(pointer)?.get("pattern")?.as_str()?;
+    crate::duration::explain_pattern(&number.to_string(), pattern)
+}
+
+/// The message for a string that does not match `pattern`, and a hint when one is known.
+fn pattern_message(text: &str, pattern: &str) -> (String, Option<String>) {
+    if let Some(error) = crate::duration::explain_pattern(text, pattern) {
+        return (error.message, error.hint);
     }
-    if pattern.contains("[ymdh]") {
-        return text
-            .parse::<crate::duration::CalendarSpan>()
-            .err()
-            .unwrap_or_else(|| format!("`{text}` is not a calendar span"));
-    }
-    if pattern == r"^[a-z0-9][a-z0-9_-]*$" {
-        return format!("`{text}` is not a valid name: use lowercase letters, digits, `-` and `_`");
-    }
-    if pattern == r"^[A-Za-z0-9][A-Za-z0-9_.-]*$" {
-        return format!("`{text}` is not a valid step id: use letters, digits, `.`, `-` and `_`");
-    }
-    format!("`{text}` does not match the pattern `{pattern}`")
+    let message = if pattern == r"^[a-z0-9][a-z0-9_-]*$" {
+        format!("`{text}` is not a valid name: use lowercase letters, digits, `-` and `_`")
+    } else if pattern == r"^[A-Za-z0-9][A-Za-z0-9_.-]*$" {
+        format!("`{text}` is not a valid step id: use letters, digits, `.`, `-` and `_`")
+    } else {
+        format!("`{text}` does not match the pattern `{pattern}`")
+    };
+    (message, None)
 }
 
 fn type_name(t: &str) -> String {

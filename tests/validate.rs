@@ -112,6 +112,21 @@ fn advice_warns_but_exits_zero() {
 }
 
 #[test]
+fn durations_and_calendar_spans_without_units_get_the_spelling_meant() {
+    check("tests/plans/time-units.yaml", 2);
+}
+
+#[test]
+fn prune_without_a_retention_policy_is_invalid() {
+    check("tests/plans/prune-without-retention.yaml", 2);
+}
+
+#[test]
+fn sources_never_backed_up_are_advice_and_weeks_are_a_calendar_unit() {
+    check("tests/plans/unbacked-source.yaml", 0);
+}
+
+#[test]
 fn include_cycles_name_the_chain() {
     check("tests/plans/include/cycle-a.yaml", 2);
 }
