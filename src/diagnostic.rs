@@ -20,6 +20,8 @@ pub enum Severity {
 pub enum Layer {
     Yaml,
     Include,
+    /// A file another account could change (or read, for a secret), refused.
+    Permissions,
     Schema,
     Meaning,
     Template,

@@ -35,4 +35,5 @@ pub mod source;
 pub mod state_dir;
 pub mod step_kind;
 pub mod template;
+pub mod trusted_file;
 pub mod yaml;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::diagnostic::{Diagnostic, Layer, Location};
+use crate::trusted_file::{self, FileRole, ReadError};
 use crate::yaml;
 
 /// Sections an included file may define; they merge into the including plan by name.
@@ -120,9 +121,14 @@ impl State {
                 ),
             ]);
         }
-        let bytes = match std::fs::read(path) {
+        let role = if chain.is_empty() {
+            FileRole::Plan
+        } else {
+            FileRole::Include
+        };
+        let bytes = match trusted_file::read(path, role) {
             Ok(bytes) => bytes,
-            Err(error) => {
+            Err(ReadError::Io(error)) => {
                 let mut message = format!("cannot read {}: {}", path.display(), io_reason(&error));
                 if !chain.is_empty() {
                     let via: Vec<String> =
@@ -136,6 +142,27 @@ impl State {
                 };
                 return Err(vec![
                     self.diag_at(Diagnostic::error(layer, message), included_at),
+                ]);
+            }
+            Err(ReadError::Untrusted { message, fix }) => {
+                return Err(vec![self.diag_at(
+                    Diagnostic::error(Layer::Permissions, message).help(fix),
+                    included_at,
+                )]);
+            }
+            Err(error @ ReadError::NotAFile { .. }) => {
+                return Err(vec![self.diag_at(
+                    Diagnostic::error(Layer::Yaml, error.to_string()),
+                    included_at,
+                )]);
+            }
+            Err(error @ ReadError::TooLarge { .. }) => {
+                return Err(vec![
+                    self.diag_at(
+                        Diagnostic::error(Layer::Yaml, error.to_string())
+                            .help("plans are a few kilobytes; is this the right file?"),
+                        included_at,
+                    ),
                 ]);
             }
         };

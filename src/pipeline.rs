@@ -13,6 +13,7 @@ use crate::exec_plan::{Action, ExecPlan, ExecStep};
 use crate::loader::{self, LoadedValue};
 use crate::plan::{Plan, SecretSource, Step, StepKind};
 use crate::template::Renderer;
+use crate::trusted_file::{self, FileRole, ReadError};
 use crate::{advice, analyzer, schema};
 
 /// A plan that passed every validation layer, with its advice.
@@ -84,7 +85,8 @@ pub fn load(path: &Path) -> Result<Loaded, Failure> {
             return Err(Failure::new(path, vec![d]));
         }
     };
-    let diagnostics = analyzer::check(&plan, &value);
+    let mut diagnostics = analyzer::check(&plan, &value);
+    diagnostics.extend(secret_file_problems(&plan, &value));
     let warnings = if fragment {
         Vec::new()
     } else {
@@ -304,8 +306,11 @@ fn resolve_secret(
                 "secret `{name}`: environment variable `{var}` is not set"
             )),
         },
-        SecretSource::File(file) => match std::fs::read_to_string(file) {
-            Ok(text) => {
+        SecretSource::File(file) => match trusted_file::read(Path::new(file), FileRole::Secret) {
+            Ok(bytes) => {
+                let Ok(text) = String::from_utf8(bytes) else {
+                    return Err(format!("secret `{name}`: {file} is not UTF-8 text"));
+                };
                 let value = text.strip_suffix('\n').unwrap_or(&text);
                 let value = value.strip_suffix('\r').unwrap_or(value);
                 if value.is_empty() {
@@ -314,12 +319,42 @@ fn resolve_secret(
                     Ok(value.to_owned())
                 }
             }
-            Err(error) => Err(format!(
+            Err(ReadError::Io(error)) => Err(format!(
                 "secret `{name}`: cannot read {file}: {}",
                 loader::io_reason(&error)
             )),
+            Err(ReadError::Untrusted { message, fix }) => {
+                Err(format!("secret `{name}`: {message}; {fix}"))
+            }
+            Err(error @ (ReadError::TooLarge { .. } | ReadError::NotAFile { .. })) => {
+                Err(format!("secret `{name}`: {error}"))
+            }
         },
     }
+}
+
+/// Secret files that exist but that other accounts could read or change: errors at validation
+/// time, so the plan is fixed before the night it would be refused. A missing file is not
+/// reported here: plans are often validated away from the machine that holds the secrets.
+fn secret_file_problems(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for (name, source) in &plan.secrets {
+        let SecretSource::File(file) = source else {
+            continue;
+        };
+        let d = match trusted_file::check(Path::new(file), FileRole::Secret) {
+            Err(ReadError::Untrusted { message, fix }) => {
+                Diagnostic::error(Layer::Permissions, message).help(fix)
+            }
+            Err(error @ ReadError::NotAFile { .. }) => {
+                Diagnostic::error(Layer::Permissions, error.to_string())
+            }
+            _ => continue,
+        };
+        let pointer = format!("/secrets/{name}/file");
+        out.push(loaded.place(d.path(key_path(&pointer)), loaded.locate(&pointer)));
+    }
+    out
 }
 
 type RenderError = (String, String);

@@ -29,7 +29,8 @@ pub struct YamlError {
 /// a few megabytes or more than a few milliseconds.
 const MAX_EVENTS: usize = 200_000;
 const MAX_REPLAYED_EVENTS: usize = 20_000;
-const MAX_BYTES: usize = 4 * 1024 * 1024;
+/// The loader already stops reading here; this guards callers that hand over bytes directly.
+const MAX_BYTES: usize = crate::trusted_file::PLAN_LIMIT as usize;
 
 pub fn parse(bytes: &[u8]) -> Result<Document, YamlError> {
     if bytes.len() > MAX_BYTES {

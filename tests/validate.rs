@@ -222,3 +222,281 @@ fn usage_errors_exit_2() {
     planrun().args(["validate"]).assert().code(2);
     planrun().args(["frobnicate"]).assert().code(2);
 }
+
+/// Loose permissions and unbounded input: the files that decide what planrun runs.
+mod trust {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::process::Stdio;
+
+    use super::planrun;
+
+    const PLAN: &str = "version: 1\nname: crm\nsteps:\n  - { id: a, run: [\"true\"] }\n";
+
+    /// The fixes name root as the trusted owner; as another user they name that user.
+    fn as_root() -> bool {
+        if nix::unistd::geteuid().is_root() {
+            true
+        } else {
+            eprintln!("skipped: permission refusals are checked as root, as CI runs");
+            false
+        }
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn validate(path: &Path) -> (String, Option<i32>) {
+        let output = planrun().arg("validate").arg(path).output().unwrap();
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            output.status.code(),
+        )
+    }
+
+    const RUN_AS_ROOT: &str =
+        "anyone who can change a plan can make planrun run their commands as root";
+
+    #[test]
+    fn a_group_writable_plan_is_refused_with_the_chmod_that_fixes_it() {
+        if !as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.yaml");
+        std::fs::write(&plan, PLAN).unwrap();
+        chmod(&plan, 0o664);
+        let p = plan.display();
+        assert_eq!(
+            validate(&plan),
+            (
+                format!(
+                    "{p}: error: refusing the plan {p}: it is writable by group (mode 0664)\n  \
+                     = help: run `chmod go-w {p}`; {RUN_AS_ROOT}\n{p}: invalid (1 error)\n"
+                ),
+                Some(2)
+            )
+        );
+        // The same refusal stops a run before any step.
+        let output = planrun()
+            .arg("execute")
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg(&plan)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("refusing the plan"));
+        chmod(&plan, 0o644);
+        assert_eq!(validate(&plan), (format!("{p}: valid\n"), Some(0)));
+    }
+
+    #[test]
+    fn a_plan_owned_by_another_user_is_refused_with_chown() {
+        if !as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.yaml");
+        std::fs::write(&plan, PLAN).unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        std::os::unix::fs::chown(&plan, Some(nobody.uid.as_raw()), None).unwrap();
+        let p = plan.display();
+        assert_eq!(
+            validate(&plan),
+            (
+                format!(
+                    "{p}: error: refusing the plan {p}: it is owned by `nobody` (uid {}), not by root\n  \
+                     = help: run `chown root {p}`; {RUN_AS_ROOT}\n{p}: invalid (1 error)\n",
+                    nobody.uid
+                ),
+                Some(2)
+            )
+        );
+    }
+
+    #[test]
+    fn a_plan_in_a_writable_folder_is_refused() {
+        if !as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("plans");
+        std::fs::create_dir(&folder).unwrap();
+        let plan = folder.join("plan.yaml");
+        std::fs::write(&plan, PLAN).unwrap();
+        chmod(&folder, 0o777);
+        let (p, f) = (plan.display(), folder.display());
+        assert_eq!(
+            validate(&plan),
+            (
+                format!(
+                    "{p}: error: refusing the plan {p}: its folder {f} is writable by group and others (mode 0777)\n  \
+                     = help: run `chmod go-w {f}`; {RUN_AS_ROOT}\n{p}: invalid (1 error)\n"
+                ),
+                Some(2)
+            )
+        );
+        // The sticky bit (as on /tmp) keeps others from replacing the file: allowed.
+        chmod(&folder, 0o1777);
+        assert_eq!(validate(&plan).1, Some(0));
+    }
+
+    #[test]
+    fn a_writable_included_file_is_refused_at_the_include() {
+        if !as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.yaml");
+        std::fs::write(&plan, format!("include: [shared.yaml]\n{PLAN}")).unwrap();
+        let shared = dir.path().join("shared.yaml");
+        std::fs::write(&shared, "vars: { app: /srv/crm }\n").unwrap();
+        chmod(&shared, 0o646);
+        let (p, s) = (plan.display(), shared.display());
+        assert_eq!(
+            validate(&plan),
+            (
+                format!(
+                    "{p}:1:11: error: refusing the included file {s}: it is writable by others (mode 0646)\n  \
+                     |\n\
+                     1 | include: [shared.yaml]\n  \
+                     |           ^\n  \
+                     = help: run `chmod go-w {s}`; {RUN_AS_ROOT}\n{p}: invalid (1 error)\n"
+                ),
+                Some(2)
+            )
+        );
+    }
+
+    #[test]
+    fn a_secret_file_readable_by_others_is_refused_like_an_ssh_key() {
+        if !as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s3.secret");
+        std::fs::write(&secret, "hunter2\n").unwrap();
+        chmod(&secret, 0o644);
+        let plan = dir.path().join("plan.yaml");
+        let s = secret.display();
+        std::fs::write(
+            &plan,
+            format!(
+                "version: 1\nname: crm\nsecrets:\n  key: {{ file: {s} }}\nsteps:\n  - {{ id: a, shell: \"test -n '{{{{secrets.key}}}}'\" }}\n"
+            ),
+        )
+        .unwrap();
+        let p = plan.display();
+        let line = format!("  key: {{ file: {s} }}");
+        assert_eq!(
+            validate(&plan),
+            (
+                format!(
+                    "{p}:4:16: error: secrets.key.file: refusing the secret file {s}: it is readable by group and others (mode 0644)\n  \
+                     |\n\
+                     4 | {line}\n  \
+                     |                ^\n  \
+                     = help: run `chmod go-rw {s}`; a secret file must be readable and writable only by its owner, as ssh requires of a private key\n\
+                     {p}: invalid (1 error)\n"
+                ),
+                Some(2)
+            )
+        );
+        let execute = || {
+            planrun()
+                .arg("execute")
+                .arg("--state-dir")
+                .arg(dir.path().join("state"))
+                .arg(&plan)
+                .output()
+                .unwrap()
+        };
+        assert_eq!(execute().status.code(), Some(2));
+        chmod(&secret, 0o600);
+        assert_eq!(validate(&plan), (format!("{p}: valid\n"), Some(0)));
+        assert_eq!(execute().status.code(), Some(0));
+    }
+
+    /// Runs `planrun validate PATH` under a 256 MiB address-space limit, so reading without a
+    /// bound fails the test instead of eating the machine.
+    fn validate_in_256_mib(path: &str) -> (String, Option<i32>) {
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 262144; exec {} validate {path}",
+                env!("CARGO_BIN_EXE_planrun")
+            ))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            output.status.code(),
+        )
+    }
+
+    #[test]
+    fn dev_zero_is_refused_as_a_device() {
+        assert_eq!(
+            validate_in_256_mib("/dev/zero"),
+            (
+                "/dev/zero: error: refusing the plan /dev/zero: it is a character device, not a file\n\
+                 /dev/zero: invalid (1 error)\n"
+                    .into(),
+                Some(2)
+            )
+        );
+    }
+
+    #[test]
+    fn an_endless_pipe_is_read_only_up_to_the_plan_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("plan.yaml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut writer = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("exec cat /dev/zero > {}", fifo.display()))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let f = fifo.display().to_string();
+        let result = validate_in_256_mib(&f);
+        // The writer gets SIGPIPE once planrun stops reading; kill it in case planrun never opened.
+        writer.kill().ok();
+        writer.wait().unwrap();
+        assert_eq!(
+            result,
+            (
+                format!(
+                    "{f}: error: {f} is larger than 4 MiB, the limit for a plan\n  \
+                     = help: plans are a few kilobytes; is this the right file?\n{f}: invalid (1 error)\n"
+                ),
+                Some(2)
+            )
+        );
+    }
+
+    #[test]
+    fn a_huge_file_is_read_only_up_to_the_plan_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("plan.yaml");
+        // Sparse: 5 GiB that costs no disk, but all of it would have been read into memory.
+        std::fs::File::create(&huge)
+            .unwrap()
+            .set_len(5 << 30)
+            .unwrap();
+        let h = huge.display().to_string();
+        assert_eq!(
+            validate_in_256_mib(&h),
+            (
+                format!(
+                    "{h}: error: {h} is larger than 4 MiB, the limit for a plan\n  \
+                     = help: plans are a few kilobytes; is this the right file?\n{h}: invalid (1 error)\n"
+                ),
+                Some(2)
+            )
+        );
+    }
+}
