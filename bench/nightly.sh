@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# A whole CRM nightly with planrun (PostgreSQL, media and config into a local storage) on the
+# shared fixture, run side by side and alternating with the seed's own script
+# (`baseline.sh SIZE seq`) and the hand-built floor (`baseline.sh SIZE fast`), so that all
+# three see the same machine. Prints the medians, the ratios and planrun's peak memory.
+#
+#   bench/nightly.sh small|large [REPS]        (default REPS=3)
+#
+# Needs the fixture (../shared/bench/fixture.sh create SIZE). Peak memory is planrun's own
+# process (VmHWM sampled from /proc while it runs), not pg_dump's or zstd's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+size=${1:?usage: bench/nightly.sh small|large [REPS]}
+reps=${2:-3}
+source "$SHARED/lib.sh"
+fixture_env "$size"
+pg_running || "$SHARED/fixture.sh" start "$size"
+
+cargo build --release --quiet
+BIN=$ROOT/target/release/planrun
+OUT=$(mktemp -d "${BENCH_OUT}-nightly.XXXXXX")
+trap 'rm -rf "$OUT"' EXIT
+
+# The plan a user of the fixture would write: the seed's three sources, one local storage.
+cat > "$OUT/nightly.yaml" <<EOF
+version: 1
+name: bench-nightly
+sources:
+  db: { postgres: { database: crm, host: "$PGHOST", port: $PGPORT, user: "$PGUSER" } }
+  media: { directory: { path: "$FX/app/media" } }
+  config: { files: ["$FX/app/config/.env", "$FX/app/config/settings.py"] }
+storage:
+  local: { local: { path: "$OUT/backups" } }
+retention: { keep_last: 1 }
+steps:
+  - { id: db, backup: db }
+  - { id: media, backup: media }
+  - { id: config, backup: config }
+EOF
+"$BIN" validate "$OUT/nightly.yaml" > /dev/null
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# The TOTAL_wall of the last rep baseline.sh appended to its raw log.
+baseline_total() { awk -F'\t' -v s="$size" -v m="$1" '$3==s && $4==m && $6=="TOTAL_wall" {t=$7} END {print t}' "$BENCH_OUT/baseline.tsv"; }
+
+run_planrun() {
+  rm -rf "$OUT/backups" "$OUT/state"; sync
+  local t0 pid hwm=0 h
+  t0=$(now)
+  "$BIN" execute --state-dir "$OUT/state" "$OUT/nightly.yaml" > /dev/null 2> "$OUT/planrun.err" &
+  pid=$!
+  while kill -0 "$pid" 2> /dev/null; do
+    h=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2> /dev/null || true)
+    [ -n "$h" ] && [ "$h" -gt "$hwm" ] && hwm=$h
+    sleep 0.05
+  done
+  wait "$pid" || { cat "$OUT/planrun.err" >&2; exit 1; }
+  elapsed "$t0" >> "$OUT/planrun.s"
+  echo "$hwm" >> "$OUT/planrun.kib"
+}
+
+: > "$OUT/planrun.s"; : > "$OUT/seq.s"; : > "$OUT/fast.s"; : > "$OUT/planrun.kib"
+for rep in $(seq 1 "$reps"); do
+  # Rotate the order each rep so no variant always runs first (or right after another).
+  case $((rep % 3)) in
+    1) order="planrun fast seq" ;;
+    2) order="fast seq planrun" ;;
+    0) order="seq planrun fast" ;;
+  esac
+  for v in $order; do
+    wait_quiet 2>> "$OUT/quiet.log"
+    case $v in
+      planrun) run_planrun ;;
+      *) QUIET_TIMEOUT=0 "$SHARED/baseline.sh" "$size" "$v" 1 > /dev/null
+         baseline_total "$v" >> "$OUT/$v.s" ;;
+    esac
+  done
+done
+
+p=$(median < "$OUT/planrun.s"); s=$(median < "$OUT/seq.s"); f=$(median < "$OUT/fast.s")
+k=$(median < "$OUT/planrun.kib")
+awk -v p="$p" -v s="$s" -v f="$f" -v k="$k" -v size="$size" -v reps="$reps" 'BEGIN {
+  printf "nightly on %s, %d alternating reps, medians\n", size, reps
+  printf "seed script (baseline seq) : %7.2f s\n", s
+  printf "hand-built floor (fast)    : %7.2f s\n", f
+  printf "planrun execute            : %7.2f s  = %.2fx the floor, %.2fx the seed script\n", p, p / f, p / s
+  printf "planrun peak RSS           : %7.1f MiB\n", k / 1024
+}'
