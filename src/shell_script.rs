@@ -1057,7 +1057,9 @@ impl Lexer<'_> {
         for mut doc in std::mem::take(&mut self.heredocs) {
             doc.to_shell |= fed_shell;
             let first_hole = self.holes.len();
-            let body_start = self.out.len();
+            // The body starts a piece of its own, so rewriting it leaves the line above alone.
+            self.out.push(Piece::Text(String::new()));
+            let body_start = self.out.len() - 1;
             loop {
                 if self.i >= self.c.len() {
                     break;
@@ -1209,6 +1211,10 @@ impl Lexer<'_> {
 fn refuse(class: Class, slot: &Slot) -> Option<(String, String)> {
     match class {
         Class::Word => None,
+        Class::Arith | Class::Name if slot.secret => Some((
+            "a secret stands where bash evaluates text as code (arithmetic or a variable name)".into(),
+            "use the secret only as data, for example `\"{{secrets.NAME}}\"` as an argument".into(),
+        )),
         Class::Arith if is_integer(&slot.value) && !slot.secret => None,
         Class::Arith => Some((
             "the value stands in bash arithmetic, which runs text such as `a[$(cmd)]` as code, and it is not a plain integer".into(),
@@ -1338,4 +1344,113 @@ fn reads_code_from_stdin(words: &[String]) -> bool {
         .iter()
         .any(|a| !a.starts_with('-') || (a.contains('c') && !a.starts_with("--")))
         || args.iter().any(|a| a == "-s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREFIX: &str = "__T_";
+
+    fn slots(values: &[&str]) -> Vec<Slot> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Slot {
+                var: format!("PLANRUN_V_{}", i + 1),
+                value: (*v).to_owned(),
+                secret: false,
+            })
+            .collect()
+    }
+
+    fn script(text: &str, values: &[&str]) -> Result<String, Refusal> {
+        place(text, PREFIX, &slots(values)).map(|p| p.script)
+    }
+
+    #[test]
+    fn references_are_quoted_for_where_they_stand() {
+        assert_eq!(
+            script(
+                "echo __T_0__ \"a __T_0__\" 'b __T_0__' $'c __T_0__'",
+                &["v"]
+            )
+            .unwrap(),
+            r#"echo "${PLANRUN_V_1}" "a ${PLANRUN_V_1}" 'b '"${PLANRUN_V_1}"'' $'c '"${PLANRUN_V_1}"$''"#
+        );
+        assert_eq!(
+            script("echo \"${x:-__T_0__}\" ${!__T_0__}", &["v"]).unwrap(),
+            r#"echo "${x:-"${PLANRUN_V_1}"}" ${!PLANRUN_V_1}"#
+        );
+    }
+
+    #[test]
+    fn here_strings_are_words_not_here_documents() {
+        assert_eq!(
+            script("cat <<< __T_0__\necho next", &["v"]).unwrap(),
+            "cat <<< \"${PLANRUN_V_1}\"\necho next"
+        );
+    }
+
+    #[test]
+    fn quoted_here_documents_with_values_become_unquoted_with_escaped_text() {
+        assert_eq!(
+            script("cat <<'EOF'\n$HOME `x` \\ __T_0__\nEOF\n", &["v"]).unwrap(),
+            "cat <<EOF\n\\$HOME \\`x\\` \\\\ ${PLANRUN_V_1}\nEOF\n"
+        );
+        // Without a value the document is left exactly as written.
+        assert_eq!(
+            script("cat <<'EOF'\n$HOME\nEOF\n", &[]).unwrap(),
+            "cat <<'EOF'\n$HOME\nEOF\n"
+        );
+    }
+
+    #[test]
+    fn arithmetic_takes_integers_only() {
+        assert!(script("echo $(( __T_0__ + 1 ))", &["-12"]).is_ok());
+        for bad in ["1+1", "x", "08", "a[$(id)]", " 1", ""] {
+            let refusal = script("echo $(( __T_0__ + 1 ))", &[bad]).unwrap_err();
+            assert_eq!((refusal.line, refusal.column), (1, 10), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_take_identifiers_only() {
+        assert!(script("printf -v __T_0__ x", &["out_1"]).is_ok());
+        let refusal = script("echo a\n  [[ -v __T_0__ ]]", &["a[$(id)]"]).unwrap_err();
+        assert_eq!((refusal.line, refusal.column), (2, 9));
+        assert!(
+            refusal.reason.contains("plain identifier"),
+            "{}",
+            refusal.reason
+        );
+    }
+
+    #[test]
+    fn commands_take_no_value() {
+        for text in [
+            "eval \"echo __T_0__\"",
+            "bash -c 'echo __T_0__'",
+            "trap 'rm __T_0__' EXIT",
+            "echo __T_0__ | sh",
+            "ssh host ls __T_0__",
+        ] {
+            let refusal = script(text, &["safe"]).unwrap_err();
+            assert!(
+                refusal.reason.contains("run as code"),
+                "{text}: {}",
+                refusal.reason
+            );
+        }
+        // An argument after the `-c` script is data.
+        assert!(script("bash -c 'echo \"$1\"' _ __T_0__", &["v"]).is_ok());
+        assert!(script("ssh -i key __T_0__ uptime", &["host"]).is_ok());
+    }
+
+    #[test]
+    fn variables_copied_from_a_value_and_used_in_arithmetic_make_it_arithmetic() {
+        assert!(script("x=__T_0__\necho $(( x + 1 ))", &["a[$(id)]"]).is_err());
+        assert!(script("x=__T_0__\necho $(( x + 1 ))", &["4"]).is_ok());
+        assert!(script("x=__T_0__\necho \"$x\"", &["a[$(id)]"]).is_ok());
+    }
 }

@@ -757,41 +757,76 @@ mod tests {
     }
 
     #[test]
-    fn shell_rendering_quotes_values_and_hides_secrets() {
+    fn shell_values_and_secrets_become_environment_references() {
         let renderer = Renderer::new(Utc::now(), Tz::UTC, BTreeMap::new());
         let context = serde_json::json!({
             "vars": {"evil": "x\"; touch /tmp/pwned; \""},
             "secrets": {"db_password": "hunter2"},
         });
-        let (script, env) = renderer
-            .render_shell("echo {{vars.evil}} {{secrets.db_password}}", &context)
+        let out = renderer
+            .render_shell(
+                "echo {{vars.evil}} \"{{vars.evil}}\" '{{quote vars.evil}}' {{secrets.db_password}}",
+                &context,
+            )
             .unwrap();
         assert_eq!(
-            script,
-            "echo 'x\"; touch /tmp/pwned; \"' \"${PLANRUN_SECRET_DB_PASSWORD}\""
+            out.script,
+            r#"echo "${PLANRUN_V_1}" "${PLANRUN_V_2}" ''"${PLANRUN_V_3}"'' "${PLANRUN_SECRET_DB_PASSWORD}""#
         );
+        let evil = "x\"; touch /tmp/pwned; \"".to_owned();
         assert_eq!(
-            env,
-            vec![("PLANRUN_SECRET_DB_PASSWORD".into(), "hunter2".into())]
+            out.env,
+            vec![
+                (
+                    "PLANRUN_SECRET_DB_PASSWORD".to_owned(),
+                    "hunter2".to_owned()
+                ),
+                ("PLANRUN_V_1".to_owned(), evil.clone()),
+                ("PLANRUN_V_2".to_owned(), evil.clone()),
+                ("PLANRUN_V_3".to_owned(), evil),
+            ]
         );
-        let (double, _) = renderer
-            .render_shell("echo \"{{vars.evil}}\" '{{quote vars.evil}}'", &context)
-            .unwrap();
-        assert_eq!(
-            double,
-            r#"echo "x\"; touch /tmp/pwned; \"" '''x"; touch /tmp/pwned; "'''"#
-        );
-        let (raw, _) = renderer
+        // Three braces are the one explicit way to insert text as code.
+        let raw = renderer
             .render_shell("echo {{{vars.evil}}}", &context)
             .unwrap();
-        assert_eq!(raw, "echo x\"; touch /tmp/pwned; \"");
-        let (quoted, _) = renderer
-            .render_shell("echo {{quote vars.evil}}", &context)
-            .unwrap();
-        assert_eq!(
-            quoted,
-            script.replace(" \"${PLANRUN_SECRET_DB_PASSWORD}\"", "")
+        assert_eq!(raw.script, "echo x\"; touch /tmp/pwned; \"");
+        assert!(raw.env.is_empty());
+    }
+
+    #[test]
+    fn a_value_that_looks_like_a_token_stays_a_value() {
+        let renderer = Renderer::new(Utc::now(), Tz::UTC, BTreeMap::new());
+        let forged = format!("{}0__", renderer.token_prefix);
+        let context = serde_json::json!({"vars": {"v": forged}, "secrets": {}});
+        let out = renderer.render_shell("echo {{vars.v}}", &context).unwrap();
+        assert_eq!(out.script, "echo \"${PLANRUN_V_1}\"");
+        assert_eq!(out.env, vec![("PLANRUN_V_1".to_owned(), forged)]);
+    }
+
+    #[test]
+    fn refusals_name_the_expression_line_and_column_in_the_script() {
+        let renderer = Renderer::new(Utc::now(), Tz::UTC, BTreeMap::new());
+        let context =
+            serde_json::json!({"vars": {"n": "1+x", "m": "2"}, "secrets": {"pw": "s3cr3t"}});
+        let error = renderer
+            .render_shell("echo start\necho {{vars.m}} $(( {{vars.n}} ))", &context)
+            .unwrap_err();
+        assert!(
+            error.starts_with(
+                "script line 2, column 21: `{{vars.n}}` (`1+x`): the value stands in bash arithmetic"
+            ),
+            "{error}"
         );
+        // A secret is never shown, and never accepted where bash evaluates text.
+        let error = renderer
+            .render_shell("echo $(( {{secrets.pw}} ))", &context)
+            .unwrap_err();
+        assert!(
+            error.starts_with("script line 1, column 10: `{{secrets.pw}}`: a secret stands"),
+            "{error}"
+        );
+        assert!(!error.contains("s3cr3t"), "{error}");
     }
 
     #[test]

@@ -141,6 +141,10 @@ fn contexts() -> Vec<(&'static str, Kind)> {
             Echo(|v| format!("<{v}> $HOME `x` \\\\\n")),
         ),
         ("cat <<\\EOF\n<{{vars.v}}>\nEOF", Echo(angle)),
+        (
+            "cat <<'EOF'\n$UNSET_Y {{vars.v}}\nEOF",
+            Echo(|v| format!("$UNSET_Y {v}\n")),
+        ),
         ("cat <<-EOF\n\t<{{vars.v}}>\n\tEOF", Echo(angle)),
         ("cat <<-'EOF'\n\t<{{vars.v}}>\n\tEOF", Echo(angle)),
         (
