@@ -680,8 +680,8 @@ impl HelperDef for EnvHelper {
     }
 }
 
-/// `{{quote x}}`: POSIX-quotes a value. In a shell step every value is already placed as one
-/// word, so there it passes the value through to that mechanism instead of quoting twice.
+/// `{{quote x}}`: POSIX-quotes a value. In a shell step every value already becomes an
+/// environment reference, so there it passes the value through to that mechanism.
 struct QuoteHelper {
     shell: bool,
 }
