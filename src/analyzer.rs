@@ -555,7 +555,17 @@ impl Analyzer<'_> {
                 secrets: secrets.clone(),
                 secrets_allowed: !in_argv,
             };
-            for problem in template::check(&text, &scope) {
+            let mut problems = template::check(&text, &scope);
+            if problems.is_empty() && pointer.ends_with("/shell") {
+                // A value bash would run as code refuses the plan before any night runs it.
+                problems.extend(template::check_shell(&text, &self.plan.vars, &secrets).map(
+                    |(message, help)| template::Problem {
+                        message,
+                        help: Some(help),
+                    },
+                ));
+            }
+            for problem in problems {
                 let mut d =
                     Diagnostic::error(Layer::Template, problem.message).path(key_path(&pointer));
                 if let Some(help) = problem.help {

@@ -461,12 +461,14 @@ impl StepRenderer<'_> {
                 }
             }
             StepKind::Shell(script) => {
-                let (script, secret_env) = self
+                let rendered = self
                     .renderer
                     .render_shell(script, self.context)
                     .map_err(|m| (format!("{pointer}/shell"), m))?;
-                env.extend(secret_env);
-                Action::Shell { script }
+                env.extend(rendered.env);
+                Action::Shell {
+                    script: rendered.script,
+                }
             }
             StepKind::Backup(source) => Action::Backup {
                 source: source.to_owned(),

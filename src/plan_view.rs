@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::exec_plan::{Action, ExecPlan, ExecStep};
 use crate::graph;
 use crate::plan::OnFailure;
+use crate::redact::Redactor;
 use crate::template::display_quote;
 
 /// The stages of the plan's `steps`, as indexes. Validated plans have no cycles.
@@ -105,6 +106,12 @@ pub fn describe(action: &Action) -> String {
     }
 }
 
+/// True for the variables a shell script's references read, which are shown with their values.
+fn is_reference(name: &str, action: &Action) -> bool {
+    matches!(action, Action::Shell { .. })
+        && (name.starts_with("PLANRUN_V_") || name.starts_with("PLANRUN_SECRET_"))
+}
+
 fn attributes(step: &ExecStep) -> Vec<String> {
     let mut attrs = Vec::new();
     if !step.needs.is_empty() {
@@ -128,15 +135,14 @@ fn attributes(step: &ExecStep) -> Vec<String> {
     if let Some(cwd) = &step.cwd {
         attrs.push(format!("in {}", cwd.display()));
     }
-    if !step.env.is_empty() {
-        attrs.push(format!(
-            "env {}",
-            step.env
-                .iter()
-                .map(|(k, _)| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    let own_env: Vec<&str> = step
+        .env
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !is_reference(k, &step.action))
+        .collect();
+    if !own_env.is_empty() {
+        attrs.push(format!("env {}", own_env.join(", ")));
     }
     if let Some(reason) = &step.skip {
         attrs.push(format!("skipped: {reason}"));
@@ -144,7 +150,19 @@ fn attributes(step: &ExecStep) -> Vec<String> {
     attrs
 }
 
-fn write_step(out: &mut String, step: &ExecStep, indent: usize, width: usize) {
+/// What a script reference holds, as shown to a reader: secrets as `***`, other values
+/// quoted on one line. `None` for the step's own `env:` entries.
+fn reference_value(name: &str, value: &str, redactor: &Redactor) -> Option<String> {
+    if name.starts_with("PLANRUN_SECRET_") {
+        Some("***".into())
+    } else if name.starts_with("PLANRUN_V_") {
+        Some(display_quote(&redactor.redact(value)))
+    } else {
+        None
+    }
+}
+
+fn write_step(out: &mut String, step: &ExecStep, indent: usize, width: usize, redactor: &Redactor) {
     let pad = " ".repeat(indent);
     writeln!(
         out,
@@ -155,11 +173,18 @@ fn write_step(out: &mut String, step: &ExecStep, indent: usize, width: usize) {
     )
     .ok();
     let inner = " ".repeat(indent + width + 2);
-    if let Action::Shell { script } = &step.action
-        && script.lines().count() > 1
-    {
-        for line in script.lines() {
-            writeln!(out, "{inner}| {line}").ok();
+    if let Action::Shell { script } = &step.action {
+        if script.lines().count() > 1 {
+            for line in script.lines() {
+                writeln!(out, "{inner}| {line}").ok();
+            }
+        }
+        // The script holds references; say what each one holds, so the reader sees the
+        // values without their ever being part of the script.
+        for (name, value) in &step.env {
+            if let Some(shown) = reference_value(name, value, redactor) {
+                writeln!(out, "{inner}${name} = {shown}").ok();
+            }
         }
     }
     let attrs = attributes(step);
@@ -168,13 +193,20 @@ fn write_step(out: &mut String, step: &ExecStep, indent: usize, width: usize) {
     }
     for rollback in &step.rollback {
         writeln!(out, "{inner}rollback:").ok();
-        write_step(out, rollback, indent + width + 4, rollback.id.len().max(8));
+        write_step(
+            out,
+            rollback,
+            indent + width + 4,
+            rollback.id.len().max(8),
+            redactor,
+        );
     }
 }
 
 /// The text form.
 pub fn text(plan: &ExecPlan) -> String {
     let mut out = String::new();
+    let redactor = Redactor::new(&plan.secret_values);
     let digest: String = plan.digest.chars().take(12).collect();
     writeln!(
         out,
@@ -205,7 +237,7 @@ pub fn text(plan: &ExecPlan) -> String {
     for (n, stage) in stages.iter().enumerate() {
         writeln!(out, "  stage {}", n + 1).ok();
         for &i in stage {
-            write_step(&mut out, &plan.steps[i], 4, width);
+            write_step(&mut out, &plan.steps[i], 4, width, &redactor);
         }
     }
     for (title, list) in [
@@ -215,14 +247,14 @@ pub fn text(plan: &ExecPlan) -> String {
         if !list.is_empty() {
             writeln!(out, "{title}:").ok();
             for step in list {
-                write_step(&mut out, step, 4, width);
+                write_step(&mut out, step, 4, width, &redactor);
             }
         }
     }
     out
 }
 
-fn step_json(step: &ExecStep) -> Value {
+fn step_json(step: &ExecStep, redactor: &Redactor) -> Value {
     json!({
         "id": step.id,
         "name": step.name,
@@ -235,22 +267,39 @@ fn step_json(step: &ExecStep) -> Value {
         "on_failure": step.on_failure,
         "skip": step.skip,
         "cwd": step.cwd,
-        "env": step.env.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
-        "action": action_json(&step.action),
-        "rollback": step.rollback.iter().map(step_json).collect::<Vec<_>>(),
+        "env": step.env.iter().map(|(k, _)| k.clone()).filter(|k| !is_reference(k, &step.action)).collect::<Vec<_>>(),
+        "action": action_json(step, redactor),
+        "rollback": step.rollback.iter().map(|r| step_json(r, redactor)).collect::<Vec<_>>(),
     })
 }
 
-fn action_json(action: &Action) -> Value {
-    match action {
+fn action_json(step: &ExecStep, redactor: &Redactor) -> Value {
+    match &step.action {
         Action::Run { program, args } => json!({ "program": program, "args": args }),
-        Action::Shell { script } => json!({ "script": script }),
+        Action::Shell { script } => {
+            let values: serde_json::Map<String, Value> = step
+                .env
+                .iter()
+                .filter(|(k, _)| is_reference(k, &step.action))
+                .map(|(k, v)| {
+                    let shown = if k.starts_with("PLANRUN_SECRET_") {
+                        "***".to_owned()
+                    } else {
+                        redactor.redact(v).into_owned()
+                    };
+                    (k.clone(), Value::String(shown))
+                })
+                .collect();
+            json!({ "script": script, "values": values })
+        }
         other => json!({ "summary": describe(other) }),
     }
 }
 
 /// The JSON form.
 pub fn json(plan: &ExecPlan) -> Value {
+    let redactor = Redactor::new(&plan.secret_values);
+    let step_json = |s: &ExecStep| step_json(s, &redactor);
     let stages: Vec<Vec<&str>> = stages(plan)
         .iter()
         .map(|stage| stage.iter().map(|&i| plan.steps[i].id.as_str()).collect())
@@ -260,8 +309,8 @@ pub fn json(plan: &ExecPlan) -> Value {
         "file": plan.file,
         "digest": plan.digest,
         "stages": stages,
-        "steps": plan.steps.iter().map(step_json).collect::<Vec<_>>(),
-        "on_failure": plan.on_failure.iter().map(step_json).collect::<Vec<_>>(),
-        "always": plan.always.iter().map(step_json).collect::<Vec<_>>(),
+        "steps": plan.steps.iter().map(&step_json).collect::<Vec<_>>(),
+        "on_failure": plan.on_failure.iter().map(&step_json).collect::<Vec<_>>(),
+        "always": plan.always.iter().map(&step_json).collect::<Vec<_>>(),
     })
 }

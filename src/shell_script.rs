@@ -1,335 +1,1456 @@
-//! Putting template values into bash scripts safely. Rendering leaves a token where each
-//! value goes; this module reads the script the way bash will (quotes, `$'…'`, here-documents)
-//! and writes each value in the form that is one literal word in that place:
-//! `'…'` outside quotes, backslash escapes inside `"…"`, closing and reopening single quotes,
-//! and a variable reference in here-document bodies. Secrets always become variable
-//! references, so their values travel in the environment and never in argv.
+//! Placing template values in bash scripts. Rendering leaves an unforgeable token where each
+//! value goes; this module replaces every token with a reference to an environment variable
+//! that holds the value (`"${PLANRUN_V_1}"`, quoted for where it stands), so a value reaches
+//! bash as data and never as script text. Bash does not re-read an expanded variable as code,
+//! so a context this reader gets wrong costs at worst a wrongly split word.
+//!
+//! Bash does evaluate a variable's text as code in a few places: arithmetic (`$(( ))`,
+//! `(( ))`, `$[ ]`, `let`, `declare -i`, array subscripts, `${x:offset}`, `[[ a -eq b ]]`),
+//! names (`printf -v`, `read`, `[[ -v ]]`, `declare NAME`, `${!x}`) and whole commands
+//! (`eval`, `trap`, `bash -c`, `ssh host CMD`, text piped or fed as a here-document into a
+//! shell). This module finds those places: arithmetic takes only a plain integer, a name only
+//! a plain identifier, and a command no value at all; anything else refuses the script with
+//! its position and the reason. Quoted here-documents with a value in them are rewritten as
+//! unquoted ones whose literal text is escaped, so the value is a reference there too.
 
-/// Where a token stands in the script.
+use std::collections::HashSet;
+
+/// One value a script refers to: the variable it travels in and its text.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub var: String,
+    pub value: String,
+    pub secret: bool,
+}
+
+/// The script as bash gets it, and the variables (name, value) its environment needs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub script: String,
+    pub env: Vec<(String, String)>,
+}
+
+/// Why a script cannot run: a value stands where bash would run it as code.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// 1-based line and column of the value's token in the rendered script.
+    pub line: usize,
+    pub column: usize,
+    /// The slot whose value was refused.
+    pub slot: usize,
+    pub reason: String,
+    pub help: String,
+}
+
+/// How bash treats the text of a value in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Context {
+enum Class {
+    /// Data: any value is safe as a variable reference.
+    Word,
+    /// Arithmetic: bash evaluates the text, so only a plain integer.
+    Arith,
+    /// A variable name (bash evaluates subscripts in it): only a plain identifier.
+    Name,
+    /// A command string another shell parses: no value at all.
+    Code(&'static str),
+}
+
+/// What surrounds a token, which decides how the reference is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quote {
     Plain,
     Double,
     Single,
     AnsiC,
-    Heredoc,
+    /// Inside `$(( ))`, a subscript or an unquoted here-document body: a bare `${VAR}`.
+    Bare,
+    /// The parameter of `${…}` itself: becomes indirection through the variable.
+    ParamName {
+        bang: bool,
+    },
+    /// Where bash takes only a literal name (`for NAME in`): the value, checked to be an
+    /// identifier, is written as is.
+    Literal,
 }
 
-/// A value to place: its text, or the environment variable that carries a secret.
-pub enum Value<'a> {
-    Text(&'a str),
-    Env(&'a str),
+struct Hole {
+    slot: usize,
+    quote: Quote,
+    class: Class,
+    at: usize,
 }
 
-pub const TOKEN_PREFIX: &str = "__PLANRUN_";
-const TOKEN_SUFFIX: &str = "__";
+enum Piece {
+    Text(String),
+    Hole(usize),
+}
 
-/// Replaces every `__PLANRUN_…__` token in `script` through `lookup`, quoted for where it stands.
-/// Unknown tokens are left alone. Returns the script and the variables a here-document needs.
-pub fn substitute<'a>(
-    script: &str,
-    lookup: &dyn Fn(&str) -> Option<Value<'a>>,
-) -> (String, Vec<(String, String)>) {
-    let mut out = String::with_capacity(script.len());
-    let mut extra_env = Vec::new();
-    let chars: Vec<char> = script.chars().collect();
-    let mut i = 0;
-    let mut context = Context::Plain;
-    let mut at_word_start = true;
-    // Here-documents whose bodies start at the next newline: (delimiter, strip leading tabs).
-    let mut pending: Vec<(String, bool)> = Vec::new();
-    let mut heredoc: Option<(String, bool)> = None;
-    let mut line_start = true;
+/// Shells: text after their `-c`, or fed to their standard input, is code.
+const SHELLS: [&str; 11] = [
+    "bash", "sh", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh", "su", "runuser",
+];
+/// Words that run the command after them; skipped to find the command that matters.
+const PREFIXES: [&str; 13] = [
+    "command", "builtin", "exec", "nohup", "time", "sudo", "doas", "env", "nice", "timeout",
+    "setsid", "stdbuf", "xargs",
+];
+/// Variables bash expands as prompts or runs as commands.
+const CODE_VARS: [&str; 5] = ["PS0", "PS1", "PS2", "PS4", "PROMPT_COMMAND"];
+const DECLARERS: [&str; 5] = ["declare", "typeset", "local", "export", "readonly"];
+const ARITH_TESTS: [&str; 6] = ["-eq", "-ne", "-lt", "-le", "-gt", "-ge"];
 
-    while i < chars.len() {
-        // A token can stand anywhere; recognise it before anything else.
-        if chars[i] == '_' {
-            let rest: String = chars[i..].iter().take(200).collect();
-            if let Some(token) = read_token(&rest)
-                && let Some(value) = lookup(&token)
-            {
-                let text = place(&value, context, &mut extra_env, &token);
-                out.push_str(&text);
-                i += token.chars().count();
-                at_word_start = false;
-                line_start = false;
-                continue;
+/// The simple command being read: its finished words (approximate text, quotes removed) and
+/// the holes in the current word.
+#[derive(Default)]
+struct Cmd {
+    words: Vec<String>,
+    word: String,
+    in_word: bool,
+    word_holes: Vec<usize>,
+    /// The holes of each finished word, in step with `words`.
+    holes: Vec<Vec<usize>>,
+    dbracket: bool,
+    /// The word being read is the target of a redirection (`> FILE`, `<<< WORD`): data.
+    redirect: bool,
+}
+
+struct Heredoc {
+    delimiter: String,
+    quoted: bool,
+    strip_tabs: bool,
+    /// The piece holding the delimiter word, rewritten when a quoted body holds a value.
+    piece: usize,
+    to_shell: bool,
+}
+
+struct Lexer<'a> {
+    c: Vec<char>,
+    i: usize,
+    prefix: Vec<char>,
+    slots: &'a [Slot],
+    out: Vec<Piece>,
+    holes: Vec<Hole>,
+    cmds: Vec<Cmd>,
+    integers: HashSet<String>,
+    heredocs: Vec<Heredoc>,
+    /// Holes in the commands of the current pipeline, which become code if it ends in a shell.
+    pipeline: Vec<usize>,
+    /// Shell variables assigned from a value, with those holes: bash evaluates a variable's
+    /// text recursively in arithmetic, so using one there makes its value arithmetic.
+    tainted: std::collections::HashMap<String, Vec<usize>>,
+    /// Classes imposed by an enclosing region (arithmetic) on what nested commands print.
+    forced: Vec<Class>,
+    /// The line's pipeline ended in a shell reading standard input, so here-documents opened
+    /// on it are commands too.
+    line_fed_shell: bool,
+}
+
+/// Replaces every `{prefix}{n}__` token in `script` by a reference to `slots[n].var`.
+pub fn place(script: &str, prefix: &str, slots: &[Slot]) -> Result<Placed, Refusal> {
+    let mut lx = Lexer {
+        c: script.chars().collect(),
+        i: 0,
+        prefix: prefix.chars().collect(),
+        slots,
+        out: Vec::new(),
+        holes: Vec::new(),
+        cmds: vec![Cmd::default()],
+        integers: HashSet::new(),
+        heredocs: Vec::new(),
+        pipeline: Vec::new(),
+        tainted: Default::default(),
+        forced: Vec::new(),
+        line_fed_shell: false,
+    };
+    lx.commands(End::Eof);
+    lx.finish()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    Eof,
+    Paren,
+    Backtick,
+}
+
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+}
+
+/// `NAME=`, `NAME+=`, `NAME[…]=` at the start of a word: the name.
+fn assignment_name(word: &str) -> Option<&str> {
+    let end = word.find(['=', '['])?;
+    let name = word[..end].strip_suffix('+').unwrap_or(&word[..end]);
+    is_name(name).then_some(name)
+}
+
+fn basename(word: &str) -> &str {
+    word.rsplit('/').next().unwrap_or(word)
+}
+
+impl Lexer<'_> {
+    fn peek(&self, k: usize) -> Option<char> {
+        self.c.get(self.i + k).copied()
+    }
+
+    fn starts(&self, text: &str) -> bool {
+        text.chars()
+            .enumerate()
+            .all(|(k, ch)| self.peek(k) == Some(ch))
+    }
+
+    fn text(&mut self, text: &str) {
+        if let Some(Piece::Text(last)) = self.out.last_mut() {
+            last.push_str(text);
+        } else {
+            self.out.push(Piece::Text(text.to_owned()));
+        }
+    }
+
+    /// Copies `n` characters to the output.
+    fn copy(&mut self, n: usize) {
+        let end = (self.i + n).min(self.c.len());
+        let text: String = self.c[self.i..end].iter().collect();
+        self.i = end;
+        self.text(&text);
+    }
+
+    fn cmd(&mut self) -> &mut Cmd {
+        self.cmds.last_mut().expect("a command is always open")
+    }
+
+    /// A token at the current position: its slot and length.
+    fn token(&self) -> Option<(usize, usize)> {
+        if !self.c[self.i..].starts_with(&self.prefix) {
+            return None;
+        }
+        let start = self.i + self.prefix.len();
+        let digits = self.c[start..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        let end = start + digits;
+        if digits == 0 || self.c.get(end) != Some(&'_') || self.c.get(end + 1) != Some(&'_') {
+            return None;
+        }
+        let slot: usize = self.c[start..end].iter().collect::<String>().parse().ok()?;
+        (slot < self.slots.len()).then_some((slot, end + 2 - self.i))
+    }
+
+    /// Replaces the token at the current position, if there is one, by a hole.
+    fn hole(&mut self, quote: Quote, class: Class) -> bool {
+        let Some((slot, len)) = self.token() else {
+            return false;
+        };
+        let index = self.holes.len();
+        self.holes.push(Hole {
+            slot,
+            quote,
+            class,
+            at: self.i,
+        });
+        self.out.push(Piece::Hole(index));
+        self.i += len;
+        let cmd = self.cmd();
+        cmd.in_word = true;
+        cmd.word.push('\u{1}');
+        cmd.word_holes.push(index);
+        self.pipeline.push(index);
+        true
+    }
+
+    fn end_word(&mut self) {
+        let cmd = self.cmd();
+        if !cmd.in_word {
+            return;
+        }
+        let word = std::mem::take(&mut cmd.word);
+        let holes = std::mem::take(&mut cmd.word_holes);
+        cmd.in_word = false;
+        if std::mem::take(&mut cmd.redirect) {
+            return;
+        }
+        if cmd.dbracket && ARITH_TESTS.contains(&word.as_str()) {
+            // The operand before an arithmetic test is arithmetic too.
+            let before = cmd.holes.last().cloned().unwrap_or_default();
+            let before_text = cmd.words.last().cloned().unwrap_or_default();
+            for h in before {
+                self.holes[h].class = self.holes[h].class.max_with(Class::Arith);
+            }
+            self.taint_arith(&before_text);
+        }
+        let cmd = self.cmds.last().expect("a command is always open");
+        let (name, args) = effective(&cmd.words);
+        let arithmetic_word = (cmd.dbracket
+            && cmd
+                .words
+                .last()
+                .is_some_and(|w| ARITH_TESTS.contains(&w.as_str())))
+            || name == "let"
+            || (DECLARERS.contains(&name)
+                && args.iter().any(|a| a.starts_with('-') && a.contains('i'))
+                && word.contains('='))
+            || assignment_name(&word)
+                .is_some_and(|n| word.contains('=') && self.integers.contains(n));
+        if arithmetic_word {
+            self.taint_arith(&word);
+        }
+        let cmd = self.cmd();
+        if cmd.dbracket && word == "]]" {
+            cmd.dbracket = false;
+        }
+        if cmd.words.is_empty() && word == "[[" {
+            cmd.dbracket = true;
+        }
+        let resets = cmd.words.is_empty()
+            && matches!(
+                word.as_str(),
+                "if" | "then"
+                    | "else"
+                    | "elif"
+                    | "do"
+                    | "while"
+                    | "until"
+                    | "!"
+                    | "{"
+                    | "}"
+                    | "time"
+                    | "fi"
+                    | "done"
+            );
+        if !resets {
+            cmd.words.push(word);
+            cmd.holes.push(holes);
+        }
+    }
+
+    /// Ends a simple command: records `declare -i` names, and makes the pipeline's values code
+    /// when its command is a shell reading standard input.
+    fn end_command(&mut self, pipe: bool) {
+        self.end_word();
+        let cmd = std::mem::take(self.cmd());
+        let (name, args) = effective(&cmd.words);
+        if DECLARERS.contains(&name) {
+            let flags: String = args
+                .iter()
+                .filter(|w| w.starts_with('-'))
+                .map(|w| w.as_str())
+                .collect();
+            if flags.contains('i') {
+                for word in args.iter().filter(|w| !w.starts_with('-')) {
+                    let name = word.split(['=', '[']).next().unwrap_or_default();
+                    self.integers.insert(name.to_owned());
+                }
             }
         }
-        let c = chars[i];
-        if let Some((delimiter, strip_tabs)) = &heredoc {
-            // Inside a here-document body: a whole line equal to the delimiter ends it.
-            if line_start {
-                let line: String = chars[i..].iter().take_while(|&&c| c != '\n').collect();
-                let candidate = if *strip_tabs {
+        if reads_code_from_stdin(&cmd.words) {
+            self.line_fed_shell = true;
+            let pipeline = std::mem::take(&mut self.pipeline);
+            for h in pipeline {
+                if !cmd_has_hole(&cmd, h) {
+                    self.holes[h].class =
+                        Class::Code("the text is piped into a shell, which runs it as commands");
+                }
+            }
+        }
+        if !pipe {
+            self.pipeline.clear();
+        }
+    }
+
+    /// Decides how bash treats a value in the current word of the current command.
+    fn classify(&self) -> Class {
+        let Some(cmd) = self.cmds.last() else {
+            return Class::Word;
+        };
+        if cmd.redirect {
+            return Class::Word;
+        }
+        let word = cmd.word.as_str();
+        let words = &cmd.words;
+        let opened_subscript = word.rfind('[').is_some_and(|o| !word[o..].contains(']'));
+        // Assignments before the command name.
+        if words
+            .iter()
+            .all(|w| assignment_name(w).is_some() && w.contains('='))
+        {
+            if let Some(name) = assignment_name(word)
+                && word.contains('=')
+            {
+                return self.assigned(name, false);
+            }
+            if is_name(word.trim_end_matches('\u{1}')) || word.is_empty() {
+                return Class::Word;
+            }
+        }
+        let prev = words.last().map(String::as_str).unwrap_or_default();
+        if cmd.dbracket {
+            if prev == "-v" || prev == "-R" {
+                return name_or_subscript(opened_subscript);
+            }
+            if ARITH_TESTS.contains(&prev) {
+                return Class::Arith;
+            }
+            return Class::Word;
+        }
+        if let Some(code) = code_context(words) {
+            return code;
+        }
+        let (name, args) = effective(words);
+        let options_done = args.iter().any(|a| a == "--");
+        let option = word.starts_with('-') && !options_done;
+        match name {
+            "eval" => Class::Code("`eval` runs its arguments as commands"),
+            "trap" => Class::Code("`trap` runs its argument as a command later"),
+            "let" => Class::Arith,
+            "alias" if word.contains('=') => {
+                Class::Code("an alias is expanded as commands where it is used")
+            }
+            _ if DECLARERS.contains(&name) && !option => {
+                let flags: String = args
+                    .iter()
+                    .filter(|w| w.starts_with(['-', '+']))
+                    .map(|w| w.as_str())
+                    .collect();
+                match word.split_once('=') {
+                    Some((left, _)) => {
+                        if flags.contains('n') {
+                            Class::Name
+                        } else {
+                            let name = left.trim_end_matches('+');
+                            self.assigned(
+                                name.split('[').next().unwrap_or(name),
+                                flags.contains('i'),
+                            )
+                        }
+                    }
+                    None => name_or_subscript(opened_subscript),
+                }
+            }
+            "unset" if !option => name_or_subscript(opened_subscript),
+            "printf" if prev == "-v" => name_or_subscript(opened_subscript),
+            "test" | "[" if prev == "-v" || prev == "-R" => name_or_subscript(opened_subscript),
+            "wait" if prev == "-p" => name_or_subscript(opened_subscript),
+            "read" => match prev {
+                "-a" => Class::Name,
+                "-d" | "-n" | "-N" | "-p" | "-t" | "-u" | "-i" => Class::Word,
+                _ if option => Class::Word,
+                _ => name_or_subscript(opened_subscript),
+            },
+            "mapfile" | "readarray" => match prev {
+                "-C" => Class::Code("`mapfile -C` runs its callback as a command"),
+                "-d" | "-n" | "-O" | "-s" | "-u" | "-c" => Class::Word,
+                _ if option => Class::Word,
+                _ => name_or_subscript(opened_subscript),
+            },
+            "getopts" if args.len() == 1 => Class::Name,
+            "for" | "select" if args.is_empty() => Class::Name,
+            _ => Class::Word,
+        }
+    }
+
+    /// The class of a value assigned to `name`.
+    fn assigned(&self, name: &str, integer: bool) -> Class {
+        if CODE_VARS.contains(&name) {
+            Class::Code("bash expands this variable as a prompt, running what it holds")
+        } else if integer || self.integers.contains(name) {
+            Class::Arith
+        } else {
+            Class::Word
+        }
+    }
+
+    /// Reads commands until `end`.
+    fn commands(&mut self, end: End) {
+        let mut case_patterns = false;
+        while self.i < self.c.len() {
+            if self.hole_here(Quote::Plain) {
+                continue;
+            }
+            let ch = self.c[self.i];
+            let at_word_start = !self.cmd().in_word;
+            match ch {
+                ')' if end == End::Paren && !case_patterns => {
+                    self.end_command(false);
+                    return;
+                }
+                ')' if case_patterns => {
+                    self.copy(1);
+                    self.end_command(false);
+                    case_patterns = false;
+                }
+                '`' if end == End::Backtick => {
+                    self.end_command(false);
+                    return;
+                }
+                ' ' | '\t' => {
+                    self.end_word();
+                    let word_was = self.cmds.last().and_then(|c| c.words.last().cloned());
+                    self.copy(1);
+                    self.after_word(word_was.as_deref(), &mut case_patterns);
+                }
+                '\\' if self.peek(1) == Some('\n') => self.copy(2),
+                '\\' => {
+                    self.cmd().in_word = true;
+                    if let Some(next) = self.peek(1) {
+                        self.cmd().word.push(next);
+                    }
+                    self.copy(2);
+                }
+                '\n' => {
+                    self.end_word();
+                    let word_was = self.cmds.last().and_then(|c| c.words.last().cloned());
+                    self.after_word(word_was.as_deref(), &mut case_patterns);
+                    self.end_command(false);
+                    self.copy(1);
+                    self.heredoc_bodies();
+                }
+                '#' if at_word_start => {
+                    // A value in a comment is still a reference, so the text stays readable
+                    // and no token is left behind.
+                    while self.i < self.c.len() && self.c[self.i] != '\n' {
+                        if !self.hole(Quote::Plain, Class::Word) {
+                            self.copy(1);
+                        }
+                    }
+                }
+                ';' | '&' | '|' => {
+                    let word_was = {
+                        self.end_word();
+                        self.cmds.last().and_then(|c| c.words.last().cloned())
+                    };
+                    self.after_word(word_was.as_deref(), &mut case_patterns);
+                    let pipe = ch == '|' && self.peek(1) != Some('|');
+                    let double =
+                        self.peek(1) == Some(ch) || (ch == '|' && self.peek(1) == Some('&'));
+                    if ch == ';' && double {
+                        case_patterns = true;
+                    }
+                    if self.cmds.last().is_some_and(|c| c.dbracket) {
+                        // `&&` and `||` inside `[[ ]]` join tests, not commands.
+                        self.copy(if double { 2 } else { 1 });
+                        continue;
+                    }
+                    self.end_command(pipe);
+                    self.copy(if double { 2 } else { 1 });
+                }
+                '(' if at_word_start && self.peek(1) == Some('(') => {
+                    self.copy(2);
+                    self.arith("))");
+                }
+                '(' if self.cmds.last().is_some_and(|c| c.dbracket) => self.copy(1),
+                '(' if !at_word_start && self.peek(1) == Some(')') => {
+                    // `name()`: a function definition; its body starts a new command.
+                    self.copy(2);
+                    self.end_command(false);
+                }
+                '(' if !at_word_start && self.cmd().word.ends_with('=') => {
+                    self.copy(1);
+                    self.array_elements();
+                }
+                '(' => {
+                    self.copy(1);
+                    if !case_patterns {
+                        self.nested(End::Paren);
+                        if self.peek(0) == Some(')') {
+                            self.copy(1);
+                        }
+                    }
+                }
+                '<' | '>' if self.peek(1) == Some('(') => {
+                    self.cmd().in_word = true;
+                    self.copy(2);
+                    self.nested(End::Paren);
+                    if self.peek(0) == Some(')') {
+                        self.copy(1);
+                    }
+                }
+                '<' if self.starts("<<<") => {
+                    self.end_word();
+                    self.copy(3);
+                    self.cmd().redirect = true;
+                }
+                '<' if self.starts("<<") && !self.cmds.last().is_some_and(|c| c.dbracket) => {
+                    self.end_word();
+                    self.heredoc_operator();
+                }
+                '<' | '>' if !self.cmds.last().is_some_and(|c| c.dbracket) => {
+                    self.end_word();
+                    while matches!(self.peek(0), Some('<' | '>' | '&' | '|')) {
+                        self.copy(1);
+                    }
+                    self.cmd().redirect = true;
+                }
+                '[' if !at_word_start
+                    && self.cmds.last().is_some_and(|c| {
+                        c.words.iter().all(|w| w.contains('=')) && is_name(&c.word)
+                    }) =>
+                {
+                    // `NAME[subscript]=`: the subscript is arithmetic.
+                    self.cmd().word.push('[');
+                    self.copy(1);
+                    self.arith("]");
+                    self.cmd().word.push(']');
+                }
+                _ => {
+                    if !self.word_part() {
+                        self.cmd().in_word = true;
+                        self.cmd().word.push(ch);
+                        self.copy(1);
+                    }
+                }
+            }
+        }
+        self.end_command(false);
+    }
+
+    /// After a word ends: `case … in` starts the patterns, `esac` ends them.
+    fn after_word(&mut self, word: Option<&str>, case_patterns: &mut bool) {
+        let Some(cmd) = self.cmds.last() else {
+            return;
+        };
+        if word == Some("in") && cmd.words.first().map(String::as_str) == Some("case") {
+            *case_patterns = true;
+            self.end_command(false);
+        } else if word == Some("esac") {
+            *case_patterns = false;
+        }
+    }
+
+    /// A token at the current position, classified for the current word.
+    fn hole_here(&mut self, quote: Quote) -> bool {
+        if self.token().is_none() {
+            return false;
+        }
+        let class = self.classify();
+        let quote = match self.cmds.last().map(|c| effective(&c.words)) {
+            Some(("for" | "select", [])) if quote == Quote::Plain => Quote::Literal,
+            _ => quote,
+        };
+        let assigned = self.assigned_variable();
+        let index = self.holes.len();
+        let placed = self.hole(quote, class);
+        if placed && let Some(name) = assigned {
+            self.tainted.entry(name).or_default().push(index);
+        }
+        placed
+    }
+
+    /// The shell variable the current word assigns to, if it is an assignment.
+    fn assigned_variable(&self) -> Option<String> {
+        let cmd = self.cmds.last()?;
+        let word = cmd.word.as_str();
+        word.contains('=').then_some(())?;
+        let before_command = cmd
+            .words
+            .iter()
+            .all(|w| assignment_name(w).is_some() && w.contains('='));
+        if before_command || DECLARERS.contains(&effective(&cmd.words).0) {
+            let left = word.split('=').next().unwrap_or_default();
+            let name = left
+                .split('[')
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('+');
+            return is_name(name).then(|| name.to_owned());
+        }
+        None
+    }
+
+    /// Makes arithmetic the values of every tainted variable `text` names.
+    fn taint_arith(&mut self, text: &str) {
+        let names: Vec<&str> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| is_name(w))
+            .collect();
+        for name in names {
+            if let Some(holes) = self.tainted.get(name) {
+                for &h in holes {
+                    self.holes[h].class = self.holes[h].class.max_with(Class::Arith);
+                }
+            }
+        }
+    }
+
+    /// Parts of a word that open quotes or expansions. Returns false if the character is plain.
+    fn word_part(&mut self) -> bool {
+        let ch = self.c[self.i];
+        self.cmd().in_word = true;
+        match ch {
+            '\'' => {
+                self.copy(1);
+                self.single(Quote::Single);
+            }
+            '"' => {
+                self.copy(1);
+                self.double();
+            }
+            '$' if self.peek(1) == Some('\'') => {
+                self.copy(2);
+                self.single(Quote::AnsiC);
+            }
+            '$' if self.peek(1) == Some('"') => {
+                self.copy(2);
+                self.double();
+            }
+            '$' | '`' => return self.expansion(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// `$((`, `$[`, `$(`, `${` and backticks. Returns false for a lone `$`.
+    fn expansion(&mut self) -> bool {
+        if self.starts("$((") {
+            self.copy(3);
+            self.arith("))");
+        } else if self.starts("$[") {
+            self.copy(2);
+            self.arith("]");
+        } else if self.starts("$(") {
+            self.copy(2);
+            self.nested(End::Paren);
+            if self.peek(0) == Some(')') {
+                self.copy(1);
+            }
+        } else if self.starts("${") {
+            self.copy(2);
+            self.parameter();
+        } else if self.peek(0) == Some('`') {
+            self.copy(1);
+            self.nested(End::Backtick);
+            if self.peek(0) == Some('`') {
+                self.copy(1);
+            }
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// Commands inside `$( )`, `( )`, `<( )` or backticks, with their own command state.
+    /// What a nested command prints lands where the substitution stands, so its values take
+    /// that place's class too (`eval $(echo {{v}})`, `$(( $(echo {{v}}) ))`).
+    fn nested(&mut self, end: End) {
+        let pipeline = std::mem::take(&mut self.pipeline);
+        let first = self.holes.len();
+        self.cmds.push(Cmd::default());
+        self.commands(end);
+        self.cmds.pop();
+        self.pipeline = pipeline;
+        let mut class = self.classify();
+        if let Some(&forced) = self.forced.last() {
+            class = class.max_with(forced);
+        }
+        for h in first..self.holes.len() {
+            self.holes[h].class = self.holes[h].class.max_with(class);
+            self.pipeline.push(h);
+        }
+    }
+
+    fn single(&mut self, quote: Quote) {
+        while self.i < self.c.len() {
+            if self.hole_here(quote) {
+                continue;
+            }
+            match self.c.get(self.i).copied().unwrap_or_default() {
+                '\\' if quote == Quote::AnsiC => {
+                    self.copy(2);
+                }
+                '\'' => {
+                    self.copy(1);
+                    return;
+                }
+                ch => {
+                    self.cmd().word.push(ch);
+                    self.copy(1);
+                }
+            }
+        }
+    }
+
+    fn double(&mut self) {
+        while self.i < self.c.len() {
+            if self.hole_here(Quote::Double) {
+                continue;
+            }
+            match self.c.get(self.i).copied().unwrap_or_default() {
+                '\\' => {
+                    if let Some(next) = self.peek(1) {
+                        self.cmd().word.push(next);
+                    }
+                    self.copy(2);
+                }
+                '"' => {
+                    self.copy(1);
+                    return;
+                }
+                '$' | '`' if self.expansion() => {}
+                ch => {
+                    self.cmd().word.push(ch);
+                    self.copy(1);
+                }
+            }
+        }
+    }
+
+    /// Arithmetic up to `close` (`))` or `]`), with nested parentheses or brackets. Quotes do
+    /// not protect anything here, so every value inside is arithmetic.
+    fn arith(&mut self, close: &str) {
+        self.forced.push(Class::Arith);
+        self.arith_region(close);
+        self.forced.pop();
+    }
+
+    fn arith_region(&mut self, close: &str) {
+        let (open, shut) = if close == "]" { ('[', ']') } else { ('(', ')') };
+        let mut depth = 0usize;
+        let start = self.i;
+        while self.i < self.c.len() {
+            if self.token().is_some() {
+                self.hole(Quote::Bare, Class::Arith);
+                continue;
+            }
+            if depth == 0 && self.starts(close) {
+                let text: String = self.c[start..self.i].iter().collect();
+                self.taint_arith(&text);
+                self.copy(close.chars().count());
+                return;
+            }
+            match self.c.get(self.i).copied().unwrap_or_default() {
+                '$' | '`' if self.expansion() => {}
+                '\\' => self.copy(2),
+                ch if ch == open => {
+                    depth += 1;
+                    self.copy(1);
+                }
+                ch if ch == shut => {
+                    depth = depth.saturating_sub(1);
+                    self.copy(1);
+                }
+                _ => self.copy(1),
+            }
+        }
+    }
+
+    /// `${…}` after the `${`.
+    fn parameter(&mut self) {
+        let bang = self.peek(0) == Some('!');
+        if bang || (self.peek(0) == Some('#') && self.peek(1) != Some('}')) {
+            self.copy(1);
+        }
+        if self.token().is_some() {
+            self.hole(Quote::ParamName { bang }, Class::Name);
+        } else {
+            while self
+                .peek(0)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                self.copy(1);
+            }
+            if self.peek(0).is_some_and(|c| "@*#?$!-".contains(c))
+                && self.c.get(self.i - 1) == Some(&'{')
+            {
+                self.copy(1);
+            }
+        }
+        if self.peek(0) == Some('[') {
+            self.copy(1);
+            self.arith("]");
+        }
+        match self.peek(0) {
+            Some('}') => {
+                self.copy(1);
+                return;
+            }
+            Some(':') if !self.peek(1).is_some_and(|c| "-=?+".contains(c)) => {
+                // `${x:offset:length}`: both are arithmetic.
+                self.copy(1);
+                self.arith("}");
+                return;
+            }
+            _ => {}
+        }
+        self.parameter_word();
+    }
+
+    /// The word of `${x:-word}`, `${x#pattern}`, `${x/a/b}`: data, quoted as a word.
+    fn parameter_word(&mut self) {
+        let mut depth = 0usize;
+        while self.i < self.c.len() {
+            if self.hole_here(Quote::Plain) {
+                continue;
+            }
+            match self.c.get(self.i).copied().unwrap_or_default() {
+                '}' if depth == 0 => {
+                    self.copy(1);
+                    return;
+                }
+                '{' => {
+                    depth += 1;
+                    self.copy(1);
+                }
+                '}' => {
+                    depth -= 1;
+                    self.copy(1);
+                }
+                '\\' => self.copy(2),
+                '\'' => {
+                    self.copy(1);
+                    self.single(Quote::Single);
+                }
+                '"' => {
+                    self.copy(1);
+                    self.double();
+                }
+                '$' | '`' if self.expansion() => {}
+                _ => self.copy(1),
+            }
+        }
+    }
+
+    /// The elements of `NAME=( … )`: words, with `[subscript]=` arithmetic.
+    fn array_elements(&mut self) {
+        let name = assignment_name(&self.cmd().word)
+            .unwrap_or_default()
+            .to_owned();
+        let integer = self.integers.contains(&name)
+            || effective(&self.cmd().words)
+                .1
+                .iter()
+                .any(|w| w.starts_with('-') && w.contains('i'));
+        let class = if integer { Class::Arith } else { Class::Word };
+        while self.i < self.c.len() {
+            if self.token().is_some() {
+                self.hole(Quote::Plain, class);
+                continue;
+            }
+            match self.c.get(self.i).copied().unwrap_or_default() {
+                ')' => {
+                    self.copy(1);
+                    return;
+                }
+                '[' => {
+                    self.copy(1);
+                    self.arith("]");
+                }
+                '\\' => self.copy(2),
+                '\'' => {
+                    self.copy(1);
+                    self.single_with(Quote::Single, class);
+                }
+                '"' => {
+                    self.copy(1);
+                    self.double_with(class);
+                }
+                '$' | '`' if self.expansion() => {}
+                _ => self.copy(1),
+            }
+        }
+    }
+
+    fn single_with(&mut self, quote: Quote, class: Class) {
+        while self.i < self.c.len() {
+            if self.token().is_some() {
+                self.hole(quote, class);
+                continue;
+            }
+            let ch = self.c[self.i];
+            self.copy(1);
+            if ch == '\'' {
+                return;
+            }
+        }
+    }
+
+    fn double_with(&mut self, class: Class) {
+        while self.i < self.c.len() {
+            if self.token().is_some() {
+                self.hole(Quote::Double, class);
+                continue;
+            }
+            match self.c.get(self.i).copied().unwrap_or_default() {
+                '\\' => self.copy(2),
+                '"' => {
+                    self.copy(1);
+                    return;
+                }
+                '$' | '`' if self.expansion() => {}
+                _ => self.copy(1),
+            }
+        }
+    }
+
+    /// `<<WORD`, `<<-WORD`, `<<'WORD'`, `<<"WORD"`, `<<\WORD`: the body starts at the next
+    /// newline.
+    fn heredoc_operator(&mut self) {
+        let strip_tabs = self.peek(2) == Some('-');
+        self.copy(if strip_tabs { 3 } else { 2 });
+        while matches!(self.peek(0), Some(' ' | '\t')) {
+            self.copy(1);
+        }
+        let start = self.i;
+        let mut delimiter = String::new();
+        let mut quoted = false;
+        while let Some(ch) = self.peek(0) {
+            match ch {
+                '\'' | '"' => {
+                    quoted = true;
+                    self.i += 1;
+                    while let Some(q) = self.peek(0) {
+                        self.i += 1;
+                        if q == ch {
+                            break;
+                        }
+                        delimiter.push(q);
+                    }
+                }
+                '\\' => {
+                    quoted = true;
+                    self.i += 1;
+                    if let Some(q) = self.peek(0) {
+                        delimiter.push(q);
+                        self.i += 1;
+                    }
+                }
+                c if c.is_whitespace() || ";&|<>()".contains(c) => break,
+                c => {
+                    delimiter.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+        let raw: String = self.c[start..self.i].iter().collect();
+        self.out.push(Piece::Text(raw));
+        let piece = self.out.len() - 1;
+        let to_shell = self
+            .cmds
+            .last()
+            .is_some_and(|c| reads_code_from_stdin(&c.words));
+        if !delimiter.is_empty() {
+            self.heredocs.push(Heredoc {
+                delimiter,
+                quoted,
+                strip_tabs,
+                piece,
+                to_shell,
+            });
+        }
+        // Text after the delimiter must not merge with it.
+        self.out.push(Piece::Text(String::new()));
+    }
+
+    /// Reads the bodies of the here-documents opened on the line that just ended.
+    fn heredoc_bodies(&mut self) {
+        let fed_shell = std::mem::take(&mut self.line_fed_shell);
+        for mut doc in std::mem::take(&mut self.heredocs) {
+            doc.to_shell |= fed_shell;
+            let first_hole = self.holes.len();
+            // The body starts a piece of its own, so rewriting it leaves the line above alone.
+            self.out.push(Piece::Text(String::new()));
+            let body_start = self.out.len() - 1;
+            loop {
+                if self.i >= self.c.len() {
+                    break;
+                }
+                let line: String = self.c[self.i..]
+                    .iter()
+                    .take_while(|&&c| c != '\n')
+                    .collect();
+                let candidate = if doc.strip_tabs {
                     line.trim_start_matches('\t')
                 } else {
                     line.as_str()
                 };
-                if candidate == delimiter {
-                    out.push_str(&line);
-                    i += line.chars().count();
-                    heredoc = None;
-                    context = Context::Plain;
-                    continue;
+                if candidate == doc.delimiter {
+                    self.copy(line.chars().count());
+                    break;
+                }
+                self.body_line(&doc);
+                if self.peek(0) == Some('\n') {
+                    self.copy(1);
                 }
             }
-            out.push(c);
-            line_start = c == '\n';
-            i += 1;
-            continue;
-        }
-        match context {
-            Context::Plain => match c {
-                '\\' => {
-                    out.push(c);
-                    if let Some(&next) = chars.get(i + 1) {
-                        out.push(next);
-                        i += 1;
-                    }
-                }
-                '\'' => context = Context::Single,
-                '"' => context = Context::Double,
-                '$' if chars.get(i + 1) == Some(&'\'') => {
-                    out.push('$');
-                    i += 1;
-                    context = Context::AnsiC;
-                    out.push('\'');
-                    i += 1;
-                    line_start = false;
-                    at_word_start = false;
-                    continue;
-                }
-                '#' if at_word_start => {
-                    // A comment runs to the end of the line; copy it as it is.
-                    while i < chars.len() && chars[i] != '\n' {
-                        out.push(chars[i]);
-                        i += 1;
-                    }
-                    continue;
-                }
-                '<' if chars.get(i + 1) == Some(&'<') && chars.get(i + 2) != Some(&'<') => {
-                    let (consumed, delimiter, strip_tabs) = read_heredoc_operator(&chars[i..]);
-                    if let Some(delimiter) = delimiter {
-                        pending.push((delimiter, strip_tabs));
-                    }
-                    out.extend(&chars[i..i + consumed]);
-                    i += consumed;
-                    at_word_start = true;
-                    line_start = false;
-                    continue;
-                }
-                '\n' if !pending.is_empty() => {
-                    heredoc = Some(pending.remove(0));
-                    context = Context::Heredoc;
-                }
-                _ => {}
-            },
-            Context::Double => match c {
-                '\\' => {
-                    out.push(c);
-                    if let Some(&next) = chars.get(i + 1) {
-                        out.push(next);
-                        i += 1;
-                    }
-                }
-                '"' => context = Context::Plain,
-                _ => {}
-            },
-            Context::Single => {
-                if c == '\'' {
-                    context = Context::Plain;
-                }
+            let class = if doc.to_shell {
+                Class::Code("this here-document is read by a shell, which runs it as commands")
+            } else {
+                Class::Word
+            };
+            for h in first_hole..self.holes.len() {
+                self.holes[h].class = self.holes[h].class.max_with(class);
             }
-            Context::AnsiC => match c {
-                '\\' => {
-                    out.push(c);
-                    if let Some(&next) = chars.get(i + 1) {
-                        out.push(next);
-                        i += 1;
-                    }
-                }
-                '\'' => context = Context::Plain,
-                _ => {}
-            },
-            Context::Heredoc => {}
+            if doc.quoted && self.holes.len() > first_hole {
+                self.unquote_heredoc(&doc, body_start, first_hole);
+            }
         }
-        out.push(c);
-        at_word_start = c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')');
-        line_start = c == '\n';
-        if c == '\n' && context == Context::Heredoc && heredoc.is_none() {
-            context = Context::Plain;
-        }
-        i += 1;
     }
-    (out, extra_env)
-}
 
-fn read_token(rest: &str) -> Option<String> {
-    let body = rest.strip_prefix(TOKEN_PREFIX)?;
-    let end = body.find(TOKEN_SUFFIX)?;
-    let name = &body[..end];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return None;
-    }
-    Some(format!("{TOKEN_PREFIX}{name}{TOKEN_SUFFIX}"))
-}
-
-/// Reads `<<WORD`, `<<-WORD`, `<<'WORD'`, `<<"WORD"`, `<<\WORD`; returns how many characters
-/// the operator and word take, the delimiter, and whether leading tabs are stripped.
-fn read_heredoc_operator(chars: &[char]) -> (usize, Option<String>, bool) {
-    let mut i = 2;
-    let strip_tabs = chars.get(i) == Some(&'-');
-    if strip_tabs {
-        i += 1;
-    }
-    while chars.get(i).is_some_and(|c| *c == ' ' || *c == '\t') {
-        i += 1;
-    }
-    let mut word = String::new();
-    while let Some(&c) = chars.get(i) {
-        match c {
-            '\'' | '"' => {
-                let quote = c;
-                i += 1;
-                while let Some(&q) = chars.get(i) {
-                    i += 1;
-                    if q == quote {
-                        break;
-                    }
-                    word.push(q);
-                }
+    /// One line of a here-document body: literal if quoted, else like double quotes.
+    fn body_line(&mut self, doc: &Heredoc) {
+        while let Some(ch) = self.peek(0) {
+            if ch == '\n' {
+                return;
             }
-            '\\' => {
-                i += 1;
-                if let Some(&q) = chars.get(i) {
-                    word.push(q);
-                    i += 1;
-                }
+            if self.token().is_some() {
+                self.hole(Quote::Bare, Class::Word);
+                continue;
             }
-            c if c.is_whitespace() || matches!(c, ';' | '&' | '|' | '<' | '>' | '(' | ')') => break,
-            c => {
-                word.push(c);
-                i += 1;
+            if doc.quoted {
+                self.copy(1);
+                continue;
+            }
+            match ch {
+                '\\' => self.copy(2),
+                '$' | '`' if self.expansion() => {}
+                _ => self.copy(1),
             }
         }
     }
-    (i, (!word.is_empty()).then_some(word), strip_tabs)
-}
 
-fn place(
-    value: &Value<'_>,
-    context: Context,
-    extra_env: &mut Vec<(String, String)>,
-    token: &str,
-) -> String {
-    match value {
-        Value::Env(var) => match context {
-            Context::Plain => format!("\"${{{var}}}\""),
-            Context::Double | Context::Heredoc => format!("${{{var}}}"),
-            Context::Single => format!("'\"${{{var}}}\"'"),
-            Context::AnsiC => format!("'\"${{{var}}}\"$'"),
-        },
-        Value::Text(text) => match context {
-            Context::Plain => crate::template::shell_quote(text),
-            Context::Double => escape_double(text),
-            Context::Single => format!("'{}'", crate::template::shell_quote(text)),
-            Context::AnsiC => format!("'{}$'", crate::template::shell_quote(text)),
-            Context::Heredoc => {
-                // A value could hold the delimiter line and end the here-document early, so
-                // it is not written into the body: bash expands the variable instead.
-                let var = format!(
-                    "PLANRUN_VALUE_{}",
-                    token
-                        .trim_start_matches(TOKEN_PREFIX)
-                        .trim_end_matches(TOKEN_SUFFIX)
-                );
-                extra_env.push((var.clone(), text.to_string()));
-                format!("${{{var}}}")
+    /// A quoted here-document does not expand references, so one holding a value becomes an
+    /// unquoted one: its literal text is escaped, and the values are references.
+    fn unquote_heredoc(&mut self, doc: &Heredoc, body_start: usize, first_hole: usize) {
+        let plain = doc
+            .delimiter
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-+:,@%".contains(c));
+        if !plain {
+            for hole in &mut self.holes[first_hole..] {
+                hole.class = hole.class.max_with(Class::Code(
+                    "this quoted here-document does not expand variables, and its delimiter is not a plain word, so the value would be pasted as text",
+                ));
             }
-        },
+            return;
+        }
+        self.out[doc.piece] = Piece::Text(doc.delimiter.clone());
+        for piece in &mut self.out[body_start..] {
+            if let Piece::Text(text) = piece {
+                let mut escaped = String::with_capacity(text.len());
+                for c in text.chars() {
+                    if matches!(c, '\\' | '$' | '`') {
+                        escaped.push('\\');
+                    }
+                    escaped.push(c);
+                }
+                *text = escaped;
+            }
+        }
+        // The delimiter line was copied into the last piece; it has no special characters.
+    }
+
+    fn finish(self) -> Result<Placed, Refusal> {
+        let mut refusals = Vec::new();
+        let mut script = String::new();
+        let mut used: Vec<usize> = Vec::new();
+        for piece in &self.out {
+            match piece {
+                Piece::Text(text) => script.push_str(text),
+                Piece::Hole(h) => {
+                    let hole = &self.holes[*h];
+                    let slot = &self.slots[hole.slot];
+                    if let Some((reason, help)) = refuse(hole.class, slot) {
+                        refusals.push((hole.at, hole.slot, reason, help));
+                    }
+                    if slot.value.contains('\0') && !slot.secret {
+                        refusals.push((
+                            hole.at,
+                            hole.slot,
+                            "the value holds a NUL byte, which no bash variable can".into(),
+                            "remove the NUL byte from the value".into(),
+                        ));
+                    }
+                    if !used.contains(&hole.slot) {
+                        used.push(hole.slot);
+                    }
+                    if hole.quote == Quote::Literal {
+                        // Only a checked identifier gets here; any other value was refused.
+                        if is_name(&slot.value) {
+                            script.push_str(&slot.value);
+                        }
+                    } else {
+                        script.push_str(&reference(&slot.var, hole.quote));
+                    }
+                }
+            }
+        }
+        if let Some((at, slot, reason, help)) = refusals.into_iter().min_by_key(|r| r.0) {
+            let line = self.c[..at].iter().filter(|&&c| c == '\n').count() + 1;
+            let line_start = self.c[..at]
+                .iter()
+                .rposition(|&c| c == '\n')
+                .map_or(0, |p| p + 1);
+            return Err(Refusal {
+                line,
+                column: at - line_start + 1,
+                slot,
+                reason,
+                help,
+            });
+        }
+        used.sort_unstable();
+        let env = used
+            .into_iter()
+            .map(|s| (self.slots[s].var.clone(), self.slots[s].value.clone()))
+            .collect();
+        Ok(Placed { script, env })
     }
 }
 
-/// Inside double quotes only `\`, `"`, `$` and `` ` `` are special.
-fn escape_double(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '"' | '$' | '`') {
-            out.push('\\');
-        }
-        out.push(c);
+/// Why a value cannot stand in a place of this class, with the fix.
+fn refuse(class: Class, slot: &Slot) -> Option<(String, String)> {
+    match class {
+        Class::Word => None,
+        Class::Arith | Class::Name if slot.secret => Some((
+            "a secret stands where bash evaluates text as code (arithmetic or a variable name)".into(),
+            "use the secret only as data, for example `\"{{secrets.NAME}}\"` as an argument".into(),
+        )),
+        Class::Arith if is_integer(&slot.value) && !slot.secret => None,
+        Class::Arith => Some((
+            "the value stands in bash arithmetic, which runs text such as `a[$(cmd)]` as code, and it is not a plain integer".into(),
+            "arithmetic takes only integers such as `42` or `-7` (no leading zeros); check the value, or use `{{{…}}}` if the plan means it as code".into(),
+        )),
+        Class::Name if is_name(&slot.value) && !slot.secret => None,
+        Class::Name => Some((
+            "the value stands where bash reads a variable name, which runs a subscript such as `a[$(cmd)]` as code, and it is not a plain identifier".into(),
+            "a name is letters, digits and `_`, not starting with a digit; check the value, or use `{{{…}}}` if the plan means it as code".into(),
+        )),
+        Class::Code(why) => Some((
+            format!("the value would be run as code: {why}"),
+            "no value can be placed there safely; use the value outside that command (for example give it to the inner command as an argument or through `env:`), or use `{{{…}}}` if the plan means it as code".into(),
+        )),
     }
-    out
+}
+
+/// The reference text for a variable, for where it stands.
+fn reference(var: &str, quote: Quote) -> String {
+    match quote {
+        Quote::Plain => format!("\"${{{var}}}\""),
+        Quote::Double | Quote::Bare => format!("${{{var}}}"),
+        Quote::Single => format!("'\"${{{var}}}\"'"),
+        Quote::AnsiC => format!("'\"${{{var}}}\"$'"),
+        Quote::ParamName { bang: true } => var.to_owned(),
+        Quote::ParamName { bang: false } => format!("!{var}"),
+        // `finish` writes literal holes itself; a reference is the harmless fallback.
+        Quote::Literal => format!("\"${{{var}}}\""),
+    }
+}
+
+impl Class {
+    /// The stricter of two classes.
+    fn max_with(self, other: Class) -> Class {
+        fn rank(c: Class) -> u8 {
+            match c {
+                Class::Word => 0,
+                Class::Name => 1,
+                Class::Arith => 2,
+                Class::Code(_) => 3,
+            }
+        }
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+fn name_or_subscript(opened_subscript: bool) -> Class {
+    if opened_subscript {
+        Class::Arith
+    } else {
+        Class::Name
+    }
+}
+
+fn cmd_has_hole(cmd: &Cmd, hole: usize) -> bool {
+    cmd.word_holes.contains(&hole) || cmd.holes.iter().flatten().any(|&h| h == hole)
+}
+
+/// The command that matters after prefixes (`sudo`, `env X=1`, `timeout 5`), and its arguments.
+fn effective(words: &[String]) -> (&str, &[String]) {
+    let mut k = 0;
+    while k < words.len() && assignment_name(&words[k]).is_some() && words[k].contains('=') {
+        k += 1;
+    }
+    while k < words.len() && PREFIXES.contains(&basename(&words[k])) {
+        k += 1;
+        while k < words.len()
+            && (words[k].starts_with('-')
+                || words[k].contains('=')
+                || words[k].starts_with(|c: char| c.is_ascii_digit()))
+        {
+            k += 1;
+        }
+    }
+    match words.get(k) {
+        Some(name) => (basename(name), &words[k + 1..]),
+        None => ("", &[]),
+    }
+}
+
+/// `bash -c TEXT`, `su user -c TEXT`, `ssh host TEXT`: the word being read is code.
+fn code_context(words: &[String]) -> Option<Class> {
+    let shell_at = words.iter().position(|w| SHELLS.contains(&basename(w)));
+    if let Some(at) = shell_at
+        && let Some(prev) = words.last()
+        && words.len() > at + 1
+        && prev.starts_with('-')
+        && !prev.starts_with("--")
+        && prev.contains('c')
+    {
+        return Some(Class::Code("a shell's `-c` argument is run as commands"));
+    }
+    if let Some(at) = words.iter().position(|w| basename(w) == "ssh") {
+        // Options that take an argument; the first other word is the destination.
+        const WITH_ARG: &str = "bcDEeFIiJLlmOopQRSWw";
+        let mut k = at + 1;
+        while k < words.len() {
+            let w = &words[k];
+            if let Some(flags) = w.strip_prefix('-') {
+                let takes = flags.chars().last().is_some_and(|c| WITH_ARG.contains(c));
+                k += if takes && flags.len() == 1 { 2 } else { 1 };
+                continue;
+            }
+            // words[k] is the destination: anything after it is a remote command.
+            return (k < words.len()).then_some(Class::Code(
+                "ssh sends its command to a remote shell, which runs it as commands",
+            ));
+        }
+    }
+    None
+}
+
+/// A shell with no `-c` and no script file reads commands from standard input.
+fn reads_code_from_stdin(words: &[String]) -> bool {
+    let (name, args) = effective(words);
+    if name == "ssh" {
+        return args.iter().filter(|a| !a.starts_with('-')).count() <= 1;
+    }
+    if !SHELLS.contains(&name) || name == "su" || name == "runuser" {
+        return false;
+    }
+    !args
+        .iter()
+        .any(|a| !a.starts_with('-') || (a.contains('c') && !a.starts_with("--")))
+        || args.iter().any(|a| a == "-s")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const EVIL: &str = "x\"; touch /tmp/pwned; \"'$(id)`id`";
+    const PREFIX: &str = "__T_";
 
-    fn sub(script: &str) -> (String, Vec<(String, String)>) {
-        substitute(script, &|token| match token {
-            "__PLANRUN_V0__" => Some(Value::Text(EVIL)),
-            "__PLANRUN_SECRET_TOKEN__" => Some(Value::Env("PLANRUN_SECRET_TOKEN")),
-            _ => None,
-        })
+    fn slots(values: &[&str]) -> Vec<Slot> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Slot {
+                var: format!("PLANRUN_V_{}", i + 1),
+                value: (*v).to_owned(),
+                secret: false,
+            })
+            .collect()
     }
 
-    fn bash_echo(script: &str, env: &[(String, String)]) -> String {
-        let output = std::process::Command::new("bash")
-            .args(["-euo", "pipefail", "-c", script])
-            .envs(env.iter().cloned())
-            .env("PLANRUN_SECRET_TOKEN", "s3cret")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+    fn script(text: &str, values: &[&str]) -> Result<String, Refusal> {
+        place(text, PREFIX, &slots(values)).map(|p| p.script)
     }
 
     #[test]
-    fn values_stay_one_literal_word_in_every_quoting_context() {
-        for template in [
-            "printf '%s\\n' __PLANRUN_V0__",
-            "printf '%s\\n' \"__PLANRUN_V0__\"",
-            "printf '%s\\n' '__PLANRUN_V0__'",
-            "printf '%s\\n' $'__PLANRUN_V0__'",
-            "printf '%s\\n' \"a b __PLANRUN_V0__ c\" | sed 's/^a b //; s/ c$//'",
-        ] {
-            let (script, env) = sub(template);
-            assert_eq!(
-                bash_echo(&script, &env),
-                format!("{EVIL}\n"),
-                "{template} became {script}"
-            );
+    fn references_are_quoted_for_where_they_stand() {
+        assert_eq!(
+            script(
+                "echo __T_0__ \"a __T_0__\" 'b __T_0__' $'c __T_0__'",
+                &["v"]
+            )
+            .unwrap(),
+            r#"echo "${PLANRUN_V_1}" "a ${PLANRUN_V_1}" 'b '"${PLANRUN_V_1}"'' $'c '"${PLANRUN_V_1}"$''"#
+        );
+        assert_eq!(
+            script("echo \"${x:-__T_0__}\" ${!__T_0__}", &["v"]).unwrap(),
+            r#"echo "${x:-"${PLANRUN_V_1}"}" ${!PLANRUN_V_1}"#
+        );
+    }
+
+    #[test]
+    fn here_strings_are_words_not_here_documents() {
+        assert_eq!(
+            script("cat <<< __T_0__\necho next", &["v"]).unwrap(),
+            "cat <<< \"${PLANRUN_V_1}\"\necho next"
+        );
+    }
+
+    #[test]
+    fn quoted_here_documents_with_values_become_unquoted_with_escaped_text() {
+        assert_eq!(
+            script("cat <<'EOF'\n$HOME `x` \\ __T_0__\nEOF\n", &["v"]).unwrap(),
+            "cat <<EOF\n\\$HOME \\`x\\` \\\\ ${PLANRUN_V_1}\nEOF\n"
+        );
+        // Without a value the document is left exactly as written.
+        assert_eq!(
+            script("cat <<'EOF'\n$HOME\nEOF\n", &[]).unwrap(),
+            "cat <<'EOF'\n$HOME\nEOF\n"
+        );
+    }
+
+    #[test]
+    fn arithmetic_takes_integers_only() {
+        assert!(script("echo $(( __T_0__ + 1 ))", &["-12"]).is_ok());
+        for bad in ["1+1", "x", "08", "a[$(id)]", " 1", ""] {
+            let refusal = script("echo $(( __T_0__ + 1 ))", &[bad]).unwrap_err();
+            assert_eq!((refusal.line, refusal.column), (1, 10), "{bad:?}");
         }
     }
 
     #[test]
-    fn heredoc_bodies_read_values_from_the_environment() {
-        let (script, env) = sub("cat <<EOF\n__PLANRUN_V0__\nEOF\necho after");
-        assert_eq!(script, "cat <<EOF\n${PLANRUN_VALUE_V0}\nEOF\necho after");
-        assert_eq!(bash_echo(&script, &env), format!("{EVIL}\nafter\n"));
-    }
-
-    #[test]
-    fn secrets_become_variable_references() {
-        let (script, _) = sub("echo \"Bearer __PLANRUN_SECRET_TOKEN__\" __PLANRUN_SECRET_TOKEN__");
-        assert_eq!(
-            script,
-            "echo \"Bearer ${PLANRUN_SECRET_TOKEN}\" \"${PLANRUN_SECRET_TOKEN}\""
+    fn names_take_identifiers_only() {
+        assert!(script("printf -v __T_0__ x", &["out_1"]).is_ok());
+        let refusal = script("echo a\n  [[ -v __T_0__ ]]", &["a[$(id)]"]).unwrap_err();
+        assert_eq!((refusal.line, refusal.column), (2, 9));
+        assert!(
+            refusal.reason.contains("plain identifier"),
+            "{}",
+            refusal.reason
         );
-        assert_eq!(bash_echo(&script, &[]), "Bearer s3cret s3cret\n");
     }
 
     #[test]
-    fn comments_and_escapes_do_not_confuse_the_reader() {
-        let (script, env) = sub("# it's a comment\necho \\' \"__PLANRUN_V0__\"");
-        assert_eq!(bash_echo(&script, &env), format!("' {EVIL}\n"));
+    fn commands_take_no_value() {
+        for text in [
+            "eval \"echo __T_0__\"",
+            "bash -c 'echo __T_0__'",
+            "trap 'rm __T_0__' EXIT",
+            "echo __T_0__ | sh",
+            "ssh host ls __T_0__",
+        ] {
+            let refusal = script(text, &["safe"]).unwrap_err();
+            assert!(
+                refusal.reason.contains("run as code"),
+                "{text}: {}",
+                refusal.reason
+            );
+        }
+        // An argument after the `-c` script is data.
+        assert!(script("bash -c 'echo \"$1\"' _ __T_0__", &["v"]).is_ok());
+        assert!(script("ssh -i key __T_0__ uptime", &["host"]).is_ok());
+    }
+
+    #[test]
+    fn variables_copied_from_a_value_and_used_in_arithmetic_make_it_arithmetic() {
+        assert!(script("x=__T_0__\necho $(( x + 1 ))", &["a[$(id)]"]).is_err());
+        assert!(script("x=__T_0__\necho $(( x + 1 ))", &["4"]).is_ok());
+        assert!(script("x=__T_0__\necho \"$x\"", &["a[$(id)]"]).is_ok());
     }
 }

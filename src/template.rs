@@ -15,6 +15,7 @@ use handlebars::{
 use serde_json::Value;
 
 use crate::diagnostic::did_you_mean;
+use crate::shell_script::{Refusal, Slot};
 
 /// The roots a template path may start with.
 pub const ROOTS: [&str; 6] = ["vars", "secrets", "env", "plan", "run", "set"];
@@ -332,38 +333,58 @@ fn lower(text: &str) -> String {
     }
 }
 
-/// The renderers: one plain, one for bash scripts where every interpolated value is placed
-/// by `shell_script` according to the quotes around it.
+/// The renderers: one plain, one for bash scripts where every interpolated value becomes a
+/// reference to an environment variable (see `shell_script`).
 pub struct Renderer {
     plain: Handlebars<'static>,
     shell: Handlebars<'static>,
-    /// Values the shell renderer met, in order; each left a `__PLANRUN_V<n>__` token.
-    shell_values: Arc<Mutex<Vec<String>>>,
+    /// The values of the shell render in progress: secrets first, then every `{{value}}` met,
+    /// each standing in the text as the token `{token_prefix}{index}__`.
+    shell_slots: Arc<Mutex<Vec<Slot>>>,
+    /// Random per renderer, so neither plan text nor a value can forge a token.
+    token_prefix: String,
 }
 
-/// Prefix of the stand-in a secret renders as inside a shell script; it becomes a reference
-/// to an environment variable, so the value never enters argv.
-const SECRET_MARK: &str = "__PLANRUN_SECRET_";
+/// A shell script ready for bash, and what each of its variables holds.
+#[derive(Debug)]
+pub struct ShellScript {
+    pub script: String,
+    /// Every variable the script refers to, with its value; the child's environment.
+    pub env: Vec<(String, String)>,
+}
 
 impl Renderer {
     pub fn new(now: DateTime<Utc>, timezone: Tz, env: BTreeMap<String, String>) -> Self {
-        let shell_values: Arc<Mutex<Vec<String>>> = Arc::default();
+        let shell_slots: Arc<Mutex<Vec<Slot>>> = Arc::default();
+        let mut random = [0u8; 8];
+        // Without randomness the tokens are still unlikely in a plan; they would only ever
+        // turn text into a reference, never a value into code.
+        let _ = getrandom::fill(&mut random);
+        let nonce: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let token_prefix = format!("__PLANRUN_{nonce}_");
         let build = |shell: bool| {
             let mut hb = Handlebars::new();
             hb.set_strict_mode(true);
             if shell {
-                let values = shell_values.clone();
+                let slots = shell_slots.clone();
+                let prefix = token_prefix.clone();
                 hb.register_escape_fn(move |value: &str| {
-                    if value.starts_with(SECRET_MARK) && value.ends_with("__") {
+                    let mut slots = slots.lock().unwrap_or_else(|e| e.into_inner());
+                    // A secret renders as its own token; keep it so it becomes a reference.
+                    let secret_token = (0..slots.len())
+                        .filter(|&i| slots[i].secret)
+                        .any(|i| value == format!("{prefix}{i}__"));
+                    if secret_token {
                         return value.to_owned();
                     }
-                    let mut values = values.lock().unwrap_or_else(|e| e.into_inner());
-                    values.push(value.to_owned());
-                    format!(
-                        "{}V{}__",
-                        crate::shell_script::TOKEN_PREFIX,
-                        values.len() - 1
-                    )
+                    let index = slots.len();
+                    let values = slots.iter().filter(|s| !s.secret).count();
+                    slots.push(Slot {
+                        var: format!("PLANRUN_V_{}", values + 1),
+                        value: value.to_owned(),
+                        secret: false,
+                    });
+                    format!("{prefix}{index}__")
                 });
             } else {
                 hb.register_escape_fn(handlebars::no_escape);
@@ -376,7 +397,8 @@ impl Renderer {
         Renderer {
             plain: build(false),
             shell: build(true),
-            shell_values,
+            shell_slots,
+            token_prefix,
         }
     }
 
@@ -390,68 +412,142 @@ impl Renderer {
             .map_err(explain_render_error)
     }
 
-    /// Renders a bash script: `{{x}}` becomes one literal word wherever it stands (see
-    /// `shell_script`), `{{{x}}}` is inserted raw, and each secret becomes a reference to
-    /// `PLANRUN_SECRET_NAME`. Returns the script and the variables the child needs.
-    pub fn render_shell(
-        &self,
-        text: &str,
-        context: &Value,
-    ) -> Result<(String, Vec<(String, String)>), String> {
+    /// Renders a bash script: each `{{x}}` and each secret becomes a reference to an
+    /// environment variable (`PLANRUN_V_<n>`, `PLANRUN_SECRET_<NAME>`), and `{{{x}}}` is
+    /// inserted raw. A value where bash would run it as code refuses the script, naming the
+    /// line and column in the script.
+    pub fn render_shell(&self, text: &str, context: &Value) -> Result<ShellScript, String> {
+        self.render_shell_checked(text, context)
+            .map_err(|e| match e {
+                ShellError::Render(m) => m,
+                ShellError::Refused((m, help)) => format!("{m}; {help}"),
+            })
+    }
+
+    fn render_shell_checked(&self, text: &str, context: &Value) -> Result<ShellScript, ShellError> {
         let mut masked = context.clone();
-        let mut secrets: Vec<(String, String)> = Vec::new();
+        let mut slots = Vec::new();
         if let Some(Value::Object(map)) = masked.get_mut("secrets") {
             for (name, value) in map.iter_mut() {
-                secrets.push((
-                    secret_env_name(name),
-                    value.as_str().unwrap_or_default().to_owned(),
-                ));
-                *value = Value::String(format!("{SECRET_MARK}{}__", name_token(name)));
+                slots.push(Slot {
+                    var: secret_env_name(name),
+                    value: value.as_str().unwrap_or_default().to_owned(),
+                    secret: true,
+                });
+                *value = Value::String(format!("{}{}__", self.token_prefix, slots.len() - 1));
             }
         }
-        self.shell_values
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        *self.shell_slots.lock().unwrap_or_else(|e| e.into_inner()) = slots;
         let rendered = self
             .shell
             .render_template(text, &masked)
-            .map_err(explain_render_error)?;
-        let values =
-            std::mem::take(&mut *self.shell_values.lock().unwrap_or_else(|e| e.into_inner()));
-        let lookup = |token: &str| -> Option<crate::shell_script::Value<'_>> {
-            let name = token
-                .strip_prefix(crate::shell_script::TOKEN_PREFIX)?
-                .strip_suffix("__")?;
-            if let Some(secret) = name.strip_prefix("SECRET_") {
-                let var = format!("PLANRUN_SECRET_{secret}");
-                return secrets
-                    .iter()
-                    .any(|(v, _)| *v == var)
-                    .then(|| crate::shell_script::Value::Env(leak_name(&secrets, &var)));
-            }
-            let index: usize = name.strip_prefix('V')?.parse().ok()?;
-            values
-                .get(index)
-                .map(|v| crate::shell_script::Value::Text(v))
-        };
-        let (script, mut env) = crate::shell_script::substitute(&rendered, &lookup);
-        for (var, value) in &secrets {
-            if script.contains(&format!("${{{var}}}")) {
-                env.push((var.clone(), value.clone()));
+            .map_err(|e| ShellError::Render(explain_render_error(e)));
+        let slots =
+            std::mem::take(&mut *self.shell_slots.lock().unwrap_or_else(|e| e.into_inner()));
+        let rendered = rendered?;
+        match crate::shell_script::place(&rendered, &self.token_prefix, &slots) {
+            Ok(placed) => Ok(ShellScript {
+                script: placed.script,
+                env: placed.env,
+            }),
+            Err(refusal) => Err(ShellError::Refused(
+                self.explain_refusal(text, &rendered, &refusal, &slots),
+            )),
+        }
+    }
+
+    /// Says which value was refused, where it stands in the script as written, and why.
+    fn explain_refusal(
+        &self,
+        template: &str,
+        rendered: &str,
+        refusal: &Refusal,
+        slots: &[Slot],
+    ) -> (String, String) {
+        // Lines match between the template and the rendering unless a value or a block
+        // helper spans lines; the column is that of the same `{{` on the line when it can be
+        // found.
+        let line = rendered.lines().nth(refusal.line - 1).unwrap_or_default();
+        let before: String = line.chars().take(refusal.column - 1).collect();
+        let nth = before.matches(&self.token_prefix).count();
+        let mut column = refusal.column;
+        let mut expression = None;
+        if let Some(source) = template.lines().nth(refusal.line - 1) {
+            let mut starts = source
+                .match_indices("{{")
+                .map(|(i, _)| i)
+                .filter(|&i| i == 0 || !source[..i].ends_with('{'));
+            if let Some(at) = starts.nth(nth) {
+                column = source[..at].chars().count() + 1;
+                let end = source[at..].find("}}").map_or(source.len(), |e| at + e + 2);
+                let end = if source[end..].starts_with('}') {
+                    end + 1
+                } else {
+                    end
+                };
+                expression = Some(source[at..end].to_owned());
             }
         }
-        Ok((script, env))
+        let slot = &slots[refusal.slot];
+        let what = match expression {
+            Some(expr) => format!("`{expr}`"),
+            None if slot.secret => "a secret".to_owned(),
+            None => "a value".to_owned(),
+        };
+        let shown = if slot.secret {
+            String::new()
+        } else {
+            format!(
+                " (`{}`)",
+                display_quote(&slot.value)
+                    .chars()
+                    .take(60)
+                    .collect::<String>()
+            )
+        };
+        (
+            format!(
+                "script line {}, column {column}: {what}{shown}: {}",
+                refusal.line, refusal.reason
+            ),
+            refusal.help.clone(),
+        )
     }
 }
 
-/// The variable name as stored in `secrets`, borrowed for the lookup's lifetime.
-fn leak_name<'a>(secrets: &'a [(String, String)], var: &str) -> &'a str {
-    secrets
+enum ShellError {
+    /// The template itself failed (a missing value): reported where the plan is rendered.
+    Render(String),
+    /// A value stands where bash would run it as code: the message and the fix.
+    Refused((String, String)),
+}
+
+/// For `validate`: renders a `shell:` script with the plan's own values (secrets unknown,
+/// the current environment) and says why it would be refused, if it would. Rendering errors
+/// are left to the render stage, which reports them with the real values.
+pub fn check_shell(
+    text: &str,
+    vars: &BTreeMap<String, Value>,
+    secrets: &[&str],
+) -> Option<(String, String)> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let renderer = Renderer::new(Utc::now(), Tz::UTC, env.clone());
+    let secrets: serde_json::Map<String, Value> = secrets
         .iter()
-        .find(|(v, _)| v == var)
-        .map(|(v, _)| v.as_str())
-        .unwrap_or_default()
+        .map(|s| (s.to_string(), Value::String("***".into())))
+        .collect();
+    let context = serde_json::json!({
+        "vars": vars,
+        "secrets": secrets,
+        "env": env,
+        "plan": {"name": "", "file": "", "dir": "", "description": ""},
+        "run": {"id": "", "started": "", "scratch": ""},
+        "set": {"id": "", "path": ""},
+    });
+    match renderer.render_shell_checked(text, &context) {
+        Err(ShellError::Refused(message)) => Some(message),
+        _ => None,
+    }
 }
 
 /// The environment variable a secret reaches a shell step through.
@@ -584,8 +680,8 @@ impl HelperDef for EnvHelper {
     }
 }
 
-/// `{{quote x}}`: POSIX-quotes a value. In a shell step every value is already placed as one
-/// word, so there it passes the value through to that mechanism instead of quoting twice.
+/// `{{quote x}}`: POSIX-quotes a value. In a shell step every value already becomes an
+/// environment reference, so there it passes the value through to that mechanism.
 struct QuoteHelper {
     shell: bool,
 }
@@ -661,41 +757,76 @@ mod tests {
     }
 
     #[test]
-    fn shell_rendering_quotes_values_and_hides_secrets() {
+    fn shell_values_and_secrets_become_environment_references() {
         let renderer = Renderer::new(Utc::now(), Tz::UTC, BTreeMap::new());
         let context = serde_json::json!({
             "vars": {"evil": "x\"; touch /tmp/pwned; \""},
             "secrets": {"db_password": "hunter2"},
         });
-        let (script, env) = renderer
-            .render_shell("echo {{vars.evil}} {{secrets.db_password}}", &context)
+        let out = renderer
+            .render_shell(
+                "echo {{vars.evil}} \"{{vars.evil}}\" '{{quote vars.evil}}' {{secrets.db_password}}",
+                &context,
+            )
             .unwrap();
         assert_eq!(
-            script,
-            "echo 'x\"; touch /tmp/pwned; \"' \"${PLANRUN_SECRET_DB_PASSWORD}\""
+            out.script,
+            r#"echo "${PLANRUN_V_1}" "${PLANRUN_V_2}" ''"${PLANRUN_V_3}"'' "${PLANRUN_SECRET_DB_PASSWORD}""#
         );
+        let evil = "x\"; touch /tmp/pwned; \"".to_owned();
         assert_eq!(
-            env,
-            vec![("PLANRUN_SECRET_DB_PASSWORD".into(), "hunter2".into())]
+            out.env,
+            vec![
+                (
+                    "PLANRUN_SECRET_DB_PASSWORD".to_owned(),
+                    "hunter2".to_owned()
+                ),
+                ("PLANRUN_V_1".to_owned(), evil.clone()),
+                ("PLANRUN_V_2".to_owned(), evil.clone()),
+                ("PLANRUN_V_3".to_owned(), evil),
+            ]
         );
-        let (double, _) = renderer
-            .render_shell("echo \"{{vars.evil}}\" '{{quote vars.evil}}'", &context)
-            .unwrap();
-        assert_eq!(
-            double,
-            r#"echo "x\"; touch /tmp/pwned; \"" '''x"; touch /tmp/pwned; "'''"#
-        );
-        let (raw, _) = renderer
+        // Three braces are the one explicit way to insert text as code.
+        let raw = renderer
             .render_shell("echo {{{vars.evil}}}", &context)
             .unwrap();
-        assert_eq!(raw, "echo x\"; touch /tmp/pwned; \"");
-        let (quoted, _) = renderer
-            .render_shell("echo {{quote vars.evil}}", &context)
-            .unwrap();
-        assert_eq!(
-            quoted,
-            script.replace(" \"${PLANRUN_SECRET_DB_PASSWORD}\"", "")
+        assert_eq!(raw.script, "echo x\"; touch /tmp/pwned; \"");
+        assert!(raw.env.is_empty());
+    }
+
+    #[test]
+    fn a_value_that_looks_like_a_token_stays_a_value() {
+        let renderer = Renderer::new(Utc::now(), Tz::UTC, BTreeMap::new());
+        let forged = format!("{}0__", renderer.token_prefix);
+        let context = serde_json::json!({"vars": {"v": forged}, "secrets": {}});
+        let out = renderer.render_shell("echo {{vars.v}}", &context).unwrap();
+        assert_eq!(out.script, "echo \"${PLANRUN_V_1}\"");
+        assert_eq!(out.env, vec![("PLANRUN_V_1".to_owned(), forged)]);
+    }
+
+    #[test]
+    fn refusals_name_the_expression_line_and_column_in_the_script() {
+        let renderer = Renderer::new(Utc::now(), Tz::UTC, BTreeMap::new());
+        let context =
+            serde_json::json!({"vars": {"n": "1+x", "m": "2"}, "secrets": {"pw": "s3cr3t"}});
+        let error = renderer
+            .render_shell("echo start\necho {{vars.m}} $(( {{vars.n}} ))", &context)
+            .unwrap_err();
+        assert!(
+            error.starts_with(
+                "script line 2, column 21: `{{vars.n}}` (`1+x`): the value stands in bash arithmetic"
+            ),
+            "{error}"
         );
+        // A secret is never shown, and never accepted where bash evaluates text.
+        let error = renderer
+            .render_shell("echo $(( {{secrets.pw}} ))", &context)
+            .unwrap_err();
+        assert!(
+            error.starts_with("script line 1, column 10: `{{secrets.pw}}`: a secret stands"),
+            "{error}"
+        );
+        assert!(!error.contains("s3cr3t"), "{error}");
     }
 
     #[test]

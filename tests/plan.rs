@@ -1,5 +1,5 @@
-//! `planrun plan`: the rendered plan in dependency stages, with templates expanded, values
-//! shell-quoted in scripts, and secrets never shown.
+//! `planrun plan`: the rendered plan in dependency stages, with templates expanded, script
+//! values shown beside the references that carry them, and secrets never shown.
 
 use assert_cmd::Command;
 
@@ -28,9 +28,10 @@ fn prints_stages_commands_limits_and_rollbacks() {
 steps: 3 in 3 stages (steps in one stage can run together)
   stage 1
     greet     shell   bash script, 2 lines
-              | echo safe
+              | echo "${PLANRUN_V_1}"
               | curl -H "Authorization: Bearer ${PLANRUN_SECRET_TOKEN}" https://example.com
-              env PLANRUN_SECRET_TOKEN
+              $PLANRUN_SECRET_TOKEN = ***
+              $PLANRUN_V_1 = safe
   stage 2
     argv      run     printf $'%s\n' safe
               needs greet · timeout 1m30s · retries 2 (from 5s) · env TOKEN_COPY
@@ -47,7 +48,7 @@ always:
 }
 
 #[test]
-fn var_overrides_are_quoted_in_scripts_and_kept_whole_in_argv() {
+fn var_overrides_are_references_in_scripts_and_kept_whole_in_argv() {
     let evil = r#"x"; touch /tmp/pwned; ""#;
     let output = planrun()
         .args(["plan", "--json", "tests/plans/render.yaml", "--var"])
@@ -58,7 +59,12 @@ fn var_overrides_are_quoted_in_scripts_and_kept_whole_in_argv() {
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         plan["steps"][0]["action"]["script"],
-        "echo 'x\"; touch /tmp/pwned; \"'\ncurl -H \"Authorization: Bearer ${PLANRUN_SECRET_TOKEN}\" https://example.com\n"
+        "echo \"${PLANRUN_V_1}\"\ncurl -H \"Authorization: Bearer ${PLANRUN_SECRET_TOKEN}\" https://example.com\n"
+    );
+    // The value travels beside the script, never in it; the secret stays masked.
+    assert_eq!(
+        plan["steps"][0]["action"]["values"],
+        serde_json::json!({"PLANRUN_V_1": evil, "PLANRUN_SECRET_TOKEN": "***"})
     );
     assert_eq!(plan["steps"][1]["action"]["args"][1], evil);
     assert_eq!(

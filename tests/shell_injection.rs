@@ -1,0 +1,744 @@
+//! Template values never become shell code: a generated matrix of bash contexts × hostile
+//! values, rendered by planrun's shell renderer and run by real bash; a property test over
+//! random compositions of bash constructs; and end-to-end runs of the `planrun` binary.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use chrono::Utc;
+use planrun::template::Renderer;
+use proptest::prelude::*;
+
+/// Every hostile value tries to create the file `PWN` in the working directory.
+const HOSTILE: [&str; 16] = [
+    "x\"; touch PWN; echo \"",
+    "'; touch PWN; echo '",
+    "$(touch PWN)",
+    "`touch PWN`",
+    "a[$(touch PWN)]",
+    "1+a[$(touch PWN)]",
+    "x\ntouch PWN\n",
+    "EOF\ntouch PWN\nEOF",
+    "\\\ntouch PWN",
+    "; touch PWN #",
+    "${IFS}$(touch${IFS}PWN)",
+    "x'$(touch PWN)'\"`touch PWN`\"",
+    ") ; touch PWN ; (",
+    "]]; touch PWN; [[ x",
+    "}; touch PWN; {",
+    "$'\\x27'; touch PWN #\\",
+];
+/// Values of the safe shapes, which every context must carry.
+const BENIGN: [&str; 3] = ["hello  world", "42", "foo_1"];
+
+/// What a context does with a value.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// Carries any value: the output is exactly this function of the value.
+    Echo(fn(&str) -> String),
+    /// Carries any value, but splits or globs it: only harmlessness is checked.
+    Runs,
+    /// Arithmetic: an integer gives this output; anything else is refused.
+    Arith(fn(i64) -> String),
+    /// A name: an identifier gives this output; anything else is refused.
+    Name(fn(&str) -> String),
+    /// A command string: every value is refused.
+    Code,
+}
+
+fn angle(v: &str) -> String {
+    format!("<{v}>\n")
+}
+fn angle_trimmed(v: &str) -> String {
+    format!("<{}>\n", v.trim_end_matches('\n'))
+}
+fn line(v: &str) -> String {
+    format!("{v}\n")
+}
+
+fn contexts() -> Vec<(&'static str, Kind)> {
+    use Kind::*;
+    vec![
+        // Word contexts: the value arrives intact.
+        ("printf '<%s>\\n' {{vars.v}}", Echo(angle)),
+        ("printf '<%s>\\n' \"{{vars.v}}\"", Echo(angle)),
+        ("printf '<%s>\\n' '{{vars.v}}'", Echo(angle)),
+        ("printf '<%s>\\n' $'{{vars.v}}'", Echo(angle)),
+        ("printf '<%s>\\n' $\"{{vars.v}}\"", Echo(angle)),
+        (
+            "printf '<%s>\\n' \"a {{vars.v}} b\"",
+            Echo(|v| format!("<a {v} b>\n")),
+        ),
+        (
+            "printf '<%s>\\n' 'a {{vars.v}} b'",
+            Echo(|v| format!("<a {v} b>\n")),
+        ),
+        (
+            "printf '<%s>\\n' pre{{vars.v}}post",
+            Echo(|v| format!("<pre{v}post>\n")),
+        ),
+        (
+            "printf '<%s>\\n' \"pre\"'{{vars.v}}'\"post\"",
+            Echo(|v| format!("<pre{v}post>\n")),
+        ),
+        (
+            "printf '<%s>\\n' $'a\\t'{{vars.v}}",
+            Echo(|v| format!("<a\t{v}>\n")),
+        ),
+        (
+            "printf '<%s>\\n' \"$(printf %s {{vars.v}})\"",
+            Echo(angle_trimmed),
+        ),
+        (
+            "printf '<%s>\\n' \"$(printf %s \"{{vars.v}}\")\"",
+            Echo(angle_trimmed),
+        ),
+        (
+            "printf '<%s>\\n' \"$(printf %s '{{vars.v}}')\"",
+            Echo(angle_trimmed),
+        ),
+        (
+            "printf '<%s>\\n' \"`printf %s {{vars.v}}`\"",
+            Echo(angle_trimmed),
+        ),
+        (
+            "printf '<%s>\\n' \"`printf %s '{{vars.v}}'`\"",
+            Echo(angle_trimmed),
+        ),
+        // Nested backticks split the value (bash re-reads the inner quotes), but never run it.
+        (
+            "printf '<%s>\\n' \"`printf %s \\`printf %s {{vars.v}}\\``\"",
+            Runs,
+        ),
+        (
+            "printf '<%s>\\n' `printf %s \"{{vars.v}}\" | od -An -c | tr -d ' \\n'` >/dev/null; printf '<%s>\\n' {{vars.v}}",
+            Echo(angle),
+        ),
+        (
+            "printf '<%s>\\n' \"$( printf %s \"$( printf %s {{vars.v}} )\" )\"",
+            Echo(angle_trimmed),
+        ),
+        ("printf '<%s>\\n' $(printf %s {{vars.v}})", Runs),
+        ("x={{vars.v}}; printf '<%s>\\n' \"$x\"", Echo(angle)),
+        ("x=\"{{vars.v}}\"; printf '<%s>\\n' \"$x\"", Echo(angle)),
+        ("x='{{vars.v}}'; printf '<%s>\\n' \"$x\"", Echo(angle)),
+        ("x+={{vars.v}}; printf '<%s>\\n' \"$x\"", Echo(angle)),
+        ("export X={{vars.v}}; printf '<%s>\\n' \"$X\"", Echo(angle)),
+        ("declare x={{vars.v}}; printf '<%s>\\n' \"$x\"", Echo(angle)),
+        (
+            "f() { local x={{vars.v}}; printf '<%s>\\n' \"$x\"; }; f",
+            Echo(angle),
+        ),
+        (
+            "X={{vars.v}} env | grep -c '^X=' >/dev/null; printf '<%s>\\n' {{vars.v}}",
+            Echo(angle),
+        ),
+        ("cat <<EOF\n<{{vars.v}}>\nEOF", Echo(angle)),
+        ("cat <<'EOF'\n<{{vars.v}}>\nEOF", Echo(angle)),
+        (
+            "cat <<\"EOF\"\n<{{vars.v}}> $HOME `x` \\\\\nEOF",
+            Echo(|v| format!("<{v}> $HOME `x` \\\\\n")),
+        ),
+        ("cat <<\\EOF\n<{{vars.v}}>\nEOF", Echo(angle)),
+        (
+            "cat <<'EOF'\n$UNSET_Y {{vars.v}}\nEOF",
+            Echo(|v| format!("$UNSET_Y {v}\n")),
+        ),
+        ("cat <<-EOF\n\t<{{vars.v}}>\n\tEOF", Echo(angle)),
+        ("cat <<-'EOF'\n\t<{{vars.v}}>\n\tEOF", Echo(angle)),
+        (
+            "cat <<EOF\n{{vars.v}}\nEOF\necho after",
+            Echo(|v| format!("{v}\nafter\n")),
+        ),
+        (
+            "cat <<'EOF'\n{{vars.v}}\nEOF\necho after",
+            Echo(|v| format!("{v}\nafter\n")),
+        ),
+        (
+            "cat <<A; cat <<'B'\n{{vars.v}}\nA\n{{vars.v}}\nB",
+            Echo(|v| format!("{v}\n{v}\n")),
+        ),
+        ("cat <<< {{vars.v}}", Echo(line)),
+        ("cat <<<{{vars.v}}", Echo(line)),
+        ("cat <<< \"<{{vars.v}}>\"", Echo(line_angle)),
+        ("cat <<< '<{{vars.v}}>'", Echo(line_angle)),
+        ("printf '<%s>\\n' \\\n  {{vars.v}}", Echo(angle)),
+        (
+            "printf '<%s>\\n' \"a\\\n{{vars.v}}\"",
+            Echo(|v| format!("<a{v}>\n")),
+        ),
+        ("printf '<%s>\\n' \"${UNSET_X:-{{vars.v}}}\"", Echo(angle)),
+        ("printf '<%s>\\n' ${UNSET_X:-\"{{vars.v}}\"}", Echo(angle)),
+        ("printf '<%s>\\n' ${UNSET_X-{{vars.v}}}", Echo(angle)),
+        (
+            "x=abc; printf '<%s>\\n' \"${x/b/{{vars.v}}}\"",
+            Echo(|v| format!("<a{v}c>\n")),
+        ),
+        (
+            "x=abc; printf '<%s>\\n' \"${x#{{vars.v}}}\"",
+            Echo(|_| "<abc>\n".into()),
+        ),
+        (
+            "case {{vars.v}} in *) printf '<%s>\\n' matched;; esac",
+            Echo(|_| "<matched>\n".into()),
+        ),
+        (
+            "case zz in {{vars.v}}) echo same;; *) echo other;; esac",
+            Echo(|_| "other\n".into()),
+        ),
+        (
+            "case {{vars.v}} in \"{{vars.v}}\") echo same;; esac",
+            Echo(|_| "same\n".into()),
+        ),
+        (
+            "[[ {{vars.v}} == \"{{vars.v}}\" ]] && echo eq",
+            Echo(|_| "eq\n".into()),
+        ),
+        (
+            "[[ -n {{vars.v}} && {{vars.v}} != zz ]] && echo ok",
+            Echo(|_| "ok\n".into()),
+        ),
+        (
+            "[ \"{{vars.v}}\" = \"{{vars.v}}\" ] && echo eq",
+            Echo(|_| "eq\n".into()),
+        ),
+        (
+            "test -n {{vars.v}} && echo nonempty",
+            Echo(|_| "nonempty\n".into()),
+        ),
+        (
+            "if [[ -n \"{{vars.v}}\" ]]; then printf '<%s>\\n' \"{{vars.v}}\"; fi",
+            Echo(angle),
+        ),
+        (
+            "for x in {{vars.v}}; do printf '<%s>\\n' \"$x\"; done",
+            Echo(angle),
+        ),
+        (
+            "for x in \"{{vars.v}}\" '{{vars.v}}'; do printf '<%s>\\n' \"$x\"; done",
+            Echo(|v| format!("<{v}>\n<{v}>\n")),
+        ),
+        (
+            "arr=({{vars.v}}); printf '<%s>\\n' \"${arr[0]}\"",
+            Echo(angle),
+        ),
+        (
+            "arr=(\"{{vars.v}}\" two); printf '<%s>\\n' \"${arr[@]}\"",
+            Echo(|v| format!("<{v}>\n<two>\n")),
+        ),
+        (
+            "declare -a arr=('{{vars.v}}'); printf '<%s>\\n' \"${arr[0]}\"",
+            Echo(angle),
+        ),
+        (
+            "declare -A m=([k]={{vars.v}}); printf '<%s>\\n' \"${m[k]}\"",
+            Echo(angle),
+        ),
+        ("( printf '<%s>\\n' {{vars.v}} )", Echo(angle)),
+        ("{ printf '<%s>\\n' {{vars.v}}; }", Echo(angle)),
+        ("printf '<%s>\\n' {{vars.v}} | cat", Echo(angle)),
+        ("true && printf '<%s>\\n' {{vars.v}} || false", Echo(angle)),
+        (
+            "f() { printf '<%s>\\n' \"$1\"; }; f {{vars.v}}",
+            Echo(angle),
+        ),
+        (
+            "printf '<%s>\\n' \"$(cat <<EOF\n{{vars.v}}\nEOF\n)\"",
+            Echo(angle_trimmed),
+        ),
+        ("cat < <(printf '<%s>\\n' {{vars.v}})", Echo(angle)),
+        (
+            "printf '%s' {{vars.v}} > out.txt; printf '<%s>\\n' \"$(cat out.txt)\"",
+            Echo(angle_trimmed),
+        ),
+        (
+            "printf -v out '%s' {{vars.v}}; printf '<%s>\\n' \"$out\"",
+            Echo(angle),
+        ),
+        (
+            "printf '<%s>\\n' \"$(( 1 + 1 ))\" {{vars.v}}",
+            Echo(|v| format!("<2>\n<{v}>\n")),
+        ),
+        (
+            "x=$( printf %s {{vars.v}} ); printf '<%s>\\n' \"$x\"",
+            Echo(angle_trimmed),
+        ),
+        (
+            "printf '%s\\0' {{vars.v}} | xargs -0 printf '<%s>\\n'",
+            Echo(angle),
+        ),
+        (
+            "bash -c 'printf \"<%s>\\n\" \"$1\"' _ {{vars.v}}",
+            Echo(angle),
+        ),
+        (
+            "# a comment {{vars.v}} it's\nprintf '<%s>\\n' {{vars.v}}",
+            Echo(angle),
+        ),
+        ("if true; then printf '<%s>\\n' {{vars.v}}; fi", Echo(angle)),
+        (
+            "while false; do :; done; printf '<%s>\\n' {{vars.v}}",
+            Echo(angle),
+        ),
+        (
+            "printf '<%s>\\n' {{vars.v}}{{vars.v}}",
+            Echo(|v| format!("<{v}{v}>\n")),
+        ),
+        (
+            "echo {{vars.v}}* >/dev/null; printf '<%s>\\n' ok",
+            Echo(|_| "<ok>\n".into()),
+        ),
+        ("ls {{vars.v}} 2>/dev/null || true", Runs),
+        (
+            "read -r x <<< {{vars.v}} || true; printf '<%s>\\n' \"$x\"",
+            Runs,
+        ),
+        ("echo $(echo {{vars.v}}) >/dev/null", Runs),
+        // Arithmetic: only integers.
+        (
+            "echo $(( {{vars.v}} + 1 ))",
+            Arith(|n| format!("{}\n", n + 1)),
+        ),
+        (
+            "echo \"$(( {{vars.v}} + 1 ))\"",
+            Arith(|n| format!("{}\n", n + 1)),
+        ),
+        ("echo $(({{vars.v}}))", Arith(|n| format!("{n}\n"))),
+        (
+            "echo $(( \"{{vars.v}}\" * 2 ))",
+            Arith(|n| format!("{}\n", n * 2)),
+        ),
+        (
+            "(( x = {{vars.v}} + 1 )); echo $x",
+            Arith(|n| format!("{}\n", n + 1)),
+        ),
+        (
+            "echo $[ {{vars.v}} + 1 ]",
+            Arith(|n| format!("{}\n", n + 1)),
+        ),
+        (
+            "let \"x = {{vars.v}} + 1\"; echo $x",
+            Arith(|n| format!("{}\n", n + 1)),
+        ),
+        (
+            "let x={{vars.v}}+1; echo $x",
+            Arith(|n| format!("{}\n", n + 1)),
+        ),
+        (
+            "declare -i x={{vars.v}}; echo $x",
+            Arith(|n| format!("{n}\n")),
+        ),
+        (
+            "declare -i x; x={{vars.v}}; echo $x",
+            Arith(|n| format!("{n}\n")),
+        ),
+        (
+            "local_f() { local -i x=\"{{vars.v}}\"; echo $x; }; local_f",
+            Arith(|n| format!("{n}\n")),
+        ),
+        (
+            "a=(1 2 3); echo \"${a[{{vars.v}}]-none}\"",
+            Arith(|_| "none\n".into()),
+        ),
+        (
+            "s=abcdef; echo \"<${s:{{vars.v}}:2}>\"",
+            Arith(|_| "<>\n".into()),
+        ),
+        (
+            "s=abcdef; echo \"<${s:0:{{vars.v}}}>\"",
+            Arith(|_| "<abcdef>\n".into()),
+        ),
+        (
+            "[[ {{vars.v}} -eq 42 ]] && echo yes || echo no",
+            Arith(|n| {
+                if n == 42 {
+                    "yes\n".into()
+                } else {
+                    "no\n".into()
+                }
+            }),
+        ),
+        (
+            "[[ 41 -lt \"{{vars.v}}\" ]] && echo yes || echo no",
+            Arith(|n| {
+                if n > 41 {
+                    "yes\n".into()
+                } else {
+                    "no\n".into()
+                }
+            }),
+        ),
+        (
+            "for (( i = 40; i < {{vars.v}}; i++ )); do echo $i; done",
+            Arith(|_| "40\n41\n".into()),
+        ),
+        (
+            "a[{{vars.v}}]=x; echo \"${!a[@]}\"",
+            Arith(|n| format!("{n}\n")),
+        ),
+        (
+            "a=([{{vars.v}}]=x); echo \"${!a[@]}\"",
+            Arith(|n| format!("{n}\n")),
+        ),
+        (
+            "x={{vars.v}}; echo $(( x + 1 ))",
+            Arith(|n| format!("{}\n", n + 1)),
+        ),
+        (
+            "x=\"{{vars.v}}\"; [[ $x -gt 1 ]] && echo big",
+            Arith(|_| "big\n".into()),
+        ),
+        (
+            "unset 'a[{{vars.v}}]'; echo done",
+            Arith(|_| "done\n".into()),
+        ),
+        // Names: only identifiers.
+        (
+            "printf -v {{vars.v}} '%s' ok; declare -p {{vars.v}} | cut -d' ' -f3",
+            Name(|v| format!("{v}=\"ok\"\n")),
+        ),
+        (
+            "read -r {{vars.v}} <<< ok; declare -p {{vars.v}} | cut -d' ' -f3",
+            Name(|v| format!("{v}=\"ok\"\n")),
+        ),
+        (
+            "[[ -v {{vars.v}} ]] && echo set || echo unset",
+            Name(|_| "unset\n".into()),
+        ),
+        (
+            "[[ -v \"{{vars.v}}\" ]] && echo set || echo unset",
+            Name(|_| "unset\n".into()),
+        ),
+        (
+            "test -v {{vars.v}} && echo set || echo unset",
+            Name(|_| "unset\n".into()),
+        ),
+        (
+            "[ -v '{{vars.v}}' ] && echo set || echo unset",
+            Name(|_| "unset\n".into()),
+        ),
+        (
+            "declare {{vars.v}}=ok; declare -p {{vars.v}} | cut -d' ' -f3",
+            Name(|v| format!("{v}=\"ok\"\n")),
+        ),
+        (
+            "export \"{{vars.v}}=ok\"; printenv {{vars.v}}",
+            Name(|_| "ok\n".into()),
+        ),
+        ("unset {{vars.v}}; echo done", Name(|_| "done\n".into())),
+        (
+            "mapfile -t {{vars.v}} <<< ok; declare -p {{vars.v}} | cut -d' ' -f3",
+            Name(|v| format!("{v}=([0]=\"ok\")\n")),
+        ),
+        (
+            "declare -n r={{vars.v}}; foo_1=seen; echo \"${r-}\"",
+            Name(|v| {
+                if v == "foo_1" {
+                    "seen\n".into()
+                } else {
+                    "\n".into()
+                }
+            }),
+        ),
+        (
+            "for {{vars.v}} in a; do echo a; done",
+            Name(|_| "a\n".into()),
+        ),
+        // Commands: never a value.
+        ("eval \"echo {{vars.v}}\"", Code),
+        ("eval 'echo {{vars.v}}'", Code),
+        ("eval echo {{vars.v}}", Code),
+        ("bash -c \"echo {{vars.v}}\"", Code),
+        ("bash -ec 'echo {{vars.v}}'", Code),
+        ("sh -c \"echo {{vars.v}}\" sh", Code),
+        ("sudo -u nobody bash -c \"echo {{vars.v}}\"", Code),
+        ("trap \"echo {{vars.v}}\" EXIT", Code),
+        ("echo \"echo {{vars.v}}\" | bash", Code),
+        ("printf '%s\\n' {{vars.v}} | sh", Code),
+        ("bash <<EOF\necho {{vars.v}}\nEOF", Code),
+        ("bash <<'EOF'\necho {{vars.v}}\nEOF", Code),
+        ("ssh -p 22 host \"echo {{vars.v}}\"", Code),
+        ("PS4=\"{{vars.v}}\"; set -x; true", Code),
+        ("mapfile -C \"{{vars.v}}\" -c 1 x <<< a", Code),
+        // What a command substitution prints lands in the enclosing place.
+        ("eval $(echo {{vars.v}})", Code),
+        ("eval \"x=$(printf %s '{{vars.v}}')\"", Code),
+        ("cat <<EOF | bash\necho {{vars.v}}\nEOF", Code),
+        (
+            "echo $(( $(printf %s {{vars.v}}) + 1 ))",
+            Arith(|n| format!("{}\n", n + 1)),
+        ),
+    ]
+}
+
+fn line_angle(v: &str) -> String {
+    format!("<{v}>\n")
+}
+
+struct Outcome {
+    refused: Option<String>,
+    stdout: String,
+    pwned: bool,
+    script: String,
+}
+
+/// Renders `template` with `vars.v = value` through planrun's shell renderer and runs the
+/// result with real bash, as a `shell:` step does, in a fresh folder.
+fn run(template: &str, value: &str) -> Outcome {
+    let renderer = Renderer::new(Utc::now(), chrono_tz::Tz::UTC, BTreeMap::new());
+    let context = serde_json::json!({ "vars": { "v": value }, "secrets": {} });
+    let rendered = match renderer.render_shell(template, &context) {
+        Ok(rendered) => rendered,
+        Err(message) => {
+            return Outcome {
+                refused: Some(message),
+                stdout: String::new(),
+                pwned: false,
+                script: String::new(),
+            };
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new("timeout")
+        .args(["10", "bash", "-euo", "pipefail", "-c", &rendered.script])
+        .envs(rendered.env.iter().cloned())
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Outcome {
+        refused: None,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        pwned: dir.path().join("PWN").exists(),
+        script: rendered.script,
+    }
+}
+
+#[test]
+fn matrix_of_contexts_and_hostile_values_never_runs_a_value() {
+    let contexts = contexts();
+    assert!(contexts.len() >= 60, "{} contexts", contexts.len());
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for (template, kind) in &contexts {
+        for value in HOSTILE.iter().chain(BENIGN.iter()) {
+            let out = run(template, value);
+            runs += 1;
+            let show = || format!("{template:?} with {value:?}: script {:?}", out.script);
+            if out.pwned {
+                failures.push(format!("PWNED: {}", show()));
+                continue;
+            }
+            let expected: Option<String> = match kind {
+                Kind::Echo(f) => Some(f(value)),
+                Kind::Runs => None,
+                Kind::Arith(f) => value.parse::<i64>().ok().map(f),
+                Kind::Name(f) => (*value == "foo_1").then(|| f(value)),
+                Kind::Code => None,
+            };
+            let must_refuse = match kind {
+                Kind::Echo(_) | Kind::Runs => false,
+                Kind::Arith(_) | Kind::Name(_) => expected.is_none(),
+                Kind::Code => true,
+            };
+            match (&out.refused, must_refuse) {
+                (Some(message), false) => {
+                    failures.push(format!("refused a carryable value: {}: {message}", show()))
+                }
+                (None, true) => failures.push(format!("not refused: {}", show())),
+                (Some(message), true) => {
+                    if !message.starts_with("script line ") {
+                        failures.push(format!("refusal has no position: {message}"));
+                    }
+                }
+                (None, false) => {
+                    if let Some(expected) = expected
+                        && out.stdout != expected
+                    {
+                        failures.push(format!(
+                            "value not intact: {}: got {:?}, expected {expected:?}",
+                            show(),
+                            out.stdout
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(runs >= 60 * 12);
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A random composition of bash constructs around one hole.
+fn composition() -> impl Strategy<Value = String> {
+    let leaf = Just("{{vars.v}}".to_owned());
+    leaf.prop_recursive(4, 16, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|s| format!("\"{s}\"")),
+            inner.clone().prop_map(|s| format!("'{s}'")),
+            inner.clone().prop_map(|s| format!("$'{s}'")),
+            inner.clone().prop_map(|s| format!("$(echo {s})")),
+            inner.clone().prop_map(|s| format!("`echo {s}`")),
+            inner.clone().prop_map(|s| format!("$(( {s} ))")),
+            inner.clone().prop_map(|s| format!("(( {s} ))")),
+            inner.clone().prop_map(|s| format!("$[ {s} ]")),
+            inner.clone().prop_map(|s| format!("${{UNSET:-{s}}}")),
+            inner.clone().prop_map(|s| format!("${{a[{s}]}}")),
+            inner.clone().prop_map(|s| format!("${{s:{s}}}")),
+            inner.clone().prop_map(|s| format!("( {s} )")),
+            inner.clone().prop_map(|s| format!("{{ echo {s}; }}")),
+            inner.clone().prop_map(|s| format!("[[ {s} ]]")),
+            inner.clone().prop_map(|s| format!("[[ -v {s} ]]")),
+            inner.clone().prop_map(|s| format!("[[ {s} -eq 1 ]]")),
+            inner.clone().prop_map(|s| format!("x={s}")),
+            inner.clone().prop_map(|s| format!("x={s}; echo $((x))")),
+            inner.clone().prop_map(|s| format!("declare -i n={s}")),
+            inner.clone().prop_map(|s| format!("let {s}")),
+            inner.clone().prop_map(|s| format!("printf -v {s} x")),
+            inner.clone().prop_map(|s| format!("read {s} <<< x")),
+            inner.clone().prop_map(|s| format!("cat <<EOF\n{s}\nEOF\n")),
+            inner
+                .clone()
+                .prop_map(|s| format!("cat <<'EOF'\n{s}\nEOF\n")),
+            inner.clone().prop_map(|s| format!("cat <<< {s}")),
+            inner.clone().prop_map(|s| format!("echo \\\n{s}")),
+            inner.clone().prop_map(|s| format!("echo {s} | cat")),
+            inner.clone().prop_map(|s| format!("eval {s}")),
+            inner.clone().prop_map(|s| format!("bash -c {s}")),
+            inner.clone().prop_map(|s| format!("f() {{ {s}; }}; f")),
+            inner
+                .clone()
+                .prop_map(|s| format!("case x in {s}) ;; esac")),
+            inner
+                .clone()
+                .prop_map(|s| format!("for i in {s}; do :; done")),
+            inner.clone().prop_map(|s| format!("a=({s})")),
+            inner.clone().prop_map(|s| format!("# {s}\n{s}")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("{a}; {b}")),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_compositions_never_run_a_value(
+        script in composition(),
+        value in proptest::sample::select(HOSTILE.to_vec()),
+    ) {
+        let out = run(&format!("{script}\n"), value);
+        prop_assert!(!out.pwned, "{script:?} with {value:?} ran the value: {:?}", out.script);
+    }
+}
+
+fn write_plan(dir: &Path, shell: &str, var: &str) -> std::path::PathBuf {
+    let plan = dir.join("plan.yaml");
+    let yaml = format!(
+        "version: 1\nname: inject\nvars:\n  v: {}\nsteps:\n  - id: s\n    shell: |\n{}\n",
+        serde_json::to_string(var).unwrap(),
+        shell
+            .lines()
+            .map(|l| format!("      {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    std::fs::write(&plan, yaml).unwrap();
+    plan
+}
+
+fn planrun(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("planrun").unwrap();
+    cmd.current_dir(dir);
+    cmd
+}
+
+#[test]
+fn execute_refuses_a_value_that_is_not_an_integer_in_arithmetic() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), "echo start\necho $(( {{vars.v}} + 1 ))", "1");
+    let output = planrun(dir.path())
+        .args(["execute"])
+        .arg(&plan)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--var", "v=a[$(touch PWN)]"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "script line 2, column 10: `{{vars.v}}` (`'a[$(touch PWN)]'`): the value stands in bash arithmetic"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("plain integer"), "{stderr}");
+    assert!(!dir.path().join("PWN").exists());
+    // The plan's own value is an integer, so `validate` accepts it and `execute` runs it.
+    planrun(dir.path())
+        .arg("validate")
+        .arg(&plan)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn validate_refuses_the_plan_default_in_a_name_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), "printf -v {{vars.v}} '%s' x", "a[$(touch PWN)]");
+    let output = planrun(dir.path())
+        .arg("validate")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("script line 1, column 11: `{{vars.v}}`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("plain identifier"), "{stdout}");
+}
+
+#[test]
+fn execute_runs_a_hostile_value_as_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = "x\"; touch PWN; echo \"$(touch PWN)`touch PWN`'\nEOF";
+    let plan = write_plan(
+        dir.path(),
+        "printf '<%s>\\n' {{vars.v}} \"{{vars.v}}\" '{{vars.v}}' > out.txt\ncat >> out.txt <<'EOF'\n{{vars.v}}\nEOF",
+        "safe",
+    );
+    let output = planrun(dir.path())
+        .args(["execute"])
+        .arg(&plan)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--var")
+        .arg(format!("v={evil}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!dir.path().join("PWN").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        format!("<{evil}>\n<{evil}>\n<{evil}>\n{evil}\n")
+    );
+}
