@@ -77,6 +77,7 @@ async fn copy(args: &[String]) {
         session_token: None,
         ca_file: None,
         allow_http: true,
+        stall_timeout: None,
         retention: None,
     };
     let store = planrun::s3_store::S3Store::open(&storage, planrun::s3::Tuning::default())

@@ -5,7 +5,16 @@
 //! prefix. Uploads store the artifact's sha256 as object metadata, go multipart with parallel
 //! parts above one part size, hash while they send, and are checked with a HEAD afterwards:
 //! a multipart ETag is not a checksum, so the metadata and the size are what is compared.
+//!
+//! Nothing waits forever: every request fails once no byte moved for the idle timeout (see
+//! [`watched_http`]), and every operation, retries included, fails once the service made no
+//! progress for the storage's `stall_timeout`. Errors that retrying cannot fix (an untrusted
+//! certificate, an unknown host, refused credentials, a missing bucket) fail at once, and
+//! every error names the operation that failed.
 
+mod watched_http;
+
+use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,24 +23,27 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::client::{HttpError, HttpRequestBody};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{
-    Attribute, AttributeValue, Attributes, BackoffConfig, Certificate, ClientOptions, GetOptions,
-    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
-    WriteMultipart,
+    Attribute, AttributeValue, Attributes, BackoffConfig, GetOptions, MultipartUpload, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+use watched_http::{Fault, Progress, WatchedConnector, WatchedHttp};
 
 use crate::plan::S3Storage;
 
 /// The object metadata key (`x-amz-meta-sha256`) holding an object's sha256 as lowercase hex.
 pub const SHA256_METADATA: &str = "sha256";
 
-/// How uploads and retries behave. The defaults bound memory to about
-/// `part_size * (parallel_parts + 1)` (56 MiB) per upload.
+/// How uploads, timeouts and retries behave. The defaults bound memory to about
+/// `part_size * (parallel_parts + 1)` (56 MiB) per upload, and the time a frozen or
+/// unreachable service can hold an operation to `stall_timeout` (2 minutes).
 #[derive(Clone, Debug)]
 pub struct Tuning {
     /// Bytes per multipart part; objects up to this size go up in one PUT. S3 needs >= 5 MiB.
@@ -42,9 +54,16 @@ pub struct Tuning {
     pub max_retries: usize,
     /// No retry starts after this long since the request was first sent.
     pub retry_timeout: Duration,
-    /// Limit for one request (one part, one listing page).
+    /// Limit for one request (one part, one listing page), however it progresses.
     pub request_timeout: Duration,
+    /// Limit for opening a connection, TLS handshake included.
     pub connect_timeout: Duration,
+    /// One request fails (and may be retried) once no byte moved either way for this long.
+    pub idle_timeout: Duration,
+    /// An operation fails once the service made no progress for this long, retries included:
+    /// the longest a frozen service can hold an operation, an aborted upload's cleanup
+    /// included.
+    pub stall_timeout: Duration,
 }
 
 impl Default for Tuning {
@@ -53,9 +72,28 @@ impl Default for Tuning {
             part_size: 8 * 1024 * 1024,
             parallel_parts: 6,
             max_retries: 8,
-            retry_timeout: Duration::from_secs(180),
+            retry_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            stall_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Tuning {
+    /// These settings with `stall` as the stall timeout, and the per-request limits shortened
+    /// to fit inside it: a quarter each for connecting and for one idle request, half for
+    /// starting retries, so that a request's own error (which names the cause) normally
+    /// arrives before the stall timeout cuts the operation off.
+    pub fn with_stall_timeout(self, stall: Duration) -> Tuning {
+        let quarter = (stall / 4).max(Duration::from_secs(1));
+        Tuning {
+            connect_timeout: self.connect_timeout.min(quarter),
+            idle_timeout: self.idle_timeout.min(quarter),
+            retry_timeout: self.retry_timeout.min(stall / 2),
+            stall_timeout: stall,
+            ..self
         }
     }
 }
@@ -127,6 +165,8 @@ pub struct S3Settings {
     pub session_token: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub allow_http: bool,
+    /// The storage's `stall_timeout`, which overrides the [`Tuning`]'s when set.
+    pub stall_timeout: Option<Duration>,
 }
 
 // Hand-written so that a stray `{:?}` can never print a secret.
@@ -142,6 +182,7 @@ impl std::fmt::Debug for S3Settings {
             .field("secret_access_key", &"***")
             .field("ca_file", &self.ca_file)
             .field("allow_http", &self.allow_http)
+            .field("stall_timeout", &self.stall_timeout)
             .finish()
     }
 }
@@ -174,6 +215,13 @@ impl S3Settings {
                 });
             }
         }
+        let stall_timeout = storage.stall_timeout.map(|d| d.as_std());
+        if stall_timeout.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(S3Error::Config {
+                bucket: storage.bucket.clone(),
+                detail: "stall_timeout must be at least 1s".into(),
+            });
+        }
         let (Some(access_key_id), Some(secret_access_key)) = (
             given(&storage.access_key_id, "AWS_ACCESS_KEY_ID"),
             given(&storage.secret_access_key, "AWS_SECRET_ACCESS_KEY"),
@@ -200,6 +248,7 @@ impl S3Settings {
             session_token: given(&storage.session_token, "AWS_SESSION_TOKEN"),
             ca_file: storage.ca_file.as_ref().map(PathBuf::from),
             allow_http: storage.allow_http,
+            stall_timeout,
         })
     }
 }
@@ -240,8 +289,10 @@ pub struct ObjectDigest {
 pub struct S3Bucket {
     store: Arc<AmazonS3>,
     /// For the requests object_store does not make (listing multipart uploads), sent to
-    /// URLs it signs; configured with the same trust roots and timeouts.
-    http: reqwest::Client,
+    /// URLs it signs, through the same watched transport.
+    http: WatchedHttp,
+    /// When the service last moved a byte, for every request of this bucket.
+    progress: Arc<Progress>,
     bucket: String,
     prefix: String,
     tuning: Tuning,
@@ -249,16 +300,19 @@ pub struct S3Bucket {
 
 impl S3Bucket {
     pub fn connect(settings: &S3Settings, tuning: Tuning) -> Result<S3Bucket, S3Error> {
+        let tuning = match settings.stall_timeout {
+            Some(stall) => tuning.with_stall_timeout(stall),
+            None => tuning,
+        };
         let config_error = |detail: String| S3Error::Config {
             bucket: settings.bucket.clone(),
             detail,
         };
-        let mut options = ClientOptions::new()
-            .with_allow_http(settings.allow_http)
-            .with_timeout(tuning.request_timeout)
-            .with_connect_timeout(tuning.connect_timeout);
+        // One client for everything, built here rather than by object_store, so that its
+        // requests go through the progress watchdog.
         let mut http = reqwest::Client::builder()
             .https_only(!settings.allow_http)
+            .http1_only()
             .timeout(tuning.request_timeout)
             .connect_timeout(tuning.connect_timeout);
         if let Some(path) = &settings.ca_file {
@@ -266,10 +320,11 @@ impl S3Bucket {
                 path: path.clone(),
                 source,
             })?;
-            let certificates = Certificate::from_pem_bundle(&pem).map_err(|e| S3Error::CaPem {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| S3Error::CaPem {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
             if certificates.is_empty() {
                 return Err(S3Error::CaPem {
                     path: path.clone(),
@@ -278,29 +333,28 @@ impl S3Bucket {
             }
             // Added to the system roots, never instead of verification.
             for certificate in certificates {
-                options = options.with_root_certificate(certificate);
-            }
-            for certificate in
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| S3Error::CaPem {
-                    path: path.clone(),
-                    detail: e.to_string(),
-                })?
-            {
                 http = http.add_root_certificate(certificate);
             }
         }
-        let http = http.build().map_err(|e| config_error(e.to_string()))?;
+        let client = http.build().map_err(|e| config_error(e.to_string()))?;
+        let progress = Progress::new();
+        let connector = WatchedConnector {
+            client,
+            idle: tuning.idle_timeout,
+            progress: progress.clone(),
+        };
+        let http = connector.service();
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
             .with_access_key_id(&settings.access_key_id)
             .with_secret_access_key(&settings.secret_access_key)
             .with_allow_http(settings.allow_http)
-            .with_client_options(options)
+            .with_http_connector(connector)
             .with_retry(RetryConfig {
                 backoff: BackoffConfig {
                     init_backoff: Duration::from_millis(200),
-                    max_backoff: Duration::from_secs(20),
+                    max_backoff: Duration::from_secs(10),
                     base: 2.0,
                 },
                 max_retries: tuning.max_retries,
@@ -338,6 +392,7 @@ impl S3Bucket {
         Ok(S3Bucket {
             store: Arc::new(store),
             http,
+            progress,
             bucket: settings.bucket.clone(),
             prefix: settings.prefix.clone(),
             tuning,
@@ -383,17 +438,46 @@ impl S3Bucket {
         }
     }
 
-    fn request_error(&self, key: &str, error: object_store::Error) -> S3Error {
+    /// The error of `operation` on `key`, in words that name the cause.
+    fn request_error(&self, operation: &str, key: &str, error: object_store::Error) -> S3Error {
+        let detail = describe(&error, &self.bucket);
         match error {
-            object_store::Error::NotFound { .. } => S3Error::NotFound {
-                bucket: self.bucket.clone(),
-                key: self.full_key(key),
-            },
-            other => S3Error::Request {
-                bucket: self.bucket.clone(),
-                key: self.full_key(key),
-                detail: other.to_string(),
-            },
+            object_store::Error::NotFound { .. } if !detail.contains("NoSuchBucket") => {
+                S3Error::NotFound {
+                    bucket: self.bucket.clone(),
+                    key: self.full_key(key),
+                }
+            }
+            _ => self.failed(operation, key, detail),
+        }
+    }
+
+    fn failed(&self, operation: &str, key: &str, detail: String) -> S3Error {
+        S3Error::Request {
+            bucket: self.bucket.clone(),
+            key: self.full_key(key),
+            detail: format!("{operation}: {detail}"),
+        }
+    }
+
+    /// Runs one operation under the stall timeout (see [`Watch::run`]).
+    async fn watched<T>(
+        &self,
+        operation: &str,
+        key: &str,
+        work: impl Future<Output = Result<T, S3Error>>,
+    ) -> Result<T, S3Error> {
+        self.watch(key)
+            .run(operation, self.tuning.stall_timeout, work)
+            .await
+    }
+
+    fn watch(&self, key: &str) -> Watch {
+        Watch {
+            progress: self.progress.clone(),
+            stall: self.tuning.stall_timeout,
+            bucket: self.bucket.clone(),
+            key: self.full_key(key),
         }
     }
 
@@ -454,58 +538,83 @@ impl S3Bucket {
                 attributes,
                 ..PutOptions::default()
             };
-            self.store
-                .put_opts(&path, PutPayload::from_bytes(first), options)
-                .await
-                .map_err(|e| self.request_error(key, e))?;
+            self.watched("uploading", key, async {
+                self.store
+                    .put_opts(&path, PutPayload::from_bytes(first), options)
+                    .await
+                    .map_err(|e| self.request_error("uploading", key, e))
+            })
+            .await?;
         } else {
             let options = PutMultipartOptions {
                 attributes,
                 ..PutMultipartOptions::default()
             };
-            let upload = self
-                .store
-                .put_multipart_opts(&path, options)
-                .await
-                .map_err(|e| self.request_error(key, e))?;
-            let mut writer = WriteMultipart::new_with_chunk_size(upload, self.tuning.part_size);
-            writer.put(first);
-            let sent: Result<(), S3Error> = async {
-                loop {
-                    // Back-pressure: no more than `parallel_parts` parts in memory and in flight.
-                    writer
-                        .wait_for_capacity(self.tuning.parallel_parts)
+            let mut upload = self
+                .watched("starting a multipart upload", key, async {
+                    self.store
+                        .put_multipart_opts(&path, options)
                         .await
-                        .map_err(|e| self.request_error(key, e))?;
-                    let chunk = read_chunk(&mut reader, self.tuning.part_size)
+                        .map_err(|e| self.request_error("starting a multipart upload", key, e))
+                })
+                .await?;
+            // The abort after a failure gets an eighth of the stall timeout, taken from it, so
+            // that failing and cleaning up together stay within the stall timeout. A part's
+            // own error (idle, then retried until half the stall timeout) comes before that.
+            let abort_time = self.tuning.idle_timeout.min(self.tuning.stall_timeout / 8);
+            let stall = self.tuning.stall_timeout - abort_time;
+            let sent =
+                self.watch(key)
+                    .run("uploading in parts", stall, async {
+                        self.send_parts(
+                            &mut *upload,
+                            first,
+                            &mut reader,
+                            &mut hasher,
+                            &mut size,
+                            key,
+                        )
                         .await
-                        .map_err(read_error)?;
-                    if chunk.is_empty() {
-                        return Ok(());
-                    }
-                    hasher.update(&chunk);
-                    size += chunk.len() as u64;
-                    writer.put(chunk);
-                }
-            }
-            .await;
-            let sent = sent.and_then(|()| {
-                check_source(what, expected_sha256, &hex(&hasher.clone().finalize()))
-            });
+                        .map_err(|error| match error {
+                            PartsError::Local(source) => read_error(source),
+                            PartsError::Remote(error) => error,
+                        })?;
+                        check_source(what, expected_sha256, &hex(&hasher.clone().finalize()))?;
+                        upload.complete().await.map_err(|e| {
+                            self.request_error("completing the multipart upload", key, e)
+                        })
+                    })
+                    .await;
             if let Err(error) = sent {
-                // Parts already sent cost storage until aborted; the error that matters is `error`.
-                writer.abort().await.ok();
-                return Err(error);
+                // The error that matters is the first one; the abort's outcome comes second.
+                // Parts an abort could not free are removed by a later copy (`abort_abandoned`).
+                let outcome = match tokio::time::timeout(abort_time, upload.abort()).await {
+                    Ok(Ok(())) => "the multipart upload was aborted".to_owned(),
+                    Ok(Err(abort)) => format!(
+                        "aborting the multipart upload failed too: {}",
+                        describe(&abort, &self.bucket)
+                    ),
+                    Err(_) => format!(
+                        "aborting the multipart upload got no answer in {}",
+                        crate::duration::Duration(abort_time)
+                    ),
+                };
+                return Err(with_outcome(error, &outcome));
             }
-            // `finish` aborts the upload itself when completing fails.
-            writer
-                .finish()
-                .await
-                .map_err(|e| self.request_error(key, e))?;
         }
 
         let sha256 = expected_sha256.to_ascii_lowercase();
-        let head = self.head(key).await?;
+        let head = self
+            .head_as("checking the upload", key)
+            .await
+            .map_err(|error| match error {
+                S3Error::NotFound { bucket, key } => S3Error::NotStored {
+                    bucket,
+                    key,
+                    detail: "the object is missing after the upload".into(),
+                },
+                other => other,
+            })?;
         let not_stored = |detail: String| S3Error::NotStored {
             bucket: self.bucket.clone(),
             key: self.full_key(key),
@@ -530,6 +639,63 @@ impl S3Bucket {
         })
     }
 
+    /// Sends `first` and the rest of `reader` as parts, `parallel_parts` at a time, hashing
+    /// and counting what it reads. A failed part stops the upload and is the error reported.
+    async fn send_parts(
+        &self,
+        upload: &mut dyn MultipartUpload,
+        first: Bytes,
+        reader: &mut (impl AsyncRead + Unpin + Send),
+        hasher: &mut Sha256,
+        size: &mut u64,
+        key: &str,
+    ) -> Result<(), PartsError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut chunk = first;
+        let mut number = 1usize;
+        loop {
+            let part = upload.put_part(PutPayload::from_bytes(chunk));
+            tasks.spawn(async move { (number, part.await) });
+            // Back-pressure: no more than `parallel_parts` parts in memory and in flight.
+            while tasks.len() >= self.tuning.parallel_parts.max(1) {
+                self.part_done(tasks.join_next().await, key)?;
+            }
+            chunk = read_chunk(reader, self.tuning.part_size)
+                .await
+                .map_err(PartsError::Local)?;
+            if chunk.is_empty() {
+                break;
+            }
+            hasher.update(&chunk);
+            *size += chunk.len() as u64;
+            number += 1;
+        }
+        while let Some(joined) = tasks.join_next().await {
+            self.part_done(Some(joined), key)?;
+        }
+        Ok(())
+    }
+
+    fn part_done(
+        &self,
+        joined: Option<Result<(usize, object_store::Result<()>), tokio::task::JoinError>>,
+        key: &str,
+    ) -> Result<(), PartsError> {
+        match joined {
+            None | Some(Ok((_, Ok(())))) => Ok(()),
+            Some(Ok((number, Err(error)))) => Err(PartsError::Remote(self.request_error(
+                &format!("uploading part {number}"),
+                key,
+                error,
+            ))),
+            Some(Err(error)) => Err(PartsError::Remote(self.failed(
+                "uploading a part",
+                key,
+                error.to_string(),
+            ))),
+        }
+    }
+
     /// Uploads small bytes (a manifest, a verify record) in one PUT, with their sha256.
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<Uploaded, S3Error> {
         let sha256 = hex(&Sha256::digest(&bytes));
@@ -538,16 +704,23 @@ impl S3Bucket {
 
     /// Size and `sha256` metadata of an object.
     pub async fn head(&self, key: &str) -> Result<ObjectHead, S3Error> {
+        self.head_as("reading the object's metadata", key).await
+    }
+
+    async fn head_as(&self, operation: &str, key: &str) -> Result<ObjectHead, S3Error> {
         let path = self.path(key)?;
         let options = GetOptions {
             head: true,
             ..GetOptions::default()
         };
         let result = self
-            .store
-            .get_opts(&path, options)
-            .await
-            .map_err(|e| self.request_error(key, e))?;
+            .watched(operation, key, async {
+                self.store
+                    .get_opts(&path, options)
+                    .await
+                    .map_err(|e| self.request_error(operation, key, e))
+            })
+            .await?;
         let sha256 = result
             .attributes
             .get(&Attribute::Metadata(SHA256_METADATA.into()))
@@ -561,12 +734,18 @@ impl S3Bucket {
     /// The whole object in memory: for manifests and other small objects only.
     pub async fn get_bytes(&self, key: &str) -> Result<Bytes, S3Error> {
         let path = self.path(key)?;
-        let result = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| self.request_error(key, e))?;
-        result.bytes().await.map_err(|e| self.request_error(key, e))
+        self.watched("reading", key, async {
+            let result = self
+                .store
+                .get(&path)
+                .await
+                .map_err(|e| self.request_error("reading", key, e))?;
+            result
+                .bytes()
+                .await
+                .map_err(|e| self.request_error("reading", key, e))
+        })
+        .await
     }
 
     /// The object's bytes as a stream of chunks, read from the service (never a cache).
@@ -577,18 +756,40 @@ impl S3Bucket {
     {
         let path = self.path(key)?;
         let result = self
-            .store
-            .get(&path)
-            .await
-            .map_err(|e| self.request_error(key, e))?;
-        let (bucket, full) = (self.bucket.clone(), self.full_key(key));
-        Ok(result.into_stream().map(move |chunk| {
-            chunk.map_err(|e| S3Error::Request {
-                bucket: bucket.clone(),
-                key: full.clone(),
-                detail: e.to_string(),
+            .watched("reading", key, async {
+                self.store
+                    .get(&path)
+                    .await
+                    .map_err(|e| self.request_error("reading", key, e))
             })
-        }))
+            .await?;
+        // Each chunk is awaited under the stall timeout, like any other operation.
+        let watch = self.watch(key);
+        let chunks = result.into_stream();
+        Ok(futures::stream::unfold(
+            Some((chunks, watch)),
+            |state| async move {
+                let (mut chunks, watch) = state?;
+                let next = watch
+                    .run("reading", watch.stall, async {
+                        chunks
+                            .next()
+                            .await
+                            .transpose()
+                            .map_err(|e| S3Error::Request {
+                                bucket: watch.bucket.clone(),
+                                key: watch.key.clone(),
+                                detail: format!("reading: {}", describe(&e, &watch.bucket)),
+                            })
+                    })
+                    .await;
+                match next {
+                    Ok(Some(chunk)) => Some((Ok(chunk), Some((chunks, watch)))),
+                    Ok(None) => None,
+                    Err(error) => Some((Err(error), None)),
+                }
+            },
+        ))
     }
 
     /// The object as an `AsyncRead`, for code that reads artifacts the same way from any storage.
@@ -600,7 +801,7 @@ impl S3Bucket {
             .stream(key)
             .await?
             .map(|chunk| chunk.map_err(std::io::Error::other));
-        Ok(tokio_util_stream_reader(stream))
+        Ok(tokio_util_stream_reader(Box::pin(stream)))
     }
 
     /// Reads the whole stored object and hashes it: what verify does for an off-site set.
@@ -689,15 +890,19 @@ impl S3Bucket {
     /// Every object under `prefix` (relative), recursively, in key order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, S3Error> {
         let path = self.list_path(prefix)?;
-        let mut listing = self.store.list(path.as_ref());
         let mut objects = Vec::new();
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| self.request_error(prefix, e))?;
-            objects.push(ObjectInfo {
-                key: self.relative(&meta.location),
-                size: meta.size,
-            });
-        }
+        self.watched("listing", prefix, async {
+            let mut listing = self.store.list(path.as_ref());
+            while let Some(meta) = listing.next().await {
+                let meta = meta.map_err(|e| self.request_error("listing", prefix, e))?;
+                objects.push(ObjectInfo {
+                    key: self.relative(&meta.location),
+                    size: meta.size,
+                });
+            }
+            Ok(())
+        })
+        .await?;
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
     }
@@ -710,10 +915,13 @@ impl S3Bucket {
     ) -> Result<(Vec<String>, Vec<ObjectInfo>), S3Error> {
         let path = self.list_path(prefix)?;
         let result = self
-            .store
-            .list_with_delimiter(path.as_ref())
-            .await
-            .map_err(|e| self.request_error(prefix, e))?;
+            .watched("listing", prefix, async {
+                self.store
+                    .list_with_delimiter(path.as_ref())
+                    .await
+                    .map_err(|e| self.request_error("listing", prefix, e))
+            })
+            .await?;
         let folders = result
             .common_prefixes
             .iter()
@@ -746,9 +954,98 @@ impl S3Bucket {
     /// Deletes one object. Deleting a missing object is not an error (S3 semantics).
     pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
         let path = self.path(key)?;
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.request_error(key, e)),
+        self.watched("deleting", key, async {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(self.request_error("deleting", key, e)),
+            }
+        })
+        .await
+    }
+}
+
+/// The stall timeout of operations on one key: a handle that streams can carry.
+#[derive(Clone, Debug)]
+struct Watch {
+    progress: Arc<Progress>,
+    stall: Duration,
+    bucket: String,
+    /// The full key, for messages.
+    key: String,
+}
+
+impl Watch {
+    /// Runs `work`, failing it once the service made no progress for `stall`. A request of
+    /// ours that fails on its own (idle, refused, retried out) reports its cause first; this
+    /// bound holds whatever the retries add up to.
+    async fn run<T>(
+        &self,
+        operation: &str,
+        stall: Duration,
+        work: impl Future<Output = Result<T, S3Error>>,
+    ) -> Result<T, S3Error> {
+        let started = Instant::now();
+        tokio::pin!(work);
+        let result = loop {
+            let deadline = self.progress.baseline(started) + stall;
+            tokio::select! {
+                result = &mut work => break result,
+                () = tokio::time::sleep_until(deadline) => {
+                    if self.progress.baseline(started) + stall <= Instant::now() {
+                        break Err(S3Error::Request {
+                            bucket: self.bucket.clone(),
+                            key: self.key.clone(),
+                            detail: format!(
+                                "{operation}: the service made no progress for {} (stall_timeout)",
+                                crate::duration::Duration(stall)
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        if matches!(result, Err(S3Error::Request { .. })) && !self.progress.answered_since(started)
+        {
+            self.progress.mark_stalled();
+        }
+        result
+    }
+}
+
+/// What went wrong in words a person can act on: our own transport fault if there is one,
+/// then the S3 error codes that retrying cannot fix, then object_store's own text.
+fn describe(error: &(dyn StdError + 'static), bucket: &str) -> String {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(fault) = current.downcast_ref::<Fault>() {
+            return fault.to_string();
+        }
+        cause = current.source();
+    }
+    let text = error.to_string();
+    match xml_tag(&text, "Code") {
+        Some("SignatureDoesNotMatch") => "the service refused the request signature \
+             (HTTP 403 SignatureDoesNotMatch): check `secret_access_key`"
+            .to_owned(),
+        Some("InvalidAccessKeyId") => "the service does not know the access key \
+             (HTTP 403 InvalidAccessKeyId): check `access_key_id`"
+            .to_owned(),
+        Some("AccessDenied") => "access denied (HTTP 403 AccessDenied): the credentials \
+             may not use this bucket or key"
+            .to_owned(),
+        Some("NoSuchBucket") => format!("bucket {bucket} does not exist (HTTP 404 NoSuchBucket)"),
+        _ => {
+            // "error sending request" alone hides the cause, which is the innermost error.
+            let mut deepest: &(dyn StdError + 'static) = error;
+            while let Some(cause) = deepest.source() {
+                deepest = cause;
+            }
+            let cause = deepest.to_string();
+            if text.contains(&cause) {
+                text
+            } else {
+                format!("{text} ({cause})")
+            }
         }
     }
 }
@@ -765,12 +1062,18 @@ pub struct PendingUpload {
 impl S3Bucket {
     /// Multipart uploads started under `prefix` and neither completed nor aborted.
     pub async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, S3Error> {
+        self.watched(
+            "listing multipart uploads",
+            prefix,
+            self.pending_upload_pages(prefix),
+        )
+        .await
+    }
+
+    async fn pending_upload_pages(&self, prefix: &str) -> Result<Vec<PendingUpload>, S3Error> {
         let full_prefix = self.full_key(prefix);
-        let request_error = |detail: String| S3Error::Request {
-            bucket: self.bucket.clone(),
-            key: full_prefix.clone(),
-            detail: format!("listing multipart uploads: {detail}"),
-        };
+        let request_error =
+            |detail: String| self.failed("listing multipart uploads", prefix, detail);
         let mut uploads = Vec::new();
         let mut marker: Option<(String, String)> = None;
         // A bound on pages, so a service that always says "truncated" cannot loop forever.
@@ -793,18 +1096,22 @@ impl S3Bucket {
                     &options,
                 )
                 .await
+                .map_err(|e| request_error(describe(&e, &self.bucket)))?;
+            let request = http::Request::get(url.as_str())
+                .body(HttpRequestBody::empty())
                 .map_err(|e| request_error(e.to_string()))?;
             let response = self
                 .http
-                .get(url)
-                .send()
+                .send(request)
                 .await
-                .map_err(|e| request_error(e.to_string()))?;
+                .map_err(|e| request_error(describe(&e, &self.bucket)))?;
             let status = response.status();
             let body = response
-                .text()
+                .into_body()
+                .bytes()
                 .await
-                .map_err(|e| request_error(e.to_string()))?;
+                .map_err(|e: HttpError| request_error(describe(&e, &self.bucket)))?;
+            let body = String::from_utf8_lossy(&body);
             if !status.is_success() {
                 let code = xml_tag(&body, "Code").unwrap_or("no error code");
                 return Err(request_error(format!("HTTP {status} ({code})")));
@@ -828,10 +1135,14 @@ impl S3Bucket {
     /// Aborts one multipart upload, freeing its parts.
     pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
         let path = self.path(key)?;
-        self.store
-            .abort_multipart(&path, &upload_id.to_owned())
-            .await
-            .map_err(|e| self.request_error(key, e))
+        let operation = "aborting a multipart upload";
+        self.watched(operation, key, async {
+            self.store
+                .abort_multipart(&path, &upload_id.to_owned())
+                .await
+                .map_err(|e| self.request_error(operation, key, e))
+        })
+        .await
     }
 
     /// Aborts uploads under `prefix` started before `cutoff`: parts left by a run that was
@@ -849,6 +1160,28 @@ impl S3Bucket {
             }
         }
         Ok(aborted)
+    }
+}
+
+/// Why sending parts stopped: reading the source, or the service.
+enum PartsError {
+    Local(std::io::Error),
+    Remote(S3Error),
+}
+
+/// `error` with what happened next (an abort's outcome) added to its message.
+fn with_outcome(error: S3Error, outcome: &str) -> S3Error {
+    match error {
+        S3Error::Request {
+            bucket,
+            key,
+            detail,
+        } => S3Error::Request {
+            bucket,
+            key,
+            detail: format!("{detail}; {outcome}"),
+        },
+        other => other,
     }
 }
 
@@ -992,6 +1325,7 @@ mod tests {
             session_token: None,
             ca_file: None,
             allow_http: false,
+            stall_timeout: None,
             retention: None,
         }
     }

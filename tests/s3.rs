@@ -75,9 +75,10 @@ async fn a_wrong_secret_is_refused_by_the_server() {
     let settings = S3Settings::resolve(&storage, |_| None).unwrap();
     let bucket = S3Bucket::connect(&settings, tuning()).unwrap();
     let error = bucket.put_bytes("x", b"hello".to_vec()).await.unwrap_err();
-    assert!(
-        error.to_string().contains("SignatureDoesNotMatch"),
-        "{error}"
+    assert_eq!(
+        error.to_string(),
+        "s3://offsite/crm/x: uploading: the service refused the request signature \
+         (HTTP 403 SignatureDoesNotMatch): check `secret_access_key`"
     );
 }
 
@@ -108,7 +109,18 @@ async fn an_upload_cut_off_by_a_dead_server_leaves_nothing_and_the_rerun_complet
         .upload(reader, "set/db.dump", &sha, "db.dump")
         .await
         .unwrap_err();
+    // The part upload is what failed; the abort that followed comes second.
+    let message = error.to_string();
     assert!(matches!(error, S3Error::Request { .. }), "{error}");
+    assert!(
+        message.starts_with("s3://offsite/crm/set/db.dump: uploading part "),
+        "{message}"
+    );
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(
+        message.contains("; aborting the multipart upload failed too: "),
+        "{message}"
+    );
     server.lock().unwrap().restart();
     assert!(matches!(
         bucket.head("set/db.dump").await,

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::Retention;
+use crate::duration::Duration;
 
 /// A place that holds backup sets.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -75,6 +76,11 @@ pub struct S3Storage {
     /// Allow `http://` endpoints (only for servers on loopback or in tests).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_http: bool,
+    /// How long the service may make no progress (no byte sent or received, retries
+    /// included) before an operation fails; the longest a frozen or unreachable server can
+    /// hold a run (default `2m`, at least `1s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout: Option<Duration>,
     /// Retention for this storage (overrides the plan's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,

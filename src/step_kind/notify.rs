@@ -1,8 +1,18 @@
 //! `notify:` steps: POST the run's state as JSON to a webhook (healthchecks, chat hooks).
 //! An empty webhook (e.g. an unset optional variable) sends nothing and says so.
+//!
+//! A webhook never holds a run: connecting is limited to [`CONNECT_TIMEOUT`], the answer
+//! must start within [`IDLE_TIMEOUT`] and keep coming, and the whole call is bounded by
+//! [`TOTAL_TIMEOUT`] (and by the step's own `timeout`).
 
 use super::{AttemptEnd, StepContext, bounded};
 use crate::process::{LineSink, Stream};
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// reqwest's read timeout: until the answer starts, then between its chunks.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn execute(
     ctx: &mut StepContext<'_>,
@@ -31,7 +41,9 @@ pub async fn execute(
     let mut status = None;
     let end = bounded(ctx, "notify", async {
         let client = match reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(IDLE_TIMEOUT)
+            .timeout(TOTAL_TIMEOUT)
             .build()
         {
             Ok(client) => client,
@@ -53,12 +65,18 @@ pub async fn execute(
                 response.status()
             )),
             // The URL may carry a token; reqwest's message names it, so keep only the kind.
-            Err(error) if error.is_timeout() => {
-                AttemptEnd::error("notify: the webhook did not answer in 30s")
-            }
+            // Connect first: a connect timeout is both.
+            Err(error) if error.is_connect() && error.is_timeout() => AttemptEnd::error(format!(
+                "notify: cannot connect to the webhook within {}",
+                crate::duration::Duration(CONNECT_TIMEOUT)
+            )),
             Err(error) if error.is_connect() => {
                 AttemptEnd::error("notify: cannot connect to the webhook")
             }
+            Err(error) if error.is_timeout() => AttemptEnd::error(format!(
+                "notify: the webhook did not answer within {}",
+                crate::duration::Duration(IDLE_TIMEOUT)
+            )),
             Err(_) => AttemptEnd::error("notify: the request to the webhook failed"),
         }
     })

@@ -121,6 +121,7 @@ impl S3Server {
             session_token: None,
             ca_file: None,
             allow_http: true,
+            stall_timeout: None,
             retention: None,
         }
     }
@@ -181,6 +182,8 @@ pub fn tuning() -> Tuning {
         retry_timeout: Duration::from_secs(3),
         request_timeout: Duration::from_secs(20),
         connect_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(10),
+        stall_timeout: Duration::from_secs(20),
     }
 }
 
