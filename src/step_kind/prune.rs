@@ -7,13 +7,19 @@ use super::{AttemptEnd, StepContext};
 use crate::event::Outcome;
 use crate::plan::Storage;
 use crate::process::{LineSink, Stream};
-use crate::prune::{Target, decide_prune, render_table};
 use crate::retention::Policy;
+use crate::storage::Store;
+use crate::storage::prune::{plan_store, render_table};
 
 pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptEnd {
     let plan = ctx.plan;
     // Retention only ever runs after a good backup: a night whose backup failed must not
     // thin out the sets that are now the newest good ones.
+    if let Some(failed) = ctx.run.failed_backups().first() {
+        return AttemptEnd::error(format!(
+            "prune refused: this run's backup of `{failed}` failed, so nothing is removed"
+        ));
+    }
     if ctx.run.expects_backups() && !ctx.run.set_complete() {
         return AttemptEnd::error(
             "prune refused: this run's backup set is not complete, so nothing is removed",
@@ -62,28 +68,29 @@ async fn prune_one(
     policy: &Policy,
 ) -> Result<(), String> {
     let plan = &ctx.plan.name;
-    let target = Target::open(storage).map_err(|e| format!("prune `{name}`: {e}"))?;
-    let sets = target
-        .candidates(plan)
+    let store = Store::open(name, storage).map_err(|e| format!("prune: {e}"))?;
+    let decided = plan_store(&store, plan, policy, Utc::now())
         .await
         .map_err(|e| format!("prune `{name}`: {e}"))?;
-    let rows = decide_prune(&sets, policy, Utc::now());
     ctx.output
         .line(
             Stream::Stdout,
-            format!("storage {name} at {}", target.location(plan)),
+            format!("storage {name} at {}", store.plan_location(plan)),
         )
         .await;
-    for line in render_table(&rows).lines() {
+    for line in render_table(&decided.rows).lines() {
         ctx.output.line(Stream::Stdout, line.to_owned()).await;
     }
-    for row in rows.iter().filter(|r| !r.decision.keep) {
-        target
-            .delete(plan, &row.id)
+    if let Some(refusal) = decided.refusal() {
+        return Err(format!("prune `{name}` refused: {refusal}"));
+    }
+    for id in decided.to_remove() {
+        store
+            .delete_set(plan, &id)
             .await
-            .map_err(|e| format!("prune `{name}`: cannot remove set {}: {e}", row.id))?;
+            .map_err(|e| format!("prune `{name}`: cannot remove set {id}: {e}"))?;
         ctx.output
-            .line(Stream::Stdout, format!("removed {}", row.id))
+            .line(Stream::Stdout, format!("removed {id}"))
             .await;
     }
     Ok(())
