@@ -27,6 +27,23 @@ pub enum ChoiceError {
     Open(#[from] OpenStoreError),
 }
 
+/// The rule for the storage backups are written to: the local storage named `local`, else
+/// the only local storage, else none (a plan with backup steps is then invalid). The analyzer
+/// applies it to the plan, and the rendered plan carries its answer.
+pub fn backup_storage_name<'a>(
+    storage: impl Iterator<Item = (&'a str, &'a Storage)>,
+) -> Option<&'a str> {
+    let locals: Vec<&str> = storage
+        .filter(|(_, s)| matches!(s, Storage::Local(_)))
+        .map(|(name, _)| name)
+        .collect();
+    match locals.as_slice() {
+        _ if locals.contains(&"local") => Some("local"),
+        [only] => Some(only),
+        _ => None,
+    }
+}
+
 /// The storage backups are written to, by the plan's rule (decided once, at analysis, into
 /// [`ExecPlan::backup_storage`]: the local storage named `local`, else the only local one).
 pub fn backup_storage(plan: &ExecPlan) -> Result<(&str, LocalStore), ChoiceError> {
