@@ -9,7 +9,7 @@ bin=$PWD/target/release/planrun
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 - "$work/backups/crm" <<'PY'
-import datetime, json, os, sys
+import datetime, hashlib, json, os, sys
 root = sys.argv[1]
 start = datetime.datetime(2015, 1, 1)
 for i in range(10_000):
@@ -18,9 +18,14 @@ for i in range(10_000):
     os.makedirs(d)
     with open(os.path.join(d, "db.dump.zst"), "wb") as f:
         f.write(b"x" * 100)
+    # A whole manifest: anything less is a damaged set, and a damaged newest set stops prune.
     with open(os.path.join(d, "manifest.json"), "w") as f:
-        json.dump({"format": 1, "set_id": set_id, "artifacts": [
-            {"name": "db.dump.zst", "source": "db", "kind": "sqlite_zstd", "size": 100, "sha256": "0" * 64, "facts": {}}]}, f)
+        json.dump({"format": 1, "planrun_version": "0.1.0", "set_id": set_id,
+                   "plan": {"name": "crm", "digest": "00"}, "host": "bench",
+                   "started_at": "2015-01-01T00:00:00Z", "finished_at": "2015-01-01T00:00:01Z",
+                   "artifacts": [{"name": "db.dump.zst", "source": "db", "kind": "sqlite_zstd",
+                                  "size": 100, "sha256": hashlib.sha256(b"x" * 100).hexdigest(),
+                                  "facts": {}}]}, f)
 PY
 cat > "$work/plan.yaml" <<YAML
 version: 1

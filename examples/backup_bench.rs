@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use chrono::Utc;
-use planrun::backup_set::{ArtifactWriter, LocalStore, SetId, SetWriter};
 use planrun::plan::{DirectorySource, Source};
 use planrun::source::Stop;
 use planrun::source::directory::write_archive;
+use planrun::storage::{ArtifactWriter, LocalStore, SetId, SetWriter};
 
 fn directory(path: &str) -> DirectorySource {
     DirectorySource {

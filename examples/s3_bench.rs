@@ -80,10 +80,18 @@ async fn copy(args: &[String]) {
         stall_timeout: None,
         retention: None,
     };
-    let store = planrun::s3_store::S3Store::open(&storage, planrun::s3::Tuning::default())
+    let store = planrun::storage::Store::open("bench", &planrun::plan::Storage::S3(storage))
         .expect("storage opens");
+    // SET_DIR is `<storage>/<plan>/<set-id>`: the local storage is two levels up.
+    let set_dir = PathBuf::from(set_dir);
+    let root = set_dir
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("SET_DIR is <storage>/<plan>/<set-id>");
+    let local = planrun::storage::Store::new(planrun::storage::LocalStore::new(root));
+    let id = planrun::storage::SetId::parse(set_id).expect("a set id");
     let started = Instant::now();
-    let report = planrun::copy::copy_local_set(&PathBuf::from(set_dir), plan, set_id, &store)
+    let report = planrun::storage::copy_between(&local, &store, plan, &id)
         .await
         .expect("the copy succeeds");
     println!(

@@ -18,20 +18,11 @@ pub struct PlacedStep<'a> {
 }
 
 /// The storage backups are written to: the one named `local`, else the only local storage.
+/// The rule itself lives in [`crate::storage::choice::backup_storage_name`].
 pub fn backup_storage(plan: &Plan) -> Option<&str> {
-    let locals: Vec<&str> = plan
-        .storage
-        .iter()
-        .filter(|(_, s)| matches!(s, Storage::Local(_)))
-        .map(|(name, _)| name.as_str())
-        .collect();
-    if locals.contains(&"local") {
-        Some("local")
-    } else if locals.len() == 1 {
-        Some(locals[0])
-    } else {
-        None
-    }
+    crate::storage::choice::backup_storage_name(
+        plan.storage.iter().map(|(name, s)| (name.as_str(), s)),
+    )
 }
 
 /// Every step of the execute graph (`steps`, their rollbacks, `on_failure`, `always`).

@@ -145,12 +145,18 @@ pub async fn execute(
         .count();
     shared.run.expect_backups(backups);
     let graph = run_graph(&shared, options, &cancel).await;
+    // Backup steps that never started (they needed one that failed under `warn`) leave the
+    // set uncommitted; what did succeed is still a backup of its sources.
+    if !graph.failed && cancel.reason().is_none() {
+        let _ = shared.run.commit_remaining();
+    }
     // A set that was started and not committed can never be: remove it before anything else,
-    // so no failed or partial run leaves a folder that looks like a backup in progress.
+    // so no failed run leaves a folder that looks like a backup in progress.
     let abandoned = shared.run.abandon_uncommitted();
     // A run that threw its backup away did not succeed, even when the backup step that broke
     // it was marked `on_failure: ignore`: cron must not read exit 0 on a night with no backup.
-    let set_abandoned = abandoned.is_some();
+    // Nor did one that committed only some of its sources.
+    let set_abandoned = abandoned.is_some() || shared.run.committed_partial();
     if let Some(removed) = abandoned {
         let (path, error) = match removed {
             Ok(path) => (path, None),

@@ -153,7 +153,7 @@ impl RenderOptions {
 /// A sortable UTC time plus a suffix (milliseconds, then random): the run's set takes this id,
 /// so it sorts in the order runs started even within one second.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
-    crate::backup_set::SetId::new(now).to_string()
+    crate::storage::SetId::new(now).to_string()
 }
 
 /// Renders a validated plan into what the executor runs. Errors name the key path.

@@ -1,8 +1,11 @@
 //! The retention policy: which backup sets to keep and why, with restic's `forget` semantics.
 //!
 //! [`decide`] is pure: it takes the sets, the policy and `now`, and returns one [`Decision`]
-//! per set. Deleting anything is the caller's business (see `prune`).
+//! per set. [`decide_per_source`] runs it once per source and unions the keeps, so that a
+//! partial set never pushes out the only copy of another source. Deleting anything is the
+//! caller's business (see `storage::prune`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDateTime, Offset, TimeZone, Timelike, Utc};
@@ -10,6 +13,7 @@ use chrono_tz::Tz;
 
 use crate::duration::{CalendarSpan, Duration};
 use crate::plan::{Keep, Retention};
+pub use crate::storage::SetStatus;
 
 /// Incomplete sets younger than this may belong to a run still in progress.
 const DEFAULT_INCOMPLETE_AFTER: Duration = Duration(std::time::Duration::from_secs(24 * 3600));
@@ -20,17 +24,6 @@ pub struct SetInfo {
     /// When the set was taken (its id's time), in UTC.
     pub time: DateTime<Utc>,
     pub status: SetStatus,
-}
-
-/// The state of a set as storage reports it. Only complete sets count towards a policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SetStatus {
-    /// Has a manifest.
-    Complete,
-    /// No manifest: a run in progress, or one that died.
-    Incomplete,
-    /// Has a manifest, but verify found an artifact missing or changed.
-    Damaged,
 }
 
 /// A count rule: the periods it buckets sets into.
@@ -85,6 +78,11 @@ pub enum Reason {
     IncompleteExpired(Duration),
     /// A damaged set: it never counts, and is left for a person to look at.
     Damaged,
+    /// Why the policy of these sources keeps the set (`db, media: last, daily 2025-02-14`).
+    Sources {
+        sources: Vec<String>,
+        reasons: Vec<Reason>,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -98,6 +96,10 @@ impl fmt::Display for Reason {
             Reason::IncompleteRecent(after) => write!(f, "incomplete, younger than {after}"),
             Reason::IncompleteExpired(after) => write!(f, "incomplete for more than {after}"),
             Reason::Damaged => f.write_str("damaged, not counted"),
+            Reason::Sources { sources, reasons } => {
+                let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+                write!(f, "{}: {}", sources.join(", "), reasons.join(", "))
+            }
         }
     }
 }
@@ -181,42 +183,23 @@ impl Budget {
 
 /// Decides, for each set (in the order given), whether it is kept and why.
 ///
-/// Only complete sets count: incomplete and damaged ones neither use up a rule's budget nor
-/// push a complete set out. The newest complete set is always kept.
+/// Only restorable (complete or verified) sets count: incomplete and damaged ones neither
+/// use up a rule's budget nor push a restorable set out. The newest restorable set is always
+/// kept.
 pub fn decide(sets: &[SetInfo], policy: &Policy, now: DateTime<Utc>) -> Vec<Decision> {
     let mut decisions: Vec<Decision> = sets
         .iter()
-        .map(|set| match set.status {
-            SetStatus::Complete => Decision {
+        .map(|set| {
+            uncounted(set, policy, now).unwrap_or(Decision {
                 keep: false,
                 reasons: Vec::new(),
-            },
-            SetStatus::Damaged => Decision {
-                keep: true,
-                reasons: vec![Reason::Damaged],
-            },
-            SetStatus::Incomplete => {
-                let expired = now.signed_duration_since(set.time)
-                    > chrono::Duration::from_std(policy.incomplete_after.as_std())
-                        .unwrap_or(chrono::Duration::MAX);
-                if expired {
-                    Decision {
-                        keep: false,
-                        reasons: vec![Reason::IncompleteExpired(policy.incomplete_after)],
-                    }
-                } else {
-                    Decision {
-                        keep: true,
-                        reasons: vec![Reason::IncompleteRecent(policy.incomplete_after)],
-                    }
-                }
-            }
+            })
         })
         .collect();
 
     // Newest first; among equal times the later input line counts as newer, so the order is total.
     let mut complete: Vec<usize> = (0..sets.len())
-        .filter(|&i| sets[i].status == SetStatus::Complete)
+        .filter(|&i| sets[i].status.restorable())
         .collect();
     complete.sort_unstable_by(|&a, &b| sets[b].time.cmp(&sets[a].time).then(b.cmp(&a)));
     let Some(&newest) = complete.first() else {
@@ -281,6 +264,110 @@ pub fn decide(sets: &[SetInfo], policy: &Policy, now: DateTime<Utc>) -> Vec<Deci
     if !decisions[newest].keep {
         decisions[newest].keep = true;
         decisions[newest].reasons.push(Reason::NewestComplete);
+    }
+    decisions
+}
+
+/// The decision on a set that does not count (incomplete or damaged), or `None` for a
+/// restorable set, which the rules decide.
+fn uncounted(set: &SetInfo, policy: &Policy, now: DateTime<Utc>) -> Option<Decision> {
+    match set.status {
+        SetStatus::Complete | SetStatus::Verified => None,
+        SetStatus::Damaged => Some(Decision {
+            keep: true,
+            reasons: vec![Reason::Damaged],
+        }),
+        SetStatus::Incomplete => {
+            let expired = now.signed_duration_since(set.time)
+                > chrono::Duration::from_std(policy.incomplete_after.as_std())
+                    .unwrap_or(chrono::Duration::MAX);
+            Some(if expired {
+                Decision {
+                    keep: false,
+                    reasons: vec![Reason::IncompleteExpired(policy.incomplete_after)],
+                }
+            } else {
+                Decision {
+                    keep: true,
+                    reasons: vec![Reason::IncompleteRecent(policy.incomplete_after)],
+                }
+            })
+        }
+    }
+}
+
+/// A set and the sources it holds, for [`decide_per_source`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcedSet {
+    pub time: DateTime<Utc>,
+    pub status: SetStatus,
+    pub sources: BTreeSet<String>,
+}
+
+/// Decides per source: for every source, [`decide`] runs over the restorable sets that hold
+/// it, and a set is kept when any of its sources keeps it. So a partial set (from `--only`
+/// or a failed `warn` backup) uses up only its own sources' budgets, and the newest
+/// restorable set of every source is kept. Reasons name the sources they come from, sources
+/// with the same reasons together (`db, media: last, daily 2025-02-14`).
+///
+/// Sets are given in the same order as for [`decide`] (oldest first; among equal times the
+/// later one is newer).
+pub fn decide_per_source(
+    sets: &[SourcedSet],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
+    let infos: Vec<SetInfo> = sets
+        .iter()
+        .map(|s| SetInfo {
+            time: s.time,
+            status: s.status,
+        })
+        .collect();
+    let mut decisions: Vec<Decision> = infos
+        .iter()
+        .map(|set| {
+            uncounted(set, policy, now).unwrap_or(Decision {
+                keep: false,
+                reasons: Vec::new(),
+            })
+        })
+        .collect();
+    let sources: BTreeSet<&str> = sets
+        .iter()
+        .filter(|s| s.status.restorable())
+        .flat_map(|s| s.sources.iter().map(String::as_str))
+        .collect();
+    // Per set: source => why that source's policy keeps it.
+    let mut kept_by: Vec<BTreeMap<&str, Vec<Reason>>> = vec![BTreeMap::new(); sets.len()];
+    for source in sources {
+        let holding: Vec<usize> = (0..sets.len())
+            .filter(|&i| sets[i].status.restorable() && sets[i].sources.contains(source))
+            .collect();
+        let subset: Vec<SetInfo> = holding.iter().map(|&i| infos[i]).collect();
+        for (&i, decision) in holding.iter().zip(decide(&subset, policy, now)) {
+            if decision.keep {
+                kept_by[i].insert(source, decision.reasons);
+            }
+        }
+    }
+    for (decision, by_source) in decisions.iter_mut().zip(kept_by) {
+        if by_source.is_empty() {
+            continue;
+        }
+        decision.keep = true;
+        // Sources whose reasons are the same are named together, in source order.
+        let mut groups: Vec<(Vec<String>, Vec<Reason>)> = Vec::new();
+        for (source, reasons) in by_source {
+            match groups.iter_mut().find(|(_, r)| *r == reasons) {
+                Some((names, _)) => names.push(source.to_owned()),
+                None => groups.push((vec![source.to_owned()], reasons)),
+            }
+        }
+        decision.reasons = groups
+            .into_iter()
+            .map(|(sources, reasons)| Reason::Sources { sources, reasons })
+            .collect();
     }
     decisions
 }

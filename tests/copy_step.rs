@@ -4,26 +4,20 @@ mod common;
 mod support;
 
 use assert_cmd::Command;
-use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY, sha256_hex};
+use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
 
 #[test]
 fn a_copy_step_replicates_the_newest_complete_set_and_awscli_reads_it() {
     let server = S3Server::start();
     let dir = tempfile::tempdir().unwrap();
     let backups = dir.path().join("backups");
-    let set = backups.join("crm/20250214T020000Z-3f9a");
-    std::fs::create_dir_all(&set).unwrap();
     let dump = b"pretend this is pg_dump output".repeat(1000);
-    std::fs::write(set.join("db.dump.zst"), &dump).unwrap();
-    std::fs::write(
-        set.join("manifest.json"),
-        format!(
-            r#"{{"format":1,"artifacts":[{{"name":"db.dump.zst","size":{},"sha256":"{}"}}]}}"#,
-            dump.len(),
-            sha256_hex(&dump)
-        ),
-    )
-    .unwrap();
+    let set = support::write_set(
+        &backups,
+        "crm",
+        "20250214T020000Z-3f9a",
+        &[("db.dump.zst", "db", &dump)],
+    );
     // An older set without a manifest is never the one copied.
     std::fs::create_dir_all(backups.join("crm/20250215T020000Z-dead")).unwrap();
 
@@ -94,9 +88,7 @@ fn a_prune_step_applies_the_plan_retention() {
         "20250213T020000Z-bbbb",
         "20250214T020000Z-cccc",
     ] {
-        let set = backups.join("crm").join(id);
-        std::fs::create_dir_all(&set).unwrap();
-        std::fs::write(set.join("manifest.json"), r#"{"artifacts":[]}"#).unwrap();
+        support::write_set(&backups, "crm", id, &[("db.dump.zst", "db", b"dump")]);
     }
     let plan = dir.path().join("plan.yaml");
     std::fs::write(

@@ -327,14 +327,14 @@ fn the_demo_plan_backs_up_verifies_restores_and_prunes() {
     );
     assert!(
         err.contains(&format!(
-            "    prune | {}  complete    keep    last, daily ",
+            "    prune | {}  verified    keep    db, media: last, daily ",
             ids[4]
         )),
         "{err}"
     );
     assert!(
         err.contains(&format!(
-            "    prune | {}  complete    keep    oldest\n",
+            "    prune | {}  verified    keep    db, media: oldest\n",
             ids[0]
         )),
         "{err}"
@@ -420,10 +420,10 @@ fn a_failed_backup_leaves_no_set_and_prune_does_not_run() {
 }
 
 #[test]
-fn a_warned_backup_failure_commits_nothing_and_prune_refuses() {
+fn a_warned_backup_failure_commits_a_partial_set_exits_3_and_prune_refuses() {
     let env = Env::new();
     make_media(&env.path("media"));
-    // Prune waits only for the backup that succeeds: it must still see the set is not whole.
+    // Prune waits only for the backup that succeeds: it must still see a backup failed.
     let plan = env.plan(&two_sources(
         "{{plan.dir}}/gone.sqlite3",
         ", on_failure: warn",
@@ -438,19 +438,54 @@ fn a_warned_backup_failure_commits_nothing_and_prune_refuses() {
     assert_eq!(step(&record, "db")["outcome"], "failed");
     let prune = step(&record, "prune");
     assert_eq!(prune["outcome"], "failed");
-    assert_eq!(
-        prune["attempts"][0]["error"],
-        "prune refused: this run's backup set is not complete, so nothing is removed"
+    let refused = prune["attempts"][0]["error"].as_str().unwrap();
+    assert!(
+        refused.starts_with("prune refused: this run's "),
+        "{refused}"
     );
-    let set = env.path("backups/nightly").join(id);
-    assert!(!set.join("manifest.json").exists());
-    assert!(!set.exists(), "the uncommitted set was left behind");
-    assert_eq!(folders(&env.path("backups/nightly")), Vec::<String>::new());
-    assert_eq!(env.snapshots(&plan, "local"), Vec::<Value>::new());
+    assert!(refused.ends_with(", so nothing is removed"), "{refused}");
+
+    // What did succeed is a backup: a set holding media, which says it lacks db.
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "set {id} is partial (without db): manifest written with 1 artifacts ("
+        )),
+        "{err}"
+    );
+    assert_eq!(folders(&env.path("backups/nightly")), [id]);
+    let sets = env.snapshots(&plan, "local");
+    assert_eq!(sets.len(), 1);
+    assert_eq!(sets[0]["status"], "complete");
+    assert_eq!(sets[0]["sources"], serde_json::json!(["media"]));
+    assert_eq!(sets[0]["missing_sources"], serde_json::json!(["db"]));
+    let restored = env.path("restored/media");
+    let printed = succeeds(&mut env.restore(
+        &plan,
+        &["--source", "media", "--to", restored.to_str().unwrap()],
+    ));
+    assert!(
+        printed.starts_with(&format!("restored media from local set {id} into ")),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read(restored.join("invoice-1.pdf")).unwrap(),
+        b"invoice one\n"
+    );
+    let output = env
+        .restore(&plan, &["--source", "db", "--to", "x.sqlite3"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no complete backup set with `db` for plan `nightly`"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
-fn an_ignored_backup_failure_still_throws_the_set_away_and_exits_3() {
+fn an_ignored_backup_failure_commits_the_other_sources_and_exits_3() {
     let env = Env::new();
     make_media(&env.path("media"));
     let plan = env.plan(
@@ -468,22 +503,107 @@ steps:
 "#,
     );
     let output = env.execute(&plan);
-    // `ignore` lets the run go on, but a night that kept no backup is not a success.
+    // `ignore` lets the run go on, but a night that lost a source is not a success.
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let record = env.record();
     assert_eq!(record["status"], "partial");
-    let set = env
-        .path("backups/nightly")
-        .join(record["run_id"].as_str().unwrap());
-    assert!(
-        stderr(&output).contains(&format!(
-            "planrun: the backup set was not completed; removed {}\n",
-            set.display()
-        )),
-        "{}",
-        stderr(&output)
+    let id = record["run_id"].as_str().unwrap();
+    assert_eq!(folders(&env.path("backups/nightly")), [id]);
+    let sets = env.snapshots(&plan, "local");
+    assert_eq!(sets[0]["status"], "complete");
+    assert_eq!(sets[0]["missing_sources"], serde_json::json!(["db"]));
+}
+
+#[test]
+fn an_only_run_makes_a_partial_set_that_keeps_the_full_one_and_latest_per_source() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    make_sqlite(&env.path("crm.sqlite3"));
+    std::fs::create_dir_all(env.path("conf")).unwrap();
+    std::fs::write(env.path("conf/.env"), b"DEBUG=0\n").unwrap();
+    let plan = env.plan(
+        r#"
+version: 1
+name: nightly
+sources:
+  db: { sqlite: { path: "{{plan.dir}}/crm.sqlite3" } }
+  media: { directory: { path: "{{plan.dir}}/media" } }
+  conf: { directory: { path: "{{plan.dir}}/conf" } }
+storage:
+  local: { local: { path: "{{plan.dir}}/backups" } }
+retention: { keep_last: 1 }
+steps:
+  - { id: db, backup: db }
+  - { id: media, backup: media }
+  - { id: conf, backup: conf }
+  - { id: prune, prune: [local], needs: [db, media, conf] }
+"#,
     );
-    assert_eq!(folders(&env.path("backups/nightly")), Vec::<String>::new());
+    let output = env.execute(&plan);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let full = env.records()[0]["run_id"].as_str().unwrap().to_owned();
+
+    let output = env
+        .planrun(&[
+            "execute",
+            plan.to_str().unwrap(),
+            "--only",
+            "conf",
+            "--only",
+            "prune",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let partial = env.records()[0]["run_id"].as_str().unwrap().to_owned();
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "set {partial} is partial (without db, media): manifest written with 1 artifacts ("
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "    prune | {full}  complete    keep    db, media: last\n"
+        )),
+        "{err}"
+    );
+    // keep_last 1 did not push out the only set with the database and the media.
+    assert_eq!(
+        folders(&env.path("backups/nightly")),
+        [full.clone(), partial.clone()]
+    );
+
+    let restored = env.path("restored/media");
+    let printed = succeeds(&mut env.restore(
+        &plan,
+        &[
+            "--source",
+            "media",
+            "--set",
+            "latest",
+            "--to",
+            restored.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        printed.starts_with(&format!("restored media from local set {full} into ")),
+        "{printed}"
+    );
+    let printed = succeeds(&mut env.restore(
+        &plan,
+        &[
+            "--source",
+            "conf",
+            "--to",
+            env.path("restored/conf").to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        printed.starts_with(&format!("restored conf from local set {partial} into ")),
+        "{printed}"
+    );
 }
 
 /// Which of the fake PostgreSQL tools never finishes.
@@ -773,7 +893,9 @@ steps:
         if night == 2 {
             for storage in ["local", "offsite"] {
                 assert!(
-                    err.contains(&format!("    prune | {id}  complete    keep    last\n")),
+                    err.contains(&format!(
+                        "    prune | {id}  complete    keep    db, media: last\n"
+                    )),
                     "{err}"
                 );
                 assert!(

@@ -7,9 +7,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use planrun::backup_set::{LocalStore, Store};
 use planrun::plan::{DirectorySource, GitSource, Source, SqliteSource};
 use planrun::source::RestoreTarget;
+use planrun::storage::{LocalStore, Store};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -24,9 +24,9 @@ fn restore(
     target: RestoreTarget,
     scratch: &Path,
 ) -> Result<planrun::source::RestoreOutcome, String> {
-    let store = Store::Local(LocalStore::new(storage));
+    let store = Store::new(LocalStore::new(storage));
     runtime()
-        .block_on(planrun::backup_set::restore_source(
+        .block_on(planrun::storage::restore_source(
             &store,
             "app",
             "src",

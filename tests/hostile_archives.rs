@@ -8,9 +8,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use chrono::Utc;
-use planrun::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, LocalStore, Store};
 use planrun::plan::{DirectorySource, Source};
 use planrun::source::RestoreTarget;
+use planrun::storage::{ArtifactEntry, ArtifactKind, ArtifactWriter, LocalStore, Store};
 
 enum Item<'a> {
     File(&'a str, u32),
@@ -70,9 +70,7 @@ fn store_set(storage: &Path, tar: &[u8]) {
         sha256: digest.sha256,
         facts: Default::default(),
     });
-    LocalStore::new(storage)
-        .write_manifest("app", set.id(), &manifest)
-        .unwrap();
+    planrun::storage::write_atomically(set.path(), "manifest.json", &manifest.to_json()).unwrap();
 }
 
 fn restore(storage: &Path, dest: &Path) -> Result<(), String> {
@@ -82,12 +80,12 @@ fn restore(storage: &Path, dest: &Path) -> Result<(), String> {
         on_unreadable: None,
         level: None,
     });
-    let store = Store::Local(LocalStore::new(storage));
+    let store = Store::new(LocalStore::new(storage));
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(planrun::backup_set::restore_source(
+        .block_on(planrun::storage::restore_source(
             &store,
             "app",
             "src",

@@ -9,11 +9,9 @@ use std::path::Path;
 use assert_cmd::cargo::CommandCargoExt;
 use chrono::Utc;
 use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
-use planrun::copy::copy_local_set;
 use planrun::plan::{DirectorySource, Source};
-use planrun::s3::Tuning;
-use planrun::s3_store::S3Store;
 use planrun::source::Stop;
+use planrun::storage::{LocalStore, Store, copy_between};
 
 /// `planrun COMMAND plan.yaml --storage offsite ARGS` in `dir`: every command here works on
 /// the off-site copy alone.
@@ -80,11 +78,9 @@ steps:
     let storage = server.storage("crm-backups/");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = S3Store::open(&storage, Tuning::default()).unwrap();
-        let set_dir = dir.path().join("backups/crm").join(id.as_str());
-        copy_local_set(&set_dir, "crm", id.as_str(), &store)
-            .await
-            .unwrap();
+        let offsite = Store::open("offsite", &planrun::plan::Storage::S3(storage)).unwrap();
+        let local = Store::new(LocalStore::new(dir.path().join("backups")));
+        copy_between(&local, &offsite, "crm", &id).await.unwrap();
     });
 
     // The data centre is lost.

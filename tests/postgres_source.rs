@@ -6,9 +6,9 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use planrun::backup_set::{LocalStore, SetSummary, Store};
 use planrun::plan::{PgFormat, Source};
 use planrun::source::{RestoreOutcome, RestoreTarget, SourceError};
+use planrun::storage::{LocalStore, SetSummary, Store};
 use support::postgres::{BIN_DIR, PASSWORD, PgServer};
 
 const TABLES: [&str; 3] = ["auth_user", "customers_customer", "sales_sale"];
@@ -50,7 +50,7 @@ fn restore_db(
     force: bool,
     scratch: &Path,
 ) -> Result<(SetSummary, RestoreOutcome), SourceError> {
-    runtime().block_on(planrun::backup_set::restore_source(
+    runtime().block_on(planrun::storage::restore_source(
         store,
         "crm",
         "db",
@@ -101,7 +101,7 @@ fn every_format_round_trips_with_facts_and_force_rules() {
             "{facts:?}"
         );
 
-        let store = Store::Local(LocalStore::new(work.path().join("store")));
+        let store = Store::new(LocalStore::new(work.path().join("store")));
         let (set, outcome) = restore_db(
             &store,
             &source,
@@ -121,7 +121,7 @@ fn every_format_round_trips_with_facts_and_force_rules() {
     let mut source = pg.source("crm");
     source.count_rows = TABLES.iter().map(|t| t.to_string()).collect();
     let source = Source::Postgres(source);
-    let store = Store::Local(LocalStore::new(work.path().join("store")));
+    let store = Store::new(LocalStore::new(work.path().join("store")));
     let refuse =
         restore_db(&store, &source, "latest", "crm_custom", false, work.path()).unwrap_err();
     assert!(

@@ -6,15 +6,43 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{S3Server, StopsServer, noise, sha256_hex};
-use planrun::copy::{ArtifactSource, CopyError, copy_local_set, copy_set};
-use planrun::s3_store::{Fault, S3Store};
+use planrun::storage::{
+    ArtifactSource, CopyError, LocalStore, Problem, S3Store, SetId, SetStatus, SetSummary, Store,
+    copy_between, copy_set, verify_set,
+};
 use tokio::io::AsyncReadExt;
 
 const PLAN: &str = "crm";
 const SET: &str = "20250214T020000Z-3f9a";
 
-fn store(server: &S3Server) -> S3Store {
-    S3Store::new(server.bucket("backups/"))
+fn store(server: &S3Server) -> Store {
+    Store::new(S3Store::new(server.bucket("backups/")))
+}
+
+fn id() -> SetId {
+    SetId::parse(SET).unwrap()
+}
+
+/// Copies the set in the local folder `set_dir` (`<root>/<plan>/<id>`) to `to`.
+async fn copy_local_set(
+    set_dir: &Path,
+    to: &Store,
+) -> Result<planrun::storage::CopyReport, CopyError> {
+    let root = set_dir.parent().unwrap().parent().unwrap();
+    copy_between(&Store::new(LocalStore::new(root)), to, PLAN, &id()).await
+}
+
+/// Re-hashes the stored set; the problems verify found.
+async fn verify(store: &Store) -> Vec<planrun::storage::ArtifactProblem> {
+    let set = store.summary(PLAN, &id()).await.unwrap();
+    verify_set(store, PLAN, &set, chrono::Utc::now())
+        .await
+        .unwrap()
+        .problems
+}
+
+fn complete(sets: &[SetSummary]) -> bool {
+    sets[0].status.restorable()
 }
 
 /// A local set folder as the backup code writes it: artifacts, then `manifest.json`.
@@ -58,34 +86,29 @@ async fn a_copied_set_is_complete_and_verifies_and_restores_without_the_local_fo
     let local = tempfile::tempdir().unwrap();
     let set_dir = local_set(local.path(), &artifacts());
 
-    let report = copy_local_set(&set_dir, PLAN, SET, &store).await.unwrap();
+    let report = copy_local_set(&set_dir, &store).await.unwrap();
     assert_eq!(
         report.uploaded,
         ["db.dump.zst", "media.tar.zst", "config.tar.zst"]
     );
     let sets = store.list_sets(PLAN).await.unwrap();
     assert_eq!(sets.len(), 1);
-    assert!(sets[0].is_complete());
-    assert_eq!(store.verify_set(PLAN, SET).await.unwrap(), []);
+    assert!(complete(&sets));
+    assert_eq!(verify(&store).await, []);
 
     // A second copy sends nothing.
-    let again = copy_local_set(&set_dir, PLAN, SET, &store).await.unwrap();
+    let again = copy_local_set(&set_dir, &store).await.unwrap();
     assert!(again.already_complete && again.uploaded.is_empty());
 
     // The data centre is gone: only the bucket is left.
     let manifest = std::fs::read(set_dir.join("manifest.json")).unwrap();
     drop(local);
     assert_eq!(
-        store
-            .read_manifest(PLAN, SET)
-            .await
-            .unwrap()
-            .unwrap()
-            .as_ref(),
-        manifest.as_slice()
+        store.read_manifest(PLAN, &id()).await.unwrap().unwrap(),
+        manifest
     );
     for (name, data) in artifacts() {
-        let mut reader = store.open_artifact(PLAN, SET, name).await.unwrap();
+        let mut reader = store.open_artifact(PLAN, &id(), name).await.unwrap();
         let mut back = Vec::new();
         reader.read_to_end(&mut back).await.unwrap();
         assert!(back == data, "{name} differs");
@@ -98,7 +121,7 @@ async fn a_byte_flipped_in_the_bucket_fails_verify() {
     let store = store(&server);
     let local = tempfile::tempdir().unwrap();
     let set_dir = local_set(local.path(), &artifacts());
-    copy_local_set(&set_dir, PLAN, SET, &store).await.unwrap();
+    copy_local_set(&set_dir, &store).await.unwrap();
 
     let stored = server
         .bucket_dir()
@@ -110,11 +133,11 @@ async fn a_byte_flipped_in_the_bucket_fails_verify() {
     bytes[123_456] ^= 0x01;
     std::fs::write(&stored, &bytes).unwrap();
 
-    let faults = store.verify_set(PLAN, SET).await.unwrap();
+    let faults = verify(&store).await;
     assert_eq!(faults.len(), 1);
-    assert_eq!(faults[0].name, "media.tar.zst");
+    assert_eq!(faults[0].artifact, "media.tar.zst");
     assert!(
-        matches!(faults[0].fault, Fault::Hash { .. }),
+        matches!(faults[0].problem, Problem::HashMismatch { .. }),
         "{}",
         faults[0]
     );
@@ -127,14 +150,15 @@ async fn a_damaged_local_artifact_is_not_replicated() {
     let local = tempfile::tempdir().unwrap();
     let set_dir = local_set(local.path(), &artifacts());
     std::fs::write(set_dir.join("config.tar.zst"), b"changed after the backup").unwrap();
-    let error = copy_local_set(&set_dir, PLAN, SET, &store)
-        .await
-        .unwrap_err();
+    let error = copy_local_set(&set_dir, &store).await.unwrap_err();
     assert!(
         error.to_string().contains("config.tar.zst has sha256"),
         "{error}"
     );
-    assert!(!store.list_sets(PLAN).await.unwrap()[0].is_complete());
+    assert_eq!(
+        store.list_sets(PLAN).await.unwrap()[0].status,
+        SetStatus::Incomplete
+    );
 }
 
 #[tokio::test]
@@ -144,11 +168,9 @@ async fn an_incomplete_local_set_is_not_copied() {
     let local = tempfile::tempdir().unwrap();
     let set_dir = local_set(local.path(), &artifacts());
     std::fs::remove_file(set_dir.join("manifest.json")).unwrap();
-    let error = copy_local_set(&set_dir, PLAN, SET, &store)
-        .await
-        .unwrap_err();
+    let error = copy_local_set(&set_dir, &store).await.unwrap_err();
     assert!(matches!(error, CopyError::Incomplete { .. }), "{error}");
-    assert_eq!(store.list_sets(PLAN).await.unwrap(), []);
+    assert!(store.list_sets(PLAN).await.unwrap().is_empty());
 }
 
 /// A set folder whose `artifact` stops the server `after` bytes.
@@ -189,22 +211,25 @@ async fn a_copy_cut_off_mid_upload_leaves_no_complete_set_and_the_rerun_complete
         after: 8 * 1024 * 1024,
         server: server.clone(),
     };
-    let error = copy_set(manifest, &source, PLAN, SET, &store)
+    let error = copy_set(manifest, &source, PLAN, &id(), &store)
         .await
         .unwrap_err();
     assert!(error.to_string().contains("db.dump.zst"), "{error}");
 
     server.lock().unwrap().restart();
     let sets = store.list_sets(PLAN).await.unwrap();
-    assert!(sets.iter().all(|set| !set.is_complete()), "{sets:?}");
+    assert!(
+        sets.iter().all(|set| set.status == SetStatus::Incomplete),
+        "{sets:?}"
+    );
 
-    let report = copy_local_set(&set_dir, PLAN, SET, &store).await.unwrap();
+    let report = copy_local_set(&set_dir, &store).await.unwrap();
     assert_eq!(
         report.uploaded,
         ["db.dump.zst", "media.tar.zst", "config.tar.zst"]
     );
-    assert!(store.list_sets(PLAN).await.unwrap()[0].is_complete());
-    assert_eq!(store.verify_set(PLAN, SET).await.unwrap(), []);
+    assert!(complete(&store.list_sets(PLAN).await.unwrap()));
+    assert_eq!(verify(&store).await, []);
 }
 
 #[tokio::test]
@@ -221,11 +246,11 @@ async fn a_rerun_after_a_later_failure_resumes_the_stored_artifacts() {
         after: 0,
         server: server.clone(),
     };
-    copy_set(manifest, &source, PLAN, SET, &store)
+    copy_set(manifest, &source, PLAN, &id(), &store)
         .await
         .unwrap_err();
     server.lock().unwrap().restart();
-    let report = copy_local_set(&set_dir, PLAN, SET, &store).await.unwrap();
+    let report = copy_local_set(&set_dir, &store).await.unwrap();
     assert_eq!(report.resumed, ["db.dump.zst", "media.tar.zst"]);
     assert_eq!(report.uploaded, ["config.tar.zst"]);
 }
@@ -236,7 +261,7 @@ async fn deleting_a_set_removes_the_manifest_first_and_everything_after() {
     let store = store(&server);
     let local = tempfile::tempdir().unwrap();
     let set_dir = local_set(local.path(), &artifacts());
-    copy_local_set(&set_dir, PLAN, SET, &store).await.unwrap();
-    store.delete_set(PLAN, SET).await.unwrap();
-    assert_eq!(store.list_sets(PLAN).await.unwrap(), []);
+    copy_local_set(&set_dir, &store).await.unwrap();
+    store.delete_set(PLAN, &id()).await.unwrap();
+    assert!(store.list_sets(PLAN).await.unwrap().is_empty());
 }

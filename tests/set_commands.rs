@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 use chrono::Utc;
-use planrun::backup_set::SetId;
 use planrun::plan::{DirectorySource, GitSource, Source, SqliteSource};
 use planrun::source::Stop;
+use planrun::storage::SetId;
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -372,4 +372,110 @@ fn kill_9_mid_backup_leaves_an_incomplete_set() {
         out.starts_with(&format!("restored media from local set {good} ")),
         "{out}"
     );
+}
+
+/// Copies a set folder to a newer id, as a forger would, and returns the new folder.
+fn forged_copy(fx: &Fixture, good: &SetId, id: &str) -> PathBuf {
+    let from = fx.path(&format!("backups/crm/{good}"));
+    let to = fx.path(&format!("backups/crm/{id}"));
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    // The copied manifest names the old set: give it the new id, so that only the forgery
+    // below makes it damaged.
+    let manifest = std::fs::read_to_string(to.join("manifest.json"))
+        .unwrap()
+        .replace(good.as_str(), id);
+    std::fs::write(to.join("manifest.json"), manifest).unwrap();
+    std::fs::remove_file(to.join("verify.json")).ok();
+    to
+}
+
+/// Breaks a set folder in one way.
+type Forgery = fn(&Path);
+
+#[test]
+fn forged_manifests_are_damaged_everywhere_and_restore_latest_skips_them() {
+    let fx = Fixture::new();
+    let good = fx.complete_set(chrono::Duration::hours(30));
+    let forgeries: [(&str, Forgery); 5] = [
+        ("{}", |dir| {
+            std::fs::write(dir.join("manifest.json"), b"{}").unwrap()
+        }),
+        ("format only", |dir| {
+            std::fs::write(dir.join("manifest.json"), br#"{"format":1}"#).unwrap()
+        }),
+        ("a flipped bit in a key", |dir| {
+            let mut bytes = std::fs::read(dir.join("manifest.json")).unwrap();
+            let at = bytes.windows(8).position(|w| w == b"\"set_id\"").unwrap() + 1;
+            bytes[at] ^= 0x20;
+            std::fs::write(dir.join("manifest.json"), bytes).unwrap();
+        }),
+        ("a missing artifact", |dir| {
+            std::fs::remove_file(dir.join("media.tar.zst")).unwrap()
+        }),
+        ("a truncated artifact", |dir| {
+            let bytes = std::fs::read(dir.join("media.tar.zst")).unwrap();
+            std::fs::write(dir.join("media.tar.zst"), &bytes[..bytes.len() / 2]).unwrap();
+        }),
+    ];
+    let mut forged = Vec::new();
+    for (i, (what, forge)) in forgeries.iter().enumerate() {
+        let id = SetId::new(Utc::now() - chrono::Duration::hours(5 - i as i64)).to_string();
+        forge(&forged_copy(&fx, &good, &id));
+        forged.push((id, *what));
+    }
+
+    let (code, out, err) = fx.planrun(&["snapshots", "plan.yaml", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sets = json["storage"][0]["sets"].as_array().unwrap();
+    for (id, what) in &forged {
+        let set = sets.iter().find(|s| s["id"] == id.as_str()).unwrap();
+        assert_eq!(set["status"], "damaged", "{what}: {set:#}");
+    }
+    assert_eq!(sets.last().unwrap()["status"], "complete");
+
+    // `restore latest` takes the only good set, older than every forgery.
+    for source in ["media", "db"] {
+        let to = format!("restored/{source}");
+        let (code, out, err) =
+            fx.planrun(&["restore", "plan.yaml", "--source", source, "--to", &to]);
+        assert_eq!(code, 0, "{source}: {err}");
+        assert!(
+            out.starts_with(&format!("restored {source} from local set {good} ")),
+            "{out}"
+        );
+    }
+    // verify's `latest` is the newest set with a manifest, damaged or not: it says so.
+    let (code, out, _) = fx.planrun(&["verify", "plan.yaml"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with(&format!("local {}: damaged", forged[4].0)),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_format_1_manifest_from_before_partial_sets_is_a_complete_full_set() {
+    let fx = Fixture::new();
+    // Written exactly as planrun 0.1 wrote manifests: no `missing_sources`.
+    support::write_set(
+        &fx.path("backups"),
+        "crm",
+        "20261101T020000Z-0001",
+        &[
+            ("db.sqlite3.zst", "db", b"x"),
+            ("media.tar.zst", "media", b"y"),
+        ],
+    );
+    let (code, out, err) = fx.planrun(&["snapshots", "plan.yaml", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let set = &json["storage"][0]["sets"][0];
+    assert_eq!(set["status"], "complete", "{set:#}");
+    assert_eq!(set["sources"], serde_json::json!(["db", "media"]));
+    assert_eq!(set["missing_sources"], serde_json::json!([]));
 }

@@ -4,12 +4,10 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use planrun::backup_set::{
-    LocalStore, SetId, SetWriter, StepError, Store, restore_step, verify_step,
-};
 use planrun::exec_plan::ExecPlan;
 use planrun::plan::{DirectorySource, LocalStorage, Source, Storage};
 use planrun::source::{RestoreTarget, Stop};
+use planrun::storage::{LocalStore, SetId, SetWriter, StepError, Store, restore_step, verify_step};
 
 fn plan(root: &std::path::Path) -> ExecPlan {
     ExecPlan {
@@ -105,7 +103,7 @@ async fn backup_finalize_verify_restore_and_abandon() {
     assert!(!failed.path().exists());
 
     // Copying an artifact into another set through the storage API hashes it on the way.
-    let store = Store::Local(LocalStore::new(work.path().join("backups")));
+    let store = Store::new(LocalStore::new(work.path().join("backups")));
     let copy = store.list_sets("crm").await.unwrap().remove(0);
     let reader = store
         .open_artifact("crm", set.id(), "media.tar.zst")
@@ -114,7 +112,13 @@ async fn backup_finalize_verify_restore_and_abandon() {
     std::fs::create_dir_all(work.path().join("backups/crm/20200101T000000Z-0000")).unwrap();
     let copied_id = SetId::parse("20200101T000000Z-0000").unwrap();
     let digest = store
-        .put_artifact("crm", &copied_id, "media.tar.zst", reader)
+        .put_artifact(
+            "crm",
+            &copied_id,
+            "media.tar.zst",
+            reader,
+            &manifest.artifacts[0].sha256,
+        )
         .await
         .unwrap();
     assert_eq!(digest.sha256, manifest.artifacts[0].sha256);

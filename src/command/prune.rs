@@ -7,8 +7,9 @@ use chrono::Utc;
 use crate::cli::PruneArgs;
 use crate::exit_code;
 use crate::plan::Storage;
-use crate::prune::{PruneRow, Target, decide_prune, render_table, rows_json};
 use crate::retention::Policy;
+use crate::storage::Store;
+use crate::storage::prune::{PruneRow, plan_store, render_table, rows_json};
 
 /// The outcome for one storage.
 struct StorageOutcome {
@@ -115,42 +116,47 @@ async fn prune_storage(
         removed: Vec::new(),
         errors: Vec::new(),
     };
-    let target = match Target::open(storage) {
-        Ok(target) => target,
+    let store = match Store::open(name, storage) {
+        Ok(store) => store,
+        Err(error) => {
+            report_error(&mut outcome, print, error.to_string());
+            return outcome;
+        }
+    };
+    outcome.location = store.plan_location(plan);
+    let decided = match plan_store(&store, plan, policy, Utc::now()).await {
+        Ok(decided) => decided,
         Err(error) => {
             report_error(&mut outcome, print, format!("storage `{name}`: {error}"));
             return outcome;
         }
     };
-    outcome.location = target.location(plan);
-    let candidates = match target.candidates(plan).await {
-        Ok(candidates) => candidates,
-        Err(error) => {
-            report_error(&mut outcome, print, format!("storage `{name}`: {error}"));
-            return outcome;
-        }
-    };
-    outcome.rows = decide_prune(&candidates, policy, Utc::now());
-    let to_remove: Vec<String> = outcome
-        .rows
-        .iter()
-        .filter(|r| !r.decision.keep)
-        .map(|r| r.id.clone())
-        .collect();
+    outcome.rows = decided.rows.clone();
+    let to_remove = decided.to_remove();
     if print {
         let mut out = std::io::stdout().lock();
         writeln!(out, "storage {name} at {}", outcome.location).ok();
         write!(out, "{}", render_table(&outcome.rows)).ok();
         out.flush().ok();
     }
+    // A damaged set where the newest backup of a source should be stops the whole storage:
+    // the sets prune would remove may be that source's last good ones.
+    if let Some(refusal) = decided.refusal() {
+        report_error(
+            &mut outcome,
+            print,
+            format!("storage `{name}`: prune refused: {refusal}"),
+        );
+        return outcome;
+    }
     if !args.dry_run {
         for id in &to_remove {
-            match target.delete(plan, id).await {
+            match store.delete_set(plan, id).await {
                 Ok(()) => {
                     if print {
                         writeln!(std::io::stdout(), "removed {id}").ok();
                     }
-                    outcome.removed.push(id.clone());
+                    outcome.removed.push(id.to_string());
                 }
                 Err(error) => report_error(
                     &mut outcome,

@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use crate::backup_set::Store;
 use crate::cli::VarOverride;
 use crate::exec_plan::ExecPlan;
 use crate::exit_code;
 use crate::pipeline::{self, RenderOptions};
 use crate::plan::Storage;
+use crate::storage::Store;
 
 /// Loads and renders `path`; on failure prints the diagnostics and returns the exit code.
 /// Commands that open storage resolve secrets: S3 credentials are usually secrets, and a
@@ -59,33 +59,17 @@ pub fn storages<'a>(
     }
 }
 
-/// The storage a restore reads: the one named, else the storage backups are written to.
+/// The storage a restore reads, by the rule every command and step kind shares
+/// ([`crate::storage::choice::read_storage`]); failures are printed and become exit codes.
 pub fn restore_storage(plan: &ExecPlan, only: Option<&str>) -> Result<(String, Store), i32> {
-    let chosen = match only {
-        Some(_) => storages(plan, only)?.into_iter().next(),
-        None => plan
-            .storage
-            .iter()
-            .map(|(n, s)| (n.as_str(), s))
-            .find(|(n, _)| plan.backup_storage.as_deref() == Some(*n))
-            .or_else(|| {
-                plan.storage
-                    .iter()
-                    .map(|(n, s)| (n.as_str(), s))
-                    .find(|(_, s)| matches!(s, Storage::Local(_)))
-            })
-            .or_else(|| plan.storage.first().map(|(n, s)| (n.as_str(), s))),
-    };
-    let Some((name, storage)) = chosen else {
-        eprintln!("planrun: the plan has no storage");
-        return Err(exit_code::INVALID);
-    };
-    Store::open(name, storage)
-        .map(|store| (name.to_owned(), store))
-        .map_err(|error| {
-            eprintln!("planrun: {error}");
-            exit_code::FAILURE
-        })
+    use crate::storage::choice::{ChoiceError, open_read_storage};
+    open_read_storage(plan, only).map_err(|error| {
+        eprintln!("planrun: {error}");
+        match error {
+            ChoiceError::Open(_) => exit_code::FAILURE,
+            _ => exit_code::INVALID,
+        }
+    })
 }
 
 /// Looks up a source by name.

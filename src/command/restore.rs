@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use super::rendered_plan;
-use crate::backup_set::restore_source;
 use crate::cli::RestoreArgs;
 use crate::exit_code;
 use crate::plan::Source;
 use crate::source::RestoreTarget;
+use crate::storage::restore_source;
 
 pub fn run(args: &RestoreArgs) -> i32 {
     let plan = match rendered_plan::render(&args.plan, &args.vars, true) {

@@ -4,9 +4,9 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::rendered_plan::{self, human_age, human_size};
-use crate::backup_set::{SetSummary, Store};
 use crate::cli::SnapshotsArgs;
 use crate::exit_code;
+use crate::storage::{SetSummary, Store};
 
 pub fn run(args: &SnapshotsArgs) -> i32 {
     let plan = match rendered_plan::render(&args.plan, &args.vars, true) {
@@ -78,6 +78,9 @@ fn set_json(set: &SetSummary, now: chrono::DateTime<Utc>) -> serde_json::Value {
                 .collect::<Vec<_>>()
         }).unwrap_or_default(),
         "warnings": set.manifest.as_ref().map(|m| m.warnings.clone()).unwrap_or_default(),
+        "sources": set.sources().map(|s| s.into_iter().collect::<Vec<_>>()),
+        "missing_sources": set.manifest.as_ref().map(|m| m.missing_sources.clone()).unwrap_or_default(),
+        "damage": set.damage,
     })
 }
 
@@ -99,12 +102,12 @@ fn table(name: &str, store: &Store, sets: &[SetSummary], now: chrono::DateTime<U
                 .as_ref()
                 .map_or(set.stored_bytes, |m| m.total_size());
             let artifacts = match &set.manifest {
-                Some(m) => m
-                    .artifacts
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                Some(m) if m.is_partial() => format!(
+                    "{} (partial: without {})",
+                    artifact_names(m),
+                    m.missing_sources.join(", ")
+                ),
+                Some(m) => artifact_names(m),
                 None => "-".to_owned(),
             };
             [
@@ -145,4 +148,13 @@ fn table(name: &str, store: &Store, sets: &[SetSummary], now: chrono::DateTime<U
         out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
     }
     out
+}
+
+fn artifact_names(manifest: &crate::storage::Manifest) -> String {
+    manifest
+        .artifacts
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

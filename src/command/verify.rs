@@ -4,9 +4,9 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::rendered_plan::{self, human_size};
-use crate::backup_set::{SetStatus, SetSummary, Store, StoreError, verify_set};
 use crate::cli::VerifyArgs;
 use crate::exit_code;
+use crate::storage::{SetStatus, SetSummary, Store, StoreError, newest_with_manifest, verify_set};
 
 /// Which sets of a storage a verify reads: `latest` is the newest set with a manifest.
 pub fn select(
@@ -23,9 +23,8 @@ pub fn select(
             .collect());
     }
     match selector {
-        None | Some("latest") => sets
-            .into_iter()
-            .find(|s| s.status != SetStatus::Incomplete)
+        None | Some("latest") => newest_with_manifest(&sets)
+            .cloned()
             .map(|s| vec![s])
             .ok_or_else(|| StoreError::NoCompleteSet {
                 plan: plan.to_owned(),

@@ -7,8 +7,8 @@ use super::{
     SourceBackup, SourceError, Stop, TreeFacts, finish_tar_zstd, open_verified, safe_extract,
     tree_archive, zstd_encoder,
 };
-use crate::backup_set::{ArtifactDigest, ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::DirectorySource;
+use crate::storage::{ArtifactDigest, ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 pub fn back_up(
     name: &str,
@@ -121,7 +121,7 @@ pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<TreeFacts,
     } else {
         std::fs::rename(&staging, target).map_err(SourceError::io("rename into", target))?;
     }
-    crate::backup_set::sync_dir(parent)?;
+    crate::storage::sync_dir(parent)?;
     Ok(facts)
 }
 

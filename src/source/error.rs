@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::backup_set::{ArtifactProblem, StoreError};
+use crate::storage::{ArtifactProblem, StoreError};
 
 /// A backup or restore of one source failed.
 #[derive(Debug, thiserror::Error)]

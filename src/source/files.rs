@@ -8,7 +8,7 @@ use super::{
     SourceBackup, SourceError, Stop, directory, finish_tar_zstd, safe_extract, tree_archive,
     zstd_encoder,
 };
-use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
+use crate::storage::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 /// Archive names: the file names when they are distinct (`.env`, `settings.py`), else the
 /// full paths without the leading `/`, so nothing is ever overwritten inside the archive.
@@ -121,7 +121,7 @@ pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<u64, Sourc
         std::fs::rename(staging.path().join(rel), &destination)
             .map_err(SourceError::io("rename into", &destination))?;
     }
-    crate::backup_set::sync_dir(target)?;
+    crate::storage::sync_dir(target)?;
     Ok(moves.len() as u64)
 }
 

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::Command;
 
 use super::{SourceBackup, SourceError, Stop, child};
-use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::GitSource;
+use crate::storage::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 const HINT: Option<&str> = Some("install git");
 

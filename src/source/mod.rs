@@ -1,7 +1,7 @@
 //! Built-in sources: each backs up into artifacts with facts, and restores from them.
 //!
 //! The functions here take rendered source configs (templates already expanded), write through
-//! [`crate::backup_set::ArtifactWriter`] and report through return values; nothing prints.
+//! [`crate::storage::ArtifactWriter`] and report through return values; nothing prints.
 
 mod child;
 pub mod directory;
@@ -22,8 +22,8 @@ pub use safe_extract::{extract, scan};
 pub use stop::Stop;
 pub use tree_archive::TreeFacts;
 
-use crate::backup_set::{ArtifactDigest, ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::Source;
+use crate::storage::{ArtifactDigest, ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 /// What backing up one source produced.
 #[derive(Clone, Debug, Default)]

@@ -10,8 +10,8 @@ use super::{
     SourceBackup, SourceError, Stop, child, directory, finish_tar_zstd, finish_zstd, safe_extract,
     tree_archive, zstd_encoder,
 };
-use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::{OnUnreadable, PgFormat, PostgresSource};
+use crate::storage::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 const HINT: Option<&str> =
     Some("install the PostgreSQL client (postgresql-client-15) or set `bin_dir`");
@@ -403,7 +403,7 @@ pub fn restore(
                 why: format!("exists with {tables} tables and {connections} connections"),
             });
         }
-        let suffix = crate::backup_set::SetId::new(chrono::Utc::now());
+        let suffix = crate::storage::SetId::new(chrono::Utc::now());
         // PostgreSQL names are at most 63 bytes; the prefix keeps the temporary name readable.
         let prefix: String = database.chars().take(20).collect();
         into = format!(

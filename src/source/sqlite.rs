@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{SourceBackup, SourceError, Stop, finish_zstd, open_verified, zstd_encoder};
-use crate::backup_set::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 use crate::plan::SqliteSource;
+use crate::storage::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 /// Gives up between reads once the backup is stopped: a database can be many gigabytes.
 struct StopRead<'a, R> {
@@ -219,7 +219,7 @@ pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<Facts, Sou
     }
     temp.persist(target)
         .map_err(|error| SourceError::io("rename into", target)(error.error))?;
-    crate::backup_set::sync_dir(parent)?;
+    crate::storage::sync_dir(parent)?;
     Ok(counts)
 }
 

@@ -78,21 +78,14 @@ pub async fn execute(ctx: &mut StepContext<'_>, source: &str) -> AttemptEnd {
         || ctx.attempt > ctx.step.retries
         || end.outcome == Outcome::Cancelled;
     if last_attempt {
-        match ctx
-            .run
-            .backup_settled(source, end.outcome == Outcome::Succeeded)
-        {
+        match ctx.run.backup_settled(
+            source,
+            end.outcome == Outcome::Succeeded,
+            ctx.step.on_failure,
+        ) {
             Ok(Settled::Finalized(manifest)) => {
                 ctx.output
-                    .line(
-                        Stream::Stdout,
-                        format!(
-                            "set {} is complete: manifest written with {} artifacts ({} bytes)",
-                            manifest.set_id,
-                            manifest.artifacts.len(),
-                            manifest.total_size()
-                        ),
-                    )
+                    .line(Stream::Stdout, committed_line(&manifest))
                     .await;
             }
             Ok(Settled::Pending | Settled::Failed) => {}
@@ -104,4 +97,19 @@ pub async fn execute(ctx: &mut StepContext<'_>, source: &str) -> AttemptEnd {
         }
     }
     end
+}
+
+/// What a backup step says when it commits the run's set.
+pub fn committed_line(manifest: &crate::storage::Manifest) -> String {
+    let what = if manifest.is_partial() {
+        format!("partial (without {})", manifest.missing_sources.join(", "))
+    } else {
+        "complete".to_owned()
+    };
+    format!(
+        "set {} is {what}: manifest written with {} artifacts ({} bytes)",
+        manifest.set_id,
+        manifest.artifacts.len(),
+        manifest.total_size()
+    )
 }

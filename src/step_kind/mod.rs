@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use crate::backup_set::{Manifest, SetId, SetWriter};
 use crate::cancel::Cancel;
 use crate::event::{Emitter, Event, Outcome};
 use crate::exec_plan::{Action, ExecPlan, ExecStep};
 use crate::process::{self, Ended, Limits, LineSink, ProcessGroups, Spawn, Stream};
+use crate::storage::{Manifest, SetId, SetWriter};
 
 /// Whether this build of planrun can run steps of the action's kind.
 pub fn is_available(action: &Action) -> bool {
@@ -148,7 +148,7 @@ pub async fn bounded(
 }
 
 /// This run's backup set: created by the first `backup` step, committed (manifest written)
-/// when the last one has succeeded, removed when the run cannot complete it.
+/// when the last one has settled, removed when the run cannot commit it.
 #[derive(Debug, Default)]
 struct BackupState {
     writer: Option<Arc<SetWriter>>,
@@ -158,6 +158,8 @@ struct BackupState {
     settled: usize,
     /// Sources whose backup failed for good.
     failed: Vec<String>,
+    /// A backup with `on_failure: fail` failed: the run fails and its set is never committed.
+    doomed: bool,
     finalized: bool,
 }
 
@@ -165,9 +167,10 @@ struct BackupState {
 pub enum Settled {
     /// Other backup steps are still to come.
     Pending,
-    /// The manifest was written: the set is complete.
-    Finalized(Manifest),
-    /// A backup failed: the set will not be committed.
+    /// The manifest was written: the set is a backup of the sources it holds. Partial when
+    /// a source's backup failed under `on_failure: warn` or `ignore`.
+    Finalized(Box<Manifest>),
+    /// The set will not be committed.
     Failed,
 }
 
@@ -205,6 +208,22 @@ impl RunState {
             .finalized
     }
 
+    /// The sources whose backup failed for good in this run.
+    pub fn failed_backups(&self) -> Vec<String> {
+        self.backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed
+            .clone()
+    }
+
+    /// True when this run committed a set without some source because its backup failed
+    /// (under `warn` or `ignore`): the run is partial and exits 3.
+    pub fn committed_partial(&self) -> bool {
+        let state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        state.finalized && !state.failed.is_empty()
+    }
+
     /// This run's set writer, started on first use.
     pub fn backup_writer(&self, plan: &ExecPlan) -> Result<Arc<SetWriter>, String> {
         let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
@@ -225,32 +244,63 @@ impl RunState {
         state.writer.as_ref().map(|w| w.id().clone())
     }
 
-    /// Records that a backup step reached its final outcome; the last successful one commits
-    /// the set by writing its manifest. A failed backup means the set is never committed.
-    pub fn backup_settled(&self, source: &str, succeeded: bool) -> Result<Settled, String> {
+    /// Records that a backup step reached its final outcome; once every backup step has, the
+    /// set is committed with what succeeded. A failed backup whose step may not fail
+    /// (`on_failure: fail`) means the set is never committed; under `warn` or `ignore` the
+    /// other sources are still committed, as a partial set.
+    pub fn backup_settled(
+        &self,
+        source: &str,
+        succeeded: bool,
+        on_failure: crate::plan::OnFailure,
+    ) -> Result<Settled, String> {
         let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
         state.settled += 1;
         if !succeeded {
             state.failed.push(source.to_owned());
+            state.doomed |= on_failure == crate::plan::OnFailure::Fail;
         }
-        if !state.failed.is_empty() {
+        if state.doomed {
             return Ok(Settled::Failed);
         }
         if state.settled < state.expected || state.finalized {
             return Ok(Settled::Pending);
         }
+        Self::commit(&mut state)
+    }
+
+    /// Commits what the run's backups produced, if anything may be committed: called by the
+    /// engine after the graph, for a run whose last backup steps never started (they needed a
+    /// backup that failed under `warn`). `None` when there is nothing to commit.
+    pub fn commit_remaining(&self) -> Option<Result<Manifest, String>> {
+        let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.finalized || state.doomed || state.writer.is_none() {
+            return None;
+        }
+        match Self::commit(&mut state) {
+            Ok(Settled::Finalized(manifest)) => Some(Ok(*manifest)),
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    fn commit(state: &mut BackupState) -> Result<Settled, String> {
         let Some(writer) = state.writer.clone() else {
             return Ok(Settled::Pending);
         };
+        // A set with nothing in it is no backup of anything.
+        if writer.artifact_count() == 0 {
+            return Ok(Settled::Failed);
+        }
         let manifest = writer
             .finalize(chrono::Utc::now())
             .map_err(|e| e.to_string())?;
         state.finalized = true;
-        Ok(Settled::Finalized(manifest))
+        Ok(Settled::Finalized(Box::new(manifest)))
     }
 
     /// Removes this run's set if it was started and never committed: what is left of a failed
-    /// or partial run is not a backup. Returns the folder removed.
+    /// run is not a backup. Returns the folder removed.
     pub fn abandon_uncommitted(&self) -> Option<Result<PathBuf, String>> {
         let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
         if state.finalized {

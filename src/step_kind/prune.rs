@@ -4,16 +4,21 @@
 use chrono::Utc;
 
 use super::{AttemptEnd, StepContext};
-use crate::event::Outcome;
 use crate::plan::Storage;
 use crate::process::{LineSink, Stream};
-use crate::prune::{Target, decide_prune, render_table};
 use crate::retention::Policy;
+use crate::storage::Store;
+use crate::storage::prune::{plan_store, render_table};
 
 pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptEnd {
     let plan = ctx.plan;
     // Retention only ever runs after a good backup: a night whose backup failed must not
     // thin out the sets that are now the newest good ones.
+    if let Some(failed) = ctx.run.failed_backups().first() {
+        return AttemptEnd::error(format!(
+            "prune refused: this run's backup of `{failed}` failed, so nothing is removed"
+        ));
+    }
     if ctx.run.expects_backups() && !ctx.run.set_complete() {
         return AttemptEnd::error(
             "prune refused: this run's backup set is not complete, so nothing is removed",
@@ -36,55 +41,46 @@ pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptE
             Err(error) => return AttemptEnd::error(format!("prune `{name}`: {error}")),
         }
     }
-    let limit = ctx.timeout.unwrap_or(std::time::Duration::MAX);
-    let cancel = ctx.cancel;
-    let job = async {
-        for (name, storage, policy) in &work {
-            prune_one(ctx, name, storage, policy).await?;
-        }
-        Ok::<(), String>(())
-    };
     // An interrupted prune has at worst turned one set incomplete: manifests go first.
-    tokio::select! {
-        result = tokio::time::timeout(limit, job) => match result {
-            Ok(Ok(())) => AttemptEnd::succeeded(),
-            Ok(Err(error)) => AttemptEnd::error(error),
-            Err(_) => AttemptEnd { outcome: Outcome::TimedOut, ..AttemptEnd::error("prune timed out") },
-        },
-        _ = cancel.cancelled() => AttemptEnd { outcome: Outcome::Cancelled, ..AttemptEnd::error("prune interrupted") },
+    let mut lines = Vec::new();
+    let end = super::bounded(ctx, "prune", async {
+        for (name, storage, policy) in &work {
+            if let Err(error) = prune_one(plan, &mut lines, name, storage, policy).await {
+                return AttemptEnd::error(error);
+            }
+        }
+        AttemptEnd::succeeded()
+    })
+    .await;
+    for line in lines {
+        ctx.output.line(Stream::Stdout, line).await;
     }
+    end
 }
 
 async fn prune_one(
-    ctx: &mut StepContext<'_>,
+    plan: &crate::exec_plan::ExecPlan,
+    lines: &mut Vec<String>,
     name: &str,
     storage: &Storage,
     policy: &Policy,
 ) -> Result<(), String> {
-    let plan = &ctx.plan.name;
-    let target = Target::open(storage).map_err(|e| format!("prune `{name}`: {e}"))?;
-    let sets = target
-        .candidates(plan)
+    let plan = &plan.name;
+    let store = Store::open(name, storage).map_err(|e| format!("prune: {e}"))?;
+    let decided = plan_store(&store, plan, policy, Utc::now())
         .await
         .map_err(|e| format!("prune `{name}`: {e}"))?;
-    let rows = decide_prune(&sets, policy, Utc::now());
-    ctx.output
-        .line(
-            Stream::Stdout,
-            format!("storage {name} at {}", target.location(plan)),
-        )
-        .await;
-    for line in render_table(&rows).lines() {
-        ctx.output.line(Stream::Stdout, line.to_owned()).await;
+    lines.push(format!("storage {name} at {}", store.plan_location(plan)));
+    lines.extend(render_table(&decided.rows).lines().map(str::to_owned));
+    if let Some(refusal) = decided.refusal() {
+        return Err(format!("prune `{name}` refused: {refusal}"));
     }
-    for row in rows.iter().filter(|r| !r.decision.keep) {
-        target
-            .delete(plan, &row.id)
+    for id in decided.to_remove() {
+        store
+            .delete_set(plan, &id)
             .await
-            .map_err(|e| format!("prune `{name}`: cannot remove set {}: {e}", row.id))?;
-        ctx.output
-            .line(Stream::Stdout, format!("removed {}", row.id))
-            .await;
+            .map_err(|e| format!("prune `{name}`: cannot remove set {id}: {e}"))?;
+        lines.push(format!("removed {id}"));
     }
     Ok(())
 }

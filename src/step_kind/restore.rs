@@ -1,9 +1,9 @@
 //! `restore:` steps: restore one source from a set after checking every artifact's sha256.
 
 use super::{AttemptEnd, StepContext, bounded};
-use crate::backup_set::restore_step;
 use crate::process::{LineSink, Stream};
 use crate::source::RestoreTarget;
+use crate::storage::restore_step;
 
 pub async fn execute(
     ctx: &mut StepContext<'_>,

@@ -1,8 +1,8 @@
 //! `verify: {storage, set}` steps: re-hash a stored set against its manifest and record it.
 
 use super::{AttemptEnd, StepContext, bounded};
-use crate::backup_set::verify_step;
 use crate::process::{LineSink, Stream};
+use crate::storage::verify_step;
 
 pub async fn execute(ctx: &mut StepContext<'_>, storage: &str, set: Option<&str>) -> AttemptEnd {
     let plan = ctx.plan;

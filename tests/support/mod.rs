@@ -11,9 +11,9 @@ pub mod run;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use planrun::backup_set::{LocalStore, Manifest, SetId, SetWriter};
 use planrun::plan::Source;
 use planrun::source::{SourceBackup, SourceError, Stop};
+use planrun::storage::{LocalStore, Manifest, SetId, SetWriter};
 
 /// Begins a set of `plan` in the local storage at `storage`, as a run started at `started`.
 pub fn begin_set(storage: &Path, plan: &str, started: DateTime<Utc>) -> SetWriter {
@@ -51,4 +51,41 @@ pub fn names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Writes a set as a format-1 planrun wrote it before partial sets existed: each artifact
+/// `(name, source, bytes)`, then `manifest.json`. Returns the set folder.
+pub fn write_set(
+    storage: &Path,
+    plan: &str,
+    id: &str,
+    artifacts: &[(&str, &str, &[u8])],
+) -> std::path::PathBuf {
+    use sha2::Digest;
+    let dir = storage.join(plan).join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut entries = Vec::new();
+    for (name, source, bytes) in artifacts {
+        std::fs::write(dir.join(name), bytes).unwrap();
+        let sha256: String = sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        entries.push(serde_json::json!({
+            "name": name, "source": source, "kind": "tar_zstd",
+            "size": bytes.len(), "sha256": sha256, "facts": {}
+        }));
+    }
+    let manifest = serde_json::json!({
+        "format": 1, "planrun_version": "0.1.0", "set_id": id,
+        "plan": { "name": plan, "digest": "00" }, "host": "test",
+        "started_at": "2025-02-14T02:00:00Z", "finished_at": "2025-02-14T02:01:00Z",
+        "artifacts": entries,
+    });
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    dir
 }

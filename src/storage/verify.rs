@@ -22,9 +22,7 @@ pub async fn check_artifact(
     };
     let mut reader = match store.open_artifact(plan, &set.id, &entry.name).await {
         Ok(reader) => reader,
-        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return problem(Problem::Missing);
-        }
+        Err(StoreError::NotFound { .. }) => return problem(Problem::Missing),
         Err(error) => {
             return problem(Problem::Unreadable {
                 error: error.to_string(),
@@ -80,7 +78,7 @@ pub async fn verify_set(
             planrun_version: env!("CARGO_PKG_VERSION").to_owned(),
             manifest_sha256: set.manifest_sha256.clone().unwrap_or_default(),
             problems: vec![ArtifactProblem {
-                artifact: super::local_store::MANIFEST.to_owned(),
+                artifact: super::MANIFEST.to_owned(),
                 problem: Problem::Unreadable {
                     error: error.clone(),
                 },

@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{SetSummary, Store, check_artifact};
+use super::{ArtifactWriter, SetSummary, Store, StoreError, check_artifact};
 use crate::plan::Source;
 use crate::source::{RestoreOutcome, RestoreTarget, SourceError};
 
-/// Restores `source_name` from set `selector` (an id or `latest`) of `store`.
+/// Restores `source_name` from set `selector` of `store`: an id, or `latest` (the newest
+/// restorable set that holds the source).
 ///
 /// Every artifact of the source is re-read and checked against the manifest's sha256 before
 /// anything is written; one mismatch refuses the restore. Incomplete sets are never used.
@@ -19,7 +20,7 @@ pub async fn restore_source(
     target: RestoreTarget,
     scratch: &Path,
 ) -> Result<(SetSummary, RestoreOutcome), SourceError> {
-    let set = store.resolve_set(plan, selector).await?;
+    let set = store.set_to_restore(plan, selector, source_name).await?;
     let manifest = set
         .manifest
         .as_ref()
@@ -47,35 +48,35 @@ pub async fn restore_source(
         });
     }
     let mut downloaded = None;
-    let path: PathBuf = match store {
-        Store::Local(local) => local.artifact_path(plan, &set.id, &entry.name)?,
+    let path: PathBuf = match store.local_path(plan, &set.id, &entry.name) {
+        Some(path) => path,
         // Restores read local files, so an off-site artifact comes down into scratch first,
         // hashed on the way: the object may have changed since it was checked.
-        Store::S3(s3) => {
+        None => {
             std::fs::create_dir_all(scratch).map_err(|source| SourceError::Io {
                 action: "create",
                 path: scratch.to_owned(),
                 source,
             })?;
-            let local = scratch.join(format!("download-{}", entry.name));
-            let digest = s3
-                .download_artifact(plan, set.id.as_str(), &entry.name, &local)
-                .await
-                .map_err(|e| super::s3_sets::store_error(s3, e))?;
+            let local = scratch.join(&entry.name);
+            let reader = store.open_artifact(plan, &set.id, &entry.name).await?;
+            let (dir, name, sha256) =
+                (scratch.to_owned(), entry.name.clone(), entry.sha256.clone());
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                let mut writer = ArtifactWriter::create_checked(&dir, &name, &sha256)?;
+                let mut reader = super::backend::BlockingReader { runtime, reader };
+                std::io::copy(&mut reader, &mut writer)
+                    .map_err(StoreError::io("download", dir.join(&name)))?;
+                writer.finish()
+            })
+            .await
+            .map_err(|join| SourceError::Io {
+                action: "download",
+                path: local.clone(),
+                source: std::io::Error::other(join.to_string()),
+            })??;
             downloaded = Some(local.clone());
-            if digest.sha256 != entry.sha256 || digest.size != entry.size {
-                std::fs::remove_file(&local).ok();
-                return Err(SourceError::Damaged {
-                    set: set.id.to_string(),
-                    problems: vec![super::ArtifactProblem {
-                        artifact: entry.name.clone(),
-                        problem: super::Problem::HashMismatch {
-                            expected: entry.sha256.clone(),
-                            actual: digest.sha256,
-                        },
-                    }],
-                });
-            }
             local
         }
     };

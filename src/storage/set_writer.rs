@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 
 use super::{
-    ArtifactEntry, LocalStore, MANIFEST_FORMAT, Manifest, PlanRef, SetDir, SetId, StoreError,
+    ArtifactEntry, LocalStore, MANIFEST, MANIFEST_FORMAT, Manifest, PlanRef, SetDir, SetId,
+    StoreError, sync_dir, write_atomically,
 };
 use crate::exec_plan::ExecPlan;
-use crate::plan::{Source, Storage};
+use crate::plan::Source;
 use crate::source::{SourceBackup, SourceError, Stop};
 
 /// The set a run writes its backups into.
@@ -25,6 +26,8 @@ pub struct SetWriter {
     digest: String,
     dir: SetDir,
     started_at: DateTime<Utc>,
+    /// The plan's sources, so the manifest can say which of them the set lacks.
+    plan_sources: Vec<String>,
     recorded: Mutex<Recorded>,
 }
 
@@ -37,10 +40,8 @@ struct Recorded {
 /// Why a plan has nowhere to back up to.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("the plan has no local storage to write backup sets to; add one under `storage:`")]
-    NoLocalStorage,
-    #[error("unknown source `{name}`")]
-    UnknownSource { name: String },
+    #[error(transparent)]
+    Choice(#[from] super::choice::ChoiceError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,30 +64,18 @@ impl SetWriter {
             digest: digest.to_owned(),
             dir,
             started_at: now,
+            plan_sources: Vec::new(),
             recorded: Mutex::new(Recorded::default()),
         })
     }
 
     /// Starts this run's set on the plan's backup storage, named after the run id.
     pub fn for_plan(plan: &ExecPlan, now: DateTime<Utc>) -> Result<SetWriter, TargetError> {
-        let (name, path) = plan
-            .storage
-            .iter()
-            .filter(|(name, _)| plan.backup_storage.as_deref().is_none_or(|b| b == name))
-            .find_map(|(name, storage)| match storage {
-                Storage::Local(local) => Some((name, &local.path)),
-                Storage::S3(_) => None,
-            })
-            .ok_or(TargetError::NoLocalStorage)?;
+        let (name, store) = super::choice::backup_storage(plan)?;
         let id = SetId::parse(&plan.run_id).unwrap_or_else(|| SetId::new(now));
-        Ok(SetWriter::begin(
-            name,
-            LocalStore::new(path),
-            &plan.name,
-            &plan.digest,
-            id,
-            now,
-        )?)
+        let mut writer = SetWriter::begin(name, store, &plan.name, &plan.digest, id, now)?;
+        writer.plan_sources = plan.sources.iter().map(|(n, _)| n.clone()).collect();
+        Ok(writer)
     }
 
     pub fn id(&self) -> &SetId {
@@ -162,8 +151,18 @@ impl SetWriter {
         result
     }
 
-    /// Writes the manifest: from now on the set is a backup. Call once every backup step
-    /// of the run has succeeded.
+    /// How many artifacts the set holds so far.
+    pub fn artifact_count(&self) -> usize {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .artifacts
+            .len()
+    }
+
+    /// Writes the manifest: from now on the set is a backup of the sources it holds. Call
+    /// once every backup step of the run has settled; sources of the plan without an
+    /// artifact are recorded as missing, which makes the set partial.
     pub fn finalize(&self, now: DateTime<Utc>) -> Result<Manifest, StoreError> {
         let recorded = self
             .recorded
@@ -185,15 +184,26 @@ impl SetWriter {
             finished_at: now,
             artifacts: recorded.artifacts.clone(),
             warnings: recorded.warnings.clone(),
+            missing_sources: self
+                .plan_sources
+                .iter()
+                .filter(|s| !recorded.artifacts.iter().any(|a| &a.source == *s))
+                .cloned()
+                .collect(),
         };
-        self.store
-            .write_manifest(&self.plan, &self.dir.id, &manifest)?;
+        write_atomically(&self.dir.path, MANIFEST, &manifest.to_json())?;
         Ok(manifest)
     }
 
-    /// Removes the set folder (a failed run's rollback).
+    /// Removes the set folder (a failed run's rollback). The set has no manifest yet, so
+    /// the folder goes as a whole, then its parent is synced.
     pub fn abandon(&self) -> Result<(), StoreError> {
-        self.store.delete_set(&self.plan, &self.dir.id)
+        match std::fs::remove_dir_all(&self.dir.path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(StoreError::io("remove", &self.dir.path)(error)),
+        }
+        sync_dir(&self.store.plan_dir(&self.plan))
     }
 }
 

@@ -1,12 +1,18 @@
-//! `manifest.json`: the commit record of a backup set, written last and atomically.
+//! `manifest.json`: the commit record of a backup set, written last and atomically, and the
+//! one strict reading of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The manifest format this build writes and reads.
 pub const MANIFEST_FORMAT: u32 = 1;
+
+/// The commit record of a set; a set without it is incomplete.
+pub const MANIFEST: &str = "manifest.json";
+/// The outcome of the last verification of this copy of a set.
+pub const VERIFY: &str = "verify.json";
 
 /// Facts recorded at backup time (row counts, file counts, versions), checked by drills.
 pub type Facts = BTreeMap<String, serde_json::Value>;
@@ -26,6 +32,11 @@ pub struct Manifest {
     /// Problems that did not fail the backup (e.g. skipped unreadable files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The plan's sources this set does not hold (not selected by `--only`, or their backup
+    /// failed under `on_failure: warn`/`ignore`). Empty for a full set; manifests written
+    /// before partial sets existed have no such field and are full sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_sources: Vec<String>,
 }
 
 /// Which plan wrote the set.
@@ -79,7 +90,10 @@ impl Manifest {
         bytes
     }
 
-    pub fn from_json(bytes: &[u8]) -> Result<Manifest, String> {
+    /// Reads a manifest strictly: every field typed, no unknown key, a known format, artifact
+    /// names that stay inside the set and are not repeated, and the set id it was written for.
+    /// Anything less is a damaged set, never a complete one.
+    pub fn from_json(bytes: &[u8], set_id: &str) -> Result<Manifest, String> {
         let manifest: Manifest =
             serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
         if manifest.format != MANIFEST_FORMAT {
@@ -88,7 +102,49 @@ impl Manifest {
                 manifest.format
             ));
         }
+        if manifest.set_id != set_id {
+            return Err(format!(
+                "the manifest is for set `{}`, not `{set_id}`",
+                manifest.set_id
+            ));
+        }
+        if manifest.artifacts.is_empty() {
+            return Err("the manifest lists no artifact".to_owned());
+        }
+        let mut names = BTreeSet::new();
+        for artifact in &manifest.artifacts {
+            super::check_artifact_name(&artifact.name).map_err(|e| e.to_string())?;
+            if !names.insert(artifact.name.as_str()) {
+                return Err(format!("artifact `{}` is listed twice", artifact.name));
+            }
+            let hex_ok = artifact.sha256.len() == 64
+                && artifact
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex_ok {
+                return Err(format!(
+                    "artifact `{}` has no valid sha256 (64 lowercase hex digits)",
+                    artifact.name
+                ));
+            }
+        }
         Ok(manifest)
+    }
+
+    /// The sources this set holds.
+    pub fn sources(&self) -> BTreeSet<&str> {
+        self.artifacts.iter().map(|a| a.source.as_str()).collect()
+    }
+
+    /// Whether the set holds `source`.
+    pub fn holds(&self, source: &str) -> bool {
+        self.artifacts.iter().any(|a| a.source == source)
+    }
+
+    /// Whether the set lacks some of the plan's sources.
+    pub fn is_partial(&self) -> bool {
+        !self.missing_sources.is_empty()
     }
 
     pub fn total_size(&self) -> u64 {

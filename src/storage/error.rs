@@ -1,4 +1,4 @@
-//! Errors from reading and writing backup sets.
+//! Errors from reading and writing backup sets, whatever the storage kind.
 
 use std::path::PathBuf;
 
@@ -12,8 +12,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {message}", path.display())]
-    BadManifest { path: PathBuf, message: String },
+    /// An object or file that is not there; a typed answer, so callers never have to guess
+    /// it from an error's text or kind.
+    #[error("{location}: no such object")]
+    NotFound { location: String },
     #[error("no backup set `{set}` for plan `{plan}` in {location}")]
     NoSuchSet {
         plan: String,
@@ -22,18 +24,34 @@ pub enum StoreError {
     },
     #[error("no complete backup set for plan `{plan}` in {location}")]
     NoCompleteSet { plan: String, location: String },
+    #[error("no complete backup set with `{source_name}` for plan `{plan}` in {location}")]
+    NoSetWithSource {
+        plan: String,
+        source_name: String,
+        location: String,
+    },
     #[error("backup set `{set}` is incomplete (no manifest.json): it is never restored from")]
     Incomplete { set: String },
+    #[error("backup set `{set}` is damaged: {reason}")]
+    Damaged { set: String, reason: String },
     #[error(
         "`{name}` is not a valid artifact name (a plain file name without `/`, not starting with `.`)"
     )]
     BadArtifactName { name: String },
     #[error("artifact `{name}` is not in the manifest of set `{set}`")]
     NoSuchArtifact { set: String, name: String },
+    #[error("{name} has sha256 {actual}, the manifest says {expected}: refused")]
+    HashMismatch {
+        name: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{location}: {detail}")]
     Remote { location: String, detail: String },
-    #[error("{location} receives sets only by `copy`, which knows each artifact's sha256 up front")]
-    CopyOnly { location: String },
+    #[error(
+        "{location} already holds set {set} with a different manifest: refusing to overwrite it"
+    )]
+    Conflict { location: String, set: String },
 }
 
 impl StoreError {

@@ -39,6 +39,8 @@ pub struct ArtifactWriter {
     size: u64,
     temp_path: PathBuf,
     final_path: PathBuf,
+    /// When set, bytes that hash to anything else never get the final name.
+    expected_sha256: Option<String>,
 }
 
 struct Worker {
@@ -78,6 +80,18 @@ impl ArtifactWriter {
     /// Starts `dir/name`. The folder must exist (the set folder).
     pub fn create(dir: &Path, name: &str) -> Result<ArtifactWriter, StoreError> {
         ArtifactWriter::start(dir, name, true)
+    }
+
+    /// Starts `dir/name` for bytes whose sha256 is known up front (a copy between storages):
+    /// [`ArtifactWriter::finish`] refuses anything else and leaves no file.
+    pub fn create_checked(
+        dir: &Path,
+        name: &str,
+        expected_sha256: &str,
+    ) -> Result<ArtifactWriter, StoreError> {
+        let mut writer = ArtifactWriter::start(dir, name, true)?;
+        writer.expected_sha256 = Some(expected_sha256.to_ascii_lowercase());
+        Ok(writer)
     }
 
     /// The same without hashing. Only the hashing-overhead benchmark uses this.
@@ -135,6 +149,7 @@ impl ArtifactWriter {
             size: 0,
             temp_path,
             final_path: dir.join(name),
+            expected_sha256: None,
         })
     }
 
@@ -204,13 +219,23 @@ impl ArtifactWriter {
         let durable = (|| {
             self.send().map_err(StoreError::io("write", &temp))?;
             let (file, hasher) = self.join().map_err(StoreError::io("write", &temp))?;
+            let sha256 = hex(&hasher.finalize());
+            if let Some(expected) = &self.expected_sha256
+                && *expected != sha256
+            {
+                return Err(StoreError::HashMismatch {
+                    name: self.final_path.display().to_string(),
+                    expected: expected.clone(),
+                    actual: sha256,
+                });
+            }
             file.sync_all().map_err(StoreError::io("fsync", &temp))?;
             drop(file);
             std::fs::rename(&temp, &self.final_path).map_err(StoreError::io("rename", &temp))?;
-            Ok(hasher)
+            Ok(sha256)
         })();
-        let hasher = match durable {
-            Ok(hasher) => hasher,
+        let sha256 = match durable {
+            Ok(sha256) => sha256,
             Err(error) => {
                 // Nothing half-written keeps a name; the worker is already joined or gone.
                 let _ = self.join();
@@ -222,7 +247,7 @@ impl ArtifactWriter {
         sync_dir(dir)?;
         Ok(ArtifactDigest {
             size: self.size,
-            sha256: hex(&hasher.finalize()),
+            sha256,
         })
     }
 }

@@ -1,0 +1,55 @@
+//! The storage layer: backup sets in a local folder, an S3 bucket or any other [`Backend`].
+//!
+//! Every command and step kind goes through here for: the set id ([`SetId`]), the manifest
+//! and its strict reading ([`Manifest`]), one listing and one status ([`Store::list_sets`],
+//! [`SetSummary::from_stored`]), the three meanings of "newest"
+//! ([`newest_restorable_with`], [`newest_restorable_with_all`], [`newest_with_manifest`]),
+//! one delete ([`Store::delete_set`], manifest first), verify, restore, copy, prune, and the
+//! rule for which storage backups go to and restores read from ([`choice`]).
+//!
+//! A new kind of storage is one [`Backend`] implementation plus its arm in [`Store::open`].
+
+mod artifact_writer;
+mod backend;
+pub mod choice;
+mod copy;
+mod error;
+mod local_store;
+mod manifest;
+#[cfg(test)]
+mod memory_store;
+pub mod prune;
+mod restore_from_set;
+mod s3_store;
+mod set_id;
+mod set_status;
+mod set_writer;
+mod step_api;
+mod store;
+mod verify;
+mod verify_record;
+
+pub use artifact_writer::{
+    ArtifactDigest, ArtifactWriter, check_artifact_name, hex, sync_dir, write_atomically,
+};
+pub use backend::{ArtifactReader, Backend, ObjectHead, StoredObject, StoredSet};
+pub use copy::{ArtifactSource, CopyError, CopyReport, copy_between, copy_set};
+pub use error::StoreError;
+pub use local_store::{LocalStore, SetDir};
+pub use manifest::{
+    ArtifactEntry, ArtifactKind, Facts, MANIFEST, MANIFEST_FORMAT, Manifest, PlanRef, VERIFY,
+};
+pub use restore_from_set::restore_source;
+pub use s3_store::S3Store;
+pub use set_id::SetId;
+pub use set_status::{
+    SetStatus, SetSummary, newest_restorable_with, newest_restorable_with_all, newest_with_manifest,
+};
+pub use set_writer::{SetWriter, TargetError};
+pub use step_api::{StepError, restore_step, verify_step};
+pub use store::{OpenStoreError, Store};
+pub use verify::{check_artifact, verify_set};
+pub use verify_record::{ArtifactProblem, Problem, VerifyRecord};
+
+#[cfg(test)]
+mod tests;

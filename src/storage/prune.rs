@@ -1,0 +1,225 @@
+//! Prune: list a storage's sets, let the retention policy decide per source, show the table,
+//! then remove, unless a damaged set stands where the newest backup of a source should be.
+//!
+//! The decision is [`crate::retention::decide_per_source`]; this module adds what a storage
+//! knows (ids, status, the sources each set holds), the safety stop, and the removal.
+//! Removal goes through [`Store::delete_set`], manifest first.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use super::{SetId, SetStatus, SetSummary, Store, StoreError};
+use crate::retention::{Decision, Policy, SourcedSet, decide_per_source};
+
+/// One line of the decision table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PruneRow {
+    pub id: SetId,
+    pub status: SetStatus,
+    pub decision: Decision,
+}
+
+/// A damaged set that is the newest set holding a source: while it is there, prune removes
+/// nothing, since the sets it would remove may be that source's last good backups.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Blocker {
+    pub set: SetId,
+    /// The sources it is (or, with an unreadable manifest, may be) the newest set of.
+    pub sources: Vec<String>,
+    /// Its manifest cannot be read, so it might hold any source.
+    pub unreadable: bool,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sources = self
+            .sources
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match (self.unreadable, sources.is_empty()) {
+            (false, _) => write!(
+                f,
+                "set {} is damaged and is the newest set holding {sources}",
+                self.set
+            ),
+            (true, false) => write!(
+                f,
+                "set {} is damaged (its manifest cannot be read) and may be the newest set holding {sources}",
+                self.set
+            ),
+            (true, true) => write!(
+                f,
+                "set {} is damaged (its manifest cannot be read) and no good set is newer",
+                self.set
+            ),
+        }
+    }
+}
+
+/// What prune will do on one storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrunePlan {
+    /// Every set, newest first.
+    pub rows: Vec<PruneRow>,
+    /// When not empty, nothing is removed.
+    pub blockers: Vec<Blocker>,
+}
+
+impl PrunePlan {
+    /// The sets to remove: none while a blocker stands.
+    pub fn to_remove(&self) -> Vec<SetId> {
+        if !self.blockers.is_empty() {
+            return Vec::new();
+        }
+        self.rows
+            .iter()
+            .filter(|r| !r.decision.keep)
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// Why nothing is removed, as one line.
+    pub fn refusal(&self) -> Option<String> {
+        if self.blockers.is_empty() {
+            return None;
+        }
+        let why: Vec<String> = self.blockers.iter().map(ToString::to_string).collect();
+        Some(format!(
+            "{}: nothing is removed until it is verified or removed by hand",
+            why.join("; ")
+        ))
+    }
+}
+
+/// Decides for every set (newest first, as listed) and finds what must stop the removal.
+pub fn plan_prune(sets: &[SetSummary], policy: &Policy, now: DateTime<Utc>) -> PrunePlan {
+    // `decide` wants oldest first; ids sort by time, to the millisecond, so that is id order.
+    let mut sets: Vec<&SetSummary> = sets.iter().collect();
+    sets.sort_by(|a, b| a.id.cmp(&b.id));
+    let sourced: Vec<SourcedSet> = sets
+        .iter()
+        .map(|set| SourcedSet {
+            time: set.id.started_at(),
+            status: set.status,
+            sources: set
+                .sources()
+                .map(|s| s.into_iter().map(str::to_owned).collect())
+                .unwrap_or_default(),
+        })
+        .collect();
+    let decisions = decide_per_source(&sourced, policy, now);
+    let mut rows: Vec<PruneRow> = sets
+        .iter()
+        .zip(decisions)
+        .map(|(set, decision)| PruneRow {
+            id: set.id.clone(),
+            status: set.status,
+            decision,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.id.cmp(&a.id));
+    sets.reverse();
+    PrunePlan {
+        rows,
+        blockers: blockers(&sets),
+    }
+}
+
+/// The damaged sets that are the newest set holding some source. `sets` is newest first.
+fn blockers(sets: &[&SetSummary]) -> Vec<Blocker> {
+    let counted: Vec<&SetSummary> = sets
+        .iter()
+        .copied()
+        .filter(|s| s.status != SetStatus::Incomplete)
+        .collect();
+    let sources: BTreeSet<&str> = counted
+        .iter()
+        .filter_map(|s| s.sources())
+        .flatten()
+        .collect();
+    let mut found: Vec<Blocker> = Vec::new();
+    for source in &sources {
+        let Some(newest) = counted.iter().find(|s| s.might_hold(source)) else {
+            continue;
+        };
+        if newest.status != SetStatus::Damaged {
+            continue;
+        }
+        match found.iter_mut().find(|b| b.set == newest.id) {
+            Some(blocker) => blocker.sources.push((*source).to_owned()),
+            None => found.push(Blocker {
+                set: newest.id.clone(),
+                sources: vec![(*source).to_owned()],
+                unreadable: newest.sources().is_none(),
+            }),
+        }
+    }
+    // With no readable manifest anywhere, nothing says which sources a damaged set held.
+    if sources.is_empty()
+        && let Some(damaged) = counted.iter().find(|s| s.status == SetStatus::Damaged)
+    {
+        found.push(Blocker {
+            set: damaged.id.clone(),
+            sources: Vec::new(),
+            unreadable: damaged.sources().is_none(),
+        });
+    }
+    found
+}
+
+/// The decision table as people read it.
+pub fn render_table(rows: &[PruneRow]) -> String {
+    let width = rows
+        .iter()
+        .map(|r| r.id.as_str().len())
+        .max()
+        .unwrap_or(0)
+        .max("SET".len());
+    let mut out = format!(
+        "{:width$}  {:10}  {:6}  REASONS\n",
+        "SET", "STATUS", "ACTION"
+    );
+    for row in rows {
+        let action = if row.decision.keep { "keep" } else { "remove" };
+        let line = format!(
+            "{:width$}  {:10}  {action:6}  {}",
+            row.id.as_str(),
+            row.status.to_string(),
+            reasons(&row.decision).join("; ")
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn reasons(decision: &Decision) -> Vec<String> {
+    decision.reasons.iter().map(ToString::to_string).collect()
+}
+
+pub fn rows_json(rows: &[PruneRow]) -> serde_json::Value {
+    rows.iter()
+        .map(|row| {
+            serde_json::json!({
+                "set": row.id.as_str(),
+                "status": row.status,
+                "keep": row.decision.keep,
+                "reasons": reasons(&row.decision),
+            })
+        })
+        .collect()
+}
+
+/// Lists the store and plans the prune of `plan`.
+pub async fn plan_store(
+    store: &Store,
+    plan: &str,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<PrunePlan, StoreError> {
+    let sets = store.list_sets(plan).await?;
+    Ok(plan_prune(&sets, policy, now))
+}
