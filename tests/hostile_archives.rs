@@ -235,9 +235,12 @@ fn everything(root: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// A named archive of links (path, target) that must be refused with the given reason.
+type Case = (String, Vec<(String, String)>, String);
+
 /// Stores each archive, restores it with the binary and expects it refused with `reason`,
 /// with no destination created and nothing new anywhere in the work folder.
-fn assert_refused(cases: Vec<(String, Vec<(String, String)>, String)>) {
+fn assert_refused(cases: Vec<Case>) {
     for (name, links, reason) in cases {
         let work = tempfile::tempdir().unwrap();
         let storage = work.path().join("store");
