@@ -556,6 +556,21 @@ fn files_restore_in_place_puts_each_file_back_and_never_writes_through_a_link() 
         "no temporary files left"
     );
 
+    // In place, the app's own folders are taken as they resolve: a release symlink is the
+    // app's layout, and the file lands in the folder it points at.
+    let release = work.join("release-42/saas_crm");
+    std::fs::create_dir_all(&release).unwrap();
+    std::fs::write(release.join("settings.py"), b"DEBUG = True\n").unwrap();
+    std::fs::remove_dir_all(app.join("saas_crm")).unwrap();
+    std::os::unix::fs::symlink(&release, app.join("saas_crm")).unwrap();
+    let output = restore_cli(work, &plan, &["--in-place", "--force"]);
+    assert_eq!(output.status.code(), Some(0), "{}", support::run::stderr(&output));
+    assert!(std::fs::symlink_metadata(app.join("saas_crm")).unwrap().is_symlink());
+    assert_eq!(
+        std::fs::read(release.join("settings.py")).unwrap(),
+        b"DEBUG = False\n"
+    );
+
     // A plan that no longer lists a file the set holds cannot restore it in place: the set
     // alone never decides where a file lands.
     let text = std::fs::read_to_string(&plan).unwrap();

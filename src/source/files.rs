@@ -224,9 +224,13 @@ pub fn restore(
         }
     };
 
+    let folders = match placement {
+        Placement::Under(_) => Folders::NoLinks,
+        Placement::Original { .. } => Folders::AsTheSystemHasThem,
+    };
     for item in items.iter().filter(|i| !i.folder) {
         let destination = base.join(&item.rel);
-        let Some(parent) = open_folder(&base, parent_of(&item.rel), None)? else {
+        let Some(parent) = open_folder(&base, parent_of(&item.rel), None, folders)? else {
             continue;
         };
         match nix::sys::stat::fstatat(&parent, file_name(&item.rel), AtFlags::AT_SYMLINK_NOFOLLOW) {
@@ -249,7 +253,7 @@ pub fn restore(
     }
 
     let mut staged = Staged::default();
-    write_all(artifact, &items, &base, &mut staged)?;
+    write_all(artifact, &items, &base, folders, &mut staged)?;
     let count = staged.files.len() as u64;
     staged.commit(force)?;
     Ok(FilesRestored {
@@ -359,16 +363,32 @@ fn recorded_path(artifact: &Path, text: &str) -> Result<PathBuf, SourceError> {
     }
 }
 
-/// Opens the folder `rel` below `base` without following any link below `base` (`base`
-/// itself is the place the restore was asked for, or the folder the files came from, and
-/// is taken as it resolves). With `create`, missing folders are made with that mode; without
-/// it, a missing folder gives `None`.
+/// How folders below the restore's base are opened.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Folders {
+    /// Below a destination the restore was given (`--to DIR`), no link is followed: the
+    /// layout comes from the set, and must not lead the files somewhere else.
+    NoLinks,
+    /// In place, the folders are the system's own, taken as they resolve, as the backup read
+    /// them (a release symlink such as `saas_crm -> /opt/crm-42/saas_crm` is the app's
+    /// layout). The paths themselves are the plan's, checked before anything is written.
+    AsTheSystemHasThem,
+}
+
+/// Opens the folder `rel` below `base`, which is taken as it resolves (it is the place the
+/// restore was asked for, or the folder the files came from). With `create`, missing
+/// folders are made with that mode; without it, a missing folder gives `None`.
 fn open_folder(
     base: &Path,
     rel: &Path,
     create: Option<u32>,
+    folders: Folders,
 ) -> Result<Option<OwnedFd>, SourceError> {
     let directory = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let below = match folders {
+        Folders::NoLinks => directory | OFlag::O_NOFOLLOW,
+        Folders::AsTheSystemHasThem => directory,
+    };
     let mut fd = match nix::fcntl::open(base, directory, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) if create.is_none() => return Ok(None),
@@ -382,18 +402,17 @@ fn open_folder(
     let mut path = base.to_owned();
     for part in rel.iter() {
         path.push(part);
-        let opened =
-            match nix::fcntl::openat(&fd, part, directory | OFlag::O_NOFOLLOW, Mode::empty()) {
-                Err(Errno::ENOENT) => match create {
-                    None => return Ok(None),
-                    Some(mode) => {
-                        nix::sys::stat::mkdirat(&fd, part, Mode::from_bits_truncate(mode & 0o777))
-                            .map_err(|e| SourceError::io("create", &path)(e.into()))?;
-                        nix::fcntl::openat(&fd, part, directory | OFlag::O_NOFOLLOW, Mode::empty())
-                    }
-                },
-                other => other,
-            };
+        let opened = match nix::fcntl::openat(&fd, part, below, Mode::empty()) {
+            Err(Errno::ENOENT) => match create {
+                None => return Ok(None),
+                Some(mode) => {
+                    nix::sys::stat::mkdirat(&fd, part, Mode::from_bits_truncate(mode & 0o777))
+                        .map_err(|e| SourceError::io("create", &path)(e.into()))?;
+                    nix::fcntl::openat(&fd, part, below, Mode::empty())
+                }
+            },
+            other => other,
+        };
         fd = match opened {
             Ok(fd) => fd,
             Err(Errno::ELOOP | Errno::ENOTDIR) => {
@@ -478,6 +497,7 @@ fn write_all(
     artifact: &Path,
     items: &[Item],
     base: &Path,
+    folders: Folders,
     staged: &mut Staged,
 ) -> Result<(), SourceError> {
     let as_root = nix::unistd::geteuid().is_root();
@@ -505,14 +525,16 @@ fn write_all(
         let mtime = header.mtime().unwrap_or(0) as i64;
         let owner = (header.uid().ok(), header.gid().ok());
         if header.entry_type() == EntryType::Directory {
-            open_folder(base, rel, Some(mode))?;
+            open_folder(base, rel, Some(mode), folders)?;
             continue;
         }
-        let folder = open_folder(base, parent_of(rel), Some(0o755))?.expect("created when missing");
+        let folder =
+            open_folder(base, parent_of(rel), Some(0o755), folders)?.expect("created when missing");
         let destination = base.join(rel);
+        // Cut so the temporary name stays within the 255 bytes a name may have.
+        let stem: String = file_name(rel).to_string_lossy().chars().take(64).collect();
         let temporary = PathBuf::from(format!(
-            ".{}.planrun-restore-{}-{}",
-            file_name(rel).to_string_lossy(),
+            ".{stem}.planrun-restore-{}-{}",
             std::process::id(),
             staged.files.len()
         ));
