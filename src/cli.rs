@@ -196,6 +196,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "in_place"])))]
 pub struct RestoreArgs {
     /// The plan file.
     pub plan: PathBuf,
@@ -207,11 +208,7 @@ pub struct RestoreArgs {
     pub set: String,
     /// Where to restore: a database name for postgres sources, else a path (for files
     /// sources, a folder that receives the files in their recorded layout).
-    #[arg(
-        long,
-        required_unless_present = "in_place",
-        conflicts_with = "in_place"
-    )]
+    #[arg(long)]
     pub to: Option<String>,
     /// Put a files or directory source back where it came from (files: each at its
     /// recorded path, if the plan still lists it).

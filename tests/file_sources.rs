@@ -564,8 +564,17 @@ fn files_restore_in_place_puts_each_file_back_and_never_writes_through_a_link() 
     std::fs::remove_dir_all(app.join("saas_crm")).unwrap();
     std::os::unix::fs::symlink(&release, app.join("saas_crm")).unwrap();
     let output = restore_cli(work, &plan, &["--in-place", "--force"]);
-    assert_eq!(output.status.code(), Some(0), "{}", support::run::stderr(&output));
-    assert!(std::fs::symlink_metadata(app.join("saas_crm")).unwrap().is_symlink());
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    assert!(
+        std::fs::symlink_metadata(app.join("saas_crm"))
+            .unwrap()
+            .is_symlink()
+    );
     assert_eq!(
         std::fs::read(release.join("settings.py")).unwrap(),
         b"DEBUG = False\n"
