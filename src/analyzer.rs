@@ -311,6 +311,7 @@ impl Analyzer<'_> {
                     &restore.source,
                     sources,
                 );
+                self.check_original_path(pointer, restore);
                 if let Some(name) = &restore.storage {
                     self.reference(
                         &format!("{pointer}/restore/storage"),
@@ -345,6 +346,33 @@ impl Analyzer<'_> {
                 );
             }
         }
+    }
+
+    /// `path: original` means where a files or directory source's files came from; other
+    /// sources have no such place (a database) or one `path` already defaults to.
+    fn check_original_path(&mut self, pointer: &str, restore: &crate::plan::RestoreStep) {
+        if restore.path.as_deref() != Some(crate::plan::ORIGINAL_PATH) {
+            return;
+        }
+        let Some(source) = self.plan.sources.get(&restore.source) else {
+            return;
+        };
+        let help = match source {
+            Source::Files(_) | Source::Directory(_) => return,
+            Source::Postgres(_) => "name the database with `database:`",
+            Source::Sqlite(_) | Source::Git(_) => {
+                "leave `path` out to restore to the source's own path, or name a path"
+            }
+        };
+        self.error(
+            &format!("{pointer}/restore/path"),
+            format!(
+                "`path: original` puts a files or directory source back where it came from, but `{}` is a {} source",
+                restore.source,
+                source.kind_name()
+            ),
+            Some(help.into()),
+        );
     }
 
     fn check_check(&mut self, pointer: &str, check: &crate::plan::CheckStep) {

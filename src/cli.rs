@@ -196,6 +196,7 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "in_place"])))]
 pub struct RestoreArgs {
     /// The plan file.
     pub plan: PathBuf,
@@ -205,9 +206,14 @@ pub struct RestoreArgs {
     /// A set id or `latest`: the newest complete set.
     #[arg(long, default_value = "latest")]
     pub set: String,
-    /// Where to restore: a database name for postgres sources, else a path.
+    /// Where to restore: a database name for postgres sources, else a path (for files
+    /// sources, a folder that receives the files in their recorded layout).
     #[arg(long)]
-    pub to: String,
+    pub to: Option<String>,
+    /// Put a files or directory source back where it came from (files: each at its
+    /// recorded path, if the plan still lists it).
+    #[arg(long)]
+    pub in_place: bool,
     /// Replace a target that exists and holds data (or has connections).
     #[arg(long)]
     pub force: bool,

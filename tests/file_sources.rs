@@ -361,3 +361,494 @@ fn git_round_trip_keeps_head_and_history() {
     );
     assert_eq!(git(&clone, &["rev-parse", "origin/feature"]), head);
 }
+
+/// `planrun ARGS` in `dir`, with the environment nightly.yaml's secrets name.
+fn planrun(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_planrun"))
+        .args(args)
+        .current_dir(dir)
+        .env("CRM_DB_PASSWORD", "unused")
+        .env("CRM_S3_ACCESS_KEY_ID", "unused")
+        .env("CRM_S3_SECRET_ACCESS_KEY", "unused")
+        .output()
+        .unwrap()
+}
+
+/// The CRM's config: `.env` at the top, `settings.py` one folder down, modes that differ
+/// from the defaults so a restore that invents them is caught.
+fn crm_config(app: &Path) {
+    std::fs::create_dir_all(app.join("saas_crm")).unwrap();
+    std::fs::write(app.join(".env"), b"SECRET_KEY=abc\n").unwrap();
+    std::fs::set_permissions(app.join(".env"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::write(app.join("saas_crm/settings.py"), b"DEBUG = False\n").unwrap();
+    std::fs::set_permissions(app.join("saas_crm"), std::fs::Permissions::from_mode(0o750)).unwrap();
+}
+
+/// A plan with the CRM's files source and a local storage, and the set its backup made.
+fn backed_up_config(work: &Path) -> PathBuf {
+    let app = work.join("srv/crm");
+    crm_config(&app);
+    let plan = work.join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1\nname: crm\nsources:\n  config:\n    files:\n      - {app}/.env\n      - {app}/saas_crm/settings.py\n\
+             storage:\n  local: {{ local: {{ path: {work}/backups }} }}\nsteps:\n  - {{ id: config, backup: config }}\n",
+            app = app.display(),
+            work = work.display()
+        ),
+    )
+    .unwrap();
+    let state = work.join("state");
+    let output = planrun(
+        work,
+        &[
+            "execute",
+            plan.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    plan
+}
+
+fn restore_cli(work: &Path, plan: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["restore", plan.to_str().unwrap(), "--source", "config"];
+    all.extend_from_slice(args);
+    planrun(work, &all)
+}
+
+/// The one set of plan `crm` in `work/backups`, and its manifest.
+fn only_set(work: &Path) -> (String, serde_json::Value) {
+    let sets = support::names(&work.join("backups/crm"));
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    let manifest = std::fs::read(
+        work.join("backups/crm")
+            .join(&sets[0])
+            .join("manifest.json"),
+    )
+    .unwrap();
+    (sets[0].clone(), serde_json::from_slice(&manifest).unwrap())
+}
+
+#[test]
+fn files_restore_keeps_the_layout_below_the_common_folder() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let plan = backed_up_config(work);
+    let app = work.join("srv/crm");
+    let (set, manifest) = only_set(work);
+    let facts = &manifest["artifacts"][0]["facts"];
+    assert_eq!(facts["root"], app.display().to_string(), "{facts:#}");
+    assert_eq!(facts["listing"][1]["name"], "saas_crm/settings.py");
+
+    let out = work.join("out");
+    let output = restore_cli(work, &plan, &["--to", out.to_str().unwrap()]);
+    assert_eq!(
+        support::run::stdout(&output),
+        format!(
+            "restored config from local set {set} into {}\n  files: 2\n",
+            out.display()
+        )
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(support::names(&out), [".env", "saas_crm"]);
+    assert_eq!(support::names(&out.join("saas_crm")), ["settings.py"]);
+    assert_eq!(
+        std::fs::read(out.join(".env")).unwrap(),
+        b"SECRET_KEY=abc\n"
+    );
+    assert_eq!(
+        std::fs::read(out.join("saas_crm/settings.py")).unwrap(),
+        b"DEBUG = False\n"
+    );
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+    assert_eq!(mode(&out.join(".env")), 0o640);
+    assert_eq!(
+        mode(&out.join("saas_crm")),
+        0o750,
+        "the folder keeps its mode"
+    );
+
+    // A link where a folder of the layout goes is refused, not followed.
+    let elsewhere = work.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let linked = work.join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, linked.join("saas_crm")).unwrap();
+    let output = restore_cli(work, &plan, &["--to", linked.to_str().unwrap()]);
+    assert_eq!(
+        support::run::stderr(&output),
+        format!(
+            "planrun: restore of config failed: cannot restore into {}: it is a symlink or not a folder, and a restore never writes through links\n",
+            linked.join("saas_crm").display()
+        )
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(support::names(&elsewhere).is_empty());
+    assert_eq!(support::names(&linked), ["saas_crm"], "nothing was written");
+}
+
+#[test]
+fn files_restore_in_place_puts_each_file_back_and_never_writes_through_a_link() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let plan = backed_up_config(work);
+    let app = work.join("srv/crm");
+
+    // The app changed one file and lost the other: in place needs --force for the first,
+    // and refuses before writing anything.
+    std::fs::write(app.join(".env"), b"SECRET_KEY=changed\n").unwrap();
+    std::fs::remove_file(app.join("saas_crm/settings.py")).unwrap();
+    let output = restore_cli(work, &plan, &["--in-place"]);
+    assert_eq!(
+        support::run::stderr(&output),
+        format!(
+            "planrun: restore of config failed: refusing to replace {}: it exists; pass --force (or `force: true` in a restore step) to replace it\n",
+            app.join(".env").display()
+        )
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(support::names(&app.join("saas_crm")).is_empty());
+
+    // `.env` is now a link to a file outside: the restore replaces the link, and the file it
+    // pointed at is untouched.
+    let victim = work.join("victim");
+    std::fs::write(&victim, b"keep me\n").unwrap();
+    std::fs::remove_file(app.join(".env")).unwrap();
+    std::os::unix::fs::symlink(&victim, app.join(".env")).unwrap();
+    let output = restore_cli(work, &plan, &["--in-place", "--force"]);
+    let (set, _) = only_set(work);
+    assert_eq!(
+        support::run::stdout(&output),
+        format!(
+            "restored config from local set {set} into their original paths in {}\n  files: 2\n",
+            app.display()
+        )
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me\n");
+    let env = std::fs::symlink_metadata(app.join(".env")).unwrap();
+    assert!(env.is_file(), "the link was replaced by the file");
+    assert_eq!(env.mode() & 0o7777, 0o640);
+    assert_eq!(
+        std::fs::read(app.join(".env")).unwrap(),
+        b"SECRET_KEY=abc\n"
+    );
+    assert_eq!(
+        std::fs::read(app.join("saas_crm/settings.py")).unwrap(),
+        b"DEBUG = False\n"
+    );
+    assert_eq!(
+        support::names(&app),
+        [".env", "saas_crm"],
+        "no temporary files left"
+    );
+
+    // In place, the app's own folders are taken as they resolve: a release symlink is the
+    // app's layout, and the file lands in the folder it points at.
+    let release = work.join("release-42/saas_crm");
+    std::fs::create_dir_all(&release).unwrap();
+    std::fs::write(release.join("settings.py"), b"DEBUG = True\n").unwrap();
+    std::fs::remove_dir_all(app.join("saas_crm")).unwrap();
+    std::os::unix::fs::symlink(&release, app.join("saas_crm")).unwrap();
+    let output = restore_cli(work, &plan, &["--in-place", "--force"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    assert!(
+        std::fs::symlink_metadata(app.join("saas_crm"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read(release.join("settings.py")).unwrap(),
+        b"DEBUG = False\n"
+    );
+
+    // A plan that no longer lists a file the set holds cannot restore it in place: the set
+    // alone never decides where a file lands.
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let narrowed = work.join("narrowed.yaml");
+    std::fs::write(
+        &narrowed,
+        text.replace(&format!("      - {}/.env\n", app.display()), ""),
+    )
+    .unwrap();
+    let output = restore_cli(work, &narrowed, &["--in-place", "--force"]);
+    let artifact = work.join("backups/crm").join(&set).join("config.tar.zst");
+    assert_eq!(
+        support::run::stderr(&output),
+        format!(
+            "planrun: restore of config failed: cannot restore {}: it holds {}, which the plan's source does not list; restore it with --to DIR\n",
+            artifact.display(),
+            app.join(".env").display()
+        )
+    );
+    assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn in_place_is_refused_for_sources_that_have_no_files_to_put_back() {
+    let work = tempfile::tempdir().unwrap();
+    let plan = work.path().join("plan.yaml");
+    let text = "version: 1\nname: crm\nsources:\n  db: { sqlite: { path: /srv/crm/db.sqlite3 } }\n\
+                storage:\n  local: { local: { path: /unused } }\nsteps:\n  - { id: db, backup: db }\n";
+    std::fs::write(&plan, text).unwrap();
+    let output = planrun(
+        work.path(),
+        &[
+            "restore",
+            plan.to_str().unwrap(),
+            "--source",
+            "db",
+            "--in-place",
+        ],
+    );
+    assert_eq!(
+        support::run::stderr(&output),
+        "planrun: --in-place restores a files or directory source to where it came from; `db` is a sqlite source: name the target with --to\n"
+    );
+    assert_eq!(output.status.code(), Some(2));
+
+    std::fs::write(
+        &plan,
+        format!("{text}  - {{ id: back, restore: {{ source: db, path: original }} }}\n"),
+    )
+    .unwrap();
+    let output = planrun(work.path(), &["validate", plan.to_str().unwrap()]);
+    assert_eq!(
+        support::run::stdout(&output),
+        format!(
+            "{0}:9:46: error: steps[1].restore.path: `path: original` puts a files or directory source back where it came from, but `db` is a sqlite source\n\
+             \x20 |\n\
+             9 |   - {{ id: back, restore: {{ source: db, path: original }} }}\n\
+             \x20 |                                              ^\n\
+             \x20 = help: leave `path` out to restore to the source's own path, or name a path\n\
+             {0}: invalid (1 error)\n",
+            plan.display()
+        )
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn nightly_level_two_puts_the_config_back_where_it_was() {
+    let nightly = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/nightly.yaml");
+    let plan: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&nightly).unwrap()).unwrap();
+    let step = plan["recovery"]["levels"]["2"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "restore-config")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        step["restore"],
+        serde_json::json!({"source": "config", "from": "latest", "storage": "local", "path": "original"})
+    );
+
+    // Back up with nightly.yaml itself, on a fake /srv/crm.
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let app = work.join("srv/crm");
+    crm_config(&app);
+    let vars = [
+        "--var".to_string(),
+        format!("app={}", app.display()),
+        "--var".into(),
+        format!("backups={}", work.join("backups").display()),
+        "--state-dir".into(),
+        work.join("state").display().to_string(),
+    ];
+    let run = |plan: &Path, extra: &[&str]| {
+        let mut args = vec!["execute", plan.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend(vars.iter().map(String::as_str));
+        planrun(work, &args)
+    };
+    let output = run(&nightly, &["--only", "config"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+
+    // The server is lost; level 2's step, exactly as nightly.yaml has it, runs on the new
+    // one (recover is not built yet, so a plan with the same sources runs it).
+    std::fs::remove_dir_all(work.join("srv")).unwrap();
+    let level2 = work.join("level2.yaml");
+    std::fs::write(
+        &level2,
+        format!(
+            "version: 1\nname: crm\ninclude: [{}]\nsteps:\n  - {step}\n",
+            nightly.with_file_name("common.yaml").display()
+        ),
+    )
+    .unwrap();
+    let output = run(&level2, &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    assert_eq!(support::names(&app), [".env", "saas_crm"]);
+    assert_eq!(
+        std::fs::read(app.join(".env")).unwrap(),
+        b"SECRET_KEY=abc\n"
+    );
+    assert_eq!(
+        std::fs::read(app.join("saas_crm/settings.py")).unwrap(),
+        b"DEBUG = False\n"
+    );
+    assert_eq!(
+        std::fs::metadata(app.join(".env")).unwrap().mode() & 0o7777,
+        0o640
+    );
+}
+
+/// A set as the files source wrote it before the layout was kept: bare names when they
+/// were distinct, full paths without the `/` when they clashed, and no `root` fact.
+fn old_files_set(storage: &Path, files: &[(&str, &Path)]) {
+    use std::io::Write;
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut listing = Vec::new();
+    for (name, path) in files {
+        let data = std::fs::read(path).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o640);
+        header.set_mtime(1_700_000_000);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, name, &data[..]).unwrap();
+        listing.push(serde_json::json!({
+            "path": path.display().to_string(), "name": name, "mode": "0640", "size": data.len(),
+        }));
+    }
+    let tar = builder.into_inner().unwrap();
+    let now = chrono::Utc::now();
+    let set = support::begin_set(storage, "crm", now);
+    let mut writer =
+        planrun::storage::ArtifactWriter::create(set.path(), "config.tar.zst").unwrap();
+    writer
+        .write_all(&zstd::encode_all(&tar[..], 3).unwrap())
+        .unwrap();
+    let digest = writer.finish().unwrap();
+    let mut manifest = set.finalize(now).unwrap();
+    let mut facts = planrun::storage::Facts::new();
+    facts.insert("files".into(), files.len().into());
+    facts.insert("listing".into(), listing.into());
+    manifest.artifacts.push(planrun::storage::ArtifactEntry {
+        name: "config.tar.zst".into(),
+        source: "config".into(),
+        kind: planrun::storage::ArtifactKind::TarZstd,
+        size: digest.size,
+        sha256: digest.sha256,
+        facts,
+    });
+    std::fs::write(set.path().join(planrun::storage::MANIFEST), manifest.to_json()).unwrap();
+}
+
+#[test]
+fn sets_written_before_the_layout_was_kept_restore_with_the_layout() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let app = work.join("srv/crm");
+    crm_config(&app);
+    let plan = work.join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1\nname: crm\nsources:\n  config:\n    files:\n      - {app}/.env\n      - {app}/saas_crm/settings.py\n\
+             storage:\n  local: {{ local: {{ path: {work}/backups }} }}\nsteps:\n  - {{ id: config, backup: config }}\n",
+            app = app.display(),
+            work = work.display()
+        ),
+    )
+    .unwrap();
+    old_files_set(
+        &work.join("backups"),
+        &[
+            (".env", &app.join(".env")),
+            ("settings.py", &app.join("saas_crm/settings.py")),
+        ],
+    );
+    let out = work.join("out");
+    let output = restore_cli(work, &plan, &["--to", out.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    assert_eq!(support::names(&out), [".env", "saas_crm"]);
+    assert_eq!(
+        std::fs::read(out.join("saas_crm/settings.py")).unwrap(),
+        b"DEBUG = False\n"
+    );
+    std::fs::remove_dir_all(&app).unwrap();
+    let output = restore_cli(work, &plan, &["--in-place"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read(app.join(".env")).unwrap(),
+        b"SECRET_KEY=abc\n"
+    );
+    assert_eq!(
+        std::fs::read(app.join("saas_crm/settings.py")).unwrap(),
+        b"DEBUG = False\n"
+    );
+
+    // Names that clashed were stored as full paths; they too come back in their layout.
+    std::fs::create_dir_all(app.join("a")).unwrap();
+    std::fs::create_dir_all(app.join("b")).unwrap();
+    std::fs::write(app.join("a/x.conf"), b"a\n").unwrap();
+    std::fs::write(app.join("b/x.conf"), b"b\n").unwrap();
+    let a = app.join("a/x.conf");
+    let b = app.join("b/x.conf");
+    let full = |p: &Path| p.display().to_string().trim_start_matches('/').to_owned();
+    let (name_a, name_b) = (full(&a), full(&b));
+    let storage = work.join("clash");
+    old_files_set(&storage, &[(&name_a, &a), (&name_b, &b)]);
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let clash_plan = work.join("clash.yaml");
+    std::fs::write(
+        &clash_plan,
+        text.replace(
+            &format!("{}/backups", work.display()),
+            &storage.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let out = work.join("clash-out");
+    let output = restore_cli(work, &clash_plan, &["--to", out.to_str().unwrap()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    assert_eq!(support::names(&out), ["a", "b"]);
+    assert_eq!(std::fs::read(out.join("b/x.conf")).unwrap(), b"b\n");
+}

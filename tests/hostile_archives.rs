@@ -189,3 +189,233 @@ fn setuid_bits_are_dropped() {
         0o755
     );
 }
+
+/// A plan whose directory source `src` restores from the local storage `storage`.
+fn restore_plan(work: &Path, storage: &Path) -> std::path::PathBuf {
+    let plan = work.join("restore.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1\nname: app\nsources:\n  src: {{ directory: {{ path: /unused }} }}\n\
+             storage:\n  local: {{ local: {{ path: {} }} }}\nsteps:\n  - {{ id: b, backup: src }}\n",
+            storage.display()
+        ),
+    )
+    .unwrap();
+    plan
+}
+
+/// `planrun restore` of the latest set in `storage` into `dest`, through the real binary.
+fn restore_cli(work: &Path, storage: &Path, dest: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_planrun"))
+        .arg("restore")
+        .arg(restore_plan(work, storage))
+        .args(["--source", "src", "--to"])
+        .arg(dest)
+        .output()
+        .unwrap()
+}
+
+/// Every path under `root`, so a test can show that nothing else appeared.
+fn everything(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if std::fs::symlink_metadata(&path).unwrap().is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(path.strip_prefix(root).unwrap().to_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A named archive of links (path, target) that must be refused with the given reason.
+type Case = (String, Vec<(String, String)>, String);
+
+/// Stores each archive, restores it with the binary and expects it refused with `reason`,
+/// with no destination created and nothing new anywhere in the work folder.
+fn assert_refused(cases: Vec<Case>) {
+    for (name, links, reason) in cases {
+        let work = tempfile::tempdir().unwrap();
+        let storage = work.path().join("store");
+        let mut items: Vec<Item> = vec![Item::Dir("real"), Item::File("real/data.txt", 0o644)];
+        items.extend(links.iter().map(|(l, t)| Item::Symlink(l, t)));
+        store_set(&storage, &hostile_tar(&items));
+        let before = everything(work.path());
+        let dest = work.path().join("restored/tree");
+        let output = restore_cli(work.path(), &storage, &dest);
+        assert_eq!(
+            support::run::stderr(&output),
+            format!(
+                "planrun: restore of src failed: refusing archive entry {reason}; nothing was written\n"
+            ),
+            "case {name}"
+        );
+        assert_eq!(output.status.code(), Some(1), "case {name}");
+        assert!(
+            !dest.exists(),
+            "case {name}: the destination must not exist"
+        );
+        let mut after = everything(work.path());
+        // The plan file and the destination's parent folder are the only new paths.
+        after.retain(|p| p != Path::new("restore.yaml") && p != Path::new("restored"));
+        let mut before = before;
+        before.retain(|p| p != Path::new("restore.yaml"));
+        assert_eq!(after, before, "case {name}: something was written");
+        if work.path().join("restored").exists() {
+            assert!(support::names(&work.path().join("restored")).is_empty());
+        }
+    }
+}
+
+fn links(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(l, t)| (l.to_string(), t.to_string()))
+        .collect()
+}
+
+fn through(links: &[String]) -> String {
+    let names: Vec<String> = links.iter().map(|l| format!("`{l}`")).collect();
+    let noun = if names.len() == 1 { "link" } else { "links" };
+    format!(" through the archive's {noun} {}", names.join(", "))
+}
+
+const ESCAPES: &str = "it is a symlink that resolves outside the destination";
+
+#[test]
+fn symlink_chains_that_escape_are_refused() {
+    let cases = vec![
+        (
+            "l1 then l2".into(),
+            links(&[("l1", "."), ("l2", "l1/..")]),
+            format!("`l2`: {ESCAPES}{}", through(&["l1".into()])),
+        ),
+        (
+            "a before b".into(),
+            links(&[("a", "b/.."), ("b", ".")]),
+            format!("`a`: {ESCAPES}{}", through(&["b".into()])),
+        ),
+        (
+            "through a folder's link".into(),
+            links(&[("real/up", ".."), ("esc", "real/up/..")]),
+            format!("`esc`: {ESCAPES}{}", through(&["real/up".into()])),
+        ),
+        (
+            "a link to a link to the parent".into(),
+            links(&[
+                ("real/up", ".."),
+                ("real/again", "up/.."),
+                ("esc", "real/again"),
+            ]),
+            format!("`real/again`: {ESCAPES}{}", through(&["real/up".into()])),
+        ),
+    ];
+    assert_refused(cases);
+}
+
+#[test]
+fn generated_symlink_chains_up_to_depth_ten_are_refused() {
+    let mut cases = Vec::new();
+    for depth in 1..=10usize {
+        // c0 -> . and ck -> c(k-1): each link alone stays inside; `esc` climbs out of the top.
+        let chain: Vec<(String, String)> = (0..depth)
+            .map(|k| {
+                let target = if k == 0 {
+                    ".".into()
+                } else {
+                    format!("c{}", k - 1)
+                };
+                (format!("c{k}"), target)
+            })
+            .collect();
+        let escape = (format!("esc{depth}"), format!("c{}/..", depth - 1));
+        let used: Vec<String> = (0..depth).rev().map(|k| format!("c{k}")).collect();
+        let mut forward = chain.clone();
+        forward.push(escape.clone());
+        cases.push((
+            format!("forward chain of {depth}"),
+            forward,
+            format!("`esc{depth}`: {ESCAPES}{}", through(&used)),
+        ));
+        // The same links in reverse: the escaping link comes first and is named.
+        let mut reverse = vec![escape];
+        reverse.extend(chain.into_iter().rev());
+        cases.push((
+            format!("reverse chain of {depth}"),
+            reverse,
+            format!("`esc{depth}`: {ESCAPES}{}", through(&used)),
+        ));
+        // Folders n1/…/nd with a link at the bottom that climbs back to the top (inside),
+        // then a link that climbs one more level through it.
+        let deep: Vec<String> = (1..=depth).map(|k| format!("n{k}")).collect();
+        let bottom = deep.join("/");
+        let mut nested: Vec<(String, String)> = Vec::new();
+        nested.push((format!("{bottom}/top"), vec![".."; depth].join("/")));
+        nested.push(("esc".into(), format!("{bottom}/top/..")));
+        cases.push((
+            format!("nested climb of {depth}"),
+            nested,
+            format!("`esc`: {ESCAPES}{}", through(&[format!("{bottom}/top")])),
+        ));
+        // A loop of depth links: never resolves.
+        let looped: Vec<(String, String)> = (0..depth)
+            .map(|k| (format!("o{k}"), format!("o{}", (k + 1) % depth)))
+            .collect();
+        cases.push((
+            format!("loop of {depth}"),
+            looped,
+            "`o0`: it is a symlink that never resolves (a loop, or more than 40 links deep)".into(),
+        ));
+    }
+    assert_refused(cases);
+}
+
+#[test]
+fn relative_links_that_stay_inside_still_restore() {
+    let work = tempfile::tempdir().unwrap();
+    let storage = work.path().join("store");
+    store_set(
+        &storage,
+        &hostile_tar(&[
+            Item::Dir("v2"),
+            Item::File("v2/a.txt", 0o644),
+            Item::Symlink("latest", "v2"),
+            Item::Symlink("alias", "latest"),
+            Item::Symlink("v2/self", "../latest/a.txt"),
+            Item::Symlink("l1", "."),
+            Item::Symlink("l2", "l1/v2"),
+            Item::Symlink("v2/up", ".."),
+            Item::Symlink("v2/round", "up/v2/up/latest/."),
+            Item::Symlink("later", "not-yet/../v2"),
+        ]),
+    );
+    let dest = work.path().join("restored/tree");
+    let output = restore_cli(work.path(), &storage, &dest);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    for path in ["alias/a.txt", "v2/self", "l2/a.txt", "v2/round/a.txt"] {
+        assert_eq!(
+            std::fs::read(dest.join(path)).unwrap(),
+            b"pwned\n",
+            "{path} resolves to the restored file"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(dest.join("l2")).unwrap(),
+        Path::new("l1/v2")
+    );
+    // A link through a folder the archive does not hold is kept: it can only lead inside.
+    assert_eq!(
+        std::fs::read_link(dest.join("later")).unwrap(),
+        Path::new("not-yet/../v2")
+    );
+}

@@ -225,3 +225,115 @@ fn a_pg_dump_failing_inside_the_pipeline_is_caught() {
     }
     assert_eq!(support::names(writer.path()), Vec::<String>::new());
 }
+
+/// The owner, grants (sorted), settings, connection limit and comment of `database`.
+fn identity(pg: &PgServer, database: &str) -> Vec<String> {
+    let db = format!("'{database}'");
+    [
+        format!("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = {db}"),
+        format!(
+            "SELECT string_agg(x::text, ',' ORDER BY x::text) FROM pg_database d, unnest(d.datacl) x WHERE d.datname = {db}"
+        ),
+        format!(
+            "SELECT string_agg(coalesce(pg_get_userbyid(nullif(s.setrole, 0)), '*') || ':' || array_to_string(s.setconfig, '|'), ' ' ORDER BY s.setrole) \
+             FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = {db}"
+        ),
+        format!("SELECT datconnlimit FROM pg_database WHERE datname = {db}"),
+        format!("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {db}"),
+    ]
+    .iter()
+    .map(|sql| pg.psql("postgres", sql))
+    .collect()
+}
+
+#[test]
+fn restore_force_keeps_the_owner_grants_and_settings_of_the_database_it_replaces() {
+    let pg = PgServer::start();
+    pg.psql(
+        "postgres",
+        "CREATE ROLE crm LOGIN; CREATE ROLE reader LOGIN",
+    );
+    pg.psql("postgres", "CREATE DATABASE crm OWNER crm");
+    pg.psql(
+        "crm",
+        "CREATE SCHEMA crm AUTHORIZATION crm; CREATE TABLE crm.customers (id int); INSERT INTO crm.customers VALUES (1), (2)",
+    );
+    pg.psql(
+        "postgres",
+        "REVOKE ALL ON DATABASE crm FROM PUBLIC; GRANT CONNECT ON DATABASE crm TO reader; \
+         GRANT TEMPORARY ON DATABASE crm TO reader WITH GRANT OPTION; \
+         ALTER DATABASE crm SET search_path = crm, \"My Schema\", public; \
+         ALTER DATABASE crm SET work_mem = '8MB'; \
+         ALTER ROLE reader IN DATABASE crm SET statement_timeout = '5s'; \
+         ALTER DATABASE crm CONNECTION LIMIT 50; COMMENT ON DATABASE crm IS 'the CRM''s data'",
+    );
+    let before = identity(&pg, "crm");
+    assert_eq!(
+        before,
+        [
+            "crm",
+            "crm=CTc/crm,reader=T*c/crm",
+            "*:search_path=crm, \"My Schema\", public|work_mem=8MB reader:statement_timeout=5s",
+            "50",
+            "the CRM's data"
+        ]
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let plan = work.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1\nname: crm\nsources:\n  db:\n    postgres: {{ database: crm, host: {host}, port: {port}, user: postgres, bin_dir: {BIN_DIR} }}\n\
+             storage:\n  local: {{ local: {{ path: {store} }} }}\nsteps:\n  - {{ id: db, backup: db }}\n",
+            host = pg.socket_dir().display(),
+            port = pg.port,
+            store = work.path().join("backups").display()
+        ),
+    )
+    .unwrap();
+    let planrun = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_planrun"))
+            .args(args)
+            .current_dir(work.path())
+            .output()
+            .unwrap()
+    };
+    let state = work.path().join("state");
+    let output = planrun(&[
+        "execute",
+        plan.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    pg.psql("crm", "INSERT INTO crm.customers VALUES (3)");
+
+    let output = planrun(&[
+        "restore",
+        plan.to_str().unwrap(),
+        "--source",
+        "db",
+        "--to",
+        "crm",
+        "--force",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&output)
+    );
+    assert_eq!(pg.psql("crm", "SELECT count(*) FROM crm.customers"), "2");
+    assert_eq!(identity(&pg, "crm"), before);
+    // The setting still works as a setting: a new session of `reader` sees it.
+    assert_eq!(
+        pg.psql("crm", "SHOW search_path"),
+        "crm, \"My Schema\", public"
+    );
+}

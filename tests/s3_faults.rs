@@ -457,7 +457,10 @@ fn copy_plan(dir: &Path, endpoint: &str, stall: &str) -> std::path::PathBuf {
     std::fs::write(
         set.join("manifest.json"),
         format!(
-            r#"{{"format":1,"artifacts":[{{"name":"db.dump.zst","size":{},"sha256":"{}"}}]}}"#,
+            r#"{{"format":1,"planrun_version":"0.1.0","set_id":"20250214T020000Z-3f9a",
+"plan":{{"name":"crm","digest":"00"}},"host":"test",
+"started_at":"2025-02-14T02:00:00Z","finished_at":"2025-02-14T02:01:00Z",
+"artifacts":[{{"name":"db.dump.zst","source":"db","kind":"pg_dump_custom_zstd","size":{},"sha256":"{}","facts":{{}}}}]}}"#,
             dump.len(),
             sha256_hex(&dump)
         ),

@@ -1,4 +1,5 @@
-//! `planrun restore PLAN --source NAME --to TARGET`: restore one source from a checked set.
+//! `planrun restore PLAN --source NAME --to TARGET | --in-place`: restore one source from a
+//! checked set.
 
 use std::path::PathBuf;
 
@@ -23,17 +24,31 @@ pub fn run(args: &RestoreArgs) -> i32 {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let target = match &source {
-        Source::Postgres(_) => RestoreTarget {
-            database: Some(args.to.clone()),
+    let target = match (&source, &args.to) {
+        (Source::Postgres(_), Some(to)) => RestoreTarget {
+            database: Some(to.clone()),
             path: None,
             force: args.force,
         },
-        _ => RestoreTarget {
+        // `--in-place` is the source's own place: no path.
+        (Source::Files(_) | Source::Directory(_), None) => RestoreTarget {
             database: None,
-            path: Some(PathBuf::from(&args.to)),
+            path: None,
             force: args.force,
         },
+        (_, Some(to)) => RestoreTarget {
+            database: None,
+            path: Some(PathBuf::from(to)),
+            force: args.force,
+        },
+        (other, None) => {
+            eprintln!(
+                "planrun: --in-place restores a files or directory source to where it came from; `{}` is a {} source: name the target with --to",
+                args.source,
+                other.kind_name()
+            );
+            return exit_code::INVALID;
+        }
     };
     if let Err(error) = std::fs::create_dir_all(&plan.scratch) {
         eprintln!("planrun: cannot create {}: {error}", plan.scratch.display());

@@ -20,8 +20,8 @@ pub use source::{
     DirectorySource, GitSource, OnUnreadable, PgFormat, PostgresSource, Source, SqliteSource,
 };
 pub use step::{
-    CheckStep, CopyStep, Expect, NotifyStep, OnFailure, RestoreStep, STEP_KINDS, Step, StepKind,
-    VerifyStep,
+    CheckStep, CopyStep, Expect, NotifyStep, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS,
+    Step, StepKind, VerifyStep,
 };
 pub use storage::{LocalStorage, S3Storage, Storage};
 

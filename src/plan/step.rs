@@ -251,6 +251,9 @@ pub struct VerifyStep {
     pub set: Option<String>,
 }
 
+/// The `path` of a restore step that means "where the source came from".
+pub const ORIGINAL_PATH: &str = "original";
+
 /// `restore:` restores one source from a backup set.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -266,7 +269,10 @@ pub struct RestoreStep {
     /// For postgres sources: the database to restore into (default: the source's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
-    /// For file-based sources: the path to restore into (default: the source's).
+    /// For file-based sources: the path to restore into (default: the source's). For a
+    /// files source, a folder that receives the files in their recorded layout. `original`
+    /// (files and directory sources) puts them back where they came from; it is also the
+    /// default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Replace a target that exists and holds data.

@@ -44,7 +44,7 @@ pub enum SourceError {
     #[error("the copy of {} failed its integrity check: {message}", path.display())]
     Integrity { path: PathBuf, message: String },
     #[error("refusing archive entry `{entry}`: {reason}; nothing was written")]
-    UnsafeEntry { entry: String, reason: &'static str },
+    UnsafeEntry { entry: String, reason: String },
     #[error(
         "refusing to replace {target}: it {why}; pass --force (or `force: true` in a restore step) to replace it"
     )]

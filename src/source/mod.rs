@@ -56,8 +56,8 @@ pub fn back_up(
 pub struct RestoreTarget {
     /// For postgres: the database (default: the source's).
     pub database: Option<String>,
-    /// For the other sources: the path (default: the source's own path, or for files the
-    /// folder they came from).
+    /// For the other sources: the path (default: the source's own path; for files, each
+    /// file's own original path).
     pub path: Option<PathBuf>,
     /// Replace a target that exists and holds data.
     pub force: bool,
@@ -151,17 +151,15 @@ pub fn restore(
             if entry.kind != ArtifactKind::TarZstd {
                 return Err(wrong());
             }
-            let default = files
-                .first()
-                .and_then(|f| Path::new(f).parent())
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."));
-            let path = target.path.clone().unwrap_or(default);
-            let count = files::restore(artifact, &path, target.force)?;
+            let placement = match &target.path {
+                Some(dir) => files::Placement::Under(dir),
+                None => files::Placement::Original { listed: files },
+            };
+            let restored = files::restore(artifact, &entry.facts, placement, target.force)?;
             let mut facts = Facts::new();
-            facts.insert("files".into(), count.into());
+            facts.insert("files".into(), restored.files.into());
             Ok(RestoreOutcome {
-                target: path.display().to_string(),
+                target: restored.target,
                 facts,
             })
         }

@@ -357,7 +357,8 @@ pub fn count_rows(
 /// A missing database is created. An existing one that holds tables or has connections is
 /// replaced only with `force`; the dump is then restored into a new database first and
 /// swapped in by rename only when the restore succeeded, so a failed restore leaves the old
-/// database untouched.
+/// database untouched. The new database takes over the old one's owner, grants, settings,
+/// connection limit and comment before the swap (see [`Identity`]).
 pub fn restore(
     kind: ArtifactKind,
     artifact: &Path,
@@ -378,6 +379,7 @@ pub fn restore(
         ),
     )? == "1";
     let mut into = database.to_owned();
+    let mut identity = None;
     if exists {
         let connections = psql_value(
             source,
@@ -403,6 +405,7 @@ pub fn restore(
                 why: format!("exists with {tables} tables and {connections} connections"),
             });
         }
+        identity = Some(Identity::read(source, &passfile, admin, database)?);
         let suffix = crate::storage::SetId::new(chrono::Utc::now());
         // PostgreSQL names are at most 63 bytes; the prefix keeps the temporary name readable.
         let prefix: String = database.chars().take(20).collect();
@@ -417,7 +420,13 @@ pub fn restore(
         admin,
         &format!("CREATE DATABASE {}", quote_ident(&into)),
     )?;
-    let restored = load_dump(kind, artifact, source, &passfile, &into, scratch);
+    let restored =
+        load_dump(kind, artifact, source, &passfile, &into, scratch).and_then(
+            |()| match &identity {
+                Some(identity) => identity.apply(source, &passfile, admin, database, &into),
+                None => Ok(()),
+            },
+        );
     if let Err(error) = restored {
         let _ = psql_value(
             source,
@@ -449,6 +458,227 @@ pub fn restore(
         )?;
     }
     Ok(())
+}
+
+/// What makes a database more than its contents, kept in the cluster's catalogs rather than
+/// in a dump: its owner, its grants (`GRANT CONNECT ON DATABASE`), its settings
+/// (`ALTER DATABASE … SET`, `ALTER ROLE … IN DATABASE … SET`), its connection limit and its
+/// comment. Dropping the database loses all of them.
+///
+/// They are read from the database being replaced at restore time, not from the backup:
+/// they describe who may use the database now, which a restore of older data must not
+/// roll back (a grant revoked since the backup stays revoked), and sets written before
+/// this was added carry none of it. A database that did not exist is simply created.
+#[derive(Debug, serde::Deserialize)]
+struct Identity {
+    owner: String,
+    /// Whether the database has an explicit ACL (`None` in the catalog means the default:
+    /// the owner has all, PUBLIC may connect and create temporary tables).
+    has_acl: bool,
+    #[serde(default)]
+    acl: Option<Vec<Grant>>,
+    connection_limit: i64,
+    comment: Option<String>,
+    #[serde(default)]
+    settings: Option<Vec<RoleSettings>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Grant {
+    /// `None` for PUBLIC.
+    grantee: Option<String>,
+    privilege: String,
+    grantable: bool,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RoleSettings {
+    /// `None` for settings of the database itself.
+    role: Option<String>,
+    /// `name=value` items, as the catalog holds them.
+    config: Vec<String>,
+}
+
+/// Settings whose value is a list of names: the catalog holds them flattened (`crm,
+/// public`), and giving that back as one literal would make it a single name. pg_dump keeps
+/// the same list.
+const LIST_SETTINGS: [&str; 6] = [
+    "local_preload_libraries",
+    "search_path",
+    "session_preload_libraries",
+    "shared_preload_libraries",
+    "temp_tablespaces",
+    "unix_socket_directories",
+];
+
+impl Identity {
+    fn read(
+        source: &PostgresSource,
+        passfile: &Passfile,
+        admin: &str,
+        database: &str,
+    ) -> Result<Identity, SourceError> {
+        let query = format!(
+            "SELECT json_build_object(\
+               'owner', pg_get_userbyid(d.datdba), \
+               'has_acl', d.datacl IS NOT NULL, \
+               'acl', (SELECT json_agg(json_build_object(\
+                   'grantee', CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, \
+                   'privilege', a.privilege_type, 'grantable', a.is_grantable) \
+                   ORDER BY a.grantee, a.privilege_type) FROM aclexplode(d.datacl) a), \
+               'connection_limit', d.datconnlimit, \
+               'comment', shobj_description(d.oid, 'pg_database'), \
+               'settings', (SELECT json_agg(json_build_object(\
+                   'role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END, \
+                   'config', s.setconfig) ORDER BY s.setrole) \
+                   FROM pg_db_role_setting s WHERE s.setdatabase = d.oid))::text \
+             FROM pg_database d WHERE d.datname = {}",
+            quote_literal(database)
+        );
+        let text = psql_value(source, passfile, admin, &query)?;
+        serde_json::from_str(&text).map_err(|error| SourceError::Tool {
+            program: "psql".into(),
+            status: "unexpected output".into(),
+            stderr: format!("{error}: {text}"),
+        })
+    }
+
+    /// The statements that give database `into` this identity, in order: the owner first,
+    /// so that grants are recorded as the owner's.
+    fn statements(&self, into: &str) -> Vec<String> {
+        let db = quote_ident(into);
+        let mut out = vec![format!(
+            "ALTER DATABASE {db} OWNER TO {}",
+            quote_ident(&self.owner)
+        )];
+        if self.has_acl {
+            out.push(format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"));
+            out.push(format!(
+                "REVOKE ALL ON DATABASE {db} FROM {}",
+                quote_ident(&self.owner)
+            ));
+            for grant in self.acl.iter().flatten() {
+                let grantee = grant
+                    .grantee
+                    .as_deref()
+                    .map_or_else(|| "PUBLIC".to_owned(), quote_ident);
+                let option = if grant.grantable {
+                    " WITH GRANT OPTION"
+                } else {
+                    ""
+                };
+                // The privilege comes from the catalog (CREATE, TEMPORARY, CONNECT), never
+                // from input; it is still checked to be a plain word.
+                if grant.privilege.chars().all(|c| c.is_ascii_uppercase()) {
+                    out.push(format!(
+                        "GRANT {} ON DATABASE {db} TO {grantee}{option}",
+                        grant.privilege
+                    ));
+                }
+            }
+        }
+        if self.connection_limit != -1 {
+            out.push(format!(
+                "ALTER DATABASE {db} CONNECTION LIMIT {}",
+                self.connection_limit
+            ));
+        }
+        if let Some(comment) = &self.comment {
+            out.push(format!(
+                "COMMENT ON DATABASE {db} IS {}",
+                quote_literal(comment)
+            ));
+        }
+        for settings in self.settings.iter().flatten() {
+            let target = match &settings.role {
+                Some(role) => format!("ROLE {} IN DATABASE {db}", quote_ident(role)),
+                None => format!("DATABASE {db}"),
+            };
+            for item in &settings.config {
+                let Some((name, value)) = item.split_once('=') else {
+                    continue;
+                };
+                let values = if LIST_SETTINGS.contains(&name.to_ascii_lowercase().as_str()) {
+                    split_list(value)
+                        .iter()
+                        .map(|v| quote_literal(v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                } else {
+                    quote_literal(value)
+                };
+                out.push(format!(
+                    "ALTER {target} SET {} TO {values}",
+                    quote_ident(name)
+                ));
+            }
+        }
+        out
+    }
+
+    /// Gives `into` the identity of `database`, all or nothing (psql runs the statements
+    /// of one `-c` in one transaction).
+    fn apply(
+        &self,
+        source: &PostgresSource,
+        passfile: &Passfile,
+        admin: &str,
+        database: &str,
+        into: &str,
+    ) -> Result<(), SourceError> {
+        let sql = self.statements(into).join("; ");
+        psql_value(source, passfile, admin, &sql)
+            .map(drop)
+            .map_err(|error| match error {
+                SourceError::Tool {
+                    program,
+                    status,
+                    stderr,
+                } => SourceError::Tool {
+                    program,
+                    status: format!(
+                        "{status}, while giving the restored database the owner, grants and settings of database {database}"
+                    ),
+                    stderr,
+                },
+                other => other,
+            })
+    }
+}
+
+/// Splits a flattened list setting (`crm, "My Schema"`) into its names, as PostgreSQL's own
+/// SplitGUCList does: commas between, whitespace around, double quotes kept out.
+fn split_list(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = value.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut item = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                if c == '"' {
+                    if chars.next_if_eq(&'"').is_some() {
+                        item.push('"');
+                    } else {
+                        break;
+                    }
+                } else {
+                    item.push(c);
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != ',' && !c.is_whitespace()) {
+                item.push(c);
+            }
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        chars.next_if_eq(&',');
+        out.push(item);
+    }
+    out
 }
 
 fn load_dump(
@@ -502,5 +732,20 @@ fn load_dump(
             what: format!("a {other:?} artifact"),
             kind: "postgres",
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_list;
+
+    #[test]
+    fn list_settings_split_like_postgres() {
+        assert_eq!(split_list("crm, public"), ["crm", "public"]);
+        assert_eq!(
+            split_list("\"$user\", \"My \"\"Schema\"\"\",public"),
+            ["$user", "My \"Schema\"", "public"]
+        );
+        assert_eq!(split_list("\"\""), [""]);
     }
 }

@@ -6,8 +6,15 @@
 //! absolute paths, symlinks whose target is absolute or climbs out of the destination, any
 //! entry beneath a symlink the archive made, hard links, device nodes and fifos. Modes keep
 //! only the permission bits (no setuid, setgid or sticky bits).
+//!
+//! A link target that looks harmless on its own can still escape through other links
+//! (`l1 -> .` then `l2 -> l1/..`), and a later link can turn an earlier one into an escape
+//! (`a -> b/..` then `b -> .`). So once every entry is known, each link is resolved the way
+//! the kernel would, through the links of the archive itself (never the live filesystem,
+//! which the archive does not control), and the archive is refused if any link leads outside
+//! the destination or never resolves (a loop).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Read};
@@ -31,15 +38,28 @@ enum Checked {
 
 #[derive(Default)]
 struct Checker {
-    symlinks: HashSet<PathBuf>,
+    /// Every link the archive made: its path and its target.
+    symlinks: HashMap<PathBuf, PathBuf>,
+    /// The same links in archive order, so the first bad one is the one named.
+    link_order: Vec<PathBuf>,
     non_dirs: HashSet<PathBuf>,
 }
 
-fn refuse(entry: &Path, reason: &'static str) -> SourceError {
+/// How many links one resolution may pass through before it counts as a loop: Linux gives
+/// up with ELOOP after 40, so a deeper chain could never be followed anyway.
+const MAX_LINKS: usize = 40;
+
+fn refuse(entry: &Path, reason: impl Into<String>) -> SourceError {
     SourceError::UnsafeEntry {
         entry: entry.display().to_string(),
-        reason,
+        reason: reason.into(),
     }
+}
+
+/// Why a link's resolution failed.
+enum Unresolved {
+    Escapes,
+    Loops,
 }
 
 impl Checker {
@@ -63,7 +83,7 @@ impl Checker {
         let rel: PathBuf = parts.iter().collect();
         for depth in 1..parts.len() {
             let prefix: PathBuf = parts[..depth].iter().collect();
-            if self.symlinks.contains(&prefix) || self.non_dirs.contains(&prefix) {
+            if self.symlinks.contains_key(&prefix) || self.non_dirs.contains(&prefix) {
                 return Err(refuse(
                     path,
                     "it lies beneath a symlink or file of the archive",
@@ -103,7 +123,8 @@ impl Checker {
                         }
                     }
                 }
-                self.symlinks.insert(rel.clone());
+                self.symlinks.insert(rel.clone(), target.to_owned());
+                self.link_order.push(rel.clone());
                 self.non_dirs.insert(rel.clone());
                 Ok(Checked::Symlink(rel, target.to_owned()))
             }
@@ -112,6 +133,99 @@ impl Checker {
             EntryType::Fifo => Err(refuse(path, "it is a fifo")),
             _ => Err(refuse(path, "its entry type is not supported")),
         }
+    }
+}
+
+impl Checker {
+    /// Resolves every link through the links the archive made, once all entries are known
+    /// (a later link can change where an earlier one leads).
+    fn finish(&self) -> Result<(), SourceError> {
+        for link in &self.link_order {
+            let mut through = Vec::new();
+            let mut budget = MAX_LINKS;
+            match self.resolve_link(link, &mut budget, &mut through) {
+                Ok(_) => {}
+                Err(Unresolved::Escapes) => {
+                    through.retain(|l| l != link);
+                    let via = if through.is_empty() {
+                        String::new()
+                    } else {
+                        let names: Vec<String> = through
+                            .iter()
+                            .map(|l| format!("`{}`", l.display()))
+                            .collect();
+                        let noun = if names.len() == 1 { "link" } else { "links" };
+                        format!(" through the archive's {noun} {}", names.join(", "))
+                    };
+                    return Err(refuse(
+                        link,
+                        format!("it is a symlink that resolves outside the destination{via}"),
+                    ));
+                }
+                Err(Unresolved::Loops) => {
+                    return Err(refuse(
+                        link,
+                        format!(
+                            "it is a symlink that never resolves (a loop, or more than {MAX_LINKS} links deep)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where `link` leads, as components below the destination.
+    fn resolve_link(
+        &self,
+        link: &Path,
+        budget: &mut usize,
+        through: &mut Vec<PathBuf>,
+    ) -> Result<Vec<OsString>, Unresolved> {
+        if *budget == 0 {
+            return Err(Unresolved::Loops);
+        }
+        *budget -= 1;
+        if !through.iter().any(|l| l == link) {
+            through.push(link.to_owned());
+        }
+        let start = link
+            .parent()
+            .map(|p| p.iter().map(ToOwned::to_owned).collect())
+            .unwrap_or_default();
+        self.walk(start, &self.symlinks[link], budget, through)
+    }
+
+    /// Follows `path` from the folder `at` as the kernel would: each component that is one
+    /// of the archive's links is replaced by where that link leads. A component the archive
+    /// does not hold is taken as a plain folder, which is what it would be if created later.
+    fn walk(
+        &self,
+        mut at: Vec<OsString>,
+        path: &Path,
+        budget: &mut usize,
+        through: &mut Vec<PathBuf>,
+    ) -> Result<Vec<OsString>, Unresolved> {
+        for component in path.components() {
+            match component {
+                Component::Normal(part) => {
+                    at.push(part.to_owned());
+                    let here: PathBuf = at.iter().collect();
+                    if self.symlinks.contains_key(&here) {
+                        at = self.resolve_link(&here, budget, through)?;
+                    }
+                }
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    if at.pop().is_none() {
+                        return Err(Unresolved::Escapes);
+                    }
+                }
+                // Absolute targets were refused entry by entry.
+                Component::RootDir | Component::Prefix(_) => return Err(Unresolved::Escapes),
+            }
+        }
+        Ok(at)
     }
 }
 
@@ -147,10 +261,13 @@ pub fn scan(reader: impl Read) -> Result<u64, SourceError> {
         checker.check(&path, kind, link.as_deref())?;
         entries += 1;
     }
+    checker.finish()?;
     Ok(entries)
 }
 
-/// Extracts into `dest`, which must be a fresh, empty folder this process created.
+/// Extracts into `dest`, which must be a fresh, empty folder this process created. Nothing is
+/// ever written beneath a link, so the links' final check can come last; on an error the
+/// caller removes `dest` whole.
 pub fn extract(reader: impl Read, dest: &Path) -> Result<TreeFacts, SourceError> {
     let mut archive = tar::Archive::new(reader);
     let mut checker = Checker::default();
@@ -212,6 +329,7 @@ pub fn extract(reader: impl Read, dest: &Path) -> Result<TreeFacts, SourceError>
                 .map_err(SourceError::io("set the owner of", &target))?;
         }
     }
+    checker.finish()?;
     for (folder, mode, mtime) in folders.iter().rev() {
         std::fs::set_permissions(folder, std::fs::Permissions::from_mode(*mode))
             .map_err(SourceError::io("set the mode of", folder))?;

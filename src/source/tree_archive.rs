@@ -183,7 +183,7 @@ fn header_for(meta: &Metadata) -> Header {
     header
 }
 
-fn append_dir_header<W: Write>(
+pub(crate) fn append_dir_header<W: Write>(
     builder: &mut tar::Builder<W>,
     rel: &Path,
     meta: &Metadata,

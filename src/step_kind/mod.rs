@@ -62,7 +62,11 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
         } => {
             let target = crate::source::RestoreTarget {
                 database: database.clone(),
-                path: path.as_ref().map(PathBuf::from),
+                // `original` is the source's own place, which is what no path means.
+                path: path
+                    .as_deref()
+                    .filter(|p| *p != crate::plan::ORIGINAL_PATH)
+                    .map(PathBuf::from),
                 force: *force,
             };
             restore::execute(ctx, source, from.as_deref(), storage.as_deref(), target).await

@@ -46,8 +46,12 @@ pub enum StoreError {
         expected: String,
         actual: String,
     },
-    #[error("{location}: {detail}")]
-    Remote { location: String, detail: String },
+    /// A remote storage failed; `location` is `None` when `detail` already names the object.
+    #[error("{}{detail}", location.as_deref().map(|l| format!("{l}: ")).unwrap_or_default())]
+    Remote {
+        location: Option<String>,
+        detail: String,
+    },
     #[error(
         "{location} already holds set {set} with a different manifest: refusing to overwrite it"
     )]

@@ -44,8 +44,15 @@ impl S3Store {
             S3Error::NotFound { bucket, key } => StoreError::NotFound {
                 location: format!("s3://{bucket}/{key}"),
             },
+            // These already name the object they failed on; the bucket prefix would repeat it.
+            located @ (S3Error::Request { .. } | S3Error::NotStored { .. }) => {
+                StoreError::Remote {
+                    location: None,
+                    detail: located.to_string(),
+                }
+            }
             other => StoreError::Remote {
-                location: self.location(),
+                location: Some(self.location()),
                 detail: other.to_string(),
             },
         }
@@ -65,7 +72,7 @@ impl S3Store {
 fn check_segment(plan: &str) -> Result<(), StoreError> {
     if plan.is_empty() || plan == "." || plan == ".." || plan.contains(['/', '\0']) {
         return Err(StoreError::Remote {
-            location: plan.to_owned(),
+            location: Some(plan.to_owned()),
             detail: "a plan name must be one path segment without `..`".to_owned(),
         });
     }
