@@ -1,6 +1,8 @@
 //! A full disk while writing a set: no manifest, no temporary files, and the next backup
 //! succeeds once space is freed. Needs root for a small tmpfs (CI runs as root).
 
+#[path = "support/library.rs"]
+mod library;
 mod support;
 
 use std::io::Write;
@@ -65,7 +67,7 @@ fn a_full_disk_leaves_no_manifest_and_no_temp_files() {
         level: None,
     });
     let storage = disk.join("backups");
-    let (writer, result) = support::back_up(&storage, "app", "media", &source, work.path());
+    let (writer, result) = library::back_up(&storage, "app", "media", &source, work.path());
     let error = result.unwrap_err().to_string();
     assert!(error.contains("No space left on device"), "{error}");
     assert_eq!(
@@ -78,7 +80,7 @@ fn a_full_disk_leaves_no_manifest_and_no_temp_files() {
     assert_eq!(support::names(&storage.join("app")), Vec::<String>::new());
 
     std::fs::remove_file(&filler).unwrap();
-    let (writer, result) = support::back_up(&storage, "app", "media", &source, work.path());
+    let (writer, result) = library::back_up(&storage, "app", "media", &source, work.path());
     result.unwrap();
     assert_eq!(
         support::names(writer.path()),

@@ -2,6 +2,8 @@
 //! which skips and names it. Root reads everything, so as root the test drops its effective
 //! uid to `nobody` (this binary holds only this test, so no other thread is affected).
 
+#[path = "support/library.rs"]
+mod library;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
@@ -40,8 +42,8 @@ fn unreadable_files_fail_or_warn() {
             level: None,
         })
     };
-    let (failed, fail_result) = support::back_up(&storage, "app", "media", &source(None), &scratch);
-    let (_, warn_result) = support::back_up(
+    let (failed, fail_result) = library::back_up(&storage, "app", "media", &source(None), &scratch);
+    let (_, warn_result) = library::back_up(
         &storage,
         "app",
         "media",
