@@ -505,3 +505,19 @@ fn lower_first(text: &str) -> String {
         None => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The committed file is what editors and `planrun validate` read; `planrun schema`
+    /// printing it is checked through the binary in tests/schema.rs.
+    #[test]
+    fn committed_schema_matches_the_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/plan.schema.json");
+        let committed = std::fs::read_to_string(path).unwrap();
+        let generated = super::schema_json();
+        assert!(
+            committed == generated,
+            "schemas/plan.schema.json is out of date: run `cargo run -- schema > schemas/plan.schema.json`"
+        );
+    }
+}

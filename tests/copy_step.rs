@@ -1,10 +1,9 @@
 //! A `copy:` step inside `planrun execute`, to s3s-fs on loopback, then checked with awscli.
 
-mod common;
 mod support;
 
 use assert_cmd::Command;
-use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+use support::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
 
 #[test]
 fn a_copy_step_replicates_the_newest_complete_set_and_awscli_reads_it() {

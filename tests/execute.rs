@@ -4,91 +4,11 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::run::{gone, stderr, stdout, step};
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-
-    /// Writes `plan.yaml`; `TRAIL` and `DIR` in the text become the trail file and the dir.
-    fn plan(&self, yaml: &str) -> PathBuf {
-        let text = yaml
-            .replace("TRAIL", &self.path("trail").display().to_string())
-            .replace("DIR", &self.dir.path().display().to_string());
-        let path = self.path("plan.yaml");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_planrun"));
-        command.args(args).arg("--state-dir").arg(self.state());
-        command
-    }
-
-    fn execute(&self, extra: &[&str]) -> Output {
-        let plan = self.path("plan.yaml");
-        let mut args = vec!["execute", plan.to_str().unwrap()];
-        args.extend(extra);
-        self.command(&args).output().unwrap()
-    }
-
-    fn spawn(&self, extra: &[&str]) -> Child {
-        let plan = self.path("plan.yaml");
-        let mut args = vec!["execute", plan.to_str().unwrap()];
-        args.extend(extra);
-        self.command(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn trail(&self) -> String {
-        std::fs::read_to_string(self.path("trail")).unwrap_or_default()
-    }
-
-    fn records(&self) -> Vec<Value> {
-        support::run::history(&self.state())
-    }
-
-    fn record(&self) -> Value {
-        support::run::only_record(&self.state())
-    }
-
-    fn log(&self) -> String {
-        let mut text = String::new();
-        for entry in std::fs::read_dir(self.state().join("logs")).unwrap() {
-            text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
-        }
-        text
-    }
-
-    /// Waits until `name` exists in the dir (a step's "I am running now" marker).
-    fn wait_for(&self, name: &str) -> String {
-        support::run::wait_for(&self.path(name))
-    }
-}
+use support::{Env, Test};
 
 fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
@@ -319,10 +239,7 @@ steps:
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["status"], "succeeded");
     assert_eq!(records[1]["status"], "abandoned");
-    let table = env
-        .command(&["history", "--plan", "locked"])
-        .output()
-        .unwrap();
+    let table = env.planrun(["history", "--plan", "locked"]).output();
     let table = stdout(&table);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
@@ -392,10 +309,11 @@ steps:
 "#,
     );
     let output = env
-        .command(&["execute", env.path("plan.yaml").to_str().unwrap(), "--json"])
+        .planrun(["execute"])
+        .arg(env.path("plan.yaml"))
+        .arg("--json")
         .env("PLANRUN_TEST_TOK", "s3cr3t/P@ss")
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let log = env.log();
     assert!(log.contains("leaky stdout: token is ***\n"), "{log}");
@@ -729,38 +647,11 @@ always:
     assert_eq!(env.record()["status"], "interrupted");
 }
 
-/// Replaces durations (`0.01s`) with `T` and the run id with `RUN`, so output compares exactly.
-fn normalize(text: &str, run_id: &str) -> String {
-    let text = text.replace(run_id, "RUN");
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-        let starts_word = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
-        let rest = &bytes[i + digits..];
-        if starts_word
-            && digits > 0
-            && rest.len() >= 4
-            && rest[0] == b'.'
-            && rest[1..3].iter().all(u8::is_ascii_digit)
-            && rest[3] == b's'
-        {
-            out.push('T');
-            i += digits + 4;
-        } else {
-            out.push(bytes[i] as char);
-            i += 1;
-        }
-    }
-    out
-}
-
 #[test]
 fn progress_on_stderr_reads_step_by_step_then_a_summary() {
-    let env = Env::new();
-    env.plan(
-        r#"
+    let ran = Test::new()
+        .plan(
+            r#"
 version: 1
 name: tidy
 steps:
@@ -769,14 +660,11 @@ steps:
 always:
   - { id: ping, shell: "true" }
 "#,
-    );
-    let output = env.execute(&[]);
-    assert_eq!(output.status.code(), Some(3));
-    let record = env.record();
-    let run_id = record["run_id"].as_str().unwrap();
-    let log = env.state().join("logs").join(format!("{run_id}.log"));
-    let expected = format!(
-        "planrun: plan `tidy`, run RUN: 2 step(s)
+        )
+        .args(["execute", "plan.yaml"])
+        .status(3)
+        .stderr(
+            "planrun: plan `tidy`, run RUN: 2 step(s)
 [first] started
 [first] succeeded in T
 [second] started
@@ -789,11 +677,17 @@ summary:
   first   succeeded    T
   second  failed       T
   ping    succeeded    T (always)
-planrun: run partial in T (exit code 3); log: {}
+planrun: run partial in T (exit code 3); log: DIR/state/logs/RUN.log
 ",
-        log.display().to_string().replace(run_id, "RUN")
+        )
+        .run();
+    let record = ran.env.record();
+    let run_id = record["run_id"].as_str().unwrap();
+    assert!(
+        ran.stderr.ends_with(&format!("/state/logs/{run_id}.log\n")),
+        "{}",
+        ran.stderr
     );
-    assert_eq!(normalize(&stderr(&output), run_id), expected);
 }
 
 #[test]

@@ -3,129 +3,17 @@
 //! backups that must leave no set behind, a full 3-2-1 run to a real S3 server on loopback,
 //! and a PostgreSQL round trip against a server the test starts.
 
-mod common;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::Env;
 use support::run::{gone, stderr, stdout, step};
-
-/// A temp dir holding a plan, its data, its storage and its state dir.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn state(&self) -> PathBuf {
-        self.path("state")
-    }
-
-    /// Writes `plan.yaml`; `DIR` in the text becomes the temp dir.
-    fn plan(&self, yaml: &str) -> PathBuf {
-        let path = self.path("plan.yaml");
-        std::fs::write(
-            &path,
-            yaml.replace("DIR", &self.dir.path().display().to_string()),
-        )
-        .unwrap();
-        path
-    }
-
-    /// `planrun ARGS --state-dir STATE`.
-    fn planrun(&self, args: &[&str]) -> Command {
-        let mut command = self.bare(args);
-        command.arg("--state-dir").arg(self.state());
-        command
-    }
-
-    /// `planrun ARGS` for commands that take no state dir, with the test S3 server's keys in
-    /// the environment for plans that name them in `secrets:`.
-    fn bare(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_planrun"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("PLANRUN_TEST_S3_KEY", common::ACCESS_KEY)
-            .env("PLANRUN_TEST_S3_SECRET", common::SECRET_KEY);
-        command
-    }
-
-    fn execute(&self, plan: &Path) -> Output {
-        self.planrun(&["execute", plan.to_str().unwrap()])
-            .output()
-            .unwrap()
-    }
-
-    fn spawn(&self, plan: &Path) -> Child {
-        self.planrun(&["execute", plan.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-
-    fn records(&self) -> Vec<Value> {
-        support::run::history(&self.state())
-    }
-
-    fn record(&self) -> Value {
-        support::run::only_record(&self.state())
-    }
-
-    /// Every file in the state dir (run records, logs), concatenated.
-    fn state_files(&self) -> String {
-        let mut text = String::new();
-        for sub in ["runs", "logs"] {
-            for entry in std::fs::read_dir(self.state().join(sub)).unwrap() {
-                text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
-            }
-        }
-        text
-    }
-
-    /// `planrun restore PLAN ARGS`.
-    fn restore(&self, plan: &Path, args: &[&str]) -> Command {
-        let mut command = self.bare(&["restore", plan.to_str().unwrap()]);
-        command.args(args);
-        command
-    }
-
-    /// `planrun snapshots PLAN --json`: the sets of the plan's first storage.
-    fn snapshots(&self, plan: &Path, storage: &str) -> Vec<Value> {
-        let output = self
-            .bare(&[
-                "snapshots",
-                plan.to_str().unwrap(),
-                "--storage",
-                storage,
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-        let json: Value = serde_json::from_slice(&output.stdout).unwrap();
-        json["storage"][0]["sets"].as_array().unwrap().clone()
-    }
-
-    /// Waits until `name` exists whole in the dir (a script's "I am running now" marker).
-    fn wait_for(&self, name: &str) -> String {
-        support::run::wait_for(&self.path(name))
-    }
-}
+use support::s3::{BUCKET, S3Server, SECRET_KEY};
 
 /// Runs a command that must exit 0 and returns what it printed on stdout.
 fn succeeds(command: &mut Command) -> String {
@@ -224,7 +112,7 @@ fn the_demo_plan_backs_up_verifies_restores_and_prunes() {
     let plan = plans.join("demo.yaml");
     let sets_dir = env.path("target/planrun-demo/backups/demo");
 
-    let output = env.execute(&plan);
+    let output = env.planrun(["execute"]).arg(&plan).output();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let first = env.record();
     assert_eq!(first["status"], "succeeded");
@@ -298,7 +186,7 @@ fn the_demo_plan_backs_up_verifies_restores_and_prunes() {
     let mut ids = vec![id];
     let mut last = None;
     for _ in 0..4 {
-        let output = env.execute(&plan);
+        let output = env.planrun(["execute"]).arg(&plan).output();
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         ids.push(env.records()[0]["run_id"].as_str().unwrap().to_owned());
         last = Some(output);
@@ -378,14 +266,14 @@ fn a_failed_backup_leaves_no_set_and_prune_does_not_run() {
     make_media(&env.path("media"));
     // One good night first: prune must not get the chance to thin it out.
     make_sqlite(&env.path("crm.sqlite3"));
-    let plan = env.plan(&two_sources("{{plan.dir}}/crm.sqlite3", "", "[db]"));
-    let output = env.execute(&plan);
+    env.plan(&two_sources("{{plan.dir}}/crm.sqlite3", "", "[db]"));
+    let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let good = env.records()[0]["run_id"].as_str().unwrap().to_owned();
 
     let missing = env.path("gone.sqlite3");
     let plan = env.plan(&two_sources("{{plan.dir}}/gone.sqlite3", "", "[db]"));
-    let output = env.execute(&plan);
+    let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let record = env.records()[0].clone();
     let failed = record["run_id"].as_str().unwrap().to_owned();
@@ -429,7 +317,7 @@ fn a_warned_backup_failure_commits_a_partial_set_exits_3_and_prune_refuses() {
         ", on_failure: warn",
         "[media], on_failure: warn",
     ));
-    let output = env.execute(&plan);
+    let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let record = env.record();
     assert_eq!(record["status"], "partial");
@@ -502,7 +390,7 @@ steps:
   - { id: db, backup: db, on_failure: ignore }
 "#,
     );
-    let output = env.execute(&plan);
+    let output = env.execute(&[]);
     // `ignore` lets the run go on, but a night that lost a source is not a success.
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let record = env.record();
@@ -539,12 +427,12 @@ steps:
   - { id: prune, prune: [local], needs: [db, media, conf] }
 "#,
     );
-    let output = env.execute(&plan);
+    let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let full = env.records()[0]["run_id"].as_str().unwrap().to_owned();
 
     let output = env
-        .planrun(&[
+        .planrun([
             "execute",
             plan.to_str().unwrap(),
             "--only",
@@ -552,8 +440,7 @@ steps:
             "--only",
             "prune",
         ])
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let partial = env.records()[0]["run_id"].as_str().unwrap().to_owned();
     let err = stderr(&output);
@@ -624,7 +511,7 @@ enum Hang {
 fn slow_pg_tools(env: &Env, hang: Hang) -> PathBuf {
     let bin = env.path("bin");
     std::fs::create_dir(&bin).unwrap();
-    let dir = env.dir.path().display();
+    let dir = env.dir().display();
     let hung = format!(
         "echo $$ > {dir}/hung.pid.tmp && mv {dir}/hung.pid.tmp {dir}/hung.pid; exec sleep 30"
     );
@@ -694,7 +581,7 @@ fn a_backup_timeout(hang: Hang) {
     slow_pg_tools(&env, hang);
     let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
     let started = Instant::now();
-    let output = env.execute(&plan);
+    let output = env.execute(&[]);
     let took = started.elapsed();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(took < Duration::from_secs(5), "{took:?}");
@@ -731,8 +618,8 @@ fn a_timed_out_pg_dump_gets_sigterm_and_the_grace_before_sigkill() {
     let env = Env::new();
     make_media(&env.path("media"));
     slow_pg_tools(&env, Hang::DumpHandlingTerm);
-    let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
-    let output = env.execute(&plan);
+    env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
+    let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert_eq!(
         std::fs::read_to_string(env.path("got-term")).unwrap(),
@@ -747,8 +634,8 @@ fn a_timed_out_pg_dump_gets_sigterm_and_the_grace_before_sigkill() {
     let env = Env::new();
     make_media(&env.path("media"));
     slow_pg_tools(&env, Hang::DumpIgnoringTerm);
-    let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
-    let output = env.execute(&plan);
+    env.plan(&SLOW_DUMP.replace("TIMEOUT", ", timeout: 1s"));
+    let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let pid = env.wait_for("hung.pid");
     assert!(gone(&pid), "pg_dump {pid} survived SIGKILL");
@@ -771,7 +658,7 @@ fn a_directory_backup_stopped_mid_file_ends_and_its_retry_starts_clean() {
         .unwrap()
         .set_len(20 << 30)
         .unwrap();
-    let plan = env.plan(
+    env.plan(
         r#"
 version: 1
 name: huge
@@ -784,7 +671,7 @@ steps:
   - { id: media, backup: media, timeout: 1s, retries: 1, retry_delay: 0s }
 "#,
     );
-    let output = env.execute(&plan);
+    let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let record = env.record();
     let attempts = step(&record, "media")["attempts"]
@@ -806,7 +693,7 @@ fn sigterm_during_a_backup_exits_143_after_always_and_commits_nothing() {
     make_media(&env.path("media"));
     slow_pg_tools(&env, Hang::Dump);
     let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ""));
-    let child = env.spawn(&plan);
+    let child = env.spawn(&[]);
     let pid = env.wait_for("hung.pid");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -838,7 +725,7 @@ fn sigterm_during_a_backup_exits_143_after_always_and_commits_nothing() {
 
 #[test]
 fn a_full_run_copies_off_site_prunes_both_and_restores_from_s3_alone() {
-    let server = common::S3Server::start();
+    let server = S3Server::start();
     let env = Env::new();
     make_media(&env.path("media"));
     make_sqlite(&env.path("crm.sqlite3"));
@@ -873,14 +760,14 @@ steps:
   - {{ id: offsite, copy: {{ to: offsite }}, needs: [verify] }}
   - {{ id: prune, prune: [local, offsite], needs: [offsite] }}
 "#,
-        bucket = common::BUCKET,
+        bucket = BUCKET,
         endpoint = server.endpoint()
     ));
     // Three nights: keep_last 2 then removes the first set from both storages. The keys come
     // from `secrets:`, so every command that talks to the bucket must resolve them.
     let mut ids = Vec::new();
     for night in 0..3 {
-        let output = env.execute(&plan);
+        let output = env.execute(&[]);
         assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
         let id = env.records()[0]["run_id"].as_str().unwrap().to_owned();
         let err = stderr(&output);
@@ -924,11 +811,7 @@ steps:
     let listing = server
         .aws()
         .args(["s3", "ls", "--recursive"])
-        .arg(format!(
-            "s3://{}/crm-backups/crm/{}/",
-            common::BUCKET,
-            ids[2]
-        ))
+        .arg(format!("s3://{}/crm-backups/crm/{}/", BUCKET, ids[2]))
         .output()
         .unwrap();
     assert!(listing.status.success(), "{}", stderr(&listing));
@@ -965,7 +848,7 @@ steps:
     assert_eq!(sqlite_counts(&restored), counts);
     let state = env.state_files();
     assert!(
-        !state.contains(common::SECRET_KEY),
+        !state.contains(SECRET_KEY),
         "the S3 secret is in the state dir: {state}"
     );
 }
@@ -1010,10 +893,9 @@ steps:
         port = pg.port
     ));
     let output = env
-        .planrun(&["execute", plan.to_str().unwrap()])
+        .planrun(["execute", plan.to_str().unwrap()])
         .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let id = env.record()["run_id"].as_str().unwrap().to_owned();
     let set = env.path("backups/pgcrm").join(&id);
@@ -1026,7 +908,7 @@ steps:
     assert_eq!(facts["row_counts"]["sales"], 700, "{facts}");
 
     let restore = env
-        .bare(&[
+        .planrun([
             "restore",
             plan.to_str().unwrap(),
             "--source",
@@ -1035,8 +917,7 @@ steps:
             "crm_restored",
         ])
         .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
+        .output();
     assert_eq!(restore.status.code(), Some(0), "{}", stderr(&restore));
     assert!(
         stdout(&restore).starts_with(&format!(
@@ -1083,7 +964,7 @@ fn a_set_left_by_kill_9_stays_incomplete_and_the_next_run_does_not_count_it() {
     make_media(&env.path("media"));
     slow_pg_tools(&env, Hang::Dump);
     let plan = env.plan(&SLOW_DUMP.replace("TIMEOUT", ""));
-    let mut child = env.spawn(&plan);
+    let mut child = env.spawn(&[]);
     let tool = env.wait_for("hung.pid");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -1113,7 +994,7 @@ fn a_set_left_by_kill_9_stays_incomplete_and_the_next_run_does_not_count_it() {
             )
             .replace("name: slow", "name: slow\nretention: { keep_last: 1 }"),
     );
-    let output = env.execute(&plan);
+    let output = env.execute(&[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let records = env.records();
     assert_eq!(records[1]["status"], "abandoned");

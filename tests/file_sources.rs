@@ -1,6 +1,8 @@
 //! Round trips of the directory, files, sqlite and git sources through real sets, and the
 //! checks restore makes before it writes anything.
 
+#[path = "support/library.rs"]
+mod library;
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -117,7 +119,7 @@ fn directory_round_trip_keeps_modes_symlinks_and_honours_excludes() {
         level: None,
     });
     let storage = work.path().join("store");
-    let (_, result) = support::back_up(&storage, "app", "src", &source, work.path());
+    let (_, result) = library::back_up(&storage, "app", "src", &source, work.path());
     let (backup, manifest) = result.unwrap();
     let facts = &backup.artifacts[0].facts;
     assert_eq!(facts["files"], 3, "{facts:?}");
@@ -174,7 +176,7 @@ fn files_round_trip_with_modes_and_a_missing_file_is_named() {
         config.join("settings.py").display().to_string(),
     ];
     let storage = work.path().join("store");
-    let (_, result) = support::back_up(
+    let (_, result) = library::back_up(
         &storage,
         "app",
         "src",
@@ -213,7 +215,7 @@ fn files_round_trip_with_modes_and_a_missing_file_is_named() {
     let mut missing = files.clone();
     missing.push(config.join("local_settings.py").display().to_string());
     let (writer, result) =
-        support::back_up(&storage, "app", "src", &Source::Files(missing), work.path());
+        library::back_up(&storage, "app", "src", &Source::Files(missing), work.path());
     let error = result.unwrap_err().to_string();
     assert_eq!(
         error,
@@ -262,7 +264,7 @@ fn sqlite_round_trip_while_the_app_writes() {
         count_rows: None,
     });
     let storage = work.path().join("store");
-    let (_, result) = support::back_up(&storage, "app", "src", &source, work.path());
+    let (_, result) = library::back_up(&storage, "app", "src", &source, work.path());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(app.join().unwrap() > 0);
     let (backup, _) = result.unwrap();
@@ -348,7 +350,7 @@ fn git_round_trip_keeps_head_and_history() {
         repo: repo.display().to_string(),
     });
     let storage = work.path().join("store");
-    let (_, result) = support::back_up(&storage, "app", "src", &source, work.path());
+    let (_, result) = library::back_up(&storage, "app", "src", &source, work.path());
     let (backup, _) = result.unwrap();
     assert_eq!(backup.artifacts[0].facts["head"], head.as_str());
 
@@ -744,7 +746,7 @@ fn old_files_set(storage: &Path, files: &[(&str, &Path)]) {
     }
     let tar = builder.into_inner().unwrap();
     let now = chrono::Utc::now();
-    let set = support::begin_set(storage, "crm", now);
+    let set = library::begin_set(storage, "crm", now);
     let mut writer =
         planrun::storage::ArtifactWriter::create(set.path(), "config.tar.zst").unwrap();
     writer

@@ -4,9 +4,11 @@
 mod support;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use planrun::plan::{DirectorySource, Source};
+use support::Env;
+use support::run::{stderr, step};
 
 struct Mount(std::path::PathBuf);
 
@@ -14,6 +16,23 @@ impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+/// Every file under `dir`, recursively; none when it does not exist.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// Incompressible bytes, so the archive is as large as the data.
@@ -35,8 +54,9 @@ fn a_full_disk_leaves_no_manifest_and_no_temp_files() {
         nix::unistd::geteuid().is_root(),
         "this test mounts a tmpfs and must run as root (CI does)"
     );
-    let work = tempfile::tempdir().unwrap();
-    let disk = work.path().join("disk");
+    let env = Env::new();
+    let work = env.dir();
+    let disk = work.join("disk");
     std::fs::create_dir(&disk).unwrap();
     let status = Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
@@ -46,7 +66,7 @@ fn a_full_disk_leaves_no_manifest_and_no_temp_files() {
     assert!(status.success(), "mount -t tmpfs failed");
     let _mount = Mount(disk.clone());
 
-    let data = work.path().join("data");
+    let data = work.join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::File::create(data.join("blob"))
         .unwrap()
@@ -58,30 +78,41 @@ fn a_full_disk_leaves_no_manifest_and_no_temp_files() {
         .write_all(&noise(1200 << 10, 9))
         .unwrap();
 
-    let source = Source::Directory(DirectorySource {
-        path: data.display().to_string(),
-        exclude: vec![],
-        on_unreadable: None,
-        level: None,
-    });
+    env.plan(
+        r#"
+version: 1
+name: app
+sources:
+  media: { directory: { path: "DIR/data" } }
+storage:
+  local: { local: { path: "DIR/disk/backups" } }
+steps:
+  - { id: media, backup: media }
+"#,
+    );
     let storage = disk.join("backups");
-    let (writer, result) = support::back_up(&storage, "app", "media", &source, work.path());
-    let error = result.unwrap_err().to_string();
+    let output = env.execute(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let record = env.record();
+    let error = step(&record, "media")["attempts"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(error.contains("No space left on device"), "{error}");
     assert_eq!(
-        support::names(writer.path()),
-        Vec::<String>::new(),
+        files_under(&storage),
+        Vec::<PathBuf>::new(),
         "no manifest, no partial file"
     );
     // The run's rollback removes the empty set folder.
-    writer.abandon().unwrap();
     assert_eq!(support::names(&storage.join("app")), Vec::<String>::new());
 
     std::fs::remove_file(&filler).unwrap();
-    let (writer, result) = support::back_up(&storage, "app", "media", &source, work.path());
-    result.unwrap();
+    let output = env.execute(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let id = env.records()[0]["run_id"].as_str().unwrap().to_owned();
     assert_eq!(
-        support::names(writer.path()),
+        support::names(&storage.join("app").join(id)),
         ["manifest.json", "media.tar.zst"]
     );
 }

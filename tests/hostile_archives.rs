@@ -1,6 +1,8 @@
 //! Archives built to escape the destination are refused before anything is written, and
 //! nothing appears outside the destination.
 
+#[path = "support/library.rs"]
+mod library;
 mod support;
 
 use std::io::Write;
@@ -55,7 +57,7 @@ fn hostile_tar(items: &[Item]) -> Vec<u8> {
 /// Stores `tar` as the artifact of source `src` in a complete set.
 fn store_set(storage: &Path, tar: &[u8]) {
     let now = Utc::now();
-    let set = support::begin_set(storage, "app", now);
+    let set = library::begin_set(storage, "app", now);
     let mut writer = ArtifactWriter::create(set.path(), "src.tar.zst").unwrap();
     writer
         .write_all(&zstd::encode_all(tar, 3).unwrap())

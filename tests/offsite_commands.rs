@@ -1,17 +1,19 @@
 //! `snapshots`, `verify` and `restore` against S3 (s3s-fs on loopback) through the real binary,
 //! exactly as against a local folder: the level 3/4 disaster, with the local folder gone.
 
-mod common;
+#[path = "support/library.rs"]
+mod library;
 mod support;
 
 use std::path::Path;
 
 use assert_cmd::cargo::CommandCargoExt;
 use chrono::Utc;
-use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+use library::S3Client;
 use planrun::plan::{DirectorySource, Source};
 use planrun::source::Stop;
 use planrun::storage::{LocalStore, Store, copy_between};
+use support::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
 
 /// `planrun COMMAND plan.yaml --storage offsite ARGS` in `dir`: every command here works on
 /// the off-site copy alone.
@@ -61,7 +63,7 @@ steps:
 
     // Last night's set, written locally and copied off-site.
     let started = Utc::now() - chrono::Duration::hours(3);
-    let writer = support::begin_set(&dir.path().join("backups"), "crm", started);
+    let writer = library::begin_set(&dir.path().join("backups"), "crm", started);
     let source = Source::Directory(DirectorySource {
         path: media.display().to_string(),
         exclude: vec![],

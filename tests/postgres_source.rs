@@ -1,11 +1,14 @@
 //! The postgres source against a real PostgreSQL 15 the harness starts: round trips in every
 //! format, the force rule, and pg_dump failures that must surface with pg_dump's message.
 
+#[path = "support/library.rs"]
+mod library;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use library::PgSources;
 use planrun::plan::{PgFormat, Source};
 use planrun::source::{RestoreOutcome, RestoreTarget, SourceError};
 use planrun::storage::{LocalStore, SetSummary, Store};
@@ -81,7 +84,7 @@ fn every_format_round_trips_with_facts_and_force_rules() {
         source.jobs = Some(2);
         source.count_rows = TABLES.iter().map(|t| t.to_string()).collect();
         let source = Source::Postgres(source);
-        let (writer, result) = support::back_up(
+        let (writer, result) = library::back_up(
             &work.path().join("store"),
             "crm",
             "db",
@@ -147,11 +150,11 @@ fn bad_password_and_missing_database_fail_with_the_server_message() {
     let store = work.path().join("store");
 
     let good = Source::Postgres(pg.tcp_source("crm", PASSWORD));
-    let (_, result) = support::back_up(&store, "crm", "db", &good, work.path());
+    let (_, result) = library::back_up(&store, "crm", "db", &good, work.path());
     result.expect("the right password works over TCP");
 
     let bad = Source::Postgres(pg.tcp_source("crm", "wrong"));
-    let (writer, result) = support::back_up(&store, "crm", "db", &bad, work.path());
+    let (writer, result) = library::back_up(&store, "crm", "db", &bad, work.path());
     let error = result.unwrap_err().to_string();
     assert!(
         error.contains("password authentication failed for user \"postgres\""),
@@ -174,7 +177,7 @@ fn bad_password_and_missing_database_fail_with_the_server_message() {
     );
 
     let missing = Source::Postgres(pg.source("nope"));
-    let (_, result) = support::back_up(&store, "crm", "db", &missing, work.path());
+    let (_, result) = library::back_up(&store, "crm", "db", &missing, work.path());
     let error = result.unwrap_err().to_string();
     assert!(
         error.contains("database \"nope\" does not exist"),
@@ -204,7 +207,7 @@ fn a_pg_dump_failing_inside_the_pipeline_is_caught() {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut source = pg.source("crm");
     source.bin_dir = Some(bin.display().to_string());
-    let (writer, result) = support::back_up(
+    let (writer, result) = library::back_up(
         &work.path().join("store"),
         "crm",
         "db",

@@ -1,12 +1,11 @@
 //! `planrun prune` through the real binary, on a local folder and on S3 (s3s-fs on loopback).
 
-mod common;
 mod support;
 
 use std::path::Path;
 
 use assert_cmd::Command;
-use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
+use support::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
 
 /// Writes a set folder of source `db`; `complete` sets get a manifest.
 fn make_set(root: &Path, id: &str, complete: bool) {

@@ -3,7 +3,9 @@
 //! mid-transfer (what SIGSTOP does to a server), a TLS server with a self-signed certificate,
 //! an unknown host, a missing bucket and refused credentials.
 
-mod common;
+#[path = "support/library.rs"]
+mod library;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,8 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
-use common::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY, noise, sha256_hex, tuning};
+use library::{S3Client, tuning};
 use planrun::s3::{S3Bucket, S3Error, S3Settings};
+use support::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY, noise, sha256_hex};
 
 /// A server that accepts connections and never answers: a frozen process looks like this,
 /// since the kernel still completes the handshakes.

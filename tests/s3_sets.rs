@@ -1,15 +1,18 @@
 //! Backup sets on S3: copy (manifest last, resumable), verify reading the stored bytes, and
 //! restore with the local copy gone. Against s3s-fs on loopback.
 
-mod common;
+#[path = "support/library.rs"]
+mod library;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use common::{S3Server, StopsServer, noise, sha256_hex};
+use library::S3Client;
 use planrun::storage::{
     ArtifactSource, CopyError, LocalStore, Problem, S3Store, SetId, SetStatus, SetSummary, Store,
     copy_between, copy_set, verify_set,
 };
+use support::s3::{S3Server, StopsServer, noise, sha256_hex};
 use tokio::io::AsyncReadExt;
 
 const PLAN: &str = "crm";

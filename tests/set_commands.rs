@@ -1,6 +1,8 @@
 //! `snapshots`, `verify` and `restore` through the real binary, on sets the library wrote:
 //! statuses, a flipped byte caught and refused, and a set killed mid-backup with kill -9.
 
+#[path = "support/library.rs"]
+mod library;
 mod support;
 
 use std::os::unix::process::CommandExt;
@@ -64,7 +66,7 @@ impl Fixture {
     /// A complete set with both sources, started `age` ago.
     fn complete_set(&self, age: chrono::Duration) -> SetId {
         let started = Utc::now() - age;
-        let writer = support::begin_set(&self.path("backups"), "crm", started);
+        let writer = library::begin_set(&self.path("backups"), "crm", started);
         for (name, source) in self.sources() {
             writer
                 .back_up(name, &source, self.dir.path(), &Stop::new())
@@ -107,7 +109,7 @@ fn snapshots_verify_and_restore_through_the_cli() {
     let new = fx.complete_set(chrono::Duration::minutes(5));
     // A run that died after one artifact: no manifest.
     let started = Utc::now();
-    let dead = support::begin_set(&fx.path("backups"), "crm", started);
+    let dead = library::begin_set(&fx.path("backups"), "crm", started);
     dead.back_up("db", &fx.sources()[0].1, fx.dir.path(), &Stop::new())
         .unwrap();
     let dead = dead.id().clone();
@@ -268,7 +270,7 @@ fn child_backup_for_kill_test() {
         return;
     };
     let now = Utc::now();
-    let writer = support::begin_set(Path::new(&store), "crm", now);
+    let writer = library::begin_set(Path::new(&store), "crm", now);
     let source = Source::Git(GitSource { repo: "/".into() });
     writer
         .back_up("code", &source, Path::new("/tmp"), &Stop::new())

@@ -1,47 +1,22 @@
-//! Shared helpers for the integration tests.
+//! The one harness for the integration tests. `test.rs` holds the builder that runs the real
+//! binary in a temp dir (`Test`, `Env`); `run.rs` reads what a run left behind; `s3.rs` and
+//! `postgres.rs` start the real servers the tests talk to. `library.rs`, which still calls
+//! planrun's library, is declared only by the test files that need it.
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary uses a different part of the helpers"
 )]
 
 pub mod postgres;
 pub mod run;
+pub mod s3;
+pub mod test;
+
+pub use test::{Env, Ran, Test};
 
 use std::path::Path;
-
-use chrono::{DateTime, Utc};
-use planrun::plan::Source;
-use planrun::source::{SourceBackup, SourceError, Stop};
-use planrun::storage::{LocalStore, Manifest, SetId, SetWriter};
-
-/// Begins a set of `plan` in the local storage at `storage`, as a run started at `started`.
-pub fn begin_set(storage: &Path, plan: &str, started: DateTime<Utc>) -> SetWriter {
-    SetWriter::begin(
-        "local",
-        LocalStore::new(storage),
-        plan,
-        "digest",
-        SetId::new(started),
-        started,
-    )
-    .expect("begin set")
-}
-
-/// Backs up one source into a fresh set of `storage` and finalizes it when the backup worked.
-pub fn back_up(
-    storage: &Path,
-    plan: &str,
-    name: &str,
-    source: &Source,
-    scratch: &Path,
-) -> (SetWriter, Result<(SourceBackup, Manifest), SourceError>) {
-    let writer = begin_set(storage, plan, Utc::now());
-    let result = writer
-        .back_up(name, source, scratch, &Stop::new())
-        .and_then(|backup| Ok((backup, writer.finalize(Utc::now())?)));
-    (writer, result)
-}
 
 /// Files in a folder (not recursive), sorted.
 pub fn names(dir: &Path) -> Vec<String> {

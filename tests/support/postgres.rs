@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use planrun::plan::PostgresSource;
-
 pub const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 /// The password of the `postgres` role, required over TCP (the socket trusts).
 pub const PASSWORD: &str = "s3cret:with\\odd'chars";
@@ -132,30 +130,6 @@ impl PgServer {
 
     pub fn socket_dir(&self) -> PathBuf {
         self.dir.path().to_owned()
-    }
-
-    /// A source reaching `database` over the unix socket (trusted, no password).
-    pub fn source(&self, database: &str) -> PostgresSource {
-        PostgresSource {
-            database: database.to_owned(),
-            host: Some(self.socket_dir().display().to_string()),
-            port: Some(self.port),
-            user: Some("postgres".into()),
-            password: None,
-            format: None,
-            jobs: None,
-            count_rows: Vec::new(),
-            bin_dir: Some(BIN_DIR.into()),
-        }
-    }
-
-    /// A source reaching `database` over TCP, where the password is checked.
-    pub fn tcp_source(&self, database: &str, password: &str) -> PostgresSource {
-        PostgresSource {
-            host: Some("127.0.0.1".into()),
-            password: Some(password.to_owned()),
-            ..self.source(database)
-        }
     }
 
     /// Runs SQL through psql over the socket and returns its unaligned output.

@@ -1,18 +1,13 @@
-//! Test harness: a real S3-compatible server (s3s-fs, which enforces SigV4) on loopback.
-
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of the harness"
-)]
+//! A real S3-compatible server (s3s-fs, which enforces SigV4) on loopback, and the data and
+//! faults the S3 tests feed it. Nothing here calls planrun's library; the client-side helpers
+//! that do are in `library.rs`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use planrun::s3::{S3Bucket, S3Settings, Tuning};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 
@@ -108,30 +103,6 @@ impl S3Server {
         self.root.path()
     }
 
-    /// The storage section a plan would carry for this server.
-    pub fn storage(&self, prefix: &str) -> planrun::plan::S3Storage {
-        planrun::plan::S3Storage {
-            bucket: BUCKET.into(),
-            prefix: Some(prefix.into()),
-            region: Some("us-east-1".into()),
-            endpoint: Some(self.endpoint()),
-            path_style: true,
-            access_key_id: Some(ACCESS_KEY.into()),
-            secret_access_key: Some(SECRET_KEY.into()),
-            session_token: None,
-            ca_file: None,
-            allow_http: true,
-            stall_timeout: None,
-            retention: None,
-        }
-    }
-
-    /// A bucket client for `prefix` on this server, with the test [`tuning`].
-    pub fn bucket(&self, prefix: &str) -> S3Bucket {
-        let settings = S3Settings::resolve(&self.storage(prefix), |_| None).unwrap();
-        S3Bucket::connect(&settings, tuning()).unwrap()
-    }
-
     /// An awscli command pointed at this server.
     pub fn aws(&self) -> std::process::Command {
         let mut command = std::process::Command::new("aws");
@@ -168,23 +139,13 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// The lowercase hex sha256 of `bytes`, as manifests and S3 object metadata carry it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    planrun::s3::hex(&sha2::Sha256::digest(bytes))
-}
-
-/// Small parts so multipart paths run on test-sized data; short retries so a dead server fails fast.
-pub fn tuning() -> Tuning {
-    Tuning {
-        part_size: 5 * 1024 * 1024,
-        parallel_parts: 3,
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(3),
-        request_timeout: Duration::from_secs(20),
-        connect_timeout: Duration::from_secs(2),
-        idle_timeout: Duration::from_secs(10),
-        stall_timeout: Duration::from_secs(20),
-    }
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A reader over `data` that stops the server once `after` bytes have gone by, as a crash
