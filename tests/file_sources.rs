@@ -763,7 +763,11 @@ fn old_files_set(storage: &Path, files: &[(&str, &Path)]) {
         sha256: digest.sha256,
         facts,
     });
-    std::fs::write(set.path().join(planrun::storage::MANIFEST), manifest.to_json()).unwrap();
+    std::fs::write(
+        set.path().join(planrun::storage::MANIFEST),
+        manifest.to_json(),
+    )
+    .unwrap();
 }
 
 #[test]

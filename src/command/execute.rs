@@ -31,7 +31,7 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let redactor = Arc::new(Redactor::new(&plan.secret_values));
+    let redactor = Arc::clone(&plan.redactor);
     let state_root = match StateDir::locate(args.state_dir.as_deref()) {
         Ok(root) => root,
         Err(error) => {

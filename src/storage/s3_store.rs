@@ -45,12 +45,10 @@ impl S3Store {
                 location: format!("s3://{bucket}/{key}"),
             },
             // These already name the object they failed on; the bucket prefix would repeat it.
-            located @ (S3Error::Request { .. } | S3Error::NotStored { .. }) => {
-                StoreError::Remote {
-                    location: None,
-                    detail: located.to_string(),
-                }
-            }
+            located @ (S3Error::Request { .. } | S3Error::NotStored { .. }) => StoreError::Remote {
+                location: None,
+                detail: located.to_string(),
+            },
             other => StoreError::Remote {
                 location: Some(self.location()),
                 detail: other.to_string(),
