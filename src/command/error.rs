@@ -12,7 +12,7 @@ use crate::state_dir::StateDirError;
 use crate::storage::OpenStoreError;
 use crate::storage::choice::ChoiceError;
 
-use super::retention::SimulateError;
+use super::retention_simulate::SimulateError;
 
 /// A command that stopped. Commands return it and print nothing about it themselves: the
 /// edge ([`super::main`]) prints it once, through the plan's redactor, and exits with

@@ -7,10 +7,10 @@ mod error;
 mod execute;
 mod history;
 mod plan;
-pub mod prune;
+mod prune;
 mod rendered_plan;
 mod restore;
-pub mod retention;
+mod retention_simulate;
 mod snapshots;
 mod validate;
 mod verify;
@@ -53,7 +53,9 @@ fn run(command: Command, console: &mut Console) -> CommandResult {
         Command::Verify(args) => verify::run(&args, console),
         Command::Restore(args) => restore::run(&args, console),
         Command::Prune(args) => prune::run(&args, console),
-        Command::Retention(RetentionCommand::Simulate(args)) => retention::simulate(&args, console),
+        Command::Retention(RetentionCommand::Simulate(args)) => {
+            retention_simulate::run(&args, console)
+        }
     }
 }
 

@@ -37,13 +37,13 @@ struct Entry {
     time: DateTime<Utc>,
 }
 
-pub fn simulate(args: &SimulateArgs, console: &mut Console) -> CommandResult {
-    console.out(&run(args)?);
+pub fn run(args: &SimulateArgs, console: &mut Console) -> CommandResult {
+    console.out(&decide_all(args)?);
     Ok(exit_code::SUCCESS)
 }
 
 /// The decisions as text or JSON.
-fn run(args: &SimulateArgs) -> Result<String, SimulateError> {
+fn decide_all(args: &SimulateArgs) -> Result<String, SimulateError> {
     let retention = Retention {
         keep_last: args.keep_last,
         keep_hourly: args.keep_hourly,
