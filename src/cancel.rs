@@ -54,10 +54,6 @@ impl Cancel {
         *self.sender.borrow()
     }
 
-    pub fn is_cancelled(&self) -> bool {
-        self.reason().is_some()
-    }
-
     /// Resolves once the token is cancelled (at once if it already is).
     pub async fn cancelled(&self) -> CancelReason {
         let mut receiver = self.sender.subscribe();

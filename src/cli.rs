@@ -1,4 +1,5 @@
-//! The command line: clap definitions and dispatch to the commands. Parsing stops here.
+//! The command line: clap definitions, parsed into a [`Command`]. Parsing stops here;
+//! `command::main` runs what was parsed.
 
 use std::path::PathBuf;
 
@@ -109,35 +110,61 @@ fn parse_var(text: &str) -> Result<VarOverride, String> {
     })
 }
 
+/// The plan a command reads, and the `--var` overrides it is rendered with.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
+pub struct PlanInput {
     /// The plan file.
     pub plan: PathBuf,
     /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<VarOverride>,
+}
+
+/// `--json` for commands that print one JSON document instead of text.
+#[derive(Debug, Args)]
+pub struct JsonOutput {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
+/// `--storage NAME` for commands that read every storage unless told one.
+#[derive(Debug, Args)]
+pub struct OneStorage {
+    /// Only this storage (default: every storage of the plan).
+    #[arg(long)]
+    pub storage: Option<String>,
+}
+
+/// `--state-dir`, where run records, logs and locks live.
+#[derive(Debug, Args)]
+pub struct StateDirArg {
+    /// Where run records, logs and locks live (default: $XDG_STATE_HOME/planrun,
+    /// ~/.local/state/planrun, or /var/lib/planrun for root).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: PlanInput,
+    #[command(flatten)]
+    pub output: JsonOutput,
+}
+
 #[derive(Debug, Args)]
 pub struct ExecuteArgs {
-    /// The plan file.
-    pub plan: PathBuf,
+    #[command(flatten)]
+    pub input: PlanInput,
     /// Print what would run and check the lock; run nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Run only these steps (repeatable); their `needs` outside the selection count as done.
     #[arg(long = "only", value_name = "ID")]
     pub only: Vec<String>,
-    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub vars: Vec<VarOverride>,
-    /// Where run records, logs and locks live (default: $XDG_STATE_HOME/planrun,
-    /// ~/.local/state/planrun, or /var/lib/planrun for root).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateDirArg,
     /// How many steps may run at once (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: Option<u16>,
@@ -154,52 +181,41 @@ pub struct HistoryArgs {
     /// Print the run records as a JSON array.
     #[arg(long)]
     pub json: bool,
-    /// The state directory to read (default as for `execute`).
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateDirArg,
 }
 
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
-    /// The plan file.
-    pub plan: PathBuf,
-    /// Only this storage (default: every storage of the plan).
-    #[arg(long)]
-    pub storage: Option<String>,
-    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub vars: Vec<VarOverride>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub input: PlanInput,
+    #[command(flatten)]
+    pub storage: OneStorage,
+    #[command(flatten)]
+    pub output: JsonOutput,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The plan file.
-    pub plan: PathBuf,
+    #[command(flatten)]
+    pub input: PlanInput,
     /// A set id or `latest` (default: the newest set with a manifest).
     #[arg(conflicts_with = "all")]
     pub set: Option<String>,
     /// Verify every set that has a manifest.
     #[arg(long)]
     pub all: bool,
-    /// Only this storage (default: every storage of the plan).
-    #[arg(long)]
-    pub storage: Option<String>,
-    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub vars: Vec<VarOverride>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub storage: OneStorage,
+    #[command(flatten)]
+    pub output: JsonOutput,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["to", "in_place"])))]
 pub struct RestoreArgs {
-    /// The plan file.
-    pub plan: PathBuf,
+    #[command(flatten)]
+    pub input: PlanInput,
     /// The source (from the plan's `sources`) to restore.
     #[arg(long)]
     pub source: String,
@@ -220,42 +236,24 @@ pub struct RestoreArgs {
     /// The storage to read from (default: the plan's first local storage).
     #[arg(long)]
     pub storage: Option<String>,
-    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub vars: Vec<VarOverride>,
 }
 
-/// Parses the command line, runs the command and returns the exit code.
-pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => {
-            let code = if error.use_stderr() {
-                exit_code::INVALID
-            } else {
-                exit_code::SUCCESS
-            };
-            error.print().ok();
-            return code;
-        }
-    };
+/// Parses the command line. Help, the version and usage errors are printed here; their exit
+/// code comes back as the error.
+pub fn parse() -> Result<Command, i32> {
+    let cli = Cli::try_parse().map_err(|error| {
+        let code = if error.use_stderr() {
+            exit_code::INVALID
+        } else {
+            exit_code::SUCCESS
+        };
+        error.print().ok();
+        code
+    })?;
     if cli.command.only_prints() {
         restore_sigpipe();
     }
-    match cli.command {
-        Command::Validate(args) => crate::command::validate(&args),
-        Command::Schema => crate::command::schema(),
-        Command::Plan(args) => crate::command::plan(&args),
-        Command::Execute(args) => crate::command::execute(&args),
-        Command::History(args) => crate::command::history(&args),
-        Command::Snapshots(args) => crate::command::snapshots(&args),
-        Command::Verify(args) => crate::command::verify(&args),
-        Command::Restore(args) => crate::command::restore(&args),
-        Command::Prune(args) => crate::command::prune::run(&args),
-        Command::Retention(RetentionCommand::Simulate(args)) => {
-            crate::command::retention::simulate(&args)
-        }
-    }
+    Ok(cli.command)
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,18 +299,14 @@ pub struct SimulateArgs {
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// The plan file.
-    pub plan: PathBuf,
+    #[command(flatten)]
+    pub input: PlanInput,
     /// Only this storage (repeatable; default: every storage of the plan).
     #[arg(long = "storage", value_name = "NAME")]
     pub storage: Vec<String>,
     /// Print the decisions, remove nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
-    pub vars: Vec<VarOverride>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: JsonOutput,
 }

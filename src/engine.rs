@@ -643,6 +643,7 @@ mod tests {
             action: Action::Shell {
                 script: script.to_owned(),
             },
+            redactor: Arc::new(Redactor::new(&["hunter2"])),
         }
     }
 
@@ -657,7 +658,7 @@ mod tests {
             on_failure: Vec::new(),
             always: Vec::new(),
             kill_grace: Duration::from_millis(100),
-            secret_values: vec!["hunter2".into()],
+            redactor: Arc::new(Redactor::new(&["hunter2"])),
             sources: Vec::new(),
             storage: Vec::new(),
             backup_storage: None,
@@ -675,7 +676,7 @@ mod tests {
     }
 
     async fn run(plan: ExecPlan) -> (Summary, Vec<Event>) {
-        let (emitter, mut events) = Emitter::channel(Arc::new(Redactor::new(&plan.secret_values)));
+        let (emitter, mut events) = Emitter::channel(Arc::clone(&plan.redactor));
         let collector = tokio::spawn(async move {
             let mut all = Vec::new();
             while let Some(event) = events.recv().await {

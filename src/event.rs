@@ -253,10 +253,6 @@ impl Emitter {
         (Emitter { sender, redactor }, receiver)
     }
 
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
-    }
-
     pub async fn emit(&self, event: Event) {
         // A closed channel means the consumer is gone (planrun is exiting); nothing to do.
         self.sender.send(event.redacted(&self.redactor)).await.ok();

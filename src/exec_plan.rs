@@ -1,13 +1,17 @@
 //! The rendered plan: what the executor runs, with every template already expanded and every
 //! reference resolved. The render stage builds it from a validated plan; nothing else can.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::plan::{OnFailure, Retention, Source, Storage};
+use crate::redact::{Redactor, debug_masked};
 
-/// A plan ready to execute.
-#[derive(Clone, Debug)]
+/// A plan ready to execute. Its rendered text holds secret values (storage credentials,
+/// step environments), so its `Debug` masks them with the plan's own redactor.
+#[derive(Clone)]
 pub struct ExecPlan {
     /// The plan's `name`: names the lock, run records and backup-set folders.
     pub name: String,
@@ -24,8 +28,8 @@ pub struct ExecPlan {
     pub always: Vec<ExecStep>,
     /// Grace period between SIGTERM and SIGKILL.
     pub kill_grace: Duration,
-    /// Secret values, to be masked as `***` in everything planrun writes.
-    pub secret_values: Vec<String>,
+    /// Masks this plan's secret values as `***`; every command prints through it.
+    pub redactor: Arc<Redactor>,
     /// Rendered sources by name, for backup and restore steps.
     pub sources: Vec<(String, Source)>,
     /// Rendered storage by name.
@@ -48,8 +52,50 @@ impl ExecPlan {
     }
 }
 
-/// One rendered step.
-#[derive(Clone, Debug)]
+impl fmt::Debug for ExecPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured in full so that a new field cannot be forgotten here.
+        let ExecPlan {
+            name,
+            file,
+            digest,
+            run_id,
+            scratch,
+            steps,
+            on_failure,
+            always,
+            kill_grace,
+            redactor,
+            sources,
+            storage,
+            backup_storage,
+            retention,
+            timezone,
+        } = self;
+        debug_masked(f, redactor, |f| {
+            f.debug_struct("ExecPlan")
+                .field("name", name)
+                .field("file", file)
+                .field("digest", digest)
+                .field("run_id", run_id)
+                .field("scratch", scratch)
+                .field("steps", steps)
+                .field("on_failure", on_failure)
+                .field("always", always)
+                .field("kill_grace", kill_grace)
+                .field("sources", sources)
+                .field("storage", storage)
+                .field("backup_storage", backup_storage)
+                .field("retention", retention)
+                .field("timezone", timezone)
+                .finish()
+        })
+    }
+}
+
+/// One rendered step. Its environment, and any text a secret was rendered into, hold secret
+/// values, so its `Debug` masks them with the plan's redactor, which it carries.
+#[derive(Clone)]
 pub struct ExecStep {
     pub id: String,
     pub name: Option<String>,
@@ -65,6 +111,44 @@ pub struct ExecStep {
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
     pub action: Action,
+    /// The plan's redactor, for this step's `Debug`.
+    pub redactor: Arc<Redactor>,
+}
+
+impl fmt::Debug for ExecStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ExecStep {
+            id,
+            name,
+            needs,
+            skip,
+            timeout,
+            retries,
+            retry_delay,
+            on_failure,
+            rollback,
+            env,
+            cwd,
+            action,
+            redactor,
+        } = self;
+        debug_masked(f, redactor, |f| {
+            f.debug_struct("ExecStep")
+                .field("id", id)
+                .field("name", name)
+                .field("needs", needs)
+                .field("skip", skip)
+                .field("timeout", timeout)
+                .field("retries", retries)
+                .field("retry_delay", retry_delay)
+                .field("on_failure", on_failure)
+                .field("rollback", rollback)
+                .field("env", env)
+                .field("cwd", cwd)
+                .field("action", action)
+                .finish()
+        })
+    }
 }
 
 /// What a step does. Adding a step kind adds a variant here and a module under `step_kind/`.
@@ -123,5 +207,61 @@ impl Action {
             Action::Manual { .. } => "manual",
             Action::Notify { .. } => "notify",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::{self, RenderOptions};
+
+    /// A rendered plan carries secrets in its storage, its sources, its steps' environments
+    /// and the text they were rendered into; none of it may reach a `{:?}`.
+    #[test]
+    fn debug_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.yaml");
+        std::fs::write(
+            &path,
+            r#"version: 1
+name: leak
+secrets:
+  key: { env: LEAK_TEST_KEY }
+storage:
+  local: { local: { path: "/srv/backups" } }
+  offsite:
+    s3: { bucket: b, endpoint: "http://127.0.0.1:9", access_key_id: ak, secret_access_key: "{{secrets.key}}" }
+sources:
+  db: { postgres: { database: "crm-{{secrets.key}}" } }
+steps:
+  - { id: dump, backup: db }
+  - id: call
+    shell: echo "{{secrets.key}}"
+    env: { KEY: "{{secrets.key}}" }
+    cwd: "/tmp/{{secrets.key}}"
+    rollback:
+      - { id: undo, shell: "echo {{secrets.key}}", env: { K: "{{secrets.key}}" } }
+"#,
+        )
+        .unwrap();
+        let loaded = pipeline::load(&path).unwrap_or_else(|f| panic!("{}", f.render()));
+        let mut options = RenderOptions::for_now(Vec::new(), true);
+        options
+            .env
+            .insert("LEAK_TEST_KEY".into(), "s3cr3t/k%y\"".into());
+        let plan = pipeline::render(&loaded, &options).unwrap_or_else(|f| panic!("{}", f.render()));
+        let step = &plan.steps[1];
+        assert!(step.env.iter().any(|(_, v)| v.contains("s3cr3t")));
+        for shown in [
+            format!("{plan:?}"),
+            format!("{plan:#?}"),
+            format!("{step:?}"),
+            format!("{:?}", step.rollback),
+            format!("{:?}", plan.redactor),
+        ] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(!shown.contains("%2Fk%25y"), "{shown}");
+        }
+        assert!(format!("{plan:?}").contains("crm-***"));
+        assert!(format!("{plan:#?}").contains("    name: \"leak\","));
     }
 }

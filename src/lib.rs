@@ -26,6 +26,7 @@ pub mod run_log;
 pub mod run_record;
 pub mod s3;
 pub mod schema;
+pub mod secret;
 pub mod shell_script;
 pub mod source;
 pub mod state_dir;

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -12,6 +13,8 @@ use crate::duration::Duration;
 use crate::exec_plan::{Action, ExecPlan, ExecStep};
 use crate::loader::{self, LoadedValue};
 use crate::plan::{Plan, SecretSource, Step, StepKind};
+use crate::redact::Redactor;
+use crate::secret::Secret;
 use crate::template::Renderer;
 use crate::trusted_file::{self, FileRole, ReadError};
 use crate::{advice, analyzer, schema};
@@ -198,13 +201,16 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
         let value = if options.resolve_secrets {
             let value = resolve_secret(name, source, &options.env)
                 .map_err(|m| fail(&format!("/secrets/{name}"), m))?;
-            secret_values.push(value.clone());
-            value
+            let text = value.expose().to_owned();
+            secret_values.push(value);
+            text
         } else {
-            "***".to_owned()
+            crate::redact::MASK.to_owned()
         };
         secrets.insert(name.clone(), Value::String(value));
     }
+    // The one redactor of this plan: everything rendered from here on may hold a secret.
+    let redactor = Arc::new(Redactor::for_secrets(&secret_values));
 
     let timezone = plan
         .timezone
@@ -256,6 +262,7 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     let r = StepRenderer {
         renderer: &renderer,
         context: &context,
+        redactor: &redactor,
     };
     let list = |section: &str, steps: &[Step]| -> Result<Vec<ExecStep>, Failure> {
         steps
@@ -282,7 +289,7 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
         on_failure,
         always,
         kill_grace: plan.kill_grace.unwrap_or(Duration::from_secs(10)).as_std(),
-        secret_values,
+        redactor,
         sources,
         storage,
         backup_storage: analyzer::backup_storage(plan).map(str::to_owned),
@@ -298,10 +305,10 @@ fn resolve_secret(
     name: &str,
     source: &SecretSource,
     env: &BTreeMap<String, String>,
-) -> Result<String, String> {
+) -> Result<Secret, String> {
     match source {
         SecretSource::Env(var) => match env.get(var) {
-            Some(value) if !value.is_empty() => Ok(value.clone()),
+            Some(value) if !value.is_empty() => Ok(Secret::new(value.as_str())),
             _ => Err(format!(
                 "secret `{name}`: environment variable `{var}` is not set"
             )),
@@ -316,7 +323,7 @@ fn resolve_secret(
                 if value.is_empty() {
                     Err(format!("secret `{name}`: {file} is empty"))
                 } else {
-                    Ok(value.to_owned())
+                    Ok(Secret::new(value))
                 }
             }
             Err(ReadError::Io(error)) => Err(format!(
@@ -414,6 +421,7 @@ fn render_value(
 struct StepRenderer<'a> {
     renderer: &'a Renderer,
     context: &'a Value,
+    redactor: &'a Arc<Redactor>,
 }
 
 /// Values of `when` that mean "skip this step".
@@ -530,6 +538,7 @@ impl StepRenderer<'_> {
                 .opt(&step.cwd, &format!("{pointer}/cwd"))?
                 .map(PathBuf::from),
             action,
+            redactor: Arc::clone(self.redactor),
         })
     }
 }

@@ -206,7 +206,7 @@ fn write_step(out: &mut String, step: &ExecStep, indent: usize, width: usize, re
 /// The text form.
 pub fn text(plan: &ExecPlan) -> String {
     let mut out = String::new();
-    let redactor = Redactor::new(&plan.secret_values);
+    let redactor = &*plan.redactor;
     let digest: String = plan.digest.chars().take(12).collect();
     writeln!(
         out,
@@ -237,7 +237,7 @@ pub fn text(plan: &ExecPlan) -> String {
     for (n, stage) in stages.iter().enumerate() {
         writeln!(out, "  stage {}", n + 1).ok();
         for &i in stage {
-            write_step(&mut out, &plan.steps[i], 4, width, &redactor);
+            write_step(&mut out, &plan.steps[i], 4, width, redactor);
         }
     }
     for (title, list) in [
@@ -247,7 +247,7 @@ pub fn text(plan: &ExecPlan) -> String {
         if !list.is_empty() {
             writeln!(out, "{title}:").ok();
             for step in list {
-                write_step(&mut out, step, 4, width, &redactor);
+                write_step(&mut out, step, 4, width, redactor);
             }
         }
     }
@@ -298,8 +298,8 @@ fn action_json(step: &ExecStep, redactor: &Redactor) -> Value {
 
 /// The JSON form.
 pub fn json(plan: &ExecPlan) -> Value {
-    let redactor = Redactor::new(&plan.secret_values);
-    let step_json = |s: &ExecStep| step_json(s, &redactor);
+    let redactor = &*plan.redactor;
+    let step_json = |s: &ExecStep| step_json(s, redactor);
     let stages: Vec<Vec<&str>> = stages(plan)
         .iter()
         .map(|stage| stage.iter().map(|&i| plan.steps[i].id.as_str()).collect())

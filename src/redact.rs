@@ -1,8 +1,11 @@
 //! `Redactor`: masks secret values, and their URL-encoded forms, as `***` in any text planrun writes.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::secret::Secret;
 
 /// The mask that replaces a secret.
 pub const MASK: &str = "***";
@@ -16,18 +19,19 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// Replaces every known secret value in a text by [`MASK`].
+/// Replaces every known secret value in a text by [`MASK`]. Built once per command, with the
+/// rendered plan; its own `Debug` shows only masks.
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
     /// The strings to mask, longest first so that a secret containing another is masked whole.
-    needles: Vec<String>,
+    needles: Vec<Secret>,
 }
 
 impl Redactor {
     /// A redactor for these secret values. Empty values are ignored: masking "" would mask
     /// between every character.
     pub fn new<S: AsRef<str>>(secrets: &[S]) -> Self {
-        let mut needles: Vec<String> = Vec::new();
+        let mut needles: Vec<Secret> = Vec::new();
         for secret in secrets {
             let secret = secret.as_ref();
             if secret.is_empty() {
@@ -41,19 +45,27 @@ impl Redactor {
                 utf8_percent_encode(secret, URL_COMPONENT)
                     .to_string()
                     .replace("%20", "+"),
+                // Inside a JSON string a quote or backslash is escaped.
+                json_escaped(secret),
             ];
             for form in forms {
                 // Lower-case hex digits are just as valid in percent-encoding.
                 let lower = lowercase_hex(&form);
                 for candidate in [form, lower] {
+                    let candidate = Secret::new(candidate);
                     if !needles.contains(&candidate) {
                         needles.push(candidate);
                     }
                 }
             }
         }
-        needles.sort_by_key(|needle| std::cmp::Reverse(needle.len()));
+        needles.sort_by_key(|needle| std::cmp::Reverse(needle.expose().len()));
         Redactor { needles }
+    }
+
+    /// A redactor for resolved secrets.
+    pub fn for_secrets(secrets: &[Secret]) -> Self {
+        Redactor::new(&secrets.iter().map(Secret::expose).collect::<Vec<_>>())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,8 +76,9 @@ impl Redactor {
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for needle in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = Cow::Owned(out.replace(needle.as_str(), MASK));
+            let needle = needle.expose();
+            if out.contains(needle) {
+                out = Cow::Owned(out.replace(needle, MASK));
             }
         }
         out
@@ -78,6 +91,37 @@ impl Redactor {
             Cow::Owned(masked) => masked,
         }
     }
+}
+
+/// Writes what `fields` writes as `Debug`, with every secret masked: the way a type that holds
+/// rendered (secret-bearing) text implements `Debug`. `{:#?}` stays pretty.
+pub fn debug_masked(
+    f: &mut fmt::Formatter<'_>,
+    redactor: &Redactor,
+    fields: impl Fn(&mut fmt::Formatter<'_>) -> fmt::Result,
+) -> fmt::Result {
+    struct Raw<F>(F);
+    impl<F: Fn(&mut fmt::Formatter<'_>) -> fmt::Result> fmt::Debug for Raw<F> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            (self.0)(f)
+        }
+    }
+    let raw = if f.alternate() {
+        format!("{:#?}", Raw(fields))
+    } else {
+        format!("{:?}", Raw(fields))
+    };
+    f.write_str(&redactor.redact(&raw))
+}
+
+/// The secret as it appears inside a JSON string, without the quotes.
+fn json_escaped(secret: &str) -> String {
+    let quoted = serde_json::to_string(secret).unwrap_or_default();
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or(secret)
+        .to_owned()
 }
 
 /// `%2F` becomes `%2f`; other characters are kept.
@@ -109,6 +153,14 @@ mod tests {
         );
         assert_eq!(redactor.redact("a=p%40ss+word%2f1"), "a=***");
         assert_eq!(redactor.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn masks_json_escaped_forms_and_never_shows_itself() {
+        let redactor = Redactor::new(&["a\"b\\c"]);
+        let json = serde_json::json!({ "error": "bad key a\"b\\c" }).to_string();
+        assert_eq!(redactor.redact(&json), r#"{"error":"bad key ***"}"#);
+        assert!(!format!("{redactor:?}").contains('b'));
     }
 
     #[test]

@@ -162,10 +162,6 @@ impl Policy {
                 .unwrap_or(DEFAULT_INCOMPLETE_AFTER),
         })
     }
-
-    pub fn timezone(&self) -> Tz {
-        self.timezone
-    }
 }
 
 /// A rule's remaining budget as it walks back through the sets.

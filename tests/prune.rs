@@ -94,7 +94,7 @@ fn an_unknown_storage_is_refused() {
         .arg(&plan)
         .assert()
         .code(2)
-        .stderr("planrun: the plan has no storage `offsite` (it has: local)\n");
+        .stderr("planrun: unknown storage `offsite` (the plan has: local)\n");
 }
 
 #[test]

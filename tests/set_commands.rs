@@ -481,3 +481,74 @@ fn a_format_1_manifest_from_before_partial_sets_is_a_complete_full_set() {
     assert_eq!(set["sources"], serde_json::json!(["db", "media"]));
     assert_eq!(set["missing_sources"], serde_json::json!([]));
 }
+
+/// Every command that reads storage prints through the plan's redactor: a secret that is also
+/// part of the storage path shows as `***` in errors, tables and JSON, never as itself.
+#[test]
+fn a_secret_in_a_storage_path_never_reaches_the_output() {
+    const SECRET: &str = "k3y-S3cr3t";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("media")).unwrap();
+    // A file where the storage folder should be: listing it fails with its path.
+    std::fs::write(dir.path().join(format!("vault-{SECRET}")), b"x").unwrap();
+    std::fs::write(
+        dir.path().join("plan.yaml"),
+        "version: 1\nname: crm\nsecrets:\n  key: { env: PLANRUN_TEST_STORAGE_KEY }\nsources:\n  media: { directory: { path: \"{{plan.dir}}/media\" } }\nstorage:\n  local: { local: { path: \"{{plan.dir}}/vault-{{secrets.key}}\" } }\nretention: { keep_last: 1 }\nsteps:\n  - { id: media, backup: media }\n",
+    )
+    .unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let listing = format!(
+        "storage `local`: cannot list {}/vault-***/crm: Not a directory (os error 20)",
+        root.display()
+    );
+    let cases: [(&[&str], &str, String); 6] = [
+        (&["snapshots"], "", format!("planrun: {listing}\n")),
+        (
+            &["snapshots", "--json"],
+            "{\n  \"plan\": \"crm\",\n  \"storage\": []\n}\n",
+            format!("planrun: {listing}\n"),
+        ),
+        (&["verify"], "", format!("planrun: {listing}\n")),
+        (
+            &["restore", "--source", "media", "--to", "out"],
+            "",
+            format!(
+                "planrun: restore of media failed: cannot list {}/vault-***/crm: Not a directory (os error 20)\n",
+                root.display()
+            ),
+        ),
+        (&["prune"], "", format!("planrun: {listing}\n")),
+        (
+            &["prune", "--json"],
+            &format!(
+                "[\n  {{\n    \"storage\": \"local\",\n    \"location\": \"{}/vault-***/crm\",\n    \"dry_run\": false,\n    \"sets\": [],\n    \"removed\": [],\n    \"errors\": [\n      \"{listing}\"\n    ]\n  }}\n]\n",
+                root.display()
+            ),
+            String::new(),
+        ),
+    ];
+    for (args, stdout, stderr) in cases {
+        let output = Command::cargo_bin("planrun")
+            .unwrap()
+            .arg(args[0])
+            .arg(root.join("plan.yaml"))
+            .args(&args[1..])
+            .current_dir(&root)
+            .env("PLANRUN_TEST_STORAGE_KEY", SECRET)
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        );
+        assert!(
+            !out.contains(SECRET) && !err.contains(SECRET),
+            "{args:?}: {out}{err}"
+        );
+        assert_eq!(
+            (output.status.code(), out.as_str(), err.as_str()),
+            (Some(1), stdout, stderr.as_str()),
+            "{args:?}"
+        );
+    }
+}

@@ -20,7 +20,7 @@ fn plan(root: &std::path::Path) -> ExecPlan {
         on_failure: vec![],
         always: vec![],
         kill_grace: std::time::Duration::from_secs(1),
-        secret_values: vec![],
+        redactor: Default::default(),
         sources: vec![(
             "media".into(),
             Source::Directory(DirectorySource {

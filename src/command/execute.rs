@@ -1,7 +1,7 @@
 //! `planrun execute PLAN`: load and check the plan, take the plan's lock, run the engine
 //! with signal handling, and feed its events to the reporters, the run log and the record.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +10,14 @@ use chrono::Utc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use super::{CommandError, CommandResult, Console};
 use crate::cancel::{Cancel, CancelReason};
 use crate::cli::ExecuteArgs;
 use crate::engine;
 use crate::event::{Emitter, Event};
 use crate::exec_plan::ExecPlan;
 use crate::exit_code;
-use crate::lock::{Holder, LockError, PlanLock};
+use crate::lock::{Holder, PlanLock};
 use crate::plan_view;
 use crate::process::ProcessGroups;
 use crate::redact::Redactor;
@@ -25,20 +26,11 @@ use crate::run_log::RunLog;
 use crate::run_record::RunRecord;
 use crate::state_dir::StateDir;
 
-pub fn execute(args: &ExecuteArgs) -> i32 {
+pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
     // A dry run resolves no secrets (they show as `***`), like `planrun plan`.
-    let plan = match super::rendered_plan::render(&args.plan, &args.vars, !args.dry_run) {
-        Ok(plan) => plan,
-        Err(code) => return code,
-    };
-    let redactor = Arc::new(Redactor::new(&plan.secret_values));
-    let state_root = match StateDir::locate(args.state_dir.as_deref()) {
-        Ok(root) => root,
-        Err(error) => {
-            eprintln!("planrun: {error}");
-            return exit_code::INVALID;
-        }
-    };
+    let plan = super::rendered_plan::render(&args.input, !args.dry_run, console)?;
+    let redactor = Arc::clone(&plan.redactor);
+    let state_root = StateDir::locate(args.state.state_dir.as_deref())?;
     let options = engine::Options {
         concurrency: args
             .concurrency
@@ -49,35 +41,16 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
     };
     let refusals = engine::check(&plan, &options);
     if !refusals.is_empty() {
-        for refusal in refusals {
-            eprintln!("planrun: {}", redactor.redact(&refusal.to_string()));
-        }
-        return exit_code::INVALID;
+        return Err(CommandError::Refused(refusals));
     }
-    let state = match StateDir::create(state_root) {
-        Ok(state) => state,
-        Err(error) => {
-            eprintln!("planrun: {error}");
-            return exit_code::FAILURE;
-        }
-    };
+    let state = StateDir::create(state_root)?;
     let holder = Holder {
         pid: std::process::id(),
         host: engine::hostname(),
         run_id: plan.run_id.clone(),
         started_at: Utc::now(),
     };
-    let lock = match PlanLock::acquire(&state.lock(&plan.name), &plan.name, &holder) {
-        Ok(lock) => lock,
-        Err(error @ (LockError::Held { .. } | LockError::HeldByUnknown { .. })) => {
-            eprintln!("planrun: {error}");
-            return exit_code::LOCKED;
-        }
-        Err(error) => {
-            eprintln!("planrun: {error}");
-            return exit_code::FAILURE;
-        }
-    };
+    let lock = PlanLock::acquire(&state.lock(&plan.name), &plan.name, &holder)?;
     if args.dry_run {
         let mut text = plan_view::text(&plan);
         if !text.ends_with('\n') {
@@ -89,29 +62,26 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
                 options.only.join(", ")
             ));
         }
-        std::io::stdout()
-            .lock()
-            .write_all(redactor.redact(&text).as_bytes())
-            .ok();
-        eprintln!("planrun: dry run: the lock is free; nothing was run");
-        return exit_code::SUCCESS;
+        console.out(&text);
+        console.notice("dry run: the lock is free; nothing was run");
+        return Ok(exit_code::SUCCESS);
     }
     // The run's private scratch folder: created 0700 for the steps (`{{run.scratch}}`),
     // removed at the end whatever happened.
     let scratch = plan.scratch.clone();
-    if let Err(error) = std::fs::DirBuilder::new().mode(0o700).create(&scratch) {
-        eprintln!(
-            "planrun: cannot create scratch folder {}: {error}",
-            scratch.display()
-        );
-        return exit_code::FAILURE;
-    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&scratch)
+        .map_err(|error| CommandError::Scratch {
+            path: scratch.clone(),
+            error,
+        })?;
     let code = run(plan, &options, &state, redactor, args.json);
     if let Err(error) = std::fs::remove_dir_all(&scratch) {
-        eprintln!(
-            "planrun: warning: cannot remove scratch folder {}: {error}",
+        console.notice(format_args!(
+            "warning: cannot remove scratch folder {}: {error}",
             scratch.display()
-        );
+        ));
     }
     drop(lock);
     code
@@ -123,11 +93,8 @@ fn run(
     state: &StateDir,
     redactor: Arc<Redactor>,
     json: bool,
-) -> i32 {
-    let runtime = match super::rendered_plan::worker_runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
+) -> CommandResult {
+    let runtime = super::rendered_plan::worker_runtime()?;
     let (emitter, events) = Emitter::channel(Arc::clone(&redactor));
     let log_path = state.run_log(&plan.run_id);
     let consumer = {
@@ -146,7 +113,7 @@ fn run(
     // The engine dropped its emitters; the consumer drains what is left and ends.
     consumer.join().ok();
     runtime.shutdown_timeout(Duration::from_millis(100));
-    summary.exit_code
+    Ok(summary.exit_code)
 }
 
 /// First SIGINT/SIGTERM: cancel the run (it cleans up and exits 130/143). Second: SIGKILL

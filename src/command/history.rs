@@ -1,25 +1,19 @@
 //! `planrun history`: past runs from the state directory, newest first.
 
-use std::io::Write;
-
+use super::{CommandResult, Console};
 use crate::cli::HistoryArgs;
 use crate::event::Outcome;
 use crate::exit_code;
 use crate::run_record;
 use crate::state_dir::StateDir;
 
-pub fn history(args: &HistoryArgs) -> i32 {
-    let root = match StateDir::locate(args.state_dir.as_deref()) {
-        Ok(root) => root,
-        Err(error) => {
-            eprintln!("planrun: {error}");
-            return exit_code::INVALID;
-        }
-    };
+/// Run records hold what the run log's redactor already masked; the console has no plan.
+pub fn history(args: &HistoryArgs, console: &mut Console) -> CommandResult {
+    let root = StateDir::locate(args.state.state_dir.as_deref())?;
     let state = StateDir::existing(root);
     let (records, errors) = run_record::list(&state);
     for error in &errors {
-        eprintln!("planrun: warning: {error}");
+        console.notice(format_args!("warning: {error}"));
     }
     let mut records: Vec<_> = records
         .into_iter()
@@ -28,13 +22,15 @@ pub fn history(args: &HistoryArgs) -> i32 {
     for record in &mut records {
         record.status = record.effective_status(&state);
     }
-    let mut out = std::io::stdout().lock();
     let text = if args.json {
         let mut text = serde_json::to_string_pretty(&records).unwrap_or_default();
         text.push('\n');
         text
     } else if records.is_empty() {
-        eprintln!("planrun: no runs recorded in {}", state.root().display());
+        console.notice(format_args!(
+            "no runs recorded in {}",
+            state.root().display()
+        ));
         String::new()
     } else {
         let mut text = String::from(
@@ -62,7 +58,6 @@ pub fn history(args: &HistoryArgs) -> i32 {
         }
         text
     };
-    // `planrun history | head` closing the pipe is not a failure.
-    out.write_all(text.as_bytes()).ok();
-    exit_code::SUCCESS
+    console.out(&text);
+    Ok(exit_code::SUCCESS)
 }

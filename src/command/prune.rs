@@ -1,9 +1,8 @@
 //! `planrun prune PLAN`: apply each storage's retention policy, table first, then removal.
 
-use std::io::Write;
-
 use chrono::Utc;
 
+use super::{CommandError, CommandResult, Console};
 use crate::cli::PruneArgs;
 use crate::exit_code;
 use crate::plan::Storage;
@@ -20,24 +19,20 @@ struct StorageOutcome {
     errors: Vec<String>,
 }
 
-pub fn run(args: &PruneArgs) -> i32 {
+pub fn run(args: &PruneArgs, console: &mut Console) -> CommandResult {
     // Credentials for S3 storage are secrets, so they are resolved even for a dry run.
-    let plan = match super::rendered_plan::render(&args.plan, &args.vars, true) {
-        Ok(plan) => plan,
-        Err(code) => return code,
-    };
+    let plan = super::rendered_plan::render(&args.input, true, console)?;
 
     let mut chosen: Vec<(String, Storage)> = Vec::new();
     for name in &args.storage {
         match plan.storage.iter().find(|(n, _)| n == name) {
             Some(entry) => chosen.push(entry.clone()),
             None => {
-                let known: Vec<&str> = plan.storage.iter().map(|(n, _)| n.as_str()).collect();
-                eprintln!(
-                    "planrun: the plan has no storage `{name}` (it has: {})",
-                    known.join(", ")
-                );
-                return exit_code::INVALID;
+                return Err(CommandError::unknown(
+                    "storage",
+                    name,
+                    plan.storage.iter().map(|(n, _)| n.as_str()),
+                ));
             }
         }
     }
@@ -48,35 +43,30 @@ pub fn run(args: &PruneArgs) -> i32 {
     // Every policy is checked before anything is listed or removed.
     let mut policies = Vec::new();
     for (name, storage) in &chosen {
-        let Some(retention) = plan.retention_for(storage) else {
-            eprintln!(
-                "planrun: storage `{name}` has no retention policy: set `retention:` for the plan or the storage"
-            );
-            return exit_code::INVALID;
-        };
-        match Policy::new(&retention) {
-            Ok(policy) => policies.push(policy),
-            Err(error) => {
-                eprintln!("planrun: storage `{name}`: {error}");
-                return exit_code::INVALID;
-            }
-        }
+        let retention = plan
+            .retention_for(storage)
+            .ok_or_else(|| CommandError::NoRetention {
+                storage: name.clone(),
+            })?;
+        let policy = Policy::new(&retention).map_err(|error| CommandError::Policy {
+            storage: name.clone(),
+            error,
+        })?;
+        policies.push(policy);
     }
 
-    let runtime = match super::rendered_plan::worker_runtime() {
-        Ok(runtime) => runtime,
-        Err(code) => return code,
-    };
+    let runtime = super::rendered_plan::worker_runtime()?;
+    let print = (!args.output.json).then_some(&*console);
     let mut outcomes = Vec::new();
     for ((name, storage), policy) in chosen.iter().zip(&policies) {
         let outcome = runtime.block_on(prune_storage(
-            name, storage, policy, &plan.name, args, !args.json,
+            name, storage, policy, &plan.name, args, print,
         ));
         outcomes.push(outcome);
     }
 
     let failed = outcomes.iter().any(|o| !o.errors.is_empty());
-    if args.json {
+    if args.output.json {
         let json: Vec<serde_json::Value> = outcomes
             .iter()
             .map(|o| {
@@ -90,24 +80,24 @@ pub fn run(args: &PruneArgs) -> i32 {
                 })
             })
             .collect();
-        let text = serde_json::to_string_pretty(&json).unwrap_or_default();
-        writeln!(std::io::stdout(), "{text}").ok();
+        console.line(serde_json::to_string_pretty(&json).unwrap_or_default());
     }
-    if failed {
+    Ok(if failed {
         exit_code::FAILURE
     } else {
         exit_code::SUCCESS
-    }
+    })
 }
 
-/// Lists, decides, prints the table (text mode), then removes unless `--dry-run`.
+/// Lists, decides, prints the table (text mode, when given a console), then removes unless
+/// `--dry-run`.
 async fn prune_storage(
     name: &str,
     storage: &Storage,
     policy: &Policy,
     plan: &str,
     args: &PruneArgs,
-    print: bool,
+    print: Option<&Console>,
 ) -> StorageOutcome {
     let mut outcome = StorageOutcome {
         name: name.to_owned(),
@@ -133,11 +123,9 @@ async fn prune_storage(
     };
     outcome.rows = decided.rows.clone();
     let to_remove = decided.to_remove();
-    if print {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "storage {name} at {}", outcome.location).ok();
-        write!(out, "{}", render_table(&outcome.rows)).ok();
-        out.flush().ok();
+    if let Some(console) = print {
+        console.line(format_args!("storage {name} at {}", outcome.location));
+        console.out(&render_table(&outcome.rows));
     }
     // A damaged set where the newest backup of a source should be stops the whole storage:
     // the sets prune would remove may be that source's last good ones.
@@ -153,8 +141,8 @@ async fn prune_storage(
         for id in &to_remove {
             match store.delete_set(plan, id).await {
                 Ok(()) => {
-                    if print {
-                        writeln!(std::io::stdout(), "removed {id}").ok();
+                    if let Some(console) = print {
+                        console.line(format_args!("removed {id}"));
                     }
                     outcome.removed.push(id.to_string());
                 }
@@ -166,7 +154,7 @@ async fn prune_storage(
             }
         }
     }
-    if print {
+    if let Some(console) = print {
         let total = outcome.rows.len();
         let summary = if args.dry_run {
             format!(
@@ -176,14 +164,15 @@ async fn prune_storage(
         } else {
             format!("{} of {total} sets removed\n", outcome.removed.len())
         };
-        write!(std::io::stdout(), "{summary}").ok();
+        console.out(&summary);
     }
     outcome
 }
 
-fn report_error(outcome: &mut StorageOutcome, print: bool, message: String) {
-    if print {
-        eprintln!("planrun: {message}");
+/// Failures of one storage are reported and prune goes on with the next.
+fn report_error(outcome: &mut StorageOutcome, print: Option<&Console>, message: String) {
+    if let Some(console) = print {
+        console.notice(&message);
     }
     outcome.errors.push(message);
 }

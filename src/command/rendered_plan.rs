@@ -1,110 +1,89 @@
 //! Loading and rendering a plan for the commands that read backup sets, choosing its
 //! storages by name, and the async runtimes the commands run on.
 
-use std::path::Path;
+use std::sync::Arc;
 
-use crate::cli::VarOverride;
+use super::{CommandError, Console};
+use crate::cli::PlanInput;
 use crate::exec_plan::ExecPlan;
-use crate::exit_code;
 use crate::pipeline::{self, RenderOptions};
 use crate::plan::Storage;
 use crate::storage::Store;
 
-/// Loads and renders `path`; on failure prints the diagnostics and returns the exit code.
+/// Loads and renders the plan, and from then on masks the console with the plan's redactor.
 /// Commands that open storage resolve secrets: S3 credentials are usually secrets, and a
 /// masked one would only fail later with a signature error nobody can act on.
-pub fn render(path: &Path, vars: &[VarOverride], resolve_secrets: bool) -> Result<ExecPlan, i32> {
-    let loaded = pipeline::load(path).map_err(|failure| {
-        eprint!("{}", failure.render());
-        exit_code::INVALID
-    })?;
-    let vars = vars
+pub fn render(
+    input: &PlanInput,
+    resolve_secrets: bool,
+    console: &mut Console,
+) -> Result<ExecPlan, CommandError> {
+    let loaded = pipeline::load(&input.plan)?;
+    let vars = input
+        .vars
         .iter()
         .map(|v| (v.name.clone(), v.value.clone()))
         .collect();
-    pipeline::render(&loaded, &RenderOptions::for_now(vars, resolve_secrets)).map_err(|failure| {
-        eprint!("{}", failure.render());
-        exit_code::INVALID
-    })
-}
-
-fn unknown(kind: &str, name: &str, known: Vec<&str>) -> i32 {
-    let hint = crate::diagnostic::did_you_mean(name, known.iter().copied())
-        .map(|c| format!(", did you mean `{c}`?"))
-        .unwrap_or_else(|| format!(" (the plan has: {})", known.join(", ")));
-    eprintln!("planrun: unknown {kind} `{name}`{hint}");
-    exit_code::INVALID
+    let plan = pipeline::render(&loaded, &RenderOptions::for_now(vars, resolve_secrets))?;
+    console.mask_with(Arc::clone(&plan.redactor));
+    Ok(plan)
 }
 
 /// The storages a command reads: the one named, or all of them.
 pub fn storages<'a>(
     plan: &'a ExecPlan,
     only: Option<&str>,
-) -> Result<Vec<(&'a str, &'a Storage)>, i32> {
+) -> Result<Vec<(&'a str, &'a Storage)>, CommandError> {
     let all: Vec<(&str, &Storage)> = plan.storage.iter().map(|(n, s)| (n.as_str(), s)).collect();
     match only {
-        None if all.is_empty() => {
-            eprintln!("planrun: the plan has no storage");
-            Err(exit_code::INVALID)
-        }
+        None if all.is_empty() => Err(CommandError::NoStorage),
         None => Ok(all),
         Some(name) => match all.iter().find(|(n, _)| *n == name) {
             Some(found) => Ok(vec![*found]),
-            None => Err(unknown(
+            None => Err(CommandError::unknown(
                 "storage",
                 name,
-                all.iter().map(|(n, _)| *n).collect(),
+                all.iter().map(|(n, _)| *n),
             )),
         },
     }
 }
 
 /// The storage a restore reads, by the rule every command and step kind shares
-/// ([`crate::storage::choice::read_storage`]); failures are printed and become exit codes.
-pub fn restore_storage(plan: &ExecPlan, only: Option<&str>) -> Result<(String, Store), i32> {
-    use crate::storage::choice::{ChoiceError, open_read_storage};
-    open_read_storage(plan, only).map_err(|error| {
-        eprintln!("planrun: {error}");
-        match error {
-            ChoiceError::Open(_) => exit_code::FAILURE,
-            _ => exit_code::INVALID,
-        }
-    })
+/// ([`crate::storage::choice::read_storage`]).
+pub fn restore_storage(
+    plan: &ExecPlan,
+    only: Option<&str>,
+) -> Result<(String, Store), CommandError> {
+    Ok(crate::storage::choice::open_read_storage(plan, only)?)
 }
 
 /// Looks up a source by name.
-pub fn source<'a>(plan: &'a ExecPlan, name: &str) -> Result<&'a crate::plan::Source, i32> {
+pub fn source<'a>(plan: &'a ExecPlan, name: &str) -> Result<&'a crate::plan::Source, CommandError> {
     plan.sources
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, s)| s)
         .ok_or_else(|| {
-            unknown(
-                "source",
-                name,
-                plan.sources.iter().map(|(n, _)| n.as_str()).collect(),
-            )
+            CommandError::unknown("source", name, plan.sources.iter().map(|(n, _)| n.as_str()))
         })
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
+/// One thread, for commands that read storages one after another.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a tokio runtime starts")
+        .map_err(CommandError::Runtime)
 }
 
-/// Two workers, for commands that run steps or storages side by side (`execute`, `prune`);
-/// a runtime that cannot start is reported, and its exit code returned.
-pub fn worker_runtime() -> Result<tokio::runtime::Runtime, i32> {
+/// Two workers, for commands that run steps or storages side by side (`execute`, `prune`).
+pub fn worker_runtime() -> Result<tokio::runtime::Runtime, CommandError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|error| {
-            eprintln!("planrun: cannot start the async runtime: {error}");
-            exit_code::FAILURE
-        })
+        .map_err(CommandError::Runtime)
 }
 
 /// `3h12m`, `2d4h`, `45s`: ages as people read them in a listing.

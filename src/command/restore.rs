@@ -3,27 +3,17 @@
 
 use std::path::PathBuf;
 
-use super::rendered_plan;
+use super::{CommandError, CommandResult, Console, rendered_plan};
 use crate::cli::RestoreArgs;
 use crate::exit_code;
 use crate::plan::Source;
 use crate::source::RestoreTarget;
 use crate::storage::restore_source;
 
-pub fn run(args: &RestoreArgs) -> i32 {
-    let plan = match rendered_plan::render(&args.plan, &args.vars, true) {
-        Ok(plan) => plan,
-        Err(code) => return code,
-    };
-    let source = match rendered_plan::source(&plan, &args.source) {
-        Ok(source) => source.clone(),
-        Err(code) => return code,
-    };
-    let (storage_name, store) = match rendered_plan::restore_storage(&plan, args.storage.as_deref())
-    {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
+pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
+    let plan = rendered_plan::render(&args.input, true, console)?;
+    let source = rendered_plan::source(&plan, &args.source)?.clone();
+    let (storage_name, store) = rendered_plan::restore_storage(&plan, args.storage.as_deref())?;
     let target = match (&source, &args.to) {
         (Source::Postgres(_), Some(to)) => RestoreTarget {
             database: Some(to.clone()),
@@ -42,19 +32,17 @@ pub fn run(args: &RestoreArgs) -> i32 {
             force: args.force,
         },
         (other, None) => {
-            eprintln!(
-                "planrun: --in-place restores a files or directory source to where it came from; `{}` is a {} source: name the target with --to",
-                args.source,
-                other.kind_name()
-            );
-            return exit_code::INVALID;
+            return Err(CommandError::InPlaceNeedsPath {
+                name: args.source.clone(),
+                kind: other.kind_name(),
+            });
         }
     };
-    if let Err(error) = std::fs::create_dir_all(&plan.scratch) {
-        eprintln!("planrun: cannot create {}: {error}", plan.scratch.display());
-        return exit_code::FAILURE;
-    }
-    let result = rendered_plan::runtime().block_on(restore_source(
+    std::fs::create_dir_all(&plan.scratch).map_err(|error| CommandError::Scratch {
+        path: plan.scratch.clone(),
+        error,
+    })?;
+    let result = rendered_plan::runtime()?.block_on(restore_source(
         &store,
         &plan.name,
         &args.source,
@@ -64,20 +52,16 @@ pub fn run(args: &RestoreArgs) -> i32 {
         &plan.scratch,
     ));
     let _ = std::fs::remove_dir_all(&plan.scratch);
-    match result {
-        Ok((set, outcome)) => {
-            println!(
-                "restored {} from {storage_name} set {} into {}",
-                args.source, set.id, outcome.target
-            );
-            for (fact, value) in &outcome.facts {
-                println!("  {fact}: {value}");
-            }
-            exit_code::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("planrun: restore of {} failed: {error}", args.source);
-            exit_code::FAILURE
-        }
+    let (set, outcome) = result.map_err(|error| CommandError::Restore {
+        name: args.source.clone(),
+        error,
+    })?;
+    console.line(format_args!(
+        "restored {} from {storage_name} set {} into {}",
+        args.source, set.id, outcome.target
+    ));
+    for (fact, value) in &outcome.facts {
+        console.line(format_args!("  {fact}: {value}"));
     }
+    Ok(exit_code::SUCCESS)
 }

@@ -4,20 +4,15 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::rendered_plan::{self, human_age, human_size};
+use super::{CommandResult, Console};
 use crate::cli::SnapshotsArgs;
 use crate::exit_code;
 use crate::storage::{SetSummary, Store};
 
-pub fn run(args: &SnapshotsArgs) -> i32 {
-    let plan = match rendered_plan::render(&args.plan, &args.vars, true) {
-        Ok(plan) => plan,
-        Err(code) => return code,
-    };
-    let storages = match rendered_plan::storages(&plan, args.storage.as_deref()) {
-        Ok(storages) => storages,
-        Err(code) => return code,
-    };
-    let runtime = rendered_plan::runtime();
+pub fn run(args: &SnapshotsArgs, console: &mut Console) -> CommandResult {
+    let plan = rendered_plan::render(&args.input, true, console)?;
+    let storages = rendered_plan::storages(&plan, args.storage.storage.as_deref())?;
+    let runtime = rendered_plan::runtime()?;
     let now = Utc::now();
     let mut code = exit_code::SUCCESS;
     let mut json_storages = Vec::new();
@@ -26,7 +21,7 @@ pub fn run(args: &SnapshotsArgs) -> i32 {
         let store = match Store::open(name, storage) {
             Ok(store) => store,
             Err(error) => {
-                eprintln!("planrun: {error}");
+                console.notice(error);
                 code = exit_code::FAILURE;
                 continue;
             }
@@ -34,12 +29,12 @@ pub fn run(args: &SnapshotsArgs) -> i32 {
         let sets = match runtime.block_on(store.list_sets(&plan.name)) {
             Ok(sets) => sets,
             Err(error) => {
-                eprintln!("planrun: storage `{name}`: {error}");
+                console.notice(format_args!("storage `{name}`: {error}"));
                 code = exit_code::FAILURE;
                 continue;
             }
         };
-        if args.json {
+        if args.output.json {
             json_storages.push(json!({
                 "name": name,
                 "location": store.location(),
@@ -49,13 +44,13 @@ pub fn run(args: &SnapshotsArgs) -> i32 {
             text.push_str(&table(name, &store, &sets, now));
         }
     }
-    if args.json {
+    if args.output.json {
         let out = json!({ "plan": plan.name, "storage": json_storages });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        console.line(serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        print!("{text}");
+        console.out(&text);
     }
-    code
+    Ok(code)
 }
 
 fn set_json(set: &SetSummary, now: chrono::DateTime<Utc>) -> serde_json::Value {

@@ -2,12 +2,14 @@
 
 use serde_json::json;
 
+use super::{CommandResult, Console};
 use crate::cli::{Format, ValidateArgs};
 use crate::diagnostic::Diagnostic;
 use crate::exit_code;
 use crate::pipeline;
 
-pub fn run(args: &ValidateArgs) -> i32 {
+/// Validation resolves no secrets, so there is nothing for the console to mask.
+pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
     let mut all_valid = true;
     let mut text = String::new();
     let mut files = Vec::new();
@@ -55,18 +57,17 @@ pub fn run(args: &ValidateArgs) -> i32 {
         }
     }
     match args.format {
-        Format::Human => print!("{text}"),
-        Format::Json => println!(
-            "{}",
+        Format::Human => console.out(&text),
+        Format::Json => console.line(
             serde_json::to_string_pretty(&json!({ "valid": all_valid, "files": files }))
-                .unwrap_or_default()
+                .unwrap_or_default(),
         ),
     }
-    if all_valid {
+    Ok(if all_valid {
         exit_code::SUCCESS
     } else {
         exit_code::INVALID
-    }
+    })
 }
 
 fn plural(n: usize, word: &str) -> String {

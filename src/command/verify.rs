@@ -4,6 +4,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::rendered_plan::{self, human_size};
+use super::{CommandResult, Console};
 use crate::cli::VerifyArgs;
 use crate::exit_code;
 use crate::storage::{SetStatus, SetSummary, Store, StoreError, newest_with_manifest, verify_set};
@@ -44,23 +45,17 @@ pub fn select(
     }
 }
 
-pub fn run(args: &VerifyArgs) -> i32 {
-    let plan = match rendered_plan::render(&args.plan, &args.vars, true) {
-        Ok(plan) => plan,
-        Err(code) => return code,
-    };
-    let storages = match rendered_plan::storages(&plan, args.storage.as_deref()) {
-        Ok(storages) => storages,
-        Err(code) => return code,
-    };
-    let runtime = rendered_plan::runtime();
+pub fn run(args: &VerifyArgs, console: &mut Console) -> CommandResult {
+    let plan = rendered_plan::render(&args.input, true, console)?;
+    let storages = rendered_plan::storages(&plan, args.storage.storage.as_deref())?;
+    let runtime = rendered_plan::runtime()?;
     let mut code = exit_code::SUCCESS;
     let mut results = Vec::new();
     for (name, storage) in storages {
         let store = match Store::open(name, storage) {
             Ok(store) => store,
             Err(error) => {
-                eprintln!("planrun: {error}");
+                console.notice(error);
                 code = exit_code::FAILURE;
                 continue;
             }
@@ -79,7 +74,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
                 if !record.ok() {
                     code = exit_code::FAILURE;
                 }
-                if args.json {
+                if args.output.json {
                     results.push(json!({
                         "storage": name,
                         "set": set.id.as_str(),
@@ -91,30 +86,27 @@ pub fn run(args: &VerifyArgs) -> i32 {
                         .manifest
                         .as_ref()
                         .map_or((0, 0), |m| (m.artifacts.len(), m.total_size()));
-                    println!(
+                    console.line(format_args!(
                         "{name} {}: verified ({count} artifacts, {})",
                         set.id,
                         human_size(size)
-                    );
+                    ));
                 } else {
-                    println!("{name} {}: damaged", set.id);
+                    console.line(format_args!("{name} {}: damaged", set.id));
                     for problem in &record.problems {
-                        println!("  {problem}");
+                        console.line(format_args!("  {problem}"));
                     }
                 }
             }
             Ok(())
         });
         if let Err(error) = outcome {
-            eprintln!("planrun: storage `{name}`: {error}");
+            console.notice(format_args!("storage `{name}`: {error}"));
             code = exit_code::FAILURE;
         }
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&results).unwrap_or_default()
-        );
+    if args.output.json {
+        console.line(serde_json::to_string_pretty(&results).unwrap_or_default());
     }
-    code
+    Ok(code)
 }

@@ -45,7 +45,7 @@ pub use set_id::SetId;
 pub use set_status::{
     SetStatus, SetSummary, newest_restorable_with, newest_restorable_with_all, newest_with_manifest,
 };
-pub use set_writer::{SetWriter, TargetError};
+pub use set_writer::{BackupStorageError, SetWriter};
 pub use step_api::{StepError, restore_step, verify_step};
 pub use store::{OpenStoreError, Store};
 pub use verify::{check_artifact, verify_set};

@@ -39,7 +39,7 @@ struct Recorded {
 
 /// Why a plan has nowhere to back up to.
 #[derive(Debug, thiserror::Error)]
-pub enum TargetError {
+pub enum BackupStorageError {
     #[error(transparent)]
     Choice(#[from] super::choice::ChoiceError),
     #[error(transparent)]
@@ -70,7 +70,7 @@ impl SetWriter {
     }
 
     /// Starts this run's set on the plan's backup storage, named after the run id.
-    pub fn for_plan(plan: &ExecPlan, now: DateTime<Utc>) -> Result<SetWriter, TargetError> {
+    pub fn for_plan(plan: &ExecPlan, now: DateTime<Utc>) -> Result<SetWriter, BackupStorageError> {
         let (name, store) = super::choice::backup_storage(plan)?;
         let id = SetId::parse(&plan.run_id).unwrap_or_else(|| SetId::new(now));
         let mut writer = SetWriter::begin(name, store, &plan.name, &plan.digest, id, now)?;

@@ -1,10 +1,11 @@
 //! `planrun retention simulate`: run a retention policy over timestamps and print the decisions.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use super::{CommandResult, Console};
 use crate::cli::SimulateArgs;
 use crate::exit_code;
 use crate::plan::Retention;
@@ -36,17 +37,13 @@ struct Entry {
     time: DateTime<Utc>,
 }
 
-pub fn simulate(args: &SimulateArgs) -> i32 {
-    match run(args) {
-        Ok(()) => exit_code::SUCCESS,
-        Err(error) => {
-            eprintln!("planrun: {error}");
-            exit_code::INVALID
-        }
-    }
+pub fn run(args: &SimulateArgs, console: &mut Console) -> CommandResult {
+    console.out(&decide_all(args)?);
+    Ok(exit_code::SUCCESS)
 }
 
-fn run(args: &SimulateArgs) -> Result<(), SimulateError> {
+/// The decisions as text or JSON.
+fn decide_all(args: &SimulateArgs) -> Result<String, SimulateError> {
     let retention = Retention {
         keep_last: args.keep_last,
         keep_hourly: args.keep_hourly,
@@ -79,14 +76,11 @@ fn run(args: &SimulateArgs) -> Result<(), SimulateError> {
         })
         .collect();
     let decisions = decide(&sets, &policy, Utc::now());
-    let text = if args.json {
+    Ok(if args.json {
         render_json(&entries, &decisions)
     } else {
         render_table(&entries, &decisions)
-    };
-    // A closed pipe (`| head`) is the reader's choice, not an error.
-    std::io::stdout().lock().write_all(text.as_bytes()).ok();
-    Ok(())
+    })
 }
 
 /// Reading fails either on I/O or on a bad line; the I/O case still needs the path attached.
