@@ -217,6 +217,10 @@ pub struct RestoreArgs {
     /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<VarOverride>,
+    /// Where the run ledger lives, which lets a later run clean up after a killed restore
+    /// (default as for `execute`).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Parses the command line, runs the command and returns the exit code.

@@ -16,6 +16,7 @@ use crate::engine;
 use crate::event::{Emitter, Event};
 use crate::exec_plan::ExecPlan;
 use crate::exit_code;
+use crate::leftovers;
 use crate::lock::{Holder, LockError, PlanLock};
 use crate::plan_view;
 use crate::process::ProcessGroups;
@@ -96,6 +97,24 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
         eprintln!("planrun: dry run: the lock is free; nothing was run");
         return exit_code::SUCCESS;
     }
+    // The run's ledger claims the scratch folder before it exists, and then every process
+    // group and temporary thing as it is made, so that if planrun is killed the next run
+    // can remove them.
+    let ledger = match leftovers::install(
+        &state,
+        &plan.run_id,
+        &plan.name,
+        "execute",
+        Some(&plan.scratch),
+    ) {
+        Ok(ledger) => ledger,
+        Err(error) => {
+            eprintln!("planrun: cannot write the run ledger: {error}");
+            return exit_code::FAILURE;
+        }
+    };
+    // Holding the lock, before any step starts: stop and remove what killed runs left.
+    leftovers::clean_and_report(&state, &plan.name, &plan.sources, plan.kill_grace);
     // The run's private scratch folder: created 0700 for the steps (`{{run.scratch}}`),
     // removed at the end whatever happened.
     let scratch = plan.scratch.clone();
@@ -104,15 +123,21 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
             "planrun: cannot create scratch folder {}: {error}",
             scratch.display()
         );
+        ledger.finish(true);
         return exit_code::FAILURE;
     }
     let code = run(plan, &options, &state, redactor, args.json);
-    if let Err(error) = std::fs::remove_dir_all(&scratch) {
+    let removed = std::fs::remove_dir_all(&scratch).or_else(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(error),
+    });
+    if let Err(error) = &removed {
         eprintln!(
             "planrun: warning: cannot remove scratch folder {}: {error}",
             scratch.display()
         );
     }
+    ledger.finish(removed.is_ok());
     drop(lock);
     code
 }
@@ -136,7 +161,7 @@ fn run(
         std::thread::spawn(move || consume(events, &state, &log_path, json))
     };
     let cancel = Cancel::new();
-    let groups = ProcessGroups::default();
+    let groups = ProcessGroups::global();
     let summary = runtime.block_on(async {
         if let Err(error) = watch_signals(cancel.clone(), groups.clone()) {
             eprintln!("planrun: cannot handle signals: {error}");

@@ -5,9 +5,13 @@ use std::path::PathBuf;
 use super::rendered_plan;
 use crate::backup_set::restore_source;
 use crate::cli::RestoreArgs;
+use crate::exec_plan::ExecPlan;
 use crate::exit_code;
+use crate::leftovers;
+use crate::lock::{Holder, PlanLock};
 use crate::plan::Source;
 use crate::source::RestoreTarget;
+use crate::state_dir::StateDir;
 
 pub fn run(args: &RestoreArgs) -> i32 {
     let plan = match rendered_plan::render(&args.plan, &args.vars, true) {
@@ -35,8 +39,13 @@ pub fn run(args: &RestoreArgs) -> i32 {
             force: args.force,
         },
     };
+    let ledger = match claim_leftovers(args, &plan) {
+        Ok(ledger) => ledger,
+        Err(code) => return code,
+    };
     if let Err(error) = std::fs::create_dir_all(&plan.scratch) {
         eprintln!("planrun: cannot create {}: {error}", plan.scratch.display());
+        ledger.finish(true);
         return exit_code::FAILURE;
     }
     let result = rendered_plan::runtime().block_on(restore_source(
@@ -48,7 +57,11 @@ pub fn run(args: &RestoreArgs) -> i32 {
         target,
         &plan.scratch,
     ));
-    let _ = std::fs::remove_dir_all(&plan.scratch);
+    let removed = match std::fs::remove_dir_all(&plan.scratch) {
+        Ok(()) => true,
+        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+    };
+    ledger.finish(removed);
     match result {
         Ok((set, outcome)) => {
             println!(
@@ -65,4 +78,39 @@ pub fn run(args: &RestoreArgs) -> i32 {
             exit_code::FAILURE
         }
     }
+}
+
+/// Starts the restore's ledger (its scratch folder, temporary database and staging folders
+/// are claimed in it before they exist), and, when the plan's lock is free, cleans up after
+/// dead runs of the plan. A restore does not hold the lock while it works: it may run beside
+/// a nightly `execute`, whose leftovers, like those of any live run, it never touches.
+fn claim_leftovers(args: &RestoreArgs, plan: &ExecPlan) -> Result<leftovers::Installed, i32> {
+    let state = StateDir::locate(args.state_dir.as_deref())
+        .and_then(StateDir::create)
+        .map_err(|error| {
+            eprintln!("planrun: {error}");
+            exit_code::FAILURE
+        })?;
+    let ledger = leftovers::install(
+        &state,
+        &plan.run_id,
+        &plan.name,
+        "restore",
+        Some(&plan.scratch),
+    )
+    .map_err(|error| {
+        eprintln!("planrun: cannot write the run ledger: {error}");
+        exit_code::FAILURE
+    })?;
+    let holder = Holder {
+        pid: std::process::id(),
+        host: crate::engine::hostname(),
+        run_id: plan.run_id.clone(),
+        started_at: chrono::Utc::now(),
+    };
+    if let Ok(lock) = PlanLock::acquire(&state.lock(&plan.name), &plan.name, &holder) {
+        leftovers::clean_and_report(&state, &plan.name, &plan.sources, plan.kill_grace);
+        drop(lock);
+    }
+    Ok(ledger)
 }

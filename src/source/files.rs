@@ -97,8 +97,9 @@ pub fn back_up(
 pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<u64, SourceError> {
     safe_extract::scan(directory::decoder(artifact)?)?;
     std::fs::create_dir_all(target).map_err(SourceError::io("create", target))?;
+    let marker = crate::leftovers::claim_staging(target);
     let staging = tempfile::Builder::new()
-        .prefix(".planrun-restore-")
+        .prefix(&format!(".{marker}"))
         .tempdir_in(target)
         .map_err(SourceError::io("create a folder in", target))?;
     safe_extract::extract(directory::decoder(artifact)?, staging.path())?;
