@@ -47,15 +47,14 @@ pub struct Claims {
     #[serde(default)]
     pub scratch: Option<PathBuf>,
     #[serde(default)]
-    pub process_groups: Vec<GroupClaim>,
-    #[serde(default)]
     pub databases: Vec<DatabaseClaim>,
     #[serde(default)]
     pub staging: Vec<StagingClaim>,
 }
 
-/// A process group a step or tool runs in, with its leader's start time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A process group a step or tool runs in, with its leader's start time: one line
+/// `PGID START` of `<run-id>.groups` beside the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupClaim {
     pub pgid: i32,
     pub start: u64,
@@ -83,6 +82,10 @@ pub struct StagingClaim {
 struct Ledger {
     path: PathBuf,
     claims: Mutex<Claims>,
+    /// `<run-id>.groups`, appended to at every process start: one `write` on an open file
+    /// costs microseconds, where rewriting the ledger would cost a file creation and a rename
+    /// per step.
+    groups: Mutex<std::fs::File>,
 }
 
 static LEDGER: OnceLock<Ledger> = OnceLock::new();
@@ -118,6 +121,10 @@ pub fn install(
         scratch: scratch.map(Path::to_path_buf),
         ..Claims::default()
     };
+    let groups = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(groups_path(&path))?;
     write_atomically(
         &path,
         &serde_json::to_vec_pretty(&claims).unwrap_or_default(),
@@ -125,6 +132,7 @@ pub fn install(
     let ledger = Ledger {
         path: path.clone(),
         claims: Mutex::new(claims),
+        groups: Mutex::new(groups),
     };
     if LEDGER.set(ledger).is_err() {
         return Err(io::Error::other("a run ledger is already installed"));
@@ -140,35 +148,20 @@ impl Installed {
         let claims = ledger.claims.lock().unwrap_or_else(PoisonError::into_inner);
         if scratch_removed && claims.databases.is_empty() {
             let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(groups_path(&self.path));
         }
     }
 }
 
-/// Saves the ledger. `durable` fsyncs it: needed for what survives a reboot (databases,
-/// folders), not for process groups, which a reboot ends anyway.
-fn save(ledger: &Ledger, claims: &Claims, durable: bool) {
+/// Saves the ledger, durably: what it names (databases, folders) survives a reboot.
+fn save(ledger: &Ledger, claims: &Claims) {
     let bytes = serde_json::to_vec_pretty(claims).unwrap_or_default();
-    let result = if durable {
-        write_atomically(&ledger.path, &bytes)
-    } else {
-        write_quickly(&ledger.path, &bytes)
-    };
-    if let Err(error) = result {
+    if let Err(error) = write_atomically(&ledger.path, &bytes) {
         eprintln!(
             "planrun: warning: cannot update the run ledger {}: {error}",
             ledger.path.display()
         );
     }
-}
-
-/// Temp name and rename, without fsync: what only has to survive planrun's death, not the
-/// machine's, and is written at every process start.
-fn write_quickly(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let temp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(bytes)?;
-    drop(file);
-    std::fs::rename(&temp, path)
 }
 
 /// The run id for naming temporary things, when a ledger is installed.
@@ -183,24 +176,43 @@ pub fn run_id() -> Option<String> {
     })
 }
 
-/// Notes a new process group (called right after the spawn).
+/// `<run-id>.groups` beside the ledger `<run-id>.json`.
+fn groups_path(ledger: &Path) -> PathBuf {
+    ledger.with_extension("groups")
+}
+
+/// Notes a new process group (called right after the spawn). A finished group stays in the
+/// file: the next run checks every group's start time before it signals anything, so a
+/// finished one is skipped. Not fsynced: a reboot ends
+/// every process anyway; what matters is that the line is in the kernel before planrun can
+/// be killed, and one `write` is.
 pub fn process_started(pgid: i32) {
     let Some(ledger) = LEDGER.get() else { return };
     let Some(start) = process_start(pgid) else {
         // Already gone: nothing to leave behind.
         return;
     };
-    let mut claims = ledger.claims.lock().unwrap_or_else(PoisonError::into_inner);
-    claims.process_groups.push(GroupClaim { pgid, start });
-    save(ledger, &claims, false);
+    let mut file = ledger.groups.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Err(error) = file.write_all(format!("{pgid} {start}\n").as_bytes()) {
+        eprintln!(
+            "planrun: warning: cannot note process group {pgid} in {}: {error}",
+            groups_path(&ledger.path).display()
+        );
+    }
 }
 
-/// Forgets a finished group. Not written at once: a stale entry is harmless, since the next
-/// run checks the start time before it signals anything, and the next write drops it.
-pub fn process_ended(pgid: i32) {
-    let Some(ledger) = LEDGER.get() else { return };
-    let mut claims = ledger.claims.lock().unwrap_or_else(PoisonError::into_inner);
-    claims.process_groups.retain(|group| group.pgid != pgid);
+/// The groups a run noted; malformed lines (a write cut short) are skipped.
+fn read_groups(ledger: &Path) -> Vec<GroupClaim> {
+    let text = std::fs::read_to_string(groups_path(ledger)).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (pgid, start) = line.split_once(' ')?;
+            Some(GroupClaim {
+                pgid: pgid.parse().ok()?,
+                start: start.parse().ok()?,
+            })
+        })
+        .collect()
 }
 
 /// Claims a temporary database before it is created.
@@ -214,7 +226,7 @@ pub fn claim_database(source: &PostgresSource, database: &str) {
         user: source.user.clone(),
         bin_dir: source.bin_dir.clone(),
     });
-    save(ledger, &claims, true);
+    save(ledger, &claims);
 }
 
 /// The temporary database is gone (dropped, or renamed to the real name).
@@ -222,7 +234,7 @@ pub fn release_database(database: &str) {
     let Some(ledger) = LEDGER.get() else { return };
     let mut claims = ledger.claims.lock().unwrap_or_else(PoisonError::into_inner);
     claims.databases.retain(|claim| claim.database != database);
-    save(ledger, &claims, true);
+    save(ledger, &claims);
 }
 
 /// The name for a temporary database replacing `database`: it carries the run id, so the
@@ -250,7 +262,7 @@ pub fn claim_staging(parent: &Path) -> String {
         };
         if !claims.staging.contains(&claim) {
             claims.staging.push(claim);
-            save(ledger, &claims, true);
+            save(ledger, &claims);
         }
     }
     marker
@@ -319,9 +331,11 @@ pub fn clean_dead_runs(
         if claims.plan != plan || Some(&claims.run_id) == own.as_ref() || !provably_dead(&claims) {
             continue;
         }
-        let result = clean(&claims, sources, grace);
+        let groups = read_groups(&path);
+        let result = clean(&claims, &groups, sources, grace);
         if result.failed.is_empty() {
             let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(groups_path(&path));
         }
         mark_abandoned(state, &claims.run_id);
         cleaned.push(result);
@@ -346,14 +360,19 @@ fn provably_dead(claims: &Claims) -> bool {
     }
 }
 
-fn clean(claims: &Claims, sources: &[(String, Source)], grace: Duration) -> Cleaned {
+fn clean(
+    claims: &Claims,
+    groups: &[GroupClaim],
+    sources: &[(String, Source)],
+    grace: Duration,
+) -> Cleaned {
     let mut cleaned = Cleaned {
         run_id: claims.run_id.clone(),
         ..Cleaned::default()
     };
     // Processes first: they may still be writing into the folders below.
     if claims.boot_id == boot_id() {
-        for group in &claims.process_groups {
+        for group in groups {
             if stop_group(group, grace) {
                 cleaned
                     .done

@@ -159,7 +159,6 @@ impl ProcessGroups {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&pgid);
-        crate::leftovers::process_ended(pgid);
     }
 
     /// SIGKILLs every group still registered.

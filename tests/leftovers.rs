@@ -353,7 +353,6 @@ fn ledger_json(run_id: &str, pid: u32, start: u64, scratch: &Path, staging: &Pat
         "pid_start": start,
         "boot_id": std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim(),
         "scratch": scratch,
-        "process_groups": [],
         "databases": [],
         "staging": [{ "parent": staging, "marker": format!("planrun-restore-{run_id}-") }],
     })
@@ -417,6 +416,7 @@ steps:
     let ledgers: Vec<PathBuf> = std::fs::read_dir(env.state().join("leftovers"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
         .collect();
     assert_eq!(ledgers.len(), 1, "{ledgers:?}");
     let run_id = ledgers[0]
