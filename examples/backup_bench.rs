@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use chrono::Utc;
-use planrun::plan::{DirectorySource, Source};
+use planrun::plan::{DirectorySource, PostgresSource, Source};
 use planrun::source::Stop;
 use planrun::source::directory::write_archive;
 use planrun::storage::{ArtifactWriter, LocalStore, SetId, SetWriter};
@@ -53,6 +53,41 @@ fn main() {
                 artifact.size
             );
         }
+        ["pg", database, store] => {
+            // A PostgreSQL backup through pg_dump (connection from the PG* environment): the
+            // throughput of a tool's stdout streamed into a zstd artifact.
+            let now = Utc::now();
+            let start = Instant::now();
+            let writer = SetWriter::begin(
+                "local",
+                LocalStore::new(store),
+                "bench",
+                "-",
+                SetId::new(now),
+                now,
+            )
+            .expect("begin set");
+            let source = Source::Postgres(PostgresSource {
+                database: database.to_string(),
+                host: None,
+                port: None,
+                user: None,
+                password: None,
+                format: None,
+                jobs: None,
+                count_rows: vec![],
+                bin_dir: std::env::var("PG_BIN_DIR").ok(),
+            });
+            let backup = writer
+                .back_up("db", &source, Path::new(store), &Stop::new())
+                .expect("backup");
+            writer.finalize(Utc::now()).expect("finalize");
+            println!(
+                "pg seconds {:.3} artifact_bytes {}",
+                start.elapsed().as_secs_f64(),
+                backup.artifacts[0].size
+            );
+        }
         [mode @ ("archive-hash" | "archive-nohash"), source, dir] => {
             // The directory source's own producer (walk, tar, zstd) into a hashed or an
             // unhashed writer: the difference is what hashing adds to the artifact's write.
@@ -96,7 +131,7 @@ fn main() {
         }
         _ => {
             eprintln!(
-                "usage: backup_bench dir SOURCE STORE | archive-hash|archive-nohash SOURCE DIR | hash|nohash FILE DIR"
+                "usage: backup_bench dir SOURCE STORE | pg DATABASE STORE | archive-hash|archive-nohash SOURCE DIR | hash|nohash FILE DIR"
             );
             std::process::exit(2);
         }

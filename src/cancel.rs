@@ -54,6 +54,11 @@ impl Cancel {
         *self.sender.borrow()
     }
 
+    /// Whether the token was cancelled: what blocking backup code polls between chunks.
+    pub fn is_cancelled(&self) -> bool {
+        self.reason().is_some()
+    }
+
     /// Resolves once the token is cancelled (at once if it already is).
     pub async fn cancelled(&self) -> CancelReason {
         let mut receiver = self.sender.subscribe();

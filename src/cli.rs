@@ -236,6 +236,8 @@ pub struct RestoreArgs {
     /// The storage to read from (default: the plan's first local storage).
     #[arg(long)]
     pub storage: Option<String>,
+    #[command(flatten)]
+    pub state: StateDirArg,
 }
 
 /// Parses the command line. Help, the version and usage errors are printed here; their exit

@@ -63,6 +63,8 @@ pub enum CommandError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot write the run ledger: {0}")]
+    Ledger(std::io::Error),
 }
 
 impl CommandError {
@@ -88,7 +90,8 @@ impl CommandError {
             | CommandError::StateDir(StateDirError::Create { .. })
             | CommandError::Lock(_)
             | CommandError::Scratch { .. }
-            | CommandError::Runtime(_) => exit_code::FAILURE,
+            | CommandError::Runtime(_)
+            | CommandError::Ledger(_) => exit_code::FAILURE,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::engine;
 use crate::event::{Emitter, Event};
 use crate::exec_plan::ExecPlan;
 use crate::exit_code;
+use crate::leftovers;
 use crate::lock::{Holder, PlanLock};
 use crate::plan_view;
 use crate::process::ProcessGroups;
@@ -66,23 +67,41 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
         console.notice("dry run: the lock is free; nothing was run");
         return Ok(exit_code::SUCCESS);
     }
+    // The run's ledger claims the scratch folder before it exists, and then every process
+    // group and temporary thing as it is made, so that if planrun is killed the next run
+    // can remove them.
+    let ledger = leftovers::install(
+        &state,
+        &plan.run_id,
+        &plan.name,
+        "execute",
+        Some(&plan.scratch),
+    )
+    .map_err(CommandError::Ledger)?;
+    // Holding the lock, before any step starts: stop and remove what killed runs left.
+    leftovers::clean_and_report(&state, &plan.name, &plan.sources, plan.kill_grace);
     // The run's private scratch folder: created 0700 for the steps (`{{run.scratch}}`),
     // removed at the end whatever happened.
     let scratch = plan.scratch.clone();
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&scratch)
-        .map_err(|error| CommandError::Scratch {
-            path: scratch.clone(),
+    if let Err(error) = std::fs::DirBuilder::new().mode(0o700).create(&scratch) {
+        ledger.finish(true);
+        return Err(CommandError::Scratch {
+            path: scratch,
             error,
-        })?;
+        });
+    }
     let code = run(plan, &options, &state, redactor, args.json);
-    if let Err(error) = std::fs::remove_dir_all(&scratch) {
+    let removed = std::fs::remove_dir_all(&scratch).or_else(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(error),
+    });
+    if let Err(error) = &removed {
         console.notice(format_args!(
             "warning: cannot remove scratch folder {}: {error}",
             scratch.display()
         ));
     }
+    ledger.finish(removed.is_ok());
     drop(lock);
     code
 }
@@ -103,7 +122,7 @@ fn run(
         std::thread::spawn(move || consume(events, &state, &log_path, json))
     };
     let cancel = Cancel::new();
-    let groups = ProcessGroups::default();
+    let groups = ProcessGroups::global();
     let summary = runtime.block_on(async {
         if let Err(error) = watch_signals(cancel.clone(), groups.clone()) {
             eprintln!("planrun: cannot handle signals: {error}");

@@ -5,9 +5,13 @@ use std::path::PathBuf;
 
 use super::{CommandError, CommandResult, Console, rendered_plan};
 use crate::cli::RestoreArgs;
+use crate::exec_plan::ExecPlan;
 use crate::exit_code;
+use crate::leftovers;
+use crate::lock::{Holder, PlanLock};
 use crate::plan::Source;
 use crate::source::RestoreTarget;
+use crate::state_dir::StateDir;
 use crate::storage::restore_source;
 
 pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
@@ -38,10 +42,14 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
             });
         }
     };
-    std::fs::create_dir_all(&plan.scratch).map_err(|error| CommandError::Scratch {
-        path: plan.scratch.clone(),
-        error,
-    })?;
+    let ledger = claim_leftovers(args, &plan)?;
+    if let Err(error) = std::fs::create_dir_all(&plan.scratch) {
+        ledger.finish(true);
+        return Err(CommandError::Scratch {
+            path: plan.scratch.clone(),
+            error,
+        });
+    }
     let result = rendered_plan::runtime()?.block_on(restore_source(
         &store,
         &plan.name,
@@ -51,7 +59,11 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
         target,
         &plan.scratch,
     ));
-    let _ = std::fs::remove_dir_all(&plan.scratch);
+    let removed = match std::fs::remove_dir_all(&plan.scratch) {
+        Ok(()) => true,
+        Err(error) => error.kind() == std::io::ErrorKind::NotFound,
+    };
+    ledger.finish(removed);
     let (set, outcome) = result.map_err(|error| CommandError::Restore {
         name: args.source.clone(),
         error,
@@ -64,4 +76,34 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
         console.line(format_args!("  {fact}: {value}"));
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Starts the restore's ledger (its scratch folder, temporary database and staging folders
+/// are claimed in it before they exist), and, when the plan's lock is free, cleans up after
+/// dead runs of the plan. A restore does not hold the lock while it works: it may run beside
+/// a nightly `execute`, whose leftovers, like those of any live run, it never touches.
+fn claim_leftovers(
+    args: &RestoreArgs,
+    plan: &ExecPlan,
+) -> Result<leftovers::Installed, CommandError> {
+    let state = StateDir::locate(args.state.state_dir.as_deref()).and_then(StateDir::create)?;
+    let ledger = leftovers::install(
+        &state,
+        &plan.run_id,
+        &plan.name,
+        "restore",
+        Some(&plan.scratch),
+    )
+    .map_err(CommandError::Ledger)?;
+    let holder = Holder {
+        pid: std::process::id(),
+        host: crate::engine::hostname(),
+        run_id: plan.run_id.clone(),
+        started_at: chrono::Utc::now(),
+    };
+    if let Ok(lock) = PlanLock::acquire(&state.lock(&plan.name), &plan.name, &holder) {
+        leftovers::clean_and_report(&state, &plan.name, &plan.sources, plan.kill_grace);
+        drop(lock);
+    }
+    Ok(ledger)
 }

@@ -135,8 +135,15 @@ fn sibling(target: &Path, purpose: &str) -> Result<std::path::PathBuf, SourceErr
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // A restore staging folder's name carries the run id and is claimed in the run's ledger
+    // first, so that the next run can remove it if planrun is killed. The `old` folder holds
+    // the target's previous content during the swap and is never removed by anyone else.
+    let prefix = match purpose {
+        "restore" => format!(".{name}.{}", crate::leftovers::claim_staging(parent)),
+        _ => format!(".{name}.planrun-{purpose}-"),
+    };
     let dir = tempfile::Builder::new()
-        .prefix(&format!(".{name}.planrun-{purpose}-"))
+        .prefix(&prefix)
         .tempdir_in(parent)
         .map_err(SourceError::io("create a folder in", parent))?;
     Ok(dir.keep())

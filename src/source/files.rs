@@ -533,11 +533,9 @@ fn write_all(
         let destination = base.join(rel);
         // Cut so the temporary name stays within the 255 bytes a name may have.
         let stem: String = file_name(rel).to_string_lossy().chars().take(64).collect();
-        let temporary = PathBuf::from(format!(
-            ".{stem}.planrun-restore-{}-{}",
-            std::process::id(),
-            staged.files.len()
-        ));
+        // The run's marker in the name lets the next run remove it if this one is killed.
+        let marker = crate::leftovers::claim_staging(&base.join(parent_of(rel)));
+        let temporary = PathBuf::from(format!(".{stem}.{marker}{}", staged.files.len()));
         let fd = nix::fcntl::openat(
             &folder,
             &temporary,

@@ -1,7 +1,8 @@
 //! The git source: `git bundle create --all` (the whole history); restored by a clone.
 
 use std::path::Path;
-use std::process::Command;
+
+use tokio::process::Command;
 
 use super::{SourceBackup, SourceError, Stop, child};
 use crate::plan::GitSource;

@@ -113,7 +113,7 @@ pub fn restore(
             let mut facts = Facts::new();
             facts.insert(
                 "row_counts".into(),
-                postgres::count_rows(pg, &database, &tables, scratch)?,
+                postgres::count_rows(pg, &database, &tables)?,
             );
             Ok(RestoreOutcome {
                 target: format!("database {database}"),

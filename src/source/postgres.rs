@@ -1,51 +1,31 @@
 //! The postgres source: pg_dump (custom, directory or plain), with facts taken from the same
 //! snapshot as the dump; restored with pg_restore or psql into a database created for it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
+use std::io::{BufRead, BufReader, PipeReader, PipeWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use tokio::process::Command;
 
 use super::{
     SourceBackup, SourceError, Stop, child, directory, finish_tar_zstd, finish_zstd, safe_extract,
     tree_archive, zstd_encoder,
 };
+use crate::leftovers;
 use crate::plan::{OnUnreadable, PgFormat, PostgresSource};
+use crate::process::ToolPipes;
 use crate::storage::{ArtifactEntry, ArtifactKind, ArtifactWriter, Facts};
 
 const HINT: Option<&str> =
     Some("install the PostgreSQL client (postgresql-client-15) or set `bin_dir`");
 
-/// A 0600 passfile for one operation, removed when dropped. The password never reaches argv
-/// or the environment of anything but the PostgreSQL tools (through `PGPASSFILE`).
-struct Passfile(Option<tempfile::TempPath>);
-
-impl Passfile {
-    fn new(source: &PostgresSource, scratch: &Path) -> Result<Passfile, SourceError> {
-        let Some(password) = &source.password else {
-            return Ok(Passfile(None));
-        };
-        if password.contains(['\n', '\r']) {
-            return Err(SourceError::Tool {
-                program: "planrun".into(),
-                status: "refused".into(),
-                stderr: "the postgres password contains a line break, which a passfile cannot hold"
-                    .into(),
-            });
-        }
-        let escaped = password.replace('\\', "\\\\").replace(':', "\\:");
-        let mut file = tempfile::Builder::new()
-            .prefix("pgpass-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .tempfile_in(scratch)
-            .map_err(SourceError::io("create a passfile in", scratch))?;
-        writeln!(file, "*:*:*:*:{escaped}").map_err(SourceError::io("write", file.path()))?;
-        Ok(Passfile(Some(file.into_temp_path())))
-    }
-}
-
 /// Builds a command for one of the PostgreSQL tools with the connection in its environment.
-fn tool(source: &PostgresSource, passfile: &Passfile, program: &str) -> Command {
+///
+/// The password travels in `PGPASSWORD`, in the environment of the PostgreSQL tool alone: it
+/// never reaches argv, and never a file that a killed run could leave behind (a passfile in
+/// the scratch folder outlived planrun when it was killed with SIGKILL). Linux shows a
+/// process's environment only to its owner and root, the same people who could read a 0600
+/// passfile.
+fn tool(source: &PostgresSource, program: &str) -> Command {
     let path = match &source.bin_dir {
         Some(dir) => Path::new(dir).join(program),
         None => PathBuf::from(program),
@@ -60,10 +40,8 @@ fn tool(source: &PostgresSource, passfile: &Passfile, program: &str) -> Command 
     if let Some(user) = &source.user {
         command.env("PGUSER", user);
     }
-    if let Some(passfile) = &passfile.0 {
-        command
-            .env("PGPASSFILE", passfile.as_os_str())
-            .env_remove("PGPASSWORD");
+    if let Some(password) = &source.password {
+        command.env("PGPASSWORD", password).env_remove("PGPASSFILE");
     }
     command
         .env_remove("PGDATABASE")
@@ -110,61 +88,41 @@ fn count_query(tables: &[String]) -> String {
     format!("SELECT json_build_object({})::text", pairs.join(", "))
 }
 
-/// A psql process kept open so that facts and the dump read the same snapshot.
+/// A psql process kept open so that facts and the dump read the same snapshot. A count over
+/// a big or locked table can take as long as it likes: a stop (the step's timeout, a signal)
+/// makes the supervisor kill psql rather than leave it running on the server after us.
 struct Session {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    stderr: std::thread::JoinHandle<String>,
-    /// A count over a big or locked table can take as long as it likes: a stop (the step's
-    /// timeout, a signal) kills psql rather than leave it running on the server after us.
-    watchdog: child::Watchdog,
+    running: Option<child::Running>,
+    stdin: Option<PipeWriter>,
+    stdout: BufReader<PipeReader>,
 }
 
 impl Session {
-    fn open(
-        source: &PostgresSource,
-        passfile: &Passfile,
-        database: &str,
-        stop: &Stop,
-    ) -> Result<Session, SourceError> {
-        let mut command = tool(source, passfile, "psql");
+    fn open(source: &PostgresSource, database: &str, stop: &Stop) -> Result<Session, SourceError> {
+        let mut command = tool(source, "psql");
         command
             .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"])
-            .arg(dbname(database))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        if stop.is_stopped() {
-            return Err(SourceError::Stopped);
-        }
-        let mut child = command.spawn().map_err(|source| SourceError::Spawn {
-            program: "psql".into(),
-            hint: HINT,
-            source,
-        })?;
-        let watchdog = child::Watchdog::start(child.id(), stop);
-        let stdin = child.stdin.take().expect("piped");
-        let stdout = BufReader::new(child.stdout.take().expect("piped"));
-        let mut stderr = child.stderr.take().expect("piped");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-            text.trim().to_owned()
-        });
+            .arg(dbname(database));
+        let pipes = ToolPipes {
+            stdin: true,
+            stdout: true,
+        };
+        let mut running = child::start(command, pipes, HINT, stop)?;
+        let stdin = running.tool.stdin.take().expect("piped");
+        let stdout = BufReader::new(running.tool.stdout.take().expect("piped"));
         Ok(Session {
-            child,
-            stdin,
+            running: Some(running),
+            stdin: Some(stdin),
             stdout,
-            stderr,
-            watchdog,
         })
     }
 
     /// Runs statements and returns the one line of output the last one prints.
     fn query(&mut self, sql: &str) -> Result<String, SourceError> {
-        let sent = writeln!(self.stdin, "{sql};").and_then(|()| self.stdin.flush());
+        let sent = match &mut self.stdin {
+            Some(stdin) => writeln!(stdin, "{sql};").and_then(|()| stdin.flush()),
+            None => Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+        };
         let mut line = String::new();
         let read = sent.and_then(|()| self.stdout.read_line(&mut line));
         match read {
@@ -173,35 +131,32 @@ impl Session {
         }
     }
 
+    /// Ends psql after a failed query; its stderr says why.
     fn failure(&mut self) -> SourceError {
-        let _ = self.child.kill();
-        let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
-        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new));
-        SourceError::Tool {
-            program: "psql".into(),
-            status,
-            stderr: stderr.join().unwrap_or_default(),
+        self.stdin = None;
+        let Some(running) = self.running.take() else {
+            return SourceError::Stopped;
+        };
+        running.tool.stop();
+        match running.wait() {
+            Ok((exit, program, stop)) if !stop.is_stopped() => SourceError::Tool {
+                program,
+                status: child::describe(&exit.exit),
+                stderr: exit.stderr,
+            },
+            Ok(_) => SourceError::Stopped,
+            Err(error) => error,
         }
     }
 
     fn close(mut self) -> Result<(), SourceError> {
-        let _ = writeln!(self.stdin, "COMMIT;\n\\q").and_then(|()| self.stdin.flush());
-        let status = self
-            .child
-            .wait()
-            .map_err(SourceError::io("wait for", "psql"))?;
-        self.watchdog.finish();
-        let stderr = std::mem::replace(&mut self.stderr, std::thread::spawn(String::new))
-            .join()
-            .unwrap_or_default();
-        if status.success() {
-            Ok(())
-        } else {
-            Err(SourceError::Tool {
-                program: "psql".into(),
-                status: status.to_string(),
-                stderr,
-            })
+        if let Some(stdin) = &mut self.stdin {
+            let _ = writeln!(stdin, "COMMIT;\n\\q").and_then(|()| stdin.flush());
+        }
+        self.stdin = None;
+        match self.running.take() {
+            Some(running) => running.finish().map(drop),
+            None => Ok(()),
         }
     }
 }
@@ -209,9 +164,10 @@ impl Session {
 impl Drop for Session {
     /// A session left open because the dump failed must not linger holding its snapshot.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.watchdog.finish();
+        self.stdin = None;
+        if let Some(running) = self.running.take() {
+            running.abort();
+        }
     }
 }
 
@@ -222,12 +178,11 @@ pub fn back_up(
     scratch: &Path,
     stop: &Stop,
 ) -> Result<SourceBackup, SourceError> {
-    let passfile = Passfile::new(source, scratch)?;
-    let mut version = tool(source, &passfile, "pg_dump");
+    let mut version = tool(source, "pg_dump");
     version.arg("--version");
     let pg_dump_version = child::capture(version, HINT, stop)?.trim().to_owned();
 
-    let mut session = Session::open(source, &passfile, &source.database, stop)?;
+    let mut session = Session::open(source, &source.database, stop)?;
     // Statements that print nothing would leave `query` waiting for a line, so BEGIN travels
     // with the query whose answer we need.
     let snapshot = session
@@ -242,7 +197,7 @@ pub fn back_up(
         })?;
 
     let format = source.format.unwrap_or_default();
-    let mut dump = tool(source, &passfile, "pg_dump");
+    let mut dump = tool(source, "pg_dump");
     dump.arg(format!("--snapshot={snapshot}"))
         .arg("--no-password");
     let (artifact, kind, digest) = match format {
@@ -321,13 +276,8 @@ pub fn back_up(
     })
 }
 
-fn psql_value(
-    source: &PostgresSource,
-    passfile: &Passfile,
-    database: &str,
-    sql: &str,
-) -> Result<String, SourceError> {
-    let mut command = tool(source, passfile, "psql");
+fn psql_value(source: &PostgresSource, database: &str, sql: &str) -> Result<String, SourceError> {
+    let mut command = tool(source, "psql");
     command
         .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .arg(dbname(database));
@@ -341,10 +291,8 @@ pub fn count_rows(
     source: &PostgresSource,
     database: &str,
     tables: &[String],
-    scratch: &Path,
 ) -> Result<serde_json::Value, SourceError> {
-    let passfile = Passfile::new(source, scratch)?;
-    let text = psql_value(source, &passfile, database, &count_query(tables))?;
+    let text = psql_value(source, database, &count_query(tables))?;
     serde_json::from_str(&text).map_err(|error| SourceError::Tool {
         program: "psql".into(),
         status: "unexpected output".into(),
@@ -367,11 +315,9 @@ pub fn restore(
     force: bool,
     scratch: &Path,
 ) -> Result<(), SourceError> {
-    let passfile = Passfile::new(source, scratch)?;
     let admin = "postgres";
     let exists = psql_value(
         source,
-        &passfile,
         admin,
         &format!(
             "SELECT count(*) FROM pg_database WHERE datname = {}",
@@ -383,7 +329,6 @@ pub fn restore(
     if exists {
         let connections = psql_value(
             source,
-            &passfile,
             admin,
             &format!(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = {}",
@@ -392,7 +337,6 @@ pub fn restore(
         )?;
         let tables = psql_value(
             source,
-            &passfile,
             database,
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind IN ('r', 'p', 'm') \
@@ -405,50 +349,44 @@ pub fn restore(
                 why: format!("exists with {tables} tables and {connections} connections"),
             });
         }
-        identity = Some(Identity::read(source, &passfile, admin, database)?);
-        let suffix = crate::storage::SetId::new(chrono::Utc::now());
-        // PostgreSQL names are at most 63 bytes; the prefix keeps the temporary name readable.
-        let prefix: String = database.chars().take(20).collect();
-        into = format!(
-            "{prefix}_planrun_{}",
-            suffix.as_str().to_lowercase().replace('-', "_")
-        );
+        identity = Some(Identity::read(source, admin, database)?);
+        // The name carries the run id, and the run's ledger claims it before it exists, so
+        // that if planrun is killed the next run can prove it is a leftover and drop it.
+        into = leftovers::temporary_database(database);
+        leftovers::claim_database(source, &into);
     }
     psql_value(
         source,
-        &passfile,
         admin,
         &format!("CREATE DATABASE {}", quote_ident(&into)),
     )?;
     let restored =
-        load_dump(kind, artifact, source, &passfile, &into, scratch).and_then(
-            |()| match &identity {
-                Some(identity) => identity.apply(source, &passfile, admin, database, &into),
-                None => Ok(()),
-            },
-        );
+        load_dump(kind, artifact, source, &into, scratch).and_then(|()| match &identity {
+            Some(identity) => identity.apply(source, admin, database, &into),
+            None => Ok(()),
+        });
     if let Err(error) = restored {
         let _ = psql_value(
             source,
-            &passfile,
             admin,
             &format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 quote_ident(&into)
             ),
         );
+        if exists {
+            leftovers::release_database(&into);
+        }
         return Err(error);
     }
     if exists {
         psql_value(
             source,
-            &passfile,
             admin,
             &format!("DROP DATABASE {} WITH (FORCE)", quote_ident(database)),
         )?;
         psql_value(
             source,
-            &passfile,
             admin,
             &format!(
                 "ALTER DATABASE {} RENAME TO {}",
@@ -456,6 +394,7 @@ pub fn restore(
                 quote_ident(database)
             ),
         )?;
+        leftovers::release_database(&into);
     }
     Ok(())
 }
@@ -512,12 +451,7 @@ const LIST_SETTINGS: [&str; 6] = [
 ];
 
 impl Identity {
-    fn read(
-        source: &PostgresSource,
-        passfile: &Passfile,
-        admin: &str,
-        database: &str,
-    ) -> Result<Identity, SourceError> {
+    fn read(source: &PostgresSource, admin: &str, database: &str) -> Result<Identity, SourceError> {
         let query = format!(
             "SELECT json_build_object(\
                'owner', pg_get_userbyid(d.datdba), \
@@ -535,7 +469,7 @@ impl Identity {
              FROM pg_database d WHERE d.datname = {}",
             quote_literal(database)
         );
-        let text = psql_value(source, passfile, admin, &query)?;
+        let text = psql_value(source, admin, &query)?;
         serde_json::from_str(&text).map_err(|error| SourceError::Tool {
             program: "psql".into(),
             status: "unexpected output".into(),
@@ -621,13 +555,12 @@ impl Identity {
     fn apply(
         &self,
         source: &PostgresSource,
-        passfile: &Passfile,
         admin: &str,
         database: &str,
         into: &str,
     ) -> Result<(), SourceError> {
         let sql = self.statements(into).join("; ");
-        psql_value(source, passfile, admin, &sql)
+        psql_value(source, admin, &sql)
             .map(drop)
             .map_err(|error| match error {
                 SourceError::Tool {
@@ -681,17 +614,42 @@ fn split_list(value: &str) -> Vec<String> {
     out
 }
 
+/// Drops `database` if it exists (a dead run's temporary database); whether it existed.
+pub(crate) fn drop_database_if_exists(
+    source: &PostgresSource,
+    database: &str,
+) -> Result<bool, SourceError> {
+    let exists = psql_value(
+        source,
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname = {}",
+            quote_literal(database)
+        ),
+    )? == "1";
+    if exists {
+        psql_value(
+            source,
+            "postgres",
+            &format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(database)
+            ),
+        )?;
+    }
+    Ok(exists)
+}
+
 fn load_dump(
     kind: ArtifactKind,
     artifact: &Path,
     source: &PostgresSource,
-    passfile: &Passfile,
     database: &str,
     scratch: &Path,
 ) -> Result<(), SourceError> {
     match kind {
         ArtifactKind::PgDumpCustomZstd => {
-            let mut command = tool(source, passfile, "pg_restore");
+            let mut command = tool(source, "pg_restore");
             command
                 .args(["--exit-on-error", "--single-transaction", "--no-password"])
                 .arg(dbname(database));
@@ -699,7 +657,7 @@ fn load_dump(
             child::feed_stdin(command, &mut input, HINT, &Stop::new())
         }
         ArtifactKind::PgDumpPlainZstd => {
-            let mut command = tool(source, passfile, "psql");
+            let mut command = tool(source, "psql");
             command
                 .args([
                     "-X",
@@ -720,7 +678,7 @@ fn load_dump(
                 .tempdir_in(scratch)
                 .map_err(SourceError::io("create a folder in", scratch))?;
             safe_extract::extract(directory::decoder(artifact)?, work.path())?;
-            let mut command = tool(source, passfile, "pg_restore");
+            let mut command = tool(source, "pg_restore");
             command
                 .args(["--exit-on-error", "--no-password"])
                 .arg(format!("--jobs={}", source.jobs.unwrap_or(2)))

@@ -189,8 +189,9 @@ pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<Facts, Sou
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(SourceError::io("create", parent))?;
+    let marker = crate::leftovers::claim_staging(parent);
     let mut temp = tempfile::Builder::new()
-        .prefix(".planrun-restore-")
+        .prefix(&format!(".{marker}"))
         .suffix(".sqlite3")
         .tempfile_in(parent)
         .map_err(SourceError::io("create a file in", parent))?;

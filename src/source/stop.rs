@@ -1,15 +1,16 @@
 //! `Stop`: tells a running backup to give up (a step timeout, SIGINT/SIGTERM).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// A shared "stop now" flag. Backups run on blocking threads, so the executor sets this when
+use crate::cancel::{Cancel, CancelReason};
+
+/// A shared "stop now" token. Backups run on blocking threads, so the executor stops it when
 /// its cancel token fires or the step times out; sources check it between files and chunks,
-/// and a watchdog stops the process group of any tool they run: SIGTERM, the grace, SIGKILL.
+/// and the process supervisor stops the group of any tool they run: SIGTERM, the grace,
+/// SIGKILL.
 #[derive(Clone, Debug, Default)]
 pub struct Stop {
-    flag: Arc<AtomicBool>,
+    cancel: Cancel,
     grace: Duration,
 }
 
@@ -23,20 +24,26 @@ impl Stop {
     /// so pg_dump can close its connection the way a step's own process can.
     pub fn with_grace(grace: Duration) -> Stop {
         Stop {
-            flag: Arc::default(),
+            cancel: Cancel::new(),
             grace,
         }
     }
 
     pub fn stop(&self) {
-        self.flag.store(true, Ordering::SeqCst);
+        // The reason is not shown anywhere: a stopped backup reports why its step stopped.
+        self.cancel.cancel(CancelReason::Terminate);
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
+        self.cancel.is_cancelled()
     }
 
     pub fn grace(&self) -> Duration {
         self.grace
+    }
+
+    /// The token the process supervisor waits on.
+    pub(crate) fn cancel(&self) -> &Cancel {
+        &self.cancel
     }
 }
