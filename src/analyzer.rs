@@ -121,6 +121,7 @@ impl Analyzer<'_> {
             if let Some(id) = &p.step.id {
                 self.unique_id(&mut seen, id, &p.pointer);
             }
+            self.check_values_reaching_shells(&p.pointer, p.step);
         }
         // `needs` only makes sense among the graph's own steps.
         let ids: Vec<&str> = self
@@ -559,6 +560,33 @@ impl Analyzer<'_> {
         }
         for (i, check) in drill.checks.iter().enumerate() {
             self.check_check(&format!("/drill/checks/{i}"), check);
+        }
+    }
+
+    /// Values that would reach a shell as code: `env:` keys bash imports as functions or
+    /// reads at startup, `env:` values of a shape a later evaluation could run (with the
+    /// plan's own values), and a template where a `run:` shell takes its commands.
+    fn check_values_reaching_shells(&mut self, pointer: &str, step: &Step) {
+        let secrets: Vec<&str> = self.plan.secrets.keys().map(String::as_str).collect();
+        for (name, value) in &step.env {
+            let at = format!(
+                "{pointer}/env/{}",
+                name.replace('~', "~0").replace('/', "~1")
+            );
+            let problem = crate::shell_script::env_key_problem(name, value.contains("{{"))
+                .or_else(|| template::check_env(value, &self.plan.vars, &secrets));
+            if let Some((message, help)) = problem {
+                self.error(&at, format!("env `{name}`: {message}"), Some(help));
+            }
+        }
+        if let StepKind::Run(argv) = step.kind() {
+            let argv: Vec<String> = argv.to_vec();
+            if let Some(i) =
+                crate::shell_script::run_code_argument(&argv, |i| argv[i].contains("{{"))
+            {
+                let (message, help) = crate::shell_script::run_code_refusal(&argv, i, &argv[i]);
+                self.error(&format!("{pointer}/run/{i}"), message, Some(help));
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use crate::loader::{self, LoadedValue};
 use crate::plan::{Plan, SecretSource, Step, StepKind};
 use crate::redact::Redactor;
 use crate::secret::Secret;
+use crate::shell_script;
 use crate::template::Renderer;
 use crate::trusted_file::{self, FileRole, ReadError};
 use crate::{advice, analyzer, schema};
@@ -442,10 +443,17 @@ impl StepRenderer<'_> {
         let id = step.id.clone().unwrap_or_else(|| default_id.to_owned());
         let mut env = Vec::new();
         for (name, value) in &step.env {
-            env.push((
-                name.clone(),
-                self.text(value, &format!("{pointer}/env/{name}"))?,
-            ));
+            let at = format!("{pointer}/env/{name}");
+            // `validate` reports these too; checked again here because nothing may run them.
+            if let Some((message, help)) = shell_script::env_key_problem(name, value.contains("{{"))
+            {
+                return Err((at, format!("{message}; {help}")));
+            }
+            let rendered = self
+                .renderer
+                .render_env(value, self.context)
+                .map_err(|m| (at, m))?;
+            env.push((name.clone(), rendered));
         }
         let skip = match &step.when {
             Some(when) => {
@@ -461,6 +469,14 @@ impl StepRenderer<'_> {
                 let mut rendered = Vec::new();
                 for (i, arg) in argv.iter().enumerate() {
                     rendered.push(self.text(arg, &format!("{pointer}/run/{i}"))?);
+                }
+                // A template where a shell takes its commands (`bash -c "{{x}}"`, also when the
+                // program itself came from a value) would run the value as code.
+                if let Some(i) =
+                    shell_script::run_code_argument(&rendered, |i| argv[i].contains("{{"))
+                {
+                    let (message, help) = shell_script::run_code_refusal(&rendered, i, &argv[i]);
+                    return Err((format!("{pointer}/run/{i}"), format!("{message}; {help}")));
                 }
                 let program = rendered.remove(0);
                 Action::Run {

@@ -425,6 +425,25 @@ impl Renderer {
     }
 
     fn render_shell_checked(&self, text: &str, context: &Value) -> Result<ShellScript, ShellError> {
+        let (rendered, slots) = self.render_tokens(text, context)?;
+        match crate::shell_script::place(&rendered, &self.token_prefix, &slots) {
+            Ok(placed) => Ok(ShellScript {
+                script: placed.script,
+                env: placed.env,
+            }),
+            Err(refusal) => Err(ShellError::Refused(
+                self.explain_refusal(text, &rendered, &refusal, &slots, true),
+            )),
+        }
+    }
+
+    /// Renders with every value and secret standing as a token; returns the text and the
+    /// values the tokens stand for.
+    fn render_tokens(
+        &self,
+        text: &str,
+        context: &Value,
+    ) -> Result<(String, Vec<Slot>), ShellError> {
         let mut masked = context.clone();
         let mut slots = Vec::new();
         if let Some(Value::Object(map)) = masked.get_mut("secrets") {
@@ -444,16 +463,7 @@ impl Renderer {
             .map_err(|e| ShellError::Render(explain_render_error(e)));
         let slots =
             std::mem::take(&mut *self.shell_slots.lock().unwrap_or_else(|e| e.into_inner()));
-        let rendered = rendered?;
-        match crate::shell_script::place(&rendered, &self.token_prefix, &slots) {
-            Ok(placed) => Ok(ShellScript {
-                script: placed.script,
-                env: placed.env,
-            }),
-            Err(refusal) => Err(ShellError::Refused(
-                self.explain_refusal(text, &rendered, &refusal, &slots),
-            )),
-        }
+        Ok((rendered?, slots))
     }
 
     /// Says which value was refused, where it stands in the script as written, and why.
@@ -463,6 +473,7 @@ impl Renderer {
         rendered: &str,
         refusal: &Refusal,
         slots: &[Slot],
+        in_script: bool,
     ) -> (String, String) {
         // Lines match between the template and the rendering unless a value or a block
         // helper spans lines; the column is that of the same `{{` on the line when it can be
@@ -505,13 +516,71 @@ impl Renderer {
                     .collect::<String>()
             )
         };
+        let at = if in_script {
+            format!("script line {}, column {column}: ", refusal.line)
+        } else {
+            String::new()
+        };
         (
-            format!(
-                "script line {}, column {column}: {what}{shown}: {}",
-                refusal.line, refusal.reason
-            ),
+            format!("{at}{what}{shown}: {}", refusal.reason),
             refusal.help.clone(),
         )
+    }
+
+    /// Renders a step's `env:` value. The variable reaches the step's program (often a shell,
+    /// which may evaluate it later in arithmetic, `${!…}` or `${…@P}`), so every non-secret
+    /// `{{value}}` in it must be of a shape no later evaluation can run (see
+    /// `shell_script::code_shape`). `{{{value}}}` is the plan's explicit way around this.
+    pub fn render_env(&self, text: &str, context: &Value) -> Result<String, String> {
+        self.render_env_checked(text, context).map_err(|e| match e {
+            ShellError::Render(m) => m,
+            ShellError::Refused((m, help)) => format!("{m}; {help}"),
+        })
+    }
+
+    fn render_env_checked(&self, text: &str, context: &Value) -> Result<String, ShellError> {
+        if !text.contains("{{") {
+            return Ok(text.to_owned());
+        }
+        // The check renders with tokens to see each value on its own; the text the step gets
+        // is the plain rendering, so helpers such as `quote` behave as everywhere else.
+        let (rendered, slots) = self.render_tokens(text, context)?;
+        let mut line = 1;
+        let mut column = 1;
+        let mut k = 0;
+        while k < rendered.len() {
+            let rest = &rendered[k..];
+            if let Some(after) = rest.strip_prefix(&self.token_prefix) {
+                let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+                if let Some(slot) = after[..digits]
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&s| s < slots.len() && after[digits..].starts_with("__"))
+                    && !slots[slot].secret
+                    && let Some(found) = crate::shell_script::code_shape(&slots[slot].value)
+                {
+                    let refusal = Refusal {
+                        line,
+                        column,
+                        slot,
+                        reason: crate::shell_script::shape_reason(found),
+                        help: crate::shell_script::SHAPE_HELP.into(),
+                    };
+                    return Err(ShellError::Refused(
+                        self.explain_refusal(text, &rendered, &refusal, &slots, false),
+                    ));
+                }
+            }
+            let c = rest.chars().next().unwrap_or_default();
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+            k += c.len_utf8();
+        }
+        self.render(text, context).map_err(ShellError::Render)
     }
 }
 
@@ -530,6 +599,28 @@ pub fn check_shell(
     vars: &BTreeMap<String, Value>,
     secrets: &[&str],
 ) -> Option<(String, String)> {
+    let (renderer, context) = validation_context(vars, secrets);
+    match renderer.render_shell_checked(text, &context) {
+        Err(ShellError::Refused(message)) => Some(message),
+        _ => None,
+    }
+}
+
+/// For `validate`: the same for a step's `env:` value, whose values must be of a shape no
+/// later evaluation can run.
+pub fn check_env(
+    text: &str,
+    vars: &BTreeMap<String, Value>,
+    secrets: &[&str],
+) -> Option<(String, String)> {
+    let (renderer, context) = validation_context(vars, secrets);
+    match renderer.render_env_checked(text, &context) {
+        Err(ShellError::Refused(message)) => Some(message),
+        _ => None,
+    }
+}
+
+fn validation_context(vars: &BTreeMap<String, Value>, secrets: &[&str]) -> (Renderer, Value) {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let renderer = Renderer::new(Utc::now(), Tz::UTC, env.clone());
     let secrets: serde_json::Map<String, Value> = secrets
@@ -544,10 +635,7 @@ pub fn check_shell(
         "run": {"id": "", "started": "", "scratch": ""},
         "set": {"id": "", "path": ""},
     });
-    match renderer.render_shell_checked(text, &context) {
-        Err(ShellError::Refused(message)) => Some(message),
-        _ => None,
-    }
+    (renderer, context)
 }
 
 /// The environment variable a secret reaches a shell step through.

@@ -7,11 +7,14 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use chrono::Utc;
+use planrun::shell_script::code_shape;
 use planrun::template::Renderer;
 use proptest::prelude::*;
 
-/// Every hostile value tries to create the file `PWN` in the working directory.
-const HOSTILE: [&str; 16] = [
+/// Every hostile value tries to create the file `PWN` in the working directory. Those holding
+/// command-substitution syntax are refused wherever they reach a shell (`code_shape`); the
+/// others must arrive as data.
+const HOSTILE: [&str; 21] = [
     "x\"; touch PWN; echo \"",
     "'; touch PWN; echo '",
     "$(touch PWN)",
@@ -28,9 +31,23 @@ const HOSTILE: [&str; 16] = [
     "]]; touch PWN; [[ x",
     "}; touch PWN; {",
     "$'\\x27'; touch PWN #\\",
+    "a[$(touch PWN)]=1",
+    "\\044(touch PWN)",
+    "\\$(touch PWN)",
+    "a[\\140touch PWN\\140]",
+    "touch PWN",
 ];
 /// Values of the safe shapes, which every context must carry.
-const BENIGN: [&str; 3] = ["hello  world", "42", "foo_1"];
+const BENIGN: [&str; 8] = [
+    "hello  world",
+    "42",
+    "foo_1",
+    "/srv/my files/it's \"here\"",
+    "a; b && c | d * $HOME",
+    "line one\nline two",
+    "unicode \u{e9}\u{4e2d} ${USER}",
+    "C:\\temp 100%",
+];
 
 /// What a context does with a value.
 #[derive(Clone, Copy)]
@@ -45,6 +62,9 @@ enum Kind {
     Name(fn(&str) -> String),
     /// A command string: every value is refused.
     Code,
+    /// The script copies the value and evaluates the copy later, where no reader can follow:
+    /// refusing is allowed, running is not, and a value of a runnable shape is refused.
+    Evaluates,
 }
 
 fn angle(v: &str) -> String {
@@ -469,6 +489,31 @@ fn contexts() -> Vec<(&'static str, Kind)> {
             "echo $(( $(printf %s {{vars.v}}) + 1 ))",
             Arith(|n| format!("{}\n", n + 1)),
         ),
+        // Copied first, evaluated later: the shape of the value keeps these harmless.
+        ("f() { echo $(( $1 )); }; f {{vars.v}}", Evaluates),
+        ("set -- {{vars.v}}; echo $(( $1 ))", Evaluates),
+        ("for y in {{vars.v}}; do echo $(( y )); done", Evaluates),
+        ("read -r y <<< {{vars.v}}; echo $(( y ))", Evaluates),
+        ("printf -v y %s {{vars.v}}; echo $(( y ))", Evaluates),
+        ("a=({{vars.v}}); echo $((a[0]))", Evaluates),
+        ("y=$(echo {{vars.v}}); echo $((y))", Evaluates),
+        ("y={{vars.v}}; echo \"${!y}\"", Evaluates),
+        ("y={{vars.v}}; declare -n r=$y; echo \"${r-}\"", Evaluates),
+        ("y={{vars.v}}; echo \"${y@P}\"", Evaluates),
+        ("y={{vars.v}}; declare \"$y\"; echo ok", Evaluates),
+        ("y={{vars.v}}; printf -v \"$y\" %s x; echo ok", Evaluates),
+        // Shells fed in other forms.
+        ("source <(echo {{vars.v}})", Code),
+        (". /dev/stdin <<< {{vars.v}}", Code),
+        ("bash <(echo {{vars.v}})", Code),
+        (
+            "coproc bash\necho {{vars.v}} >&\"${COPROC[1]}\"\nexec {COPROC[1]}>&-; wait",
+            Code,
+        ),
+        ("echo {{vars.v}} > >(bash); wait", Code),
+        ("echo {{vars.v}} | xargs -0 sh -c", Code),
+        ("E=eval; $E {{vars.v}}", Code),
+        ("E=eval; ${E} echo {{vars.v}}", Code),
     ]
 }
 
@@ -535,24 +580,26 @@ fn matrix_of_contexts_and_hostile_values_never_runs_a_value() {
                 Kind::Runs => None,
                 Kind::Arith(f) => value.parse::<i64>().ok().map(f),
                 Kind::Name(f) => (*value == "foo_1").then(|| f(value)),
-                Kind::Code => None,
+                Kind::Code | Kind::Evaluates => None,
             };
-            let must_refuse = match kind {
-                Kind::Echo(_) | Kind::Runs => false,
-                Kind::Arith(_) | Kind::Name(_) => expected.is_none(),
-                Kind::Code => true,
-            };
-            match (&out.refused, must_refuse) {
+            let must_refuse = code_shape(value).is_some()
+                || match kind {
+                    Kind::Echo(_) | Kind::Runs | Kind::Evaluates => false,
+                    Kind::Arith(_) | Kind::Name(_) => expected.is_none(),
+                    Kind::Code => true,
+                };
+            let may_refuse = must_refuse || matches!(kind, Kind::Evaluates);
+            match (&out.refused, may_refuse) {
                 (Some(message), false) => {
                     failures.push(format!("refused a carryable value: {}: {message}", show()))
                 }
-                (None, true) => failures.push(format!("not refused: {}", show())),
+                (None, _) if must_refuse => failures.push(format!("not refused: {}", show())),
                 (Some(message), true) => {
                     if !message.starts_with("script line ") {
                         failures.push(format!("refusal has no position: {message}"));
                     }
                 }
-                (None, false) => {
+                (None, _) => {
                     if let Some(expected) = expected
                         && out.stdout != expected
                     {
@@ -715,7 +762,9 @@ fn validate_refuses_the_plan_default_in_a_name_context() {
 #[test]
 fn execute_runs_a_hostile_value_as_data() {
     let dir = tempfile::tempdir().unwrap();
-    let evil = "x\"; touch PWN; echo \"$(touch PWN)`touch PWN`'\nEOF";
+    // Command-substitution syntax is refused by its shape (see the tests above); everything
+    // else a value can hold arrives as data.
+    let evil = "x\"; touch PWN; echo \"${HOME} && touch PWN | *'\nEOF";
     let plan = write_plan(
         dir.path(),
         "printf '<%s>\\n' {{vars.v}} \"{{vars.v}}\" '{{vars.v}}' > out.txt\ncat >> out.txt <<'EOF'\n{{vars.v}}\nEOF",
@@ -740,5 +789,198 @@ fn execute_runs_a_hostile_value_as_data() {
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
         format!("<{evil}>\n<{evil}>\n<{evil}>\n{evil}\n")
+    );
+}
+
+/// Writes a plan with `vars.v` = `default` and the given steps (YAML, indented as list items).
+fn write_steps(dir: &Path, default: &str, steps: &str) -> std::path::PathBuf {
+    let plan = dir.join("plan.yaml");
+    let yaml = format!(
+        "version: 1\nname: inject\nvars:\n  v: {}\nsteps:\n{steps}",
+        serde_json::to_string(default).unwrap(),
+    );
+    std::fs::write(&plan, yaml).unwrap();
+    plan
+}
+
+/// Runs `execute` with `--var v=VALUE`; returns exit code and stderr.
+fn execute_with(dir: &Path, plan: &Path, value: &str) -> (Option<i32>, String) {
+    let output = planrun(dir)
+        .arg("execute")
+        .arg(plan)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--var")
+        .arg(format!("v={value}"))
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn validate(dir: &Path, plan: &Path) -> (Option<i32>, String) {
+    let output = planrun(dir).arg("validate").arg(plan).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+#[test]
+fn execute_refuses_a_value_a_function_evaluates_in_arithmetic() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), "f() { echo $(( $1 )); }; f {{vars.v}}", "1");
+    let (code, stderr) = execute_with(dir.path(), &plan, "a[$(touch PWN)]=1");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "script line 1, column 28: `{{vars.v}}` (`'a[$(touch PWN)]=1'`): the value holds `$(`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("pass it as a `run:` argument, or as a file"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("PWN").exists());
+}
+
+#[test]
+fn execute_refuses_an_octal_escape_that_prompt_expansion_would_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), "y={{vars.v}}; echo \"${y@P}\"", "x");
+    let (code, stderr) = execute_with(dir.path(), &plan, "\\044(touch PWN)");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the value holds a backslash escape"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("PWN").exists());
+}
+
+#[test]
+fn execute_refuses_an_env_value_a_shell_evaluates_in_arithmetic() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(
+        dir.path(),
+        "1",
+        "  - id: s\n    env:\n      N: \"{{vars.v}}\"\n    shell: echo $(( N ))\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "a[$(touch PWN)]");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("steps[0].env.N"), "{stderr}");
+    assert!(
+        stderr.contains("`{{vars.v}}` (`'a[$(touch PWN)]'`): the value holds `$(`"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("PWN").exists());
+}
+
+#[test]
+fn validate_refuses_an_env_key_that_defines_a_bash_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(
+        dir.path(),
+        "1",
+        "  - id: s\n    env:\n      \"BASH_FUNC_echo%%\": \"() { touch PWN; }\"\n    shell: echo hi\n",
+    );
+    let (code, out) = validate(dir.path(), &plan);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("env `BASH_FUNC_echo%%`: `BASH_FUNC_echo%%` is not a plain variable name"),
+        "{out}"
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "1");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!dir.path().join("PWN").exists());
+}
+
+#[test]
+fn validate_refuses_a_templated_startup_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(
+        dir.path(),
+        "/tmp/x",
+        "  - id: s\n    env:\n      BASH_ENV: \"{{vars.v}}\"\n    shell: echo hi\n",
+    );
+    let (code, out) = validate(dir.path(), &plan);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("`BASH_ENV` is read as code or a hook"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_run_step_refuses_a_template_as_a_shell_script() {
+    let dir = tempfile::tempdir().unwrap();
+    for argv in [
+        "[bash, -c, \"{{vars.v}}\"]",
+        "[sh, -c, \"echo {{vars.v}}\"]",
+        "[env, bash, -c, \"{{vars.v}}\"]",
+    ] {
+        let plan = write_steps(
+            dir.path(),
+            "touch PWN",
+            &format!("  - id: s\n    run: {argv}\n"),
+        );
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{argv}: {out}");
+        assert!(out.contains("steps[0].run["), "{argv}: {out}");
+        assert!(out.contains("takes commands"), "{argv}: {out}");
+        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
+        assert_eq!(code, Some(2), "{argv}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{argv}");
+    }
+    // The value as an argument after the script is data.
+    let plan = write_steps(
+        dir.path(),
+        "x",
+        "  - id: s\n    run: [bash, -c, 'printf \"<%s>\" \"$1\" > out.txt', _, \"{{vars.v}}\"]\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "$(touch PWN); `x`");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "<$(touch PWN); `x`>"
+    );
+    assert!(!dir.path().join("PWN").exists());
+}
+
+#[test]
+fn validate_refuses_a_plan_default_a_function_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        dir.path(),
+        "f() { echo $(( $1 )); }; f {{vars.v}}",
+        "a[$(touch PWN)]=1",
+    );
+    let (code, out) = validate(dir.path(), &plan);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("script line 1, column 28: `{{vars.v}}`"),
+        "{out}"
+    );
+    assert!(out.contains("the value holds `$(`"), "{out}");
+    assert!(!dir.path().join("PWN").exists());
+}
+
+#[test]
+fn ordinary_values_reach_scripts_and_env_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let value = "/srv/my files/it's \"q\"; a && b | c * $HOME\nline two \u{e9}\u{4e2d}";
+    let plan = write_steps(
+        dir.path(),
+        "x",
+        "  - id: s\n    env:\n      V: \"{{vars.v}}\"\n    shell: |\n      printf '%s|%s' {{vars.v}} \"$V\" > out.txt\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, value);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        format!("{value}|{value}")
     );
 }
