@@ -827,14 +827,24 @@ mod tests {
     #[test]
     fn a_stopped_tool_dies_with_its_group() {
         let cancel = Cancel::new();
+        // Cancel only once bash ignores TERM, so that the test needs the KILL after the grace
+        // (a TERM before the trap would end bash at once, under load that happens).
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
         let tool = Tool::start(
-            bash_tool("trap '' TERM; sleep 30 & wait"),
+            bash_tool(&format!(
+                "trap '' TERM; touch '{}'; sleep 30 & wait",
+                ready.display()
+            )),
             Path::new("bash"),
             ToolPipes::default(),
             Duration::from_millis(100),
             &cancel,
         )
         .unwrap();
+        while !ready.exists() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let started = std::time::Instant::now();
         cancel.cancel(crate::cancel::CancelReason::Terminate);
         let ended = tool.wait().unwrap();

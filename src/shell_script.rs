@@ -55,6 +55,10 @@ enum Class {
     Arith,
     /// A variable name (bash evaluates subscripts in it): only a plain identifier.
     Name,
+    /// Part of the command name: bash runs whatever the word names (`eval`, a shell) and
+    /// splits an unquoted expansion around it, so only an absolute path such as
+    /// `/srv/crm/venv/bin` is accepted there.
+    Program,
     /// A command string another shell parses: no value at all.
     Code(&'static str),
 }
@@ -419,6 +423,67 @@ impl Lexer<'_> {
             .unwrap_or(self.holes.len())
     }
 
+    /// Whether the text before the current position ends inside the pattern list of a
+    /// `case` (after `in` or `;;`, before the `)`). A rough reading of the words is enough:
+    /// it only decides between a pattern and a command name, and a pattern is data.
+    fn in_case_pattern(&self) -> bool {
+        #[derive(PartialEq)]
+        enum State {
+            Subject,
+            In,
+            Patterns,
+            Body,
+        }
+        let mut stack: Vec<State> = Vec::new();
+        let mut at_command_start = true;
+        let text = &self.c[..self.i];
+        let mut k = 0;
+        while k < text.len() {
+            let ch = text[k];
+            if ch.is_whitespace() && ch != '\n' {
+                k += 1;
+                continue;
+            }
+            if ch == '\n' || ";&|()".contains(ch) {
+                let mut op = String::from(ch);
+                while k + 1 < text.len() && ";&".contains(text[k + 1]) && ch == ';' {
+                    k += 1;
+                    op.push(text[k]);
+                }
+                match (stack.last(), op.as_str()) {
+                    (Some(State::Patterns), ")") => {
+                        *stack.last_mut().expect("checked") = State::Body
+                    }
+                    (Some(State::Body), ";;" | ";&" | ";;&") => {
+                        *stack.last_mut().expect("checked") = State::Patterns
+                    }
+                    _ => {}
+                }
+                at_command_start = true;
+                k += 1;
+                continue;
+            }
+            let start = k;
+            while k < text.len() && !text[k].is_whitespace() && !";&|()".contains(text[k]) {
+                k += 1;
+            }
+            let word: String = text[start..k].iter().collect();
+            match stack.last() {
+                Some(State::Subject) => *stack.last_mut().expect("checked") = State::In,
+                Some(State::In) if word == "in" => {
+                    *stack.last_mut().expect("checked") = State::Patterns
+                }
+                Some(State::Patterns | State::Body) if word == "esac" && at_command_start => {
+                    stack.pop();
+                }
+                _ if word == "case" && at_command_start => stack.push(State::Subject),
+                _ => {}
+            }
+            at_command_start = false;
+        }
+        stack.last() == Some(&State::Patterns)
+    }
+
     /// Decides how bash treats a value in the current word of the current command.
     fn classify(&self) -> Class {
         let Some(cmd) = self.cmds.last() else {
@@ -440,9 +505,13 @@ impl Lexer<'_> {
             {
                 return self.assigned(name, false);
             }
-            if is_name(word.trim_end_matches('\u{1}')) || word.is_empty() {
-                return Class::Word;
-            }
+            // Not an assignment: this word is the command name, unless the lexer, which
+            // does not follow `case`, is reading a pattern (matched as data, never run).
+            return if self.in_case_pattern() {
+                Class::Word
+            } else {
+                Class::Program
+            };
         }
         let prev = words.last().map(String::as_str).unwrap_or_default();
         if cmd.dbracket {
@@ -617,7 +686,7 @@ impl Lexer<'_> {
                 '(' => {
                     self.copy(1);
                     if !case_patterns {
-                        self.nested(End::Paren);
+                        self.nested(End::Paren, true);
                         if self.peek(0) == Some(')') {
                             self.copy(1);
                         }
@@ -638,7 +707,7 @@ impl Lexer<'_> {
                             "the output of this process substitution is run as a script",
                         ));
                     }
-                    self.nested(End::Paren);
+                    self.nested(End::Paren, false);
                     if runs_output {
                         self.forced.pop();
                     }
@@ -805,7 +874,7 @@ impl Lexer<'_> {
             self.arith("]");
         } else if self.starts("$(") {
             self.copy(2);
-            self.nested(End::Paren);
+            self.nested(End::Paren, false);
             if self.peek(0) == Some(')') {
                 self.copy(1);
             }
@@ -814,7 +883,7 @@ impl Lexer<'_> {
             self.parameter();
         } else if self.peek(0) == Some('`') {
             self.copy(1);
-            self.nested(End::Backtick);
+            self.nested(End::Backtick, false);
             if self.peek(0) == Some('`') {
                 self.copy(1);
             }
@@ -827,14 +896,17 @@ impl Lexer<'_> {
     /// Commands inside `$( )`, `( )`, `<( )` or backticks, with their own command state.
     /// What a nested command prints lands where the substitution stands, so its values take
     /// that place's class too (`eval $(echo {{v}})`, `$(( $(echo {{v}}) ))`).
-    fn nested(&mut self, end: End) {
+    /// Reads nested commands up to `end`. The class of the place the construct stands in is
+    /// imposed on the values inside (what a substitution prints lands there), except for a
+    /// `group` (a subshell), whose commands stand on their own.
+    fn nested(&mut self, end: End, group: bool) {
         let pipeline = std::mem::take(&mut self.pipeline);
         let first = self.holes.len();
         self.cmds.push(Cmd::default());
         self.commands(end);
         self.cmds.pop();
         self.pipeline = pipeline;
-        let mut class = self.classify();
+        let mut class = if group { Class::Word } else { self.classify() };
         if let Some(&forced) = self.forced.last() {
             class = class.max_with(forced);
         }
@@ -1354,6 +1426,11 @@ fn refuse(class: Class, slot: &Slot) -> Option<(String, String)> {
             "the value stands where bash reads a variable name, which runs a subscript such as `a[$(cmd)]` as code, and it is not a plain identifier".into(),
             "a name is letters, digits and `_`, not starting with a digit; check the value, or use `{{{…}}}` if the plan means it as code".into(),
         )),
+        Class::Program if is_program_path(&slot.value) && !slot.secret => None,
+        Class::Program => Some((
+            "the value stands in the command name, where a value such as `eval` or `bash` would run the rest of the line as code, and it is not an absolute path".into(),
+            "only an absolute path (`/srv/crm/venv/bin`) may be part of a command name; run a fixed command and give it the value as an argument, or use a `run:` step".into(),
+        )),
         Class::Code(why) => Some((
             format!("the value would be run as code: {why}"),
             "no value can be placed there safely; use the value outside that command (for example give it to the inner command as an argument or through `env:`), or use `{{{…}}}` if the plan means it as code".into(),
@@ -1383,7 +1460,8 @@ impl Class {
                 Class::Word => 0,
                 Class::Name => 1,
                 Class::Arith => 2,
-                Class::Code(_) => 3,
+                Class::Program => 3,
+                Class::Code(_) => 4,
             }
         }
         if rank(other) > rank(self) {
@@ -1392,6 +1470,15 @@ impl Class {
             self
         }
     }
+}
+
+/// An absolute path of plain characters: as (part of) a command name it names a file, never
+/// a builtin, and, quoted, it cannot split into several words.
+fn is_program_path(value: &str) -> bool {
+    value.starts_with('/')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._+-@:".contains(c))
 }
 
 fn name_or_subscript(opened_subscript: bool) -> Class {

@@ -984,3 +984,31 @@ fn ordinary_values_reach_scripts_and_env_intact() {
         format!("{value}|{value}")
     );
 }
+
+#[test]
+fn a_value_in_the_command_name_must_be_an_absolute_path() {
+    // Found by the property test: an expansion in the command name splits around the value,
+    // and a value such as `eval` or `bash` would run the rest of the line.
+    for script in ["${UNSET:-eval {{vars.v}}}", "{{vars.v}} x", "e{{vars.v}} x"] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_plan(dir.path(), script, "touch PWN");
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{script}: {out}");
+        assert!(
+            out.contains("the value stands in the command name"),
+            "{script}: {out}"
+        );
+        let (code, _) = execute_with(dir.path(), &plan, "touch PWN");
+        assert_eq!(code, Some(2), "{script}");
+        assert!(!dir.path().join("PWN").exists(), "{script}");
+    }
+    // A path prefix from the plan still names the program to run.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), "{{vars.v}}/echo ran > out.txt", "/bin");
+    let (code, stderr) = execute_with(dir.path(), &plan, "/bin");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "ran\n"
+    );
+}
