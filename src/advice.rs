@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::analyzer::{backup_storage, execute_steps};
 use crate::diagnostic::{Diagnostic, Layer, key_path};
 use crate::loader::LoadedValue;
-use crate::plan::{Plan, StepKind, Storage};
+use crate::plan::{Plan, Step, StepKind, Storage};
 
 /// Keys whose literal value is a credential.
 const SECRET_KEYS: [&str; 7] = [
@@ -29,16 +29,35 @@ pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
         .any(|p| matches!(p.step.kind(), StepKind::Backup(_)))
     {
         let mut unbacked = Vec::new();
-        for name in unbacked_sources(plan, &placed) {
+        for (name, coverage) in unbacked_sources(plan) {
             let pointer = format!("/sources/{name}");
-            let d = Diagnostic::warning(
-                Layer::Advice,
-                format!("source `{name}` is never backed up: no step has `backup: {name}`"),
-            )
-            .path(key_path(&pointer))
-            .help(format!(
-                "add `- {{ id: {name}, backup: {name} }}` to `steps`, or remove the source"
-            ));
+            let (message, help) = match coverage {
+                Coverage::Never => (
+                    format!("source `{name}` is never backed up: no step has `backup: {name}`"),
+                    format!(
+                        "add `- {{ id: {name}, backup: {name} }}` to `steps`, or remove the source"
+                    ),
+                ),
+                Coverage::OnlyOnFailure => (
+                    format!(
+                        "source `{name}` is backed up only when a run fails: `backup: {name}` is only in a `rollback` or `on_failure` list"
+                    ),
+                    format!(
+                        "add `- {{ id: {name}, backup: {name} }}` to `steps`, or remove the source"
+                    ),
+                ),
+                Coverage::OnlyWhen(step, when) => (
+                    format!(
+                        "source `{name}` is backed up only conditionally (when: {when}): a night it renders false has no `{name}` backup"
+                    ),
+                    format!(
+                        "if that is meant, ignore this; else remove `when` from step `{step}` or add an unconditional backup of `{name}`"
+                    ),
+                ),
+            };
+            let d = Diagnostic::warning(Layer::Advice, message)
+                .path(key_path(&pointer))
+                .help(help);
             let location = loaded.locate_key(&pointer);
             unbacked.push(loaded.place(d, location));
         }
@@ -160,25 +179,60 @@ pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
     out
 }
 
-/// Sources no step backs up: they are never saved, usually because a `backup:` step was
-/// forgotten. Only plans that back something up are asked, since a runbook or drill plan may
-/// name sources it restores or checks without backing them up.
-fn unbacked_sources<'p>(
-    plan: &'p Plan,
-    placed: &[crate::analyzer::PlacedStep<'_>],
-) -> Vec<&'p str> {
-    let backed: BTreeSet<&str> = placed
-        .iter()
-        .filter_map(|p| match p.step.kind() {
-            StepKind::Backup(source) => Some(source),
-            _ => None,
-        })
-        .collect();
-    plan.sources
-        .keys()
-        .map(String::as_str)
-        .filter(|name| !backed.contains(name))
-        .collect()
+/// How a source that is not backed up on every run is reached, if at all.
+enum Coverage {
+    /// No step in `steps` backs it up, nor any other.
+    Never,
+    /// Only a `rollback` or `on_failure` step does, which runs only when something failed.
+    OnlyOnFailure,
+    /// Only steps in `steps` guarded by `when` do: the first one's id (or position) and its
+    /// condition.
+    OnlyWhen(String, String),
+}
+
+/// Sources not backed up by every successful run, usually because a `backup:` step was
+/// forgotten or put in the wrong list. Only unguarded steps in `steps` and `always` count: a
+/// rollback or `on_failure` step runs only when something failed, and a `when` may skip. Only
+/// plans that back something up are asked, since a runbook or drill plan may name sources it
+/// restores or checks without backing them up.
+fn unbacked_sources(plan: &Plan) -> Vec<(&str, Coverage)> {
+    let backs = |step: &Step, name: &str| matches!(step.kind(), StepKind::Backup(s) if s == name);
+    let mut out = Vec::new();
+    for name in plan.sources.keys().map(String::as_str) {
+        let mut guarded = None;
+        let mut always = false;
+        let every_run = [("steps", &plan.steps), ("always", &plan.always)]
+            .into_iter()
+            .flat_map(|(section, list)| list.iter().enumerate().map(move |(i, s)| (section, i, s)));
+        for (section, i, step) in every_run {
+            if !backs(step, name) {
+                continue;
+            }
+            match &step.when {
+                None => always = true,
+                Some(when) if guarded.is_none() => {
+                    let id = step
+                        .id
+                        .clone()
+                        .unwrap_or_else(|| format!("{section}.{}", i + 1));
+                    guarded = Some((id, when.clone()));
+                }
+                Some(_) => {}
+            }
+        }
+        if always {
+            continue;
+        }
+        let coverage = match guarded {
+            Some((id, when)) => Coverage::OnlyWhen(id, when),
+            None if execute_steps(plan).iter().any(|p| backs(p.step, name)) => {
+                Coverage::OnlyOnFailure
+            }
+            None => Coverage::Never,
+        };
+        out.push((name, coverage));
+    }
+    out
 }
 
 fn looks_secret(key: &str) -> bool {

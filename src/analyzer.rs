@@ -66,6 +66,7 @@ pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
     a.check_retention();
     a.check_drill();
     a.check_templates();
+    a.check_run_time_refusals();
     a.out.sort_by_key(|d| {
         d.location
             .as_ref()
@@ -620,6 +621,68 @@ impl Analyzer<'_> {
                 }
                 let location = self.loaded.locate(&pointer);
                 self.out.push(self.loaded.place(d, location));
+            }
+        }
+    }
+}
+
+/// The `stall_timeout` an S3 storage may have: a second at least, as the copy enforces, and
+/// an hour at most, since it is the longest a frozen server may hold a night's run.
+pub const STALL_TIMEOUT_RANGE: std::ops::RangeInclusive<std::time::Duration> =
+    std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600);
+
+/// Why a `files` entry would be refused by the backup, if it would: `..` below a symbolic
+/// link is not the folder above, so the recorded layout could name a place the file never
+/// was. `(message, help)`, shared by validation (plain paths) and rendering (templated ones).
+pub fn files_entry_problem(path: &str) -> Option<(String, String)> {
+    Path::new(path)
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+        .then(|| {
+            (
+                format!(
+                    "`{path}` contains `..`, which the backup refuses: below a symbolic link `..` is not the folder above"
+                ),
+                format!(
+                    "write the real path, as `realpath -m {}` prints it",
+                    shlex::try_quote(path).unwrap_or(path.into())
+                ),
+            )
+        })
+}
+
+impl Analyzer<'_> {
+    /// Values that would pass validation and then fail every night, refused here instead:
+    /// an S3 `stall_timeout` outside [`STALL_TIMEOUT_RANGE`] and a `files` entry with `..`.
+    /// A templated `files` entry is checked once rendered (`pipeline::render`).
+    fn check_run_time_refusals(&mut self) {
+        for (name, storage) in &self.plan.storage {
+            let Storage::S3(s3) = storage else { continue };
+            let Some(stall) = s3.stall_timeout else {
+                continue;
+            };
+            if !STALL_TIMEOUT_RANGE.contains(&stall.as_std()) {
+                self.error(
+                    &format!("/storage/{name}/s3/stall_timeout"),
+                    "stall_timeout must be from 1s to 1h",
+                    Some(
+                        "it is how long a frozen server may hold a copy; remove it for the default, 2m"
+                            .into(),
+                    ),
+                );
+            }
+        }
+        for (name, source) in &self.plan.sources {
+            let Source::Files(files) = source else {
+                continue;
+            };
+            for (i, file) in files.iter().enumerate() {
+                if file.contains("{{") {
+                    continue;
+                }
+                if let Some((message, help)) = files_entry_problem(file) {
+                    self.error(&format!("/sources/{name}/files/{i}"), message, Some(help));
+                }
             }
         }
     }

@@ -12,7 +12,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Duration(pub std::time::Duration);
 
 /// The regular expression the schema publishes for [`Duration`]; the parser below is the truth.
-const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h|d|w))+$";
+/// The lookahead refuses a unit written twice (`1h1h`), so that mistake is explained at its
+/// position by the schema pass rather than missed: the run would read it as `2h`, which is
+/// rarely what the writer meant.
+const DURATION_PATTERN: &str =
+    r"^(?!.*[0-9]([a-z]+)(?=[0-9]).*[0-9]\1(?![a-z]))([0-9]+(ms|s|m|h|d|w))+$";
 
 impl Duration {
     pub fn from_secs(secs: u64) -> Self {
@@ -156,10 +160,30 @@ fn split_units(text: &str, kind: Kind) -> Result<Vec<(u64, &str)>, String> {
     Ok(parts)
 }
 
+/// Refuses a unit written twice (`1h1h`, `1d2d`): summing them hides a typo such as a missing
+/// `m` in `1h1h` for `1h1m`, so the writer is asked to say what they meant.
+fn refuse_repeats(parts: &[(u64, &str)]) -> Result<(), String> {
+    for (i, (_, unit)) in parts.iter().enumerate() {
+        if parts[..i].iter().any(|(_, seen)| seen == unit) {
+            return Err(format!(
+                "the unit `{unit}` is written twice; write each unit once"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a duration, or gives the reason it is not one.
 fn parse_duration(text: &str) -> Result<Duration, String> {
+    let parts = split_units(text, Kind::Duration)?;
+    refuse_repeats(&parts)?;
+    sum_duration(parts)
+}
+
+/// Adds up a duration's parts; units may repeat here (the hint for `1h1h` is their sum).
+fn sum_duration(parts: Vec<(u64, &str)>) -> Result<Duration, String> {
     let mut total = std::time::Duration::ZERO;
-    for (number, unit) in split_units(text, Kind::Duration)? {
+    for (number, unit) in parts {
         let Some(millis) = unit_millis(unit) else {
             return Err(format!(
                 "unknown unit `{unit}` ({})",
@@ -169,16 +193,25 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         let part = number
             .checked_mul(millis)
             .ok_or_else(|| "too large".to_owned())?;
-        total += std::time::Duration::from_millis(part);
+        total = total
+            .checked_add(std::time::Duration::from_millis(part))
+            .ok_or_else(|| "too large".to_owned())?;
     }
     Ok(Duration(total))
 }
 
 /// Parses a calendar span, or gives the reason it is not one.
 fn parse_span(text: &str) -> Result<CalendarSpan, String> {
+    let parts = split_units(text, Kind::Calendar)?;
+    refuse_repeats(&parts)?;
+    sum_span(parts)
+}
+
+/// Adds up a calendar span's parts; units may repeat here (the hint for `1d1d` is their sum).
+fn sum_span(parts: Vec<(u64, &str)>) -> Result<CalendarSpan, String> {
     let too_large = || "number too large".to_owned();
     let mut span = CalendarSpan::default();
-    for (number, unit) in split_units(text, Kind::Calendar)? {
+    for (number, unit) in parts {
         let number = u32::try_from(number).map_err(|_| too_large())?;
         let (field, count) = match unit {
             "y" => (&mut span.years, number),
@@ -202,6 +235,15 @@ fn parse_span(text: &str) -> Result<CalendarSpan, String> {
 /// (a calendar span), `1 hour` → `1h`, `2 weeks` → `2w`, `1.5h` → `1h30m`. `None` when no
 /// spelling is likely or the text is already right.
 fn suggest(text: &str, kind: Kind) -> Option<String> {
+    if let Ok(parts) = split_units(text, kind)
+        && refuse_repeats(&parts).is_err()
+    {
+        let sum = match kind {
+            Kind::Duration => sum_duration(parts).ok()?.to_string(),
+            Kind::Calendar => sum_span(parts).ok()?.to_string(),
+        };
+        return Some(sum);
+    }
     let lower = text.trim().to_ascii_lowercase();
     let mut pairs: Vec<(&str, Option<&str>)> = Vec::new();
     let mut rest = lower.as_str();
@@ -348,7 +390,7 @@ impl JsonSchema for Duration {
         schemars::json_schema!({
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "description": "A duration such as `30s`, `10m`, `1h30m`, `2d` (units: ms, s, m, h, d, w).",
+            "description": "A duration such as `30s`, `10m`, `1h30m`, `2d` (units: ms, s, m, h, d, w; each at most once).",
             "examples": ["30s", "10m", "1h30m"]
         })
     }
@@ -365,7 +407,8 @@ pub struct CalendarSpan {
     pub hours: u32,
 }
 
-const CALENDAR_PATTERN: &str = r"^([0-9]+[ymwdh])+$";
+/// As [`DURATION_PATTERN`], a unit written twice is refused.
+const CALENDAR_PATTERN: &str = r"^(?!.*[0-9]([a-z]+)(?=[0-9]).*[0-9]\1(?![a-z]))([0-9]+[ymwdh])+$";
 
 impl FromStr for CalendarSpan {
     type Err = ParseError;
@@ -424,7 +467,7 @@ impl JsonSchema for CalendarSpan {
         schemars::json_schema!({
             "type": "string",
             "pattern": CALENDAR_PATTERN,
-            "description": "A calendar span as restic reads it: y (years), m (months), w (weeks), d (days), h (hours), e.g. `30d`, `2w`, `1y`, `2y6m`.",
+            "description": "A calendar span as restic reads it: y (years), m (months), w (weeks), d (days), h (hours), each at most once, e.g. `30d`, `2w`, `1y`, `2y6m`.",
             "examples": ["30d", "2w", "1y", "2y6m"]
         })
     }
@@ -496,6 +539,52 @@ mod tests {
     fn no_hint_when_nothing_is_likely() {
         for written in ["10x", "soon", "1 month", "1y", "-5s", "1.0000001ms"] {
             assert_eq!(duration_error(written).hint, None, "{written}");
+        }
+    }
+
+    #[test]
+    fn a_repeated_unit_is_refused_with_the_sum_as_hint() {
+        let error = duration_error("1h1h");
+        assert_eq!(
+            error.message,
+            "`1h1h` is not a duration: the unit `h` is written twice; write each unit once"
+        );
+        assert_eq!(error.hint.as_deref(), Some("did you mean `2h`?"));
+        assert_eq!(
+            duration_error("10m5s10m").hint.as_deref(),
+            Some("did you mean `20m5s`?")
+        );
+        // `m` and `ms` are different units.
+        assert_eq!("1m1ms".parse::<Duration>().unwrap().0.as_millis(), 60_001);
+        let error = span_error("1d1d");
+        assert!(error.message.contains("the unit `d` is written twice"));
+        assert_eq!(error.hint.as_deref(), Some("did you mean `2d`?"));
+        assert_eq!("1w2d".parse::<CalendarSpan>().unwrap().days, 9);
+    }
+
+    #[test]
+    fn the_published_patterns_agree_with_the_parsers() {
+        // Through the schema validator, so the regex engine is the one that checks plans.
+        let matcher = |pattern: &str| {
+            jsonschema::validator_for(&serde_json::json!({ "type": "string", "pattern": pattern }))
+                .unwrap()
+        };
+        let (duration, calendar) = (matcher(DURATION_PATTERN), matcher(CALENDAR_PATTERN));
+        for text in [
+            "1h1h", "1m1ms", "1ms1m", "1h30m", "30m1h", "1h30m1h", "1ms2ms", "250ms", "",
+        ] {
+            assert_eq!(
+                duration.is_valid(&serde_json::json!(text)),
+                text.parse::<Duration>().is_ok(),
+                "{text}"
+            );
+        }
+        for text in ["1d1d", "1w2d", "2y6m", "1y1m1y", "1m1m"] {
+            assert_eq!(
+                calendar.is_valid(&serde_json::json!(text)),
+                text.parse::<CalendarSpan>().is_ok(),
+                "{text}"
+            );
         }
     }
 

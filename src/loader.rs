@@ -156,6 +156,16 @@ impl State {
                     included_at,
                 )]);
             }
+            Err(error @ ReadError::TimedOut { .. }) => {
+                return Err(vec![
+                    self.diag_at(
+                        Diagnostic::error(Layer::Yaml, error.to_string()).help(
+                            "a pipe's writer must finish and close it; check the program that writes it",
+                        ),
+                        included_at,
+                    ),
+                ]);
+            }
             Err(error @ ReadError::TooLarge { .. }) => {
                 return Err(vec![
                     self.diag_at(

@@ -259,6 +259,25 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     }
     let sources = render_section(&renderer, &context, "sources", &plan.sources)
         .map_err(|(p, m)| fail(&p, m))?;
+    // A templated `files` entry is plain only now; the analyzer checked the others.
+    for (name, source) in &sources {
+        let crate::plan::Source::Files(files) = source else {
+            continue;
+        };
+        for (i, file) in files.iter().enumerate() {
+            if let Some((message, help)) = analyzer::files_entry_problem(file) {
+                let pointer = format!("/sources/{name}/files/{i}");
+                let d = Diagnostic::error(Layer::Template, message)
+                    .path(key_path(&pointer))
+                    .help(help);
+                let location = loaded.value.locate(&pointer);
+                return Err(Failure::new(
+                    &loaded.path,
+                    vec![loaded.value.place(d, location)],
+                ));
+            }
+        }
+    }
 
     let r = StepRenderer {
         renderer: &renderer,
@@ -334,9 +353,11 @@ fn resolve_secret(
             Err(ReadError::Untrusted { message, fix }) => {
                 Err(format!("secret `{name}`: {message}; {fix}"))
             }
-            Err(error @ (ReadError::TooLarge { .. } | ReadError::NotAFile { .. })) => {
-                Err(format!("secret `{name}`: {error}"))
-            }
+            Err(
+                error @ (ReadError::TooLarge { .. }
+                | ReadError::NotAFile { .. }
+                | ReadError::TimedOut { .. }),
+            ) => Err(format!("secret `{name}`: {error}")),
         },
     }
 }

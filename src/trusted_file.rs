@@ -8,12 +8,19 @@
 //! that account's commands as `alice`. A file and every folder above it must be owned by root
 //! or by the account running planrun, and must not be writable by group or others (a folder
 //! with the sticky bit, like `/tmp`, is fine: only an entry's owner may rename it). A secret
-//! file must also not be readable by group or others.
+//! file must also not be readable by group or others. Every symbolic link followed on the way,
+//! on any component of the path, counts as part of the file: its owner can point it elsewhere,
+//! so it must be owned by root or the running account too.
+//!
+//! Reading never waits forever: a pipe with no writer reads as empty (so the usual "empty
+//! file" error follows), and a writer that stalls is given [`READ_DEADLINE`] in all.
 
 use std::fmt::Write as _;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The most planrun reads from a plan or an included file. Plans are a few kilobytes; the
 /// limit is applied while reading, so `/dev/zero` or a huge file costs 4 MiB, not all memory.
@@ -21,6 +28,11 @@ pub const PLAN_LIMIT: u64 = 4 * 1024 * 1024;
 
 /// The most planrun reads from a secret file: keys and passwords are far smaller.
 pub const SECRET_LIMIT: u64 = 64 * 1024;
+
+/// The longest planrun waits for a plan, included file or secret to be read in full. Files
+/// are read in microseconds; only a pipe whose writer stalls gets near it, and cron must not
+/// hang on one.
+pub const READ_DEADLINE: Duration = Duration::from_secs(10);
 
 /// What a file is to planrun; it decides the limit and whether reading by others matters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +75,13 @@ pub enum ReadError {
         kind: &'static str,
         role: FileRole,
     },
+    /// A pipe whose writer kept it open without finishing within [`READ_DEADLINE`].
+    #[error("gave up reading the {} {path} after {}s: whatever writes it sent no end of file", role.noun(), after.as_secs())]
+    TimedOut {
+        path: String,
+        after: Duration,
+        role: FileRole,
+    },
     #[error("{path} is larger than {}, the limit for a {}", size_name(*limit), role.noun())]
     TooLarge {
         path: String,
@@ -79,14 +98,61 @@ fn size_name(bytes: u64) -> String {
     }
 }
 
-/// Checks `path` and the folders above it, then reads at most the role's limit.
+/// Checks `path` and the folders above it, then reads at most the role's limit, within
+/// [`READ_DEADLINE`].
 pub fn read(path: &Path, role: FileRole) -> Result<Vec<u8>, ReadError> {
+    read_within(path, role, READ_DEADLINE)
+}
+
+fn read_within(path: &Path, role: FileRole, deadline: Duration) -> Result<Vec<u8>, ReadError> {
     check(path, role)?;
-    let file = std::fs::File::open(path)?;
+    let started = Instant::now();
+    // Non-blocking, so opening a FIFO that has no writer returns at once instead of waiting
+    // for one; a read then sees end of file (no writer), and the caller's "empty" error
+    // follows. The descriptor stays non-blocking and each wait is a `poll` bounded by what
+    // is left of the deadline, so a writer that opens the pipe and stalls cannot hang the
+    // run either. For a regular file the flag changes nothing.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
     let limit = role.limit();
     let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let timed_out = || ReadError::TimedOut {
+        path: path.display().to_string(),
+        after: deadline,
+        role,
+    };
     // One byte past the limit tells "exactly at the limit" from "larger".
-    file.take(limit + 1).read_to_end(&mut bytes)?;
+    while bytes.len() as u64 <= limit {
+        let want = chunk
+            .len()
+            .min(usize::try_from(limit + 1 - bytes.len() as u64).unwrap_or(usize::MAX));
+        match (&file).read(&mut chunk[..want]) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(timed_out());
+                }
+                let timeout =
+                    nix::poll::PollTimeout::try_from(left).unwrap_or(nix::poll::PollTimeout::MAX);
+                let mut fds = [nix::poll::PollFd::new(
+                    file.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(0) => return Err(timed_out()),
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(errno) => return Err(std::io::Error::from(errno).into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge {
             path: path.display().to_string(),
@@ -120,8 +186,12 @@ pub fn check(path: &Path, role: FileRole) -> Result<(), ReadError> {
             role,
         });
     }
+    let walk = walk(path)?;
     let mut problems = judge_file(path, metadata.uid(), metadata.mode(), role, euid);
-    for folder in folders_above(path) {
+    for link in &walk.links {
+        problems.extend(judge_link(link, euid));
+    }
+    for folder in walk.folders() {
         // A folder that cannot be read is not a reason to refuse; opening the file will say
         // what is wrong if it matters.
         if let Ok(metadata) = std::fs::metadata(&folder) {
@@ -148,6 +218,9 @@ pub fn check(path: &Path, role: FileRole) -> Result<(), ReadError> {
             .join(" && ")
     );
     let runner = account_name(euid);
+    if problems.iter().any(|p| p.what.contains("symbolic link")) {
+        write!(fix, ", or name the real path {}", walk.real.display()).ok();
+    }
     match role {
         FileRole::Secret => fix.push_str(
             "; a secret file must be readable and writable only by its owner, as ssh requires of a private key",
@@ -231,31 +304,122 @@ fn judge_folder(folder: &Path, uid: u32, mode: u32, euid: u32) -> Vec<Problem> {
     problems
 }
 
-/// Every folder whose owner could replace the file: those above its real location, and those
-/// above the name it was given by (a symbolic link can be swapped in its own folder).
-fn folders_above(path: &Path) -> Vec<PathBuf> {
-    let mut starts = Vec::new();
-    if let Ok(real) = path.canonicalize()
-        && let Some(parent) = real.parent()
-    {
-        starts.push(parent.to_path_buf());
-    }
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if let Ok(parent) = parent.canonicalize() {
-        starts.push(parent);
-    }
-    let mut folders: Vec<PathBuf> = Vec::new();
-    for start in starts {
-        for folder in start.ancestors() {
-            if !folders.iter().any(|f| f == folder) {
-                folders.push(folder.to_path_buf());
+/// A symbolic link met while resolving a path: where it is (its folder already resolved),
+/// who owns it and what it points at.
+#[derive(Debug)]
+struct Link {
+    at: PathBuf,
+    uid: u32,
+    target: PathBuf,
+}
+
+/// A path resolved one component at a time, as the kernel does, remembering every symbolic
+/// link on the way (on any component, not only the last).
+#[derive(Debug)]
+struct Walk {
+    links: Vec<Link>,
+    /// Where the path leads, with no links left in it.
+    real: PathBuf,
+}
+
+impl Walk {
+    /// Every folder whose owner could replace the file or a link on the way to it: those
+    /// above its real location and those holding each link.
+    fn folders(&self) -> Vec<PathBuf> {
+        let starts = self
+            .links
+            .iter()
+            .filter_map(|l| l.at.parent())
+            .chain(self.real.parent());
+        let mut folders: Vec<PathBuf> = Vec::new();
+        for start in starts {
+            for folder in start.ancestors() {
+                if !folders.iter().any(|f| f == folder) {
+                    folders.push(folder.to_path_buf());
+                }
             }
         }
+        folders
     }
-    folders
+}
+
+/// The kernel's limit on links followed in one lookup (`ELOOP` beyond it).
+const MAX_LINKS: usize = 40;
+
+/// Resolves `path` (relative to the working folder) component by component with `lstat`.
+fn walk(path: &Path) -> Result<Walk, std::io::Error> {
+    let mut pending: Vec<PathBuf> = Vec::new();
+    if path.is_relative() {
+        pending.push(std::env::current_dir()?);
+    }
+    pending.push(path.to_path_buf());
+    // Components still to resolve, next one last.
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    fn push(todo: &mut Vec<std::ffi::OsString>, p: &Path) {
+        let parts: Vec<std::ffi::OsString> = p
+            .components()
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        todo.extend(parts.into_iter().rev());
+    }
+    for p in pending.iter().rev() {
+        push(&mut todo, p);
+    }
+    let mut real = PathBuf::from("/");
+    let mut links = Vec::new();
+    while let Some(part) = todo.pop() {
+        match Path::new(&part).components().next() {
+            Some(Component::RootDir) => real = PathBuf::from("/"),
+            Some(Component::CurDir) | None => {}
+            Some(Component::ParentDir) => {
+                // `real` holds no links, so its parent is the folder above.
+                real.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let next = real.join(name);
+                let metadata = std::fs::symlink_metadata(&next)?;
+                if !metadata.file_type().is_symlink() {
+                    real = next;
+                    continue;
+                }
+                if links.len() >= MAX_LINKS {
+                    return Err(std::io::Error::from_raw_os_error(nix::libc::ELOOP));
+                }
+                let target = std::fs::read_link(&next)?;
+                links.push(Link {
+                    at: next.clone(),
+                    uid: metadata.uid(),
+                    target: target.clone(),
+                });
+                // A link under /proc (`/dev/fd/63` from `<(generate-plan)` leads to
+                // `/proc/self/fd/63` → `pipe:[…]`) names an open file, not a path; the kernel
+                // follows it to that file, so the walk ends there.
+                if next.starts_with("/proc") {
+                    real = next;
+                    continue;
+                }
+                push(&mut todo, &target);
+            }
+            Some(Component::Prefix(_)) => {}
+        }
+    }
+    Ok(Walk { links, real })
+}
+
+/// A link owned by another account can be pointed at any file that account chooses.
+fn judge_link(link: &Link, euid: u32) -> Option<Problem> {
+    if link.uid == 0 || link.uid == euid {
+        return None;
+    }
+    Some(Problem {
+        what: format!(
+            "the symbolic link {} on the way to it is owned by {}, not by {}: that account can point it at any file",
+            link.at.display(),
+            describe_account(link.uid),
+            trusted_owners(euid)
+        ),
+        fix: format!("ln -sfn {} {}", quote(&link.target), quote(&link.at)),
+    })
 }
 
 /// `group`, `others` or `group and others` for the write (or read) bits in `bits`.
@@ -370,7 +534,7 @@ mod tests {
 
     #[test]
     fn folders_above_a_relative_name_are_absolute() {
-        let folders = folders_above(Path::new("Cargo.toml"));
+        let folders = walk(Path::new("Cargo.toml")).unwrap().folders();
         assert!(folders.iter().all(|f| f.is_absolute()), "{folders:?}");
         assert_eq!(folders.last().map(PathBuf::as_path), Some(Path::new("/")));
     }

@@ -127,6 +127,47 @@ fn sources_never_backed_up_are_advice_and_weeks_are_a_calendar_unit() {
 }
 
 #[test]
+fn a_unit_written_twice_is_refused_with_the_sum_as_hint() {
+    check("tests/plans/duration-repeated.yaml", 2);
+}
+
+#[test]
+fn values_the_run_would_refuse_are_refused_by_validate() {
+    check("tests/plans/run-time-refusals.yaml", 2);
+}
+
+#[test]
+fn only_unguarded_backups_in_steps_count_as_backing_a_source_up() {
+    check("tests/plans/backup-only-conditionally.yaml", 0);
+}
+
+#[test]
+fn a_templated_files_path_with_dot_dot_is_refused_once_rendered() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "version: 1\nname: crm\nvars: { app: /srv/crm/../other }\nsources:\n  config: { files: [\"{{vars.app}}/.env\"] }\n\
+         storage:\n  local: { local: { path: /var/backups } }\nsteps:\n  - { id: config, backup: config }\n",
+    )
+    .unwrap();
+    let p = plan.display();
+    // The template is plain text to `validate`; the rendered path is refused before any step.
+    let output = planrun().arg("plan").arg(&plan).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{p}:5:21: error: sources.config.files[0]: `/srv/crm/../other/.env` contains `..`, which the backup refuses: below a symbolic link `..` is not the folder above\n  \
+             |\n\
+             5 |   config: {{ files: [\"{{{{vars.app}}}}/.env\"] }}\n  \
+             |                     ^\n  \
+             = help: write the real path, as `realpath -m /srv/crm/../other/.env` prints it\n"
+        )
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
 fn include_cycles_name_the_chain() {
     check("tests/plans/include/cycle-a.yaml", 2);
 }
@@ -455,6 +496,9 @@ mod trust {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("plan.yaml");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Held open for writing by the test, so planrun sees a writer however late `cat`
+        // opens the pipe (a pipe with no writer reads as empty).
+        let _held = hold_open(&fifo);
         let mut writer = std::process::Command::new("bash")
             .arg("-c")
             .arg(format!("exec cat /dev/zero > {}", fifo.display()))
@@ -475,6 +519,219 @@ mod trust {
                 ),
                 Some(2)
             )
+        );
+    }
+
+    fn mkfifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    /// Opens a FIFO for reading and writing, which never blocks: the pipe then has a writer
+    /// that never writes, the way a stalled generator holds it.
+    fn hold_open(path: &Path) -> std::fs::File {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap()
+    }
+
+    /// Runs planrun with `args` under `timeout 60`, so a hang fails the test (exit 124)
+    /// instead of hanging it.
+    fn bounded(args: &[&std::ffi::OsStr]) -> (String, String, Option<i32>) {
+        let output = std::process::Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_planrun"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            output.status.code(),
+        )
+    }
+
+    #[test]
+    fn a_fifo_with_no_writer_reads_as_an_empty_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("plan.yaml");
+        mkfifo(&fifo);
+        let f = fifo.display();
+        assert_eq!(
+            bounded(&["validate".as_ref(), fifo.as_os_str()]),
+            (
+                format!(
+                    "{f}:1:1: error: the plan is empty: it needs at least `version` and `name`\n\
+                     {f}: invalid (1 error)\n"
+                ),
+                String::new(),
+                Some(2)
+            )
+        );
+    }
+
+    #[test]
+    fn a_fifo_as_an_included_file_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.yaml");
+        std::fs::write(&plan, format!("include: [shared.yaml]\n{PLAN}")).unwrap();
+        mkfifo(&dir.path().join("shared.yaml"));
+        let (stdout, _, code) = bounded(&["validate".as_ref(), plan.as_os_str()]);
+        assert_eq!(code, Some(2), "{stdout}");
+        assert!(
+            stdout.contains("shared.yaml:1:1: error: the plan is empty"),
+            "{stdout}"
+        );
+    }
+
+    #[test]
+    fn a_fifo_as_a_secret_file_reads_as_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s3.secret");
+        mkfifo(&secret);
+        let plan = dir.path().join("plan.yaml");
+        let s = secret.display();
+        std::fs::write(
+            &plan,
+            format!(
+                "version: 1\nname: crm\nsecrets:\n  key: {{ file: {s} }}\nsteps:\n  - {{ id: a, shell: \"test -n '{{{{secrets.key}}}}'\" }}\n"
+            ),
+        )
+        .unwrap();
+        let state = dir.path().join("state");
+        let (_, stderr, code) = bounded(&[
+            "execute".as_ref(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+            plan.as_os_str(),
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("secret `key`: {s} is empty")),
+            "{stderr}"
+        );
+    }
+
+    #[test]
+    fn a_stalled_writer_times_out_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("plan.yaml");
+        mkfifo(&fifo);
+        let _held = hold_open(&fifo);
+        let f = fifo.display();
+        let started = std::time::Instant::now();
+        assert_eq!(
+            bounded(&["validate".as_ref(), fifo.as_os_str()]),
+            (
+                format!(
+                    "{f}: error: gave up reading the plan {f} after 10s: whatever writes it sent no end of file\n  \
+                     = help: a pipe's writer must finish and close it; check the program that writes it\n\
+                     {f}: invalid (1 error)\n"
+                ),
+                String::new(),
+                Some(2)
+            )
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_live_writer_through_a_pipe_still_works() {
+        // `<(…)` is an anonymous pipe whose writer starts late and takes its time.
+        let output = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "timeout 60 {} validate <(sleep 1; printf %s \"$PLAN\")",
+                env!("CARGO_BIN_EXE_planrun"),
+            ))
+            .env("PLAN", PLAN)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.starts_with("/dev/fd/") && stdout.ends_with(": valid\n"),
+            "{stdout}"
+        );
+        assert_eq!(output.status.code(), Some(0), "{stdout}");
+    }
+
+    #[test]
+    fn a_symlink_owned_by_another_user_is_refused_on_any_component() {
+        if !as_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let plan = real.join("plan.yaml");
+        std::fs::write(&plan, PLAN).unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        let p = plan.display();
+
+        // The last component: a link to a good root-owned plan, owned by `nobody`.
+        let link = dir.path().join("link.yaml");
+        std::os::unix::fs::symlink(&plan, &link).unwrap();
+        assert_eq!(validate(&link).1, Some(0), "a root-owned link is fine");
+        std::os::unix::fs::lchown(&link, Some(nobody.uid.as_raw()), None).unwrap();
+        let l = link.display();
+        assert_eq!(
+            validate(&link),
+            (
+                format!(
+                    "{l}: error: refusing the plan {l}: the symbolic link {l} on the way to it is owned by `nobody` (uid {}), not by root: that account can point it at any file\n  \
+                     = help: run `ln -sfn {p} {l}`, or name the real path {p}; {RUN_AS_ROOT}\n{l}: invalid (1 error)\n",
+                    nobody.uid
+                ),
+                Some(2)
+            )
+        );
+
+        // A folder on the way: `dir/via/plan.yaml` with `via -> real`, a relative link.
+        let via = dir.path().join("via");
+        std::os::unix::fs::symlink("real", &via).unwrap();
+        let through = via.join("plan.yaml");
+        assert_eq!(validate(&through).1, Some(0));
+        std::os::unix::fs::lchown(&via, Some(nobody.uid.as_raw()), None).unwrap();
+        let (t, v) = (through.display(), via.display());
+        assert_eq!(
+            validate(&through),
+            (
+                format!(
+                    "{t}: error: refusing the plan {t}: the symbolic link {v} on the way to it is owned by `nobody` (uid {}), not by root: that account can point it at any file\n  \
+                     = help: run `ln -sfn real {v}`, or name the real path {p}; {RUN_AS_ROOT}\n{t}: invalid (1 error)\n",
+                    nobody.uid
+                ),
+                Some(2)
+            )
+        );
+
+        // A secret reached through such a link is refused too, at validate and at run time.
+        let secret = real.join("s3.secret");
+        std::fs::write(&secret, "hunter2\n").unwrap();
+        chmod(&secret, 0o600);
+        let secret_link = dir.path().join("s3.link");
+        std::os::unix::fs::symlink(&secret, &secret_link).unwrap();
+        std::os::unix::fs::lchown(&secret_link, Some(nobody.uid.as_raw()), None).unwrap();
+        let secret_plan = real.join("secret-plan.yaml");
+        std::fs::write(
+            &secret_plan,
+            format!(
+                "version: 1\nname: crm\nsecrets:\n  key: {{ file: {} }}\nsteps:\n  - {{ id: a, shell: \"test -n '{{{{secrets.key}}}}'\" }}\n",
+                secret_link.display()
+            ),
+        )
+        .unwrap();
+        let (stdout, code) = validate(&secret_plan);
+        assert_eq!(code, Some(2), "{stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "refusing the secret file {}: the symbolic link {} on the way to it is owned by `nobody`",
+                secret_link.display(),
+                secret_link.display()
+            )),
+            "{stdout}"
         );
     }
 

@@ -78,7 +78,7 @@ pub struct S3Storage {
     pub allow_http: bool,
     /// How long the service may make no progress (no byte sent or received, retries
     /// included) before an operation fails; the longest a frozen or unreachable server can
-    /// hold a run (default `2m`, at least `1s`).
+    /// hold a run (default `2m`, from `1s` to `1h`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_timeout: Option<Duration>,
     /// Retention for this storage (overrides the plan's).
