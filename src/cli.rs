@@ -312,6 +312,9 @@ pub struct PruneArgs {
     /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<VarOverride>,
+    /// Where the plan's lock lives (default as for `execute`): prune waits for no run.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -6,8 +6,10 @@ use chrono::Utc;
 
 use crate::cli::PruneArgs;
 use crate::exit_code;
+use crate::lock::{Holder, LockError, PlanLock};
 use crate::plan::Storage;
 use crate::retention::Policy;
+use crate::state_dir::StateDir;
 use crate::storage::Store;
 use crate::storage::prune::{PruneRow, plan_store, render_table, rows_json};
 
@@ -62,6 +64,13 @@ pub fn run(args: &PruneArgs) -> i32 {
             }
         }
     }
+
+    // The plan's lock, as `execute` takes it: a run still writing its set must not see
+    // that set removed as an old incomplete one.
+    let _lock = match lock_plan(args, &plan.name, &plan.run_id) {
+        Ok(lock) => lock,
+        Err(code) => return code,
+    };
 
     let runtime = match super::rendered_plan::worker_runtime() {
         Ok(runtime) => runtime,
@@ -186,4 +195,27 @@ fn report_error(outcome: &mut StorageOutcome, print: bool, message: String) {
         eprintln!("planrun: {message}");
     }
     outcome.errors.push(message);
+}
+
+/// Takes the plan's lock for the whole prune; exit 4 naming the holder when a run has it.
+fn lock_plan(args: &PruneArgs, plan: &str, run_id: &str) -> Result<PlanLock, i32> {
+    let state = StateDir::locate(args.state_dir.as_deref())
+        .and_then(StateDir::create)
+        .map_err(|error| {
+            eprintln!("planrun: {error}");
+            exit_code::FAILURE
+        })?;
+    let holder = Holder {
+        pid: std::process::id(),
+        host: crate::engine::hostname(),
+        run_id: run_id.to_owned(),
+        started_at: Utc::now(),
+    };
+    PlanLock::acquire(&state.lock(plan), plan, &holder).map_err(|error| {
+        eprintln!("planrun: {error}");
+        match error {
+            LockError::Held { .. } | LockError::HeldByUnknown { .. } => exit_code::LOCKED,
+            LockError::Io { .. } => exit_code::FAILURE,
+        }
+    })
 }
