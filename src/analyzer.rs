@@ -64,6 +64,7 @@ pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
     a.check_recovery();
     a.check_schedules_and_zones();
     a.check_retention();
+    a.check_incomplete_after();
     a.check_drill();
     a.check_templates();
     a.check_run_time_refusals();
@@ -511,6 +512,32 @@ impl Analyzer<'_> {
             }
             if let Some(zone) = &policy.timezone {
                 self.check_zone(&format!("{pointer}/timezone"), zone);
+            }
+        }
+    }
+
+    /// An `incomplete_after` under an hour would let prune remove a set that a run is still
+    /// writing (its manifest comes last).
+    fn check_incomplete_after(&mut self) {
+        let mut policies = Vec::new();
+        if let Some(r) = &self.plan.retention {
+            policies.push(("/retention".to_owned(), r));
+        }
+        for (name, storage) in &self.plan.storage {
+            if let Some(r) = storage.retention() {
+                policies.push((
+                    format!("/storage/{name}/{}/retention", storage.kind_name()),
+                    r,
+                ));
+            }
+        }
+        for (pointer, policy) in policies {
+            if policy.incomplete_after_too_short() {
+                self.error(
+                    &format!("{pointer}/incomplete_after"),
+                    "incomplete_after is shorter than 1h: a backup still being written could be removed",
+                    Some("use at least `1h`; the default is `24h`".into()),
+                );
             }
         }
     }

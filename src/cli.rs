@@ -310,5 +310,7 @@ pub struct PruneArgs {
     #[arg(long)]
     pub dry_run: bool,
     #[command(flatten)]
+    pub state: StateDirArg,
+    #[command(flatten)]
     pub output: JsonOutput,
 }

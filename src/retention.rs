@@ -118,6 +118,8 @@ pub enum PolicyError {
     Empty,
     #[error("unknown time zone `{name}`: use an IANA name such as `UTC` or `Europe/Berlin`")]
     UnknownTimeZone { name: String },
+    #[error("incomplete_after is shorter than 1h: a backup still being written could be removed")]
+    IncompleteAfterTooShort,
 }
 
 /// A checked retention policy: not empty, with a known time zone.
@@ -136,6 +138,10 @@ impl Policy {
     pub fn new(retention: &Retention) -> Result<Policy, PolicyError> {
         if retention.keeps_nothing() {
             return Err(PolicyError::Empty);
+        }
+        // Validation refuses it too; this keeps a plan that skipped validation from acting.
+        if retention.incomplete_after_too_short() {
+            return Err(PolicyError::IncompleteAfterTooShort);
         }
         let timezone = match retention.timezone.as_deref() {
             None => Tz::UTC,

@@ -267,6 +267,8 @@ pub struct Uploaded {
 pub struct ObjectInfo {
     pub key: String,
     pub size: u64,
+    /// When the object was last written, as the server reports it.
+    pub last_modified: chrono::DateTime<chrono::Utc>,
 }
 
 /// What a HEAD says about an object.
@@ -898,6 +900,7 @@ impl S3Bucket {
                 objects.push(ObjectInfo {
                     key: self.relative(&meta.location),
                     size: meta.size,
+                    last_modified: meta.last_modified,
                 });
             }
             Ok(())
@@ -933,6 +936,7 @@ impl S3Bucket {
             .map(|meta| ObjectInfo {
                 key: self.relative(&meta.location),
                 size: meta.size,
+                last_modified: meta.last_modified,
             })
             .collect();
         Ok((folders, objects))

@@ -781,7 +781,7 @@ steps:
             for storage in ["local", "offsite"] {
                 assert!(
                     err.contains(&format!(
-                        "    prune | {id}  complete    keep    db, media: last\n"
+                        "    prune | {id}  verified    keep    db, media: last\n"
                     )),
                     "{err}"
                 );
@@ -821,9 +821,16 @@ steps:
         .collect();
     keys.sort();
     let prefix = format!("crm-backups/crm/{}/", ids[2]);
+    // verify.json: prune re-hashed the set it keeps before removing the oldest one.
     assert_eq!(
         keys,
-        ["db.sqlite3.zst", "manifest.json", "media.tar.zst"].map(|k| format!("{prefix}{k}"))
+        [
+            "db.sqlite3.zst",
+            "manifest.json",
+            "media.tar.zst",
+            "verify.json"
+        ]
+        .map(|k| format!("{prefix}{k}"))
     );
 
     // The data centre is lost: the off-site copy alone brings the database back.

@@ -15,6 +15,22 @@ fn make_set(root: &Path, id: &str, complete: bool) {
     }
 }
 
+/// Dates a set folder and its files back to `time`, as if a run had written them then.
+fn backdate(root: &Path, id: &str, time: std::time::SystemTime) {
+    let dir = root.join("crm").join(id);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap();
+        file.set_modified(time).unwrap();
+    }
+    std::fs::File::open(&dir)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+}
+
 fn write_plan(dir: &Path, storage: &str) -> std::path::PathBuf {
     let plan = format!(
         "version: 1
@@ -37,6 +53,17 @@ fn planrun() -> Command {
     Command::cargo_bin("planrun").unwrap()
 }
 
+/// `planrun prune` with its own state directory under `dir`, so that the plan's lock is this
+/// test's alone.
+fn prune(dir: &Path) -> Command {
+    let mut command = planrun();
+    command
+        .arg("prune")
+        .arg("--state-dir")
+        .arg(dir.join("state"));
+    command
+}
+
 #[test]
 fn dry_run_prints_the_table_and_removes_nothing_then_prune_removes() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,6 +76,12 @@ fn dry_run_prints_the_table_and_removes_nothing_then_prune_removes() {
     ] {
         make_set(&backups, id, complete);
     }
+    // The dead run's folder was last written when it died, in February 2025.
+    backdate(
+        &backups,
+        "20250212T030000Z-dddd",
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_739_329_200),
+    );
     let plan = write_plan(
         dir.path(),
         &format!("  local:\n    local: {{ path: \"{}\" }}", backups.display()),
@@ -57,22 +90,21 @@ fn dry_run_prints_the_table_and_removes_nothing_then_prune_removes() {
         "storage local at {}/crm
 SET                    STATUS      ACTION  REASONS
 20250212T030000Z-dddd  incomplete  remove  incomplete for more than 1d
-20250212T020000Z-cccc  complete    keep    db: daily 2025-02-12
+20250212T020000Z-cccc  verified    keep    db: daily 2025-02-12
 20250211T020000Z-bbbb  complete    keep    db: daily 2025-02-11
 20250210T020000Z-aaaa  complete    remove
 ",
         backups.display()
     );
-    planrun()
-        .args(["prune", "--dry-run"])
+    prune(dir.path())
+        .arg("--dry-run")
         .arg(&plan)
         .assert()
         .success()
         .stdout(format!("{table}dry run: 2 of 4 sets would be removed\n"));
     assert!(backups.join("crm/20250210T020000Z-aaaa").exists());
 
-    planrun()
-        .arg("prune")
+    prune(dir.path())
         .arg(&plan)
         .assert()
         .success()
@@ -89,8 +121,8 @@ SET                    STATUS      ACTION  REASONS
 fn an_unknown_storage_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(dir.path(), "  local:\n    local: { path: /nonexistent }");
-    planrun()
-        .args(["prune", "--storage", "offsite"])
+    prune(dir.path())
+        .args(["--storage", "offsite"])
         .arg(&plan)
         .assert()
         .code(2)
@@ -105,6 +137,8 @@ fn prune_on_s3_removes_sets_from_the_bucket() {
         ("20250210T020000Z-aaaa", true),
         ("20250211T020000Z-bbbb", true),
         ("20250212T020000Z-cccc", true),
+        // Written just now under an old id: its objects' LastModified makes it young.
+        ("20200101T000000Z-dead", false),
     ] {
         make_set(&prefix, id, complete);
     }
@@ -120,8 +154,8 @@ fn prune_on_s3_removes_sets_from_the_bucket() {
         server.endpoint()
     );
     let plan = write_plan(dir.path(), &storage);
-    let output = planrun()
-        .args(["prune", "--json", "--storage", "offsite"])
+    let output = prune(dir.path())
+        .args(["--json", "--storage", "offsite"])
         .arg(&plan)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -219,7 +253,7 @@ fn a_damaged_newest_set_stops_prune_whatever_broke_it() {
             "{what}"
         );
 
-        let output = planrun().arg("prune").arg(&plan).output().unwrap();
+        let output = prune(dir.path()).arg(&plan).output().unwrap();
         assert_eq!(output.status.code(), Some(1), "{what}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -282,20 +316,261 @@ fn a_partial_set_does_not_push_out_the_only_full_set() {
             .replace("keep_daily: 2", "keep_last: 1"),
     )
     .unwrap();
-    planrun()
-        .arg("prune")
+    prune(dir.path())
         .arg(&plan)
         .assert()
         .success()
         .stdout(format!(
             "storage local at {}/crm
 SET                    STATUS      ACTION  REASONS
-20250213T020000Z-cccc  complete    keep    conf: last
-20250212T020000Z-bbbb  complete    keep    db, media: last
+20250213T020000Z-cccc  verified    keep    conf: last
+20250212T020000Z-bbbb  verified    keep    db, media: last
 20250211T020000Z-aaaa  complete    remove
 removed 20250211T020000Z-aaaa
 1 of 3 sets removed
 ",
             backups.display()
         ));
+}
+
+/// A plan over the local folder `backups` with `retention` in place of `keep_daily: 2`.
+fn local_plan(dir: &Path, backups: &Path, retention: &str) -> std::path::PathBuf {
+    let plan = write_plan(
+        dir,
+        &format!("  local:\n    local: {{ path: \"{}\" }}", backups.display()),
+    );
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("keep_daily: 2", retention);
+    std::fs::write(&plan, text).unwrap();
+    plan
+}
+
+/// Flips one bit of a file in place: same size, different bytes.
+fn flip_a_bit(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[1] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+const THREE: [&str; 3] = [
+    "20250210T020000Z-aaaa",
+    "20250211T020000Z-bbbb",
+    "20250212T020000Z-cccc",
+];
+
+/// The refusal for a newest set `cccc` that re-hashing found damaged.
+const REFUSED: &str = "planrun: storage `local`: prune refused: set 20250212T020000Z-cccc is damaged and is the newest set holding `db`: nothing is removed until it is verified or removed by hand\n";
+
+/// The status `snapshots` shows for the newest set.
+fn status_of_newest(plan: &Path) -> serde_json::Value {
+    let output = planrun()
+        .args(["snapshots", "--json"])
+        .arg(plan)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    json["storage"][0]["sets"][0]["status"].clone()
+}
+
+#[test]
+fn a_same_size_bit_flip_in_the_newest_set_stops_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for id in THREE {
+        make_set(&backups, id, true);
+    }
+    flip_a_bit(&backups.join("crm/20250212T020000Z-cccc/db.dump.zst"));
+    let plan = local_plan(dir.path(), &backups, "keep_last: 1");
+    // The listing alone cannot tell: names and sizes are as the manifest says.
+    assert_eq!(status_of_newest(&plan), "complete");
+
+    prune(dir.path())
+        .arg(&plan)
+        .assert()
+        .code(1)
+        .stderr(REFUSED)
+        .stdout(format!(
+            "storage local at {}/crm
+SET                    STATUS      ACTION  REASONS
+20250212T020000Z-cccc  damaged     keep    damaged, not counted
+20250211T020000Z-bbbb  complete    keep    db: last
+20250210T020000Z-aaaa  complete    remove
+",
+            backups.display()
+        ));
+    assert_eq!(support::names(&backups.join("crm")), THREE);
+    // The re-hash was recorded as `verify` records it, so every command now sees it.
+    assert_eq!(status_of_newest(&plan), "damaged");
+}
+
+#[test]
+fn a_verified_newest_set_that_rots_later_stops_prune() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for id in THREE {
+        make_set(&backups, id, true);
+    }
+    let plan = local_plan(dir.path(), &backups, "keep_last: 1");
+    planrun().arg("verify").arg(&plan).assert().success();
+    assert_eq!(status_of_newest(&plan), "verified");
+    flip_a_bit(&backups.join("crm/20250212T020000Z-cccc/db.dump.zst"));
+
+    prune(dir.path())
+        .arg(&plan)
+        .assert()
+        .code(1)
+        .stderr(REFUSED);
+    assert_eq!(support::names(&backups.join("crm")), THREE);
+    assert_eq!(status_of_newest(&plan), "damaged");
+}
+
+#[test]
+fn a_prune_that_removes_nothing_reads_no_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for id in THREE {
+        make_set(&backups, id, true);
+    }
+    let plan = local_plan(dir.path(), &backups, "keep_last: 3");
+    prune(dir.path()).arg(&plan).assert().success();
+    for id in THREE {
+        assert!(!backups.join("crm").join(id).join("verify.json").exists());
+    }
+}
+
+#[test]
+fn a_bit_flip_on_s3_is_found_by_streaming_the_object() {
+    let server = S3Server::start();
+    let prefix = server.bucket_dir().join("backups");
+    for id in THREE {
+        make_set(&prefix, id, true);
+    }
+    flip_a_bit(&prefix.join("crm/20250212T020000Z-cccc/db.dump.zst"));
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!(
+        "  offsite:
+    s3:
+      bucket: {BUCKET}
+      prefix: backups/
+      endpoint: {}
+      path_style: true
+      allow_http: true",
+        server.endpoint()
+    );
+    let plan = write_plan(dir.path(), &storage);
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("keep_daily: 2", "keep_last: 1");
+    std::fs::write(&plan, text).unwrap();
+    prune(dir.path())
+        .arg(&plan)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .assert()
+        .code(1)
+        .stderr("planrun: storage `offsite`: prune refused: set 20250212T020000Z-cccc is damaged and is the newest set holding `db`: nothing is removed until it is verified or removed by hand\n");
+    assert_eq!(support::names(&prefix.join("crm")), THREE);
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(prefix.join("crm/20250212T020000Z-cccc/verify.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["problems"][0]["problem"]["kind"], "hash_mismatch");
+}
+
+#[test]
+fn prune_exits_4_while_a_run_of_the_plan_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for id in THREE {
+        make_set(&backups, id, true);
+    }
+    // What a running execute looks like from outside: a set without its manifest yet.
+    make_set(&backups, "20250212T030000Z-dddd", false);
+    let plan = local_plan(dir.path(), &backups, "keep_last: 1\n  incomplete_after: 1h");
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("run: [\"true\"]", "run: [sleep, \"30\"]");
+    std::fs::write(&plan, text).unwrap();
+    let state = dir.path().join("state");
+    let mut run = std::process::Command::new(assert_cmd::cargo::cargo_bin("planrun"))
+        .arg("execute")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(&plan)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = state.join("locks/crm.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("\"pid\"")) {
+        assert!(std::time::Instant::now() < deadline, "execute never locked");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let output = prune(dir.path()).arg(&plan).output().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    run.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "planrun: plan `crm` is already running: pid {} on ",
+            run.id()
+        )),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+    assert_eq!(support::names(&backups.join("crm")).len(), 4);
+}
+
+#[test]
+fn an_incomplete_after_under_an_hour_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = local_plan(
+        dir.path(),
+        &dir.path().join("backups"),
+        "keep_daily: 2\n  incomplete_after: 0s",
+    );
+    let output = planrun().arg("validate").arg(&plan).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains(
+            "error: retention.incomplete_after: incomplete_after is shorter than 1h: a backup still being written could be removed"
+        ),
+        "{stdout}"
+    );
+    prune(dir.path()).arg(&plan).assert().code(2);
+}
+
+#[test]
+fn a_fresh_folder_with_an_old_id_is_not_removed_as_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for id in THREE {
+        make_set(&backups, id, true);
+    }
+    make_set(&backups, "20200101T000000Z-dead", false);
+    let plan = local_plan(dir.path(), &backups, "keep_last: 3");
+    prune(dir.path())
+        .arg(&plan)
+        .assert()
+        .success()
+        .stdout(format!(
+            "storage local at {}/crm
+SET                    STATUS      ACTION  REASONS
+20250212T020000Z-cccc  complete    keep    db: last
+20250211T020000Z-bbbb  complete    keep    db: last
+20250210T020000Z-aaaa  complete    keep    db: last
+20200101T000000Z-dead  incomplete  keep    incomplete, younger than 1d
+0 of 4 sets removed
+",
+            backups.display()
+        ));
+    assert!(backups.join("crm/20200101T000000Z-dead").exists());
 }

@@ -552,3 +552,56 @@ fn a_secret_in_a_storage_path_never_reaches_the_output() {
         );
     }
 }
+
+/// Changes a parsed manifest in one way.
+type Edit = fn(&mut serde_json::Value);
+
+#[test]
+fn manifests_that_contradict_their_place_or_themselves_are_damaged() {
+    let fx = Fixture::new();
+    let good = fx.complete_set(chrono::Duration::hours(30));
+    let edit = |dir: &Path, change: Edit| {
+        let path = dir.join("manifest.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        change(&mut manifest);
+        std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    };
+    let cases: [(Edit, &str); 3] = [
+        (
+            |m| m["plan"]["name"] = "payroll".into(),
+            "manifest.json: the manifest is for plan `payroll`, not `crm`",
+        ),
+        (
+            |m| m["missing_sources"] = serde_json::json!(["db"]),
+            "manifest.json: source `db` is listed as missing but the set holds an artifact of it",
+        ),
+        (
+            |m| m["missing_sources"] = serde_json::json!(["conf", "conf"]),
+            "manifest.json: missing source `conf` is listed twice",
+        ),
+    ];
+    let mut forged = Vec::new();
+    for (i, (change, why)) in cases.iter().enumerate() {
+        let id = SetId::new(Utc::now() - chrono::Duration::hours(5 - i as i64)).to_string();
+        edit(&forged_copy(&fx, &good, &id), *change);
+        forged.push((id, *why));
+    }
+
+    let (code, out, err) = fx.planrun(&["snapshots", "plan.yaml", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sets = json["storage"][0]["sets"].as_array().unwrap();
+    for (id, why) in &forged {
+        let set = sets.iter().find(|s| s["id"] == id.as_str()).unwrap();
+        assert_eq!(set["status"], "damaged", "{why}: {set:#}");
+        assert_eq!(set["damage"], serde_json::json!([why]), "{set:#}");
+    }
+    // `latest` skips every one of them.
+    let (code, out, err) = fx.planrun(&["restore", "plan.yaml", "--source", "db", "--to", "r"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("restored db from local set {good} ")),
+        "{out}"
+    );
+}

@@ -5,8 +5,10 @@ use chrono::Utc;
 use super::{CommandError, CommandResult, Console};
 use crate::cli::PruneArgs;
 use crate::exit_code;
+use crate::lock::{Holder, PlanLock};
 use crate::plan::Storage;
 use crate::retention::Policy;
+use crate::state_dir::StateDir;
 use crate::storage::Store;
 use crate::storage::prune::{PruneRow, plan_store, render_table, rows_json};
 
@@ -55,6 +57,9 @@ pub fn run(args: &PruneArgs, console: &mut Console) -> CommandResult {
         policies.push(policy);
     }
 
+    // The plan's lock, as `execute` takes it: a run still writing its set must not see
+    // that set removed as an old incomplete one.
+    let _lock = lock_plan(args, &plan.name, &plan.run_id)?;
     let runtime = super::rendered_plan::worker_runtime()?;
     let print = (!args.output.json).then_some(&*console);
     let mut outcomes = Vec::new();
@@ -175,4 +180,16 @@ fn report_error(outcome: &mut StorageOutcome, print: Option<&Console>, message: 
         console.notice(&message);
     }
     outcome.errors.push(message);
+}
+
+/// Takes the plan's lock for the whole prune; exit 4 naming the holder when a run has it.
+fn lock_plan(args: &PruneArgs, plan: &str, run_id: &str) -> Result<PlanLock, CommandError> {
+    let state = StateDir::locate(args.state.state_dir.as_deref()).and_then(StateDir::create)?;
+    let holder = Holder {
+        pid: std::process::id(),
+        host: crate::engine::hostname(),
+        run_id: run_id.to_owned(),
+        started_at: Utc::now(),
+    };
+    Ok(PlanLock::acquire(&state.lock(plan), plan, &holder)?)
 }

@@ -35,12 +35,25 @@ pub struct Retention {
     /// IANA time zone in which days, weeks, months and years are counted (default UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
-    /// Incomplete sets (no manifest) older than this are removed (default `24h`).
+    /// Incomplete sets (no manifest) older than this are removed (default `24h`, at least
+    /// `1h`: a backup still being written could be removed). The age is measured from the
+    /// newer of the set id's time and its newest object's modification time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete_after: Option<Duration>,
 }
 
+/// The shortest `incomplete_after` a plan may set. A run may write its set for a long time
+/// before the manifest commits it; a shorter threshold could remove a backup still being
+/// written.
+pub const MIN_INCOMPLETE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 impl Retention {
+    /// True when `incomplete_after` is set below [`MIN_INCOMPLETE_AFTER`]: refused.
+    pub fn incomplete_after_too_short(&self) -> bool {
+        self.incomplete_after
+            .is_some_and(|after| after.as_std() < MIN_INCOMPLETE_AFTER)
+    }
+
     /// True when no rule would keep anything: such a policy is refused.
     pub fn keeps_nothing(&self) -> bool {
         let counts = [

@@ -21,6 +21,10 @@ pub type ArtifactReader = Box<dyn AsyncRead + Send + Unpin>;
 pub struct StoredSet {
     pub id: SetId,
     pub objects: Vec<StoredObject>,
+    /// The newest modification time the listing reports for the set (a local folder's or
+    /// file's mtime, an S3 object's LastModified), where the storage reports one. An
+    /// incomplete set's age is measured from this too, since the id's time is only a name.
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// An object of a set, named inside the set.

@@ -95,7 +95,7 @@ pub async fn copy_set(
     to: &Store,
 ) -> Result<CopyReport, CopyError> {
     let parsed =
-        Manifest::from_json(&manifest, id.as_str()).map_err(|reason| CopyError::Damaged {
+        Manifest::from_json(&manifest, plan, id.as_str()).map_err(|reason| CopyError::Damaged {
             set: id.to_string(),
             reason,
         })?;

@@ -114,6 +114,9 @@ impl LocalStore {
             }
             let path = entry.path();
             let mut objects = Vec::new();
+            // The folder's own mtime counts: a run that has just created it has written no
+            // file yet.
+            let mut modified = entry.metadata().ok().and_then(|m| m.modified().ok());
             match std::fs::read_dir(&path) {
                 Ok(files) => {
                     for file in files {
@@ -124,6 +127,7 @@ impl LocalStore {
                         if !metadata.is_file() {
                             continue;
                         }
+                        modified = modified.max(metadata.modified().ok());
                         objects.push(StoredObject {
                             name: file.file_name().to_string_lossy().into_owned(),
                             size: metadata.len(),
@@ -134,7 +138,11 @@ impl LocalStore {
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(error) => return Err(StoreError::io("list", &path)(error)),
             }
-            sets.push(StoredSet { id, objects });
+            sets.push(StoredSet {
+                id,
+                objects,
+                modified: modified.map(DateTime::<Utc>::from),
+            });
         }
         Ok(sets)
     }

@@ -91,15 +91,23 @@ impl Manifest {
     }
 
     /// Reads a manifest strictly: every field typed, no unknown key, a known format, artifact
-    /// names that stay inside the set and are not repeated, and the set id it was written for.
-    /// Anything less is a damaged set, never a complete one.
-    pub fn from_json(bytes: &[u8], set_id: &str) -> Result<Manifest, String> {
+    /// names that stay inside the set and are not repeated, the plan and set id it was
+    /// written for, and a `missing_sources` that names each source once and none the set
+    /// holds. Anything less is a damaged set, never a complete one: a manifest that
+    /// contradicts itself or its place cannot be trusted about anything else either.
+    pub fn from_json(bytes: &[u8], plan: &str, set_id: &str) -> Result<Manifest, String> {
         let manifest: Manifest =
             serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
         if manifest.format != MANIFEST_FORMAT {
             return Err(format!(
                 "manifest format {} is not supported by this planrun (it reads {MANIFEST_FORMAT})",
                 manifest.format
+            ));
+        }
+        if manifest.plan.name != plan {
+            return Err(format!(
+                "the manifest is for plan `{}`, not `{plan}`",
+                manifest.plan.name
             ));
         }
         if manifest.set_id != set_id {
@@ -126,6 +134,17 @@ impl Manifest {
                 return Err(format!(
                     "artifact `{}` has no valid sha256 (64 lowercase hex digits)",
                     artifact.name
+                ));
+            }
+        }
+        let mut missing = BTreeSet::new();
+        for source in &manifest.missing_sources {
+            if !missing.insert(source.as_str()) {
+                return Err(format!("missing source `{source}` is listed twice"));
+            }
+            if manifest.holds(source) {
+                return Err(format!(
+                    "source `{source}` is listed as missing but the set holds an artifact of it"
                 ));
             }
         }

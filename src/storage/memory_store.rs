@@ -55,7 +55,11 @@ impl Backend for MemoryStore {
         });
         let sets = sets
             .into_iter()
-            .map(|(id, objects)| StoredSet { id, objects })
+            .map(|(id, objects)| StoredSet {
+                id,
+                objects,
+                modified: None,
+            })
             .collect();
         Box::pin(async move { Ok(sets) })
     }

@@ -1,5 +1,6 @@
-//! Prune: list a storage's sets, let the retention policy decide per source, show the table,
-//! then remove, unless a damaged set stands where the newest backup of a source should be.
+//! Prune: list a storage's sets, let the retention policy decide per source, re-hash the
+//! sets it protects, show the table, then remove, unless a damaged set stands where the
+//! newest backup of a source should be.
 //!
 //! The decision is [`crate::retention::decide_per_source`]; this module adds what a storage
 //! knows (ids, status, the sources each set holds), the safety stop, and the removal.
@@ -9,7 +10,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use super::{SetId, SetStatus, SetSummary, Store, StoreError};
+use super::{SetId, SetStatus, SetSummary, Store, StoreError, newest_restorable_with, verify_set};
 use crate::retention::{Decision, Policy, SourcedSet, decide_per_source};
 
 /// One line of the decision table.
@@ -102,7 +103,7 @@ pub fn plan_prune(sets: &[SetSummary], policy: &Policy, now: DateTime<Utc>) -> P
     let sourced: Vec<SourcedSet> = sets
         .iter()
         .map(|set| SourcedSet {
-            time: set.id.started_at(),
+            time: retention_time(set),
             status: set.status,
             sources: set
                 .sources()
@@ -125,6 +126,17 @@ pub fn plan_prune(sets: &[SetSummary], policy: &Policy, now: DateTime<Utc>) -> P
     PrunePlan {
         rows,
         blockers: blockers(&sets),
+    }
+}
+
+/// The time retention measures a set by: its id's time, except that an incomplete set is as
+/// young as its newest object. An id is only a name: a folder created a moment ago under an
+/// old id may be a run that is still writing.
+fn retention_time(set: &SetSummary) -> DateTime<Utc> {
+    let named = set.id.started_at();
+    match set.status {
+        SetStatus::Incomplete => named.max(set.last_modified.unwrap_or(named)),
+        _ => named,
     }
 }
 
@@ -213,13 +225,75 @@ pub fn rows_json(rows: &[PruneRow]) -> serde_json::Value {
         .collect()
 }
 
-/// Lists the store and plans the prune of `plan`.
+/// The sets a prune keeps as the newest restorable set of some source, newest first: the
+/// sets that must really be restorable before anything older is removed.
+fn protected(sets: &[SetSummary]) -> Vec<&SetSummary> {
+    let sources: BTreeSet<&str> = sets
+        .iter()
+        .filter(|s| s.status.restorable())
+        .filter_map(SetSummary::sources)
+        .flatten()
+        .collect();
+    let mut found: Vec<&SetSummary> = Vec::new();
+    for source in sources {
+        if let Some(set) = newest_restorable_with(sets, source)
+            && !found.iter().any(|f| f.id == set.id)
+        {
+            found.push(set);
+        }
+    }
+    found.sort_by(|a, b| b.id.cmp(&a.id));
+    found
+}
+
+/// Lists the store and plans the prune of `plan`; see [`plan_store_verified_since`].
+/// Nothing counts as verified before this call.
 pub async fn plan_store(
     store: &Store,
     plan: &str,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<PrunePlan, StoreError> {
+    plan_store_verified_since(store, plan, policy, now, now).await
+}
+
+/// Lists the store and plans the prune of `plan`.
+///
+/// A set counts as complete from its listing (manifest, names and sizes), but a byte
+/// flipped in place keeps the size. So when the plan would remove anything, the set kept as
+/// the newest restorable set of each source is first re-hashed (and its `verify.json`
+/// written, as `verify` does), unless a verification of that exact manifest at or after
+/// `verified_since` (the start of this run) found it intact. A set that turns out damaged
+/// then stops the prune, as any damaged newest set does. A prune that removes nothing reads
+/// no artifact.
+pub async fn plan_store_verified_since(
+    store: &Store,
+    plan: &str,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    verified_since: DateTime<Utc>,
+) -> Result<PrunePlan, StoreError> {
+    let sets = store.list_sets(plan).await?;
+    let decided = plan_prune(&sets, policy, now);
+    if decided.to_remove().is_empty() {
+        return Ok(decided);
+    }
+    let stale: Vec<&SetSummary> = protected(&sets)
+        .into_iter()
+        .filter(|set| {
+            set.verify
+                .as_ref()
+                .is_none_or(|record| record.verified_at < verified_since || !record.ok())
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(decided);
+    }
+    for set in stale {
+        verify_set(store, plan, set, now).await?;
+    }
+    // Decided again from a fresh listing, so the status comes from the one place that
+    // decides it, now with the verify records just written.
     let sets = store.list_sets(plan).await?;
     Ok(plan_prune(&sets, policy, now))
 }

@@ -118,10 +118,14 @@ impl Backend for S3Store {
                     size: object.size,
                 };
                 match sets.last_mut() {
-                    Some(set) if set.id == id => set.objects.push(entry),
+                    Some(set) if set.id == id => {
+                        set.objects.push(entry);
+                        set.modified = set.modified.max(Some(object.last_modified));
+                    }
                     _ => sets.push(StoredSet {
                         id,
                         objects: vec![entry],
+                        modified: Some(object.last_modified),
                     }),
                 }
             }

@@ -61,6 +61,8 @@ pub struct SetSummary {
     pub manifest_error: Option<String>,
     /// What makes the set damaged, one line each (empty unless damaged).
     pub damage: Vec<String>,
+    /// The newest modification time the listing reports for the set's objects.
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl SetSummary {
@@ -68,11 +70,13 @@ impl SetSummary {
     /// manifest bytes and the verify record bytes. The one place a status is decided.
     ///
     /// - no manifest: incomplete;
-    /// - a manifest that does not parse strictly into [`Manifest`]: damaged;
+    /// - a manifest that does not parse strictly into [`Manifest`] for this plan and set (see
+    ///   [`Manifest::from_json`]): damaged;
     /// - an artifact of the manifest missing from the listing, or of another size: damaged;
     /// - a verify record of these manifest bytes: verified if it found nothing, else damaged;
     /// - otherwise complete.
     pub fn from_stored(
+        plan: &str,
         listed: &StoredSet,
         manifest: Option<&[u8]>,
         verify: Option<&[u8]>,
@@ -86,13 +90,14 @@ impl SetSummary {
             stored_bytes: listed.stored_bytes(),
             manifest_error: None,
             damage: Vec::new(),
+            last_modified: listed.modified,
         };
         let Some(bytes) = manifest else {
             return summary;
         };
         let sha256 = hex(&Sha256::digest(bytes));
         summary.manifest_sha256 = Some(sha256.clone());
-        let manifest = match Manifest::from_json(bytes, listed.id.as_str()) {
+        let manifest = match Manifest::from_json(bytes, plan, listed.id.as_str()) {
             Ok(manifest) => manifest,
             Err(error) => {
                 summary.status = SetStatus::Damaged;

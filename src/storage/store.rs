@@ -85,6 +85,7 @@ impl Store {
                     _ => None,
                 };
                 Ok::<_, StoreError>(SetSummary::from_stored(
+                    plan,
                     &set,
                     manifest.as_deref(),
                     verify.as_deref(),

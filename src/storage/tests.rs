@@ -259,14 +259,14 @@ async fn a_missing_object_is_a_typed_not_found() {
 fn a_partial_manifest_names_what_it_lacks_and_old_manifests_are_full() {
     let set = id("20261129T020000Z-0001");
     let partial = manifest(&set, &[("conf", b"c")], &["db", "media"]);
-    let read = Manifest::from_json(&partial.to_json(), set.as_str()).unwrap();
+    let read = Manifest::from_json(&partial.to_json(), PLAN, set.as_str()).unwrap();
     assert!(read.is_partial());
     assert_eq!(read.missing_sources, ["db", "media"]);
     let full = manifest(&set, &[("db", b"d")], &[]);
     let text = String::from_utf8(full.to_json()).unwrap();
     assert!(!text.contains("missing_sources"), "{text}");
     assert!(
-        !Manifest::from_json(text.as_bytes(), set.as_str())
+        !Manifest::from_json(text.as_bytes(), PLAN, set.as_str())
             .unwrap()
             .is_partial()
     );
