@@ -52,4 +52,6 @@ pub use verify::{check_artifact, verify_set};
 pub use verify_record::{ArtifactProblem, Problem, VerifyRecord};
 
 #[cfg(test)]
+mod s3_tests;
+#[cfg(test)]
 mod tests;
