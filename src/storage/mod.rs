@@ -54,4 +54,6 @@ pub use verify_record::{ArtifactProblem, Problem, VerifyRecord};
 #[cfg(test)]
 mod s3_tests;
 #[cfg(test)]
+mod step_api_tests;
+#[cfg(test)]
 mod tests;
