@@ -14,6 +14,15 @@
 
 mod watched_http;
 
+#[cfg(test)]
+mod bucket_tests;
+#[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
+pub(crate) mod test_client;
+#[cfg(test)]
+pub(crate) mod test_server;
+
 use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

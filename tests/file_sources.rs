@@ -1,52 +1,99 @@
 //! Round trips of the directory, files, sqlite and git sources through real sets, and the
 //! checks restore makes before it writes anything.
 
-#[path = "support/library.rs"]
-mod library;
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use planrun::plan::{DirectorySource, GitSource, Source, SqliteSource};
-use planrun::source::RestoreTarget;
-use planrun::storage::{LocalStore, Store};
+use serde_json::{Map, Value};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+/// A plan `app` whose one source `src` is `source` (a YAML flow mapping such as
+/// `{ git: { repo: /srv/repo } }`), backed up into the local storage `work/store`.
+fn source_plan(work: &Path, source: &str) -> PathBuf {
+    let plan = work.join("app.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1\nname: app\nsources:\n  src: {source}\n\
+             storage:\n  local: {{ local: {{ path: {} }} }}\nsteps:\n  - {{ id: b, backup: src }}\n",
+            work.join("store").display()
+        ),
+    )
+    .unwrap();
+    plan
 }
 
-fn restore(
-    storage: &Path,
-    source: &Source,
-    target: RestoreTarget,
-    scratch: &Path,
-) -> Result<planrun::source::RestoreOutcome, String> {
-    let store = Store::new(LocalStore::new(storage));
-    runtime()
-        .block_on(planrun::storage::restore_source(
-            &store,
-            "app",
-            "src",
-            source,
-            Some("latest"),
-            target,
-            scratch,
-        ))
-        .map(|(_, outcome)| outcome)
-        .map_err(|e| e.to_string())
-}
-
-fn to(path: &Path) -> RestoreTarget {
-    RestoreTarget {
-        database: None,
-        path: Some(path.to_owned()),
-        force: false,
+/// The sets of plan `app` in `work/store`, oldest first.
+fn sets(work: &Path) -> Vec<PathBuf> {
+    let dir = work.join("store/app");
+    if !dir.exists() {
+        return Vec::new();
     }
+    support::names(&dir).iter().map(|n| dir.join(n)).collect()
+}
+
+/// `planrun execute` of `plan`: the manifest of the newest set, or what the run printed to
+/// stderr when it failed.
+fn back_up(work: &Path, plan: &Path) -> Result<Value, String> {
+    let output = planrun(
+        work,
+        &[
+            "execute",
+            plan.to_str().unwrap(),
+            "--state-dir",
+            work.join("state").to_str().unwrap(),
+        ],
+    );
+    if output.status.code() != Some(0) {
+        return Err(support::run::stderr(&output));
+    }
+    let newest = sets(work).pop().expect("the run made a set");
+    Ok(serde_json::from_slice(&std::fs::read(newest.join("manifest.json")).unwrap()).unwrap())
+}
+
+/// `planrun restore` of source `src` of `plan` into `dest`: the facts it printed (one
+/// `  name: json` line each), or what it printed to stderr when it failed.
+fn restore(
+    work: &Path,
+    plan: &Path,
+    dest: &Path,
+    force: bool,
+) -> Result<Map<String, Value>, String> {
+    let mut args = vec![
+        "restore",
+        plan.to_str().unwrap(),
+        "--source",
+        "src",
+        "--to",
+        dest.to_str().unwrap(),
+        "--state-dir",
+    ];
+    let state = work.join("state");
+    args.push(state.to_str().unwrap());
+    if force {
+        args.push("--force");
+    }
+    let output = planrun(work, &args);
+    if output.status.code() != Some(0) {
+        return Err(support::run::stderr(&output));
+    }
+    let stdout = support::run::stdout(&output);
+    let mut lines = stdout.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("restored src from local set "),
+        "{stdout}"
+    );
+    Ok(lines
+        .map(|line| {
+            let (name, value) = line.trim_start().split_once(": ").unwrap();
+            (name.to_owned(), serde_json::from_str(value).unwrap())
+        })
+        .collect())
 }
 
 /// Every entry under `root`: relative path, kind, mode, and content or link target.
@@ -112,23 +159,22 @@ fn directory_round_trip_keeps_modes_symlinks_and_honours_excludes() {
     )
     .unwrap();
 
-    let source = Source::Directory(DirectorySource {
-        path: media.display().to_string(),
-        exclude: vec!["cache/**".into(), "outside".into()],
-        on_unreadable: None,
-        level: None,
-    });
-    let storage = work.path().join("store");
-    let (_, result) = library::back_up(&storage, "app", "src", &source, work.path());
-    let (backup, manifest) = result.unwrap();
-    let facts = &backup.artifacts[0].facts;
+    let plan = source_plan(
+        work.path(),
+        &format!(
+            "{{ directory: {{ path: {}, exclude: [\"cache/**\", outside] }} }}",
+            media.display()
+        ),
+    );
+    let manifest = back_up(work.path(), &plan).unwrap();
+    let facts = &manifest["artifacts"][0]["facts"];
     assert_eq!(facts["files"], 3, "{facts:?}");
     assert_eq!(facts["bytes"], 100_000 + 18 + 1);
-    assert_eq!(manifest.artifacts[0].name, "src.tar.zst");
+    assert_eq!(manifest["artifacts"][0]["name"], "src.tar.zst");
 
     let restored = work.path().join("restored/media");
-    let outcome = restore(&storage, &source, to(&restored), work.path()).unwrap();
-    assert_eq!(outcome.facts["files"], 3);
+    let outcome = restore(work.path(), &plan, &restored, false).unwrap();
+    assert_eq!(outcome["files"], 3);
     let mut expected = tree(&media);
     expected.retain(|(p, _)| !p.starts_with("cache") && p != Path::new("outside"));
     expected.push((PathBuf::from("cache"), "dir 755".into()));
@@ -136,25 +182,16 @@ fn directory_round_trip_keeps_modes_symlinks_and_honours_excludes() {
     assert_eq!(tree(&restored), expected);
 
     // A second restore over the now non-empty folder needs force, and then replaces it.
-    let again = restore(&storage, &source, to(&restored), work.path()).unwrap_err();
+    let again = restore(work.path(), &plan, &restored, false).unwrap_err();
     assert!(
         again.starts_with(&format!(
-            "refusing to replace {}: it exists and is not empty",
+            "planrun: restore of src failed: refusing to replace {}: it exists and is not empty",
             restored.display()
         )),
         "{again}"
     );
     std::fs::write(restored.join("stray"), b"x").unwrap();
-    restore(
-        &storage,
-        &source,
-        RestoreTarget {
-            force: true,
-            ..to(&restored)
-        },
-        work.path(),
-    )
-    .unwrap();
+    restore(work.path(), &plan, &restored, true).unwrap();
     assert!(!restored.join("stray").exists());
     assert_eq!(
         support::names(&work.path().join("restored")),
@@ -175,25 +212,12 @@ fn files_round_trip_with_modes_and_a_missing_file_is_named() {
         config.join(".env").display().to_string(),
         config.join("settings.py").display().to_string(),
     ];
-    let storage = work.path().join("store");
-    let (_, result) = library::back_up(
-        &storage,
-        "app",
-        "src",
-        &Source::Files(files.clone()),
-        work.path(),
-    );
-    let (backup, _) = result.unwrap();
-    assert_eq!(backup.artifacts[0].facts["files"], 2);
+    let plan = source_plan(work.path(), &format!("{{ files: [{}] }}", files.join(", ")));
+    let manifest = back_up(work.path(), &plan).unwrap();
+    assert_eq!(manifest["artifacts"][0]["facts"]["files"], 2);
 
     let dest = work.path().join("out");
-    restore(
-        &storage,
-        &Source::Files(files.clone()),
-        to(&dest),
-        work.path(),
-    )
-    .unwrap();
+    restore(work.path(), &plan, &dest, false).unwrap();
     assert_eq!(support::names(&dest), [".env", "settings.py"]);
     assert_eq!(
         std::fs::read(dest.join(".env")).unwrap(),
@@ -203,25 +227,25 @@ fn files_round_trip_with_modes_and_a_missing_file_is_named() {
         std::fs::metadata(dest.join(".env")).unwrap().mode() & 0o777,
         0o640
     );
-    let again = restore(
-        &storage,
-        &Source::Files(files.clone()),
-        to(&dest),
-        work.path(),
-    )
-    .unwrap_err();
+    let again = restore(work.path(), &plan, &dest, false).unwrap_err();
     assert!(again.contains("it exists; pass --force"), "{again}");
 
     let mut missing = files.clone();
     missing.push(config.join("local_settings.py").display().to_string());
-    let (writer, result) =
-        library::back_up(&storage, "app", "src", &Source::Files(missing), work.path());
-    let error = result.unwrap_err().to_string();
-    assert_eq!(
-        error,
-        format!("{} is missing", config.join("local_settings.py").display())
+    let plan = source_plan(
+        work.path(),
+        &format!("{{ files: [{}] }}", missing.join(", ")),
     );
-    assert!(support::names(writer.path()).is_empty());
+    // The run fails naming the file, and its set folder goes away with nothing in it kept.
+    let error = back_up(work.path(), &plan).unwrap_err();
+    assert!(
+        error.contains(&format!(
+            ": backup `src`: {} is missing\n",
+            config.join("local_settings.py").display()
+        )),
+        "{error}"
+    );
+    assert_eq!(sets(work.path()).len(), 1, "{error}");
 }
 
 #[test]
@@ -259,23 +283,22 @@ fn sqlite_round_trip_while_the_app_writes() {
         }
         n
     });
-    let source = Source::Sqlite(SqliteSource {
-        path: db.display().to_string(),
-        count_rows: None,
-    });
-    let storage = work.path().join("store");
-    let (_, result) = library::back_up(&storage, "app", "src", &source, work.path());
+    let plan = source_plan(
+        work.path(),
+        &format!("{{ sqlite: {{ path: {} }} }}", db.display()),
+    );
+    let result = back_up(work.path(), &plan);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(app.join().unwrap() > 0);
-    let (backup, _) = result.unwrap();
-    let counts = &backup.artifacts[0].facts["row_counts"];
+    let manifest = result.unwrap();
+    let counts = &manifest["artifacts"][0]["facts"]["row_counts"];
     assert_eq!(counts["auth_user"], 2);
     let notes = counts["note"].as_u64().unwrap();
     assert!(notes >= 5000, "{counts}");
 
     let target = work.path().join("restored.sqlite3");
-    let outcome = restore(&storage, &source, to(&target), work.path()).unwrap();
-    assert_eq!(&outcome.facts["row_counts"], counts);
+    let outcome = restore(work.path(), &plan, &target, false).unwrap();
+    assert_eq!(&outcome["row_counts"], counts);
     let restored = rusqlite::Connection::open(&target).unwrap();
     let users: Vec<String> = restored
         .prepare("SELECT username FROM auth_user ORDER BY id")
@@ -292,18 +315,9 @@ fn sqlite_round_trip_while_the_app_writes() {
     assert_eq!(sum(&restored), sum(&connection));
 
     // Replacing an existing file needs force; the sqlite3 CLI then reads the result.
-    let refused = restore(&storage, &source, to(&target), work.path()).unwrap_err();
+    let refused = restore(work.path(), &plan, &target, false).unwrap_err();
     assert!(refused.contains("it exists; pass --force"), "{refused}");
-    restore(
-        &storage,
-        &source,
-        RestoreTarget {
-            force: true,
-            ..to(&target)
-        },
-        work.path(),
-    )
-    .unwrap();
+    restore(work.path(), &plan, &target, true).unwrap();
     let cli = Command::new("sqlite3")
         .arg(&target)
         .arg("SELECT count(*) FROM auth_user")
@@ -346,17 +360,16 @@ fn git_round_trip_keeps_head_and_history() {
     }
     git(&repo, &["branch", "feature"]);
     let head = git(&repo, &["rev-parse", "HEAD"]);
-    let source = Source::Git(GitSource {
-        repo: repo.display().to_string(),
-    });
-    let storage = work.path().join("store");
-    let (_, result) = library::back_up(&storage, "app", "src", &source, work.path());
-    let (backup, _) = result.unwrap();
-    assert_eq!(backup.artifacts[0].facts["head"], head.as_str());
+    let plan = source_plan(
+        work.path(),
+        &format!("{{ git: {{ repo: {} }} }}", repo.display()),
+    );
+    let manifest = back_up(work.path(), &plan).unwrap();
+    assert_eq!(manifest["artifacts"][0]["facts"]["head"], head.as_str());
 
     let clone = work.path().join("clone");
-    let outcome = restore(&storage, &source, to(&clone), work.path()).unwrap();
-    assert_eq!(outcome.facts["head"], head.as_str());
+    let outcome = restore(work.path(), &plan, &clone, false).unwrap();
+    assert_eq!(outcome["head"], head.as_str());
     assert_eq!(
         git(&clone, &["log", "--format=%H %s", "main"]),
         git(&repo, &["log", "--format=%H %s", "main"])
@@ -729,7 +742,6 @@ fn nightly_level_two_puts_the_config_back_where_it_was() {
 /// A set as the files source wrote it before the layout was kept: bare names when they
 /// were distinct, full paths without the `/` when they clashed, and no `root` fact.
 fn old_files_set(storage: &Path, files: &[(&str, &Path)]) {
-    use std::io::Write;
     let mut builder = tar::Builder::new(Vec::new());
     let mut listing = Vec::new();
     for (name, path) in files {
@@ -745,31 +757,24 @@ fn old_files_set(storage: &Path, files: &[(&str, &Path)]) {
         }));
     }
     let tar = builder.into_inner().unwrap();
-    let now = chrono::Utc::now();
-    let set = library::begin_set(storage, "crm", now);
-    let mut writer =
-        planrun::storage::ArtifactWriter::create(set.path(), "config.tar.zst").unwrap();
-    writer
-        .write_all(&zstd::encode_all(&tar[..], 3).unwrap())
-        .unwrap();
-    let digest = writer.finish().unwrap();
-    let mut manifest = set.finalize(now).unwrap();
-    let mut facts = planrun::storage::Facts::new();
-    facts.insert("files".into(), files.len().into());
-    facts.insert("listing".into(), listing.into());
-    manifest.artifacts.push(planrun::storage::ArtifactEntry {
-        name: "config.tar.zst".into(),
-        source: "config".into(),
-        kind: planrun::storage::ArtifactKind::TarZstd,
-        size: digest.size,
-        sha256: digest.sha256,
-        facts,
+    let set = support::write_set(
+        storage,
+        "crm",
+        "20250214T020000Z-3f9a",
+        &[(
+            "config.tar.zst",
+            "config",
+            &zstd::encode_all(&tar[..], 3).unwrap(),
+        )],
+    );
+    // The facts the files source recorded then: a count and a listing, no `root`.
+    let path = set.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    manifest["artifacts"][0]["facts"] = serde_json::json!({
+        "files": files.len(),
+        "listing": listing,
     });
-    std::fs::write(
-        set.path().join(planrun::storage::MANIFEST),
-        manifest.to_json(),
-    )
-    .unwrap();
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
 }
 
 #[test]

@@ -1,18 +1,10 @@
 //! Archives built to escape the destination are refused before anything is written, and
 //! nothing appears outside the destination.
 
-#[path = "support/library.rs"]
-mod library;
 mod support;
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-
-use chrono::Utc;
-use planrun::plan::{DirectorySource, Source};
-use planrun::source::RestoreTarget;
-use planrun::storage::{ArtifactEntry, ArtifactKind, ArtifactWriter, LocalStore, Store};
 
 enum Item<'a> {
     File(&'a str, u32),
@@ -54,54 +46,25 @@ fn hostile_tar(items: &[Item]) -> Vec<u8> {
     out
 }
 
-/// Stores `tar` as the artifact of source `src` in a complete set.
+/// Stores `tar` as the artifact of source `src` in a complete set of plan `app`.
 fn store_set(storage: &Path, tar: &[u8]) {
-    let now = Utc::now();
-    let set = library::begin_set(storage, "app", now);
-    let mut writer = ArtifactWriter::create(set.path(), "src.tar.zst").unwrap();
-    writer
-        .write_all(&zstd::encode_all(tar, 3).unwrap())
-        .unwrap();
-    let digest = writer.finish().unwrap();
-    let mut manifest = set.finalize(now).unwrap();
-    manifest.artifacts.push(ArtifactEntry {
-        name: "src.tar.zst".into(),
-        source: "src".into(),
-        kind: ArtifactKind::TarZstd,
-        size: digest.size,
-        sha256: digest.sha256,
-        facts: Default::default(),
-    });
-    planrun::storage::write_atomically(set.path(), "manifest.json", &manifest.to_json()).unwrap();
+    let artifact = zstd::encode_all(tar, 3).unwrap();
+    support::write_set(
+        storage,
+        "app",
+        "20250214T020000Z-3f9a",
+        &[("src.tar.zst", "src", &artifact)],
+    );
 }
 
+/// `planrun restore` of source `src` from `storage` into `dest`, with the plan written beside
+/// `storage`; on failure, what the binary printed to stderr.
 fn restore(storage: &Path, dest: &Path) -> Result<(), String> {
-    let source = Source::Directory(DirectorySource {
-        path: "/unused".into(),
-        exclude: vec![],
-        on_unreadable: None,
-        level: None,
-    });
-    let store = Store::new(LocalStore::new(storage));
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(planrun::storage::restore_source(
-            &store,
-            "app",
-            "src",
-            &source,
-            None,
-            RestoreTarget {
-                database: None,
-                path: Some(dest.to_owned()),
-                force: false,
-            },
-            storage,
-        ))
-        .map(drop)
-        .map_err(|e| e.to_string())
+    let output = restore_cli(storage.parent().unwrap(), storage, dest);
+    match output.status.code() {
+        Some(0) => Ok(()),
+        _ => Err(support::run::stderr(&output)),
+    }
 }
 
 #[test]
@@ -158,7 +121,9 @@ fn escaping_entries_are_refused_and_nothing_is_written() {
         let error = restore(&storage, &dest).unwrap_err();
         assert_eq!(
             error,
-            format!("refusing archive entry {reason}; nothing was written"),
+            format!(
+                "planrun: restore of src failed: refusing archive entry {reason}; nothing was written\n"
+            ),
             "case {i}"
         );
         assert!(

@@ -1,17 +1,12 @@
 //! The postgres source against a real PostgreSQL 15 the harness starts: round trips in every
 //! format, the force rule, and pg_dump failures that must surface with pg_dump's message.
 
-#[path = "support/library.rs"]
-mod library;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use library::PgSources;
-use planrun::plan::{PgFormat, Source};
-use planrun::source::{RestoreOutcome, RestoreTarget, SourceError};
-use planrun::storage::{LocalStore, SetSummary, Store};
+use serde_json::{Map, Value};
 use support::postgres::{BIN_DIR, PASSWORD, PgServer};
 
 const TABLES: [&str; 3] = ["auth_user", "customers_customer", "sales_sale"];
@@ -37,35 +32,131 @@ fn fingerprint(pg: &PgServer, database: &str) -> Vec<String> {
         .collect()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+/// The source section reaching `database` over the unix socket (trusted, no password), with
+/// `extra` keys (`, format: plain`) appended.
+fn socket_source(pg: &PgServer, database: &str, extra: &str) -> String {
+    format!(
+        "{{ postgres: {{ database: {database}, host: {}, port: {}, user: postgres, bin_dir: {BIN_DIR}{extra} }} }}",
+        pg.socket_dir().display(),
+        pg.port
+    )
+}
+
+/// The source section reaching `database` over TCP, where the password is checked.
+fn tcp_source(pg: &PgServer, database: &str, password: &str) -> String {
+    // A JSON string is a YAML double-quoted scalar, so any password survives as it is.
+    format!(
+        "{{ postgres: {{ database: {database}, host: 127.0.0.1, port: {}, user: postgres, password: {}, bin_dir: {BIN_DIR} }} }}",
+        pg.port,
+        serde_json::to_string(password).unwrap()
+    )
+}
+
+/// Writes plan `crm` whose one source `db` is `source`, backed up into `work/store`.
+fn db_plan(work: &Path, source: &str) -> PathBuf {
+    let plan = work.join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1\nname: crm\nsources:\n  db: {source}\n\
+             storage:\n  local: {{ local: {{ path: {} }} }}\nsteps:\n  - {{ id: db, backup: db }}\n",
+            work.join("store").display()
+        ),
+    )
+    .unwrap();
+    plan
+}
+
+fn planrun(work: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_planrun"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(work.join("state"))
+        .current_dir(work)
+        .output()
         .unwrap()
 }
 
-/// Restores source `db` of plan `crm` from the set `selector` names into `database`.
+/// The set folders of plan `crm` in `work/store`, oldest first.
+fn sets(work: &Path) -> Vec<String> {
+    let dir = work.join("store/crm");
+    if dir.exists() {
+        support::names(&dir)
+    } else {
+        Vec::new()
+    }
+}
+
+/// `planrun execute` of `plan`: the newest set's id and manifest, or what the run printed to
+/// stderr when it failed.
+fn back_up(work: &Path, plan: &Path) -> Result<(String, Value), String> {
+    let output = planrun(work, &["execute", plan.to_str().unwrap()]);
+    if output.status.code() != Some(0) {
+        return Err(support::run::stderr(&output));
+    }
+    let id = sets(work).pop().expect("the run made a set");
+    let manifest = std::fs::read(work.join("store/crm").join(&id).join("manifest.json")).unwrap();
+    Ok((id, serde_json::from_slice(&manifest).unwrap()))
+}
+
+/// `planrun restore` of source `db` from the set `selector` names into `database`: the set
+/// it read and the facts it printed, or what it printed to stderr when it failed.
 fn restore_db(
-    store: &Store,
-    source: &Source,
+    work: &Path,
+    plan: &Path,
     selector: &str,
     database: &str,
     force: bool,
-    scratch: &Path,
-) -> Result<(SetSummary, RestoreOutcome), SourceError> {
-    runtime().block_on(planrun::storage::restore_source(
-        store,
-        "crm",
+) -> Result<(String, Map<String, Value>), String> {
+    let mut args = vec![
+        "restore",
+        plan.to_str().unwrap(),
+        "--source",
         "db",
-        source,
-        Some(selector),
-        RestoreTarget {
-            database: Some(database.into()),
-            path: None,
-            force,
-        },
-        scratch,
-    ))
+        "--set",
+        selector,
+        "--to",
+        database,
+    ];
+    if force {
+        args.push("--force");
+    }
+    let output = planrun(work, &args);
+    if output.status.code() != Some(0) {
+        return Err(support::run::stderr(&output));
+    }
+    let stdout = support::run::stdout(&output);
+    let mut lines = stdout.lines();
+    let first = lines.next().unwrap();
+    let set = first
+        .strip_prefix("restored db from local set ")
+        .and_then(|rest| rest.split_once(' '))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .0
+        .to_owned();
+    let facts = lines
+        .map(|line| {
+            let (name, value) = line.trim_start().split_once(": ").unwrap();
+            (name.to_owned(), serde_json::from_str(value).unwrap())
+        })
+        .collect();
+    Ok((set, facts))
+}
+
+/// Every file name under `root`, at any depth.
+fn every_name(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
 }
 
 #[test]
@@ -74,25 +165,21 @@ fn every_format_round_trips_with_facts_and_force_rules() {
     seed(&pg, "crm");
     let expected = fingerprint(&pg, "crm");
     let work = tempfile::tempdir().unwrap();
+    let count_rows = format!(", count_rows: [{}]", TABLES.join(", "));
     for (format, target) in [
-        (PgFormat::Custom, "crm_custom"),
-        (PgFormat::Directory, "crm_dir"),
-        (PgFormat::Plain, "crm_plain"),
+        ("custom", "crm_custom"),
+        ("directory", "crm_dir"),
+        ("plain", "crm_plain"),
     ] {
-        let mut source = pg.source("crm");
-        source.format = Some(format);
-        source.jobs = Some(2);
-        source.count_rows = TABLES.iter().map(|t| t.to_string()).collect();
-        let source = Source::Postgres(source);
-        let (writer, result) = library::back_up(
-            &work.path().join("store"),
+        let source = socket_source(
+            &pg,
             "crm",
-            "db",
-            &source,
-            work.path(),
+            &format!(", format: {format}, jobs: 2{count_rows}"),
         );
-        let (backup, _) = result.unwrap_or_else(|e| panic!("{format:?}: {e}"));
-        let facts = &backup.artifacts[0].facts;
+        let plan = db_plan(work.path(), &source);
+        let (id, manifest) =
+            back_up(work.path(), &plan).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        let facts = &manifest["artifacts"][0]["facts"];
         assert_eq!(facts["row_counts"]["auth_user"], 25, "{facts:?}");
         assert_eq!(facts["row_counts"]["sales_sale"], 2000);
         assert!(
@@ -104,36 +191,24 @@ fn every_format_round_trips_with_facts_and_force_rules() {
             "{facts:?}"
         );
 
-        let store = Store::new(LocalStore::new(work.path().join("store")));
-        let (set, outcome) = restore_db(
-            &store,
-            &source,
-            writer.id().as_str(),
-            target,
-            false,
-            work.path(),
-        )
-        .unwrap_or_else(|e| panic!("{format:?}: {e}"));
-        assert_eq!(&set.id, writer.id());
-        assert_eq!(outcome.facts["row_counts"], facts["row_counts"]);
+        let (set, outcome) = restore_db(work.path(), &plan, &id, target, false)
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert_eq!(set, id);
+        assert_eq!(outcome["row_counts"], facts["row_counts"]);
         assert_eq!(fingerprint(&pg, target), expected, "{format:?}");
     }
 
     // An existing database with data is replaced only with force, and then completely.
     pg.psql("crm_custom", "DELETE FROM sales_sale WHERE id > 10");
-    let mut source = pg.source("crm");
-    source.count_rows = TABLES.iter().map(|t| t.to_string()).collect();
-    let source = Source::Postgres(source);
-    let store = Store::new(LocalStore::new(work.path().join("store")));
-    let refuse =
-        restore_db(&store, &source, "latest", "crm_custom", false, work.path()).unwrap_err();
+    let plan = db_plan(work.path(), &socket_source(&pg, "crm", &count_rows));
+    let refuse = restore_db(work.path(), &plan, "latest", "crm_custom", false).unwrap_err();
     assert!(
-        refuse.to_string().starts_with(
-            "refusing to replace database crm_custom: it exists with 3 tables and 0 connections"
+        refuse.starts_with(
+            "planrun: restore of db failed: refusing to replace database crm_custom: it exists with 3 tables and 0 connections"
         ),
         "{refuse}"
     );
-    restore_db(&store, &source, "latest", "crm_custom", true, work.path()).unwrap();
+    restore_db(work.path(), &plan, "latest", "crm_custom", true).unwrap();
     assert_eq!(fingerprint(&pg, "crm_custom"), expected);
     let leftovers = pg.psql(
         "postgres",
@@ -147,15 +222,13 @@ fn bad_password_and_missing_database_fail_with_the_server_message() {
     let pg = PgServer::start();
     seed(&pg, "crm");
     let work = tempfile::tempdir().unwrap();
-    let store = work.path().join("store");
+    let work = work.path();
 
-    let good = Source::Postgres(pg.tcp_source("crm", PASSWORD));
-    let (_, result) = library::back_up(&store, "crm", "db", &good, work.path());
-    result.expect("the right password works over TCP");
+    let good = db_plan(work, &tcp_source(&pg, "crm", PASSWORD));
+    back_up(work, &good).expect("the right password works over TCP");
 
-    let bad = Source::Postgres(pg.tcp_source("crm", "wrong"));
-    let (writer, result) = library::back_up(&store, "crm", "db", &bad, work.path());
-    let error = result.unwrap_err().to_string();
+    let bad = db_plan(work, &tcp_source(&pg, "crm", "wrong"));
+    let error = back_up(work, &bad).unwrap_err();
     assert!(
         error.contains("password authentication failed for user \"postgres\""),
         "{error}"
@@ -164,21 +237,13 @@ fn bad_password_and_missing_database_fail_with_the_server_message() {
         !error.contains("wrong"),
         "the password must not appear: {error}"
     );
-    assert_eq!(
-        support::names(writer.path()),
-        Vec::<String>::new(),
-        "no artifact, no temp file"
-    );
+    // The failed run's set folder is gone: no artifact, no temp file.
+    assert_eq!(sets(work).len(), 1, "no artifact, no temp file");
     // The passfile lived in scratch only for the attempt.
-    assert!(
-        !support::names(work.path())
-            .iter()
-            .any(|n| n.starts_with("pgpass"))
-    );
+    assert!(!every_name(work).iter().any(|n| n.starts_with("pgpass")));
 
-    let missing = Source::Postgres(pg.source("nope"));
-    let (_, result) = library::back_up(&store, "crm", "db", &missing, work.path());
-    let error = result.unwrap_err().to_string();
+    let missing = db_plan(work, &socket_source(&pg, "nope", ""));
+    let error = back_up(work, &missing).unwrap_err();
     assert!(
         error.contains("database \"nope\" does not exist"),
         "{error}"
@@ -205,28 +270,22 @@ fn a_pg_dump_failing_inside_the_pipeline_is_caught() {
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut source = pg.source("crm");
-    source.bin_dir = Some(bin.display().to_string());
-    let (writer, result) = library::back_up(
-        &work.path().join("store"),
-        "crm",
-        "db",
-        &Source::Postgres(source),
-        work.path(),
-    );
-    match result {
-        Err(SourceError::Tool {
-            program, stderr, ..
-        }) => {
-            assert_eq!(program, "pg_dump");
-            assert_eq!(
-                stderr,
-                "pg_dump: error: query failed: server closed the connection unexpectedly"
+    let source = socket_source(&pg, "crm", "").replace(BIN_DIR, &bin.display().to_string());
+    let plan = db_plan(work.path(), &source);
+    match back_up(work.path(), &plan) {
+        // `{program} failed ({status}): {stderr}`, as the step's failure line.
+        Err(error) => {
+            assert!(error.contains(": backup `db`: pg_dump failed ("), "{error}");
+            assert!(
+                error.contains(
+                    "): pg_dump: error: query failed: server closed the connection unexpectedly\n"
+                ),
+                "{error}"
             );
         }
         other => panic!("expected a pg_dump failure, got {other:?}"),
     }
-    assert_eq!(support::names(writer.path()), Vec::<String>::new());
+    assert_eq!(sets(work.path()), Vec::<String>::new());
 }
 
 /// The owner, grants (sorted), settings, connection limit and comment of `database`.

@@ -52,4 +52,8 @@ pub use verify::{check_artifact, verify_set};
 pub use verify_record::{ArtifactProblem, Problem, VerifyRecord};
 
 #[cfg(test)]
+mod s3_tests;
+#[cfg(test)]
+mod step_api_tests;
+#[cfg(test)]
 mod tests;

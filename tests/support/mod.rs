@@ -11,6 +11,8 @@
 
 pub mod postgres;
 pub mod run;
+/// The S3 server lives beside the S3 client, whose unit tests use it too.
+#[path = "../../src/s3/test_server.rs"]
 pub mod s3;
 pub mod test;
 

@@ -1,14 +1,10 @@
 //! The S3 object layer against a real SigV4 server on loopback (s3s-fs), and awscli as the peer.
 
-#[path = "support/library.rs"]
-mod library;
-mod support;
-
 use std::sync::{Arc, Mutex};
 
-use library::{S3Client, tuning};
-use planrun::s3::{ObjectInfo, S3Bucket, S3Error, S3Settings};
-use support::s3::{S3Server, StopsServer, noise, sha256_hex};
+use super::test_client::tuning;
+use super::test_server::{S3Server, StopsServer, noise, sha256_hex};
+use super::{ObjectInfo, S3Bucket, S3Error, S3Settings};
 
 #[tokio::test]
 async fn small_and_multipart_objects_round_trip_with_their_sha256() {

@@ -1,8 +1,12 @@
 //! A real S3-compatible server (s3s-fs, which enforces SigV4) on loopback, and the data and
-//! faults the S3 tests feed it. Nothing here calls planrun's library; the client-side helpers
-//! that do are in `library.rs`.
+//! faults the S3 tests feed it.
+//!
+//! One file serves two kinds of tests: the unit tests of the S3 client and storage declare it
+//! as `crate::s3::test_server`, and the integration tests that drive the binary include it as
+//! `support::s3` (by `#[path]`). So it names only outside crates, never `crate::`; the
+//! client-side helpers that need planrun's types are in `s3/test_client.rs`.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -120,6 +124,30 @@ impl S3Server {
 impl Drop for S3Server {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A server that accepts connections and never answers: a frozen process looks like this,
+/// since the kernel still completes the handshakes.
+pub struct Frozen {
+    pub addr: SocketAddr,
+}
+
+impl Frozen {
+    pub fn start() -> Frozen {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for socket in listener.incoming() {
+                held.push(socket);
+            }
+        });
+        Frozen { addr }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
     }
 }
 

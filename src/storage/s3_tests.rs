@@ -1,19 +1,15 @@
 //! Backup sets on S3: copy (manifest last, resumable), verify reading the stored bytes, and
 //! restore with the local copy gone. Against s3s-fs on loopback.
 
-#[path = "support/library.rs"]
-mod library;
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use library::S3Client;
-use planrun::storage::{
-    ArtifactSource, CopyError, LocalStore, Problem, S3Store, SetId, SetStatus, SetSummary, Store,
-    copy_between, copy_set, verify_set,
-};
-use support::s3::{S3Server, StopsServer, noise, sha256_hex};
 use tokio::io::AsyncReadExt;
+
+use super::{
+    ArtifactProblem, ArtifactSource, CopyError, CopyReport, LocalStore, Problem, S3Store, SetId,
+    SetStatus, SetSummary, Store, copy_between, copy_set, verify_set,
+};
+use crate::s3::test_server::{S3Server, StopsServer, noise, sha256_hex};
 
 const PLAN: &str = "crm";
 const SET: &str = "20250214T020000Z-3f9a";
@@ -27,16 +23,13 @@ fn id() -> SetId {
 }
 
 /// Copies the set in the local folder `set_dir` (`<root>/<plan>/<id>`) to `to`.
-async fn copy_local_set(
-    set_dir: &Path,
-    to: &Store,
-) -> Result<planrun::storage::CopyReport, CopyError> {
+async fn copy_local_set(set_dir: &Path, to: &Store) -> Result<CopyReport, CopyError> {
     let root = set_dir.parent().unwrap().parent().unwrap();
     copy_between(&Store::new(LocalStore::new(root)), to, PLAN, &id()).await
 }
 
 /// Re-hashes the stored set; the problems verify found.
-async fn verify(store: &Store) -> Vec<planrun::storage::ArtifactProblem> {
+async fn verify(store: &Store) -> Vec<ArtifactProblem> {
     let set = store.summary(PLAN, &id()).await.unwrap();
     verify_set(store, PLAN, &set, chrono::Utc::now())
         .await

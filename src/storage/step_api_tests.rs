@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use planrun::exec_plan::ExecPlan;
-use planrun::plan::{DirectorySource, LocalStorage, Source, Storage};
-use planrun::source::{RestoreTarget, Stop};
-use planrun::storage::{LocalStore, SetId, SetWriter, StepError, Store, restore_step, verify_step};
+
+use super::{LocalStore, SetId, SetWriter, StepError, Store, restore_step, verify_step};
+use crate::exec_plan::ExecPlan;
+use crate::plan::{DirectorySource, LocalStorage, Source, Storage};
+use crate::source::{RestoreTarget, Stop};
 
 fn plan(root: &std::path::Path) -> ExecPlan {
     ExecPlan {
@@ -166,7 +167,7 @@ async fn a_timed_out_backup_stops_its_tools_and_leaves_no_artifact() {
     let mut plan = plan(work.path());
     plan.sources = vec![(
         "db".into(),
-        Source::Postgres(planrun::plan::PostgresSource {
+        Source::Postgres(crate::plan::PostgresSource {
             database: "crm".into(),
             host: None,
             port: None,
