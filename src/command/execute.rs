@@ -45,7 +45,6 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
         only: args.only.clone(),
-        state_dir: state_root.clone(),
     };
     let refusals = engine::check(&plan, &options);
     if !refusals.is_empty() {
@@ -63,7 +62,7 @@ pub fn execute(args: &ExecuteArgs) -> i32 {
     };
     let holder = Holder {
         pid: std::process::id(),
-        host: engine::hostname(),
+        host: crate::host::hostname(),
         run_id: plan.run_id.clone(),
         started_at: Utc::now(),
     };
