@@ -63,10 +63,10 @@ pub async fn after_attempt(
 /// progress. Returns whether the run lost (part of) its backup, which makes it partial.
 pub async fn settle_after_graph(ctx: &RunContext, graph_failed: bool, cancelled: bool) -> bool {
     if !graph_failed && !cancelled {
-        match ctx.run.commit_remaining() {
-            Some(Ok(manifest)) => committed(ctx, None, &manifest).await,
-            // The set is then uncommitted and is abandoned below, which says why.
-            Some(Err(_)) | None => {}
+        // A manifest that cannot be written leaves the set uncommitted: it is abandoned
+        // below, and that says so.
+        if let Some(Ok(manifest)) = ctx.run.commit_remaining() {
+            committed(ctx, None, &manifest).await;
         }
     }
     let abandoned = ctx.run.abandon_uncommitted();
