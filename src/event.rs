@@ -465,3 +465,43 @@ impl Emitter {
         self.sender.send(event.redacted(&self.redactor)).await.ok();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_step_kinds_report_is_masked_at_the_choke_point() {
+        let redactor = Redactor::new(&["hunter2".to_owned()]);
+        let events = [
+            Event::StepWarning {
+                step: "media".into(),
+                message: "skipped /srv/hunter2.txt".into(),
+            },
+            Event::RestoreFinished {
+                step: "back".into(),
+                source: "db".into(),
+                set: "s".into(),
+                target: "database hunter2".into(),
+                facts: serde_json::json!({ "tables": { "hunter2": 3 }, "note": ["x hunter2"] }),
+            },
+            Event::PruneDecided {
+                step: "prune".into(),
+                storage: "offsite".into(),
+                location: "s3://b/hunter2/crm".into(),
+                sets: Vec::new(),
+                refusal: Some("set hunter2 is damaged".into()),
+            },
+            Event::Notified {
+                step: "tell".into(),
+                status: None,
+                message: "pw hunter2".into(),
+            },
+        ];
+        for event in events {
+            let text = serde_json::to_string(&event.redacted(&redactor)).unwrap();
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("***"), "{text}");
+        }
+    }
+}
