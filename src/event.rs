@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use crate::plan::OnFailure;
 use crate::process::Stream;
 use crate::redact::Redactor;
+use crate::storage::SetStatus;
 
 /// How a step ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,12 +175,113 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// A backup step wrote one artifact into this run's set (not yet committed).
+    ArtifactWritten {
+        step: String,
+        source: String,
+        name: String,
+        bytes: u64,
+        sha256: String,
+        /// What the source recorded at backup time (row counts, file counts).
+        facts: serde_json::Value,
+    },
+    /// A step did its job but left something out (an unreadable file skipped under
+    /// `on_unreadable: warn`, uploads that could not be listed); the run exits 3 for backups.
+    StepWarning { step: String, message: String },
+    /// This run's backup set got its manifest: from now on it is a backup. `step` is the
+    /// backup step that settled last, or none when the engine committed it after the graph
+    /// (the last backup steps never started).
+    SetCommitted {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+        storage: String,
+        set: String,
+        /// The sources the set holds.
+        sources: Vec<String>,
+        /// The plan's sources it lacks; not empty means partial.
+        missing: Vec<String>,
+        partial: bool,
+        artifacts: usize,
+        bytes: u64,
+    },
+    /// A `copy:` step replicated a set, verified, manifest last.
+    SetCopied {
+        step: String,
+        from: String,
+        to: String,
+        /// Where the copy now is (a folder or an `s3://` prefix).
+        location: String,
+        set: String,
+        /// Artifacts sent in this run, and their bytes.
+        artifacts_sent: usize,
+        bytes: u64,
+        /// Artifacts an earlier, interrupted copy had already stored.
+        already_stored: usize,
+        /// The destination held the whole set already: nothing was sent.
+        already_complete: bool,
+        /// Multipart uploads that a killed run had left, now aborted.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        aborted_uploads: Vec<String>,
+    },
+    /// A `prune:` step decided, for every set of one storage, whether it stays and why.
+    PruneDecided {
+        step: String,
+        storage: String,
+        location: String,
+        /// Newest first.
+        sets: Vec<PruneDecision>,
+        /// Why nothing is removed (a damaged set stands where a newest backup should be).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refusal: Option<String>,
+    },
+    /// A `prune:` step removed a set that its decision did not keep.
+    SetRemoved {
+        step: String,
+        storage: String,
+        set: String,
+    },
+    /// A `verify:` step re-hashed a stored set and every artifact matched its manifest.
+    SetVerified {
+        step: String,
+        storage: String,
+        set: String,
+        artifacts: usize,
+    },
+    /// A `restore:` step restored a source from a verified set.
+    RestoreFinished {
+        step: String,
+        source: String,
+        set: String,
+        /// Where the data went (`database crm`, `/srv/crm/media`).
+        target: String,
+        /// What the restored data holds, to compare with the facts recorded at backup time.
+        facts: serde_json::Value,
+    },
+    /// A `notify:` step sent the run's state to its webhook (`status`), or had no webhook
+    /// and sent nothing (`status` absent).
+    Notified {
+        step: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        message: String,
+    },
     RunFinished {
         status: RunStatus,
         exit_code: i32,
         at: DateTime<Utc>,
         duration_ms: u64,
     },
+}
+
+/// One row of a prune decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PruneDecision {
+    pub set: String,
+    pub status: SetStatus,
+    pub keep: bool,
+    /// Why it is kept (`db, media: last`) or nothing, when it is removed.
+    pub reasons: Vec<String>,
 }
 
 impl Event {
@@ -231,8 +333,109 @@ impl Event {
                 path,
                 error: error.map(|e| redactor.redact_owned(e)),
             },
+            Event::ArtifactWritten {
+                step,
+                source,
+                name,
+                bytes,
+                sha256,
+                facts,
+            } => Event::ArtifactWritten {
+                step,
+                source,
+                name,
+                bytes,
+                sha256,
+                facts: redact_json(redactor, facts),
+            },
+            Event::StepWarning { step, message } => Event::StepWarning {
+                step,
+                message: redactor.redact_owned(message),
+            },
+            Event::SetCopied {
+                step,
+                from,
+                to,
+                location,
+                set,
+                artifacts_sent,
+                bytes,
+                already_stored,
+                already_complete,
+                aborted_uploads,
+            } => Event::SetCopied {
+                step,
+                from,
+                to,
+                location: redactor.redact_owned(location),
+                set,
+                artifacts_sent,
+                bytes,
+                already_stored,
+                already_complete,
+                aborted_uploads: aborted_uploads
+                    .into_iter()
+                    .map(|k| redactor.redact_owned(k))
+                    .collect(),
+            },
+            Event::PruneDecided {
+                step,
+                storage,
+                location,
+                sets,
+                refusal,
+            } => Event::PruneDecided {
+                step,
+                storage,
+                location: redactor.redact_owned(location),
+                sets,
+                refusal: refusal.map(|r| redactor.redact_owned(r)),
+            },
+            Event::RestoreFinished {
+                step,
+                source,
+                set,
+                target,
+                facts,
+            } => Event::RestoreFinished {
+                step,
+                source,
+                set,
+                target: redactor.redact_owned(target),
+                facts: redact_json(redactor, facts),
+            },
+            Event::Notified {
+                step,
+                status,
+                message,
+            } => Event::Notified {
+                step,
+                status,
+                message: redactor.redact_owned(message),
+            },
             other => other,
         }
+    }
+}
+
+/// `value` with every string in it masked: facts come from the data itself (a table or
+/// file name), which may hold a secret.
+fn redact_json(redactor: &Redactor, value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(redactor.redact_owned(text)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| redact_json(redactor, v))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (redactor.redact_owned(k), redact_json(redactor, v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -256,5 +459,45 @@ impl Emitter {
     pub async fn emit(&self, event: Event) {
         // A closed channel means the consumer is gone (planrun is exiting); nothing to do.
         self.sender.send(event.redacted(&self.redactor)).await.ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_step_kinds_report_is_masked_at_the_choke_point() {
+        let redactor = Redactor::new(&["hunter2".to_owned()]);
+        let events = [
+            Event::StepWarning {
+                step: "media".into(),
+                message: "skipped /srv/hunter2.txt".into(),
+            },
+            Event::RestoreFinished {
+                step: "back".into(),
+                source: "db".into(),
+                set: "s".into(),
+                target: "database hunter2".into(),
+                facts: serde_json::json!({ "tables": { "hunter2": 3 }, "note": ["x hunter2"] }),
+            },
+            Event::PruneDecided {
+                step: "prune".into(),
+                storage: "offsite".into(),
+                location: "s3://b/hunter2/crm".into(),
+                sets: Vec::new(),
+                refusal: Some("set hunter2 is damaged".into()),
+            },
+            Event::Notified {
+                step: "tell".into(),
+                status: None,
+                message: "pw hunter2".into(),
+            },
+        ];
+        for event in events {
+            let text = serde_json::to_string(&event.redacted(&redactor)).unwrap();
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(text.contains("***"), "{text}");
+        }
     }
 }

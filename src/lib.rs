@@ -13,6 +13,7 @@ pub mod event;
 pub mod exec_plan;
 pub mod exit_code;
 pub mod graph;
+pub mod host;
 pub(crate) mod leftovers;
 pub mod loader;
 pub mod lock;

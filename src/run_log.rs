@@ -134,6 +134,25 @@ impl RunLog {
                     error.as_deref().unwrap_or("removed")
                 );
             }
+            Event::ArtifactWritten { .. }
+            | Event::StepWarning { .. }
+            | Event::SetCommitted { .. }
+            | Event::SetCopied { .. }
+            | Event::PruneDecided { .. }
+            | Event::SetRemoved { .. }
+            | Event::SetVerified { .. }
+            | Event::RestoreFinished { .. }
+            | Event::Notified { .. } => {
+                if let Some((step, lines)) = crate::reporter::news_lines(event) {
+                    for line in lines {
+                        tracing::info!(
+                            step = step.unwrap_or("planrun"),
+                            stream = "planrun",
+                            "{line}"
+                        );
+                    }
+                }
+            }
             Event::RunFinished {
                 status,
                 exit_code,

@@ -7,7 +7,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -252,6 +252,107 @@ steps:
   - { id: db, backup: db, needs: [media]DB_POLICY }
   - { id: prune, prune: [local], needs: PRUNE_NEEDS }
 "#;
+
+/// `execute --json` says what planrun's own step kinds did as typed events, not as text.
+#[test]
+fn the_json_events_say_what_each_built_in_step_did() {
+    let env = Env::new();
+    make_media(&env.path("media"));
+    let plan = env.plan(
+        r#"
+version: 1
+name: crm
+sources:
+  media: { directory: { path: "{{plan.dir}}/media" } }
+storage:
+  local: { local: { path: "{{plan.dir}}/backups" } }
+  second: { local: { path: "{{plan.dir}}/second" } }
+retention: { keep_last: 1 }
+steps:
+  - { id: media, backup: media }
+  - { id: verify, verify: { storage: local }, needs: [media] }
+  - { id: copy, copy: { to: second }, needs: [verify] }
+  - { id: prune, prune: [local], needs: [copy] }
+  - { id: back, restore: { source: media, path: "{{plan.dir}}/restored" }, needs: [prune] }
+  - { id: tell, notify: { message: "night done" }, needs: [back] }
+"#,
+    );
+    let json = |output: &Output| -> Vec<Value> {
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let run = || {
+        env.planrun(["execute", plan.to_str().unwrap(), "--json"])
+            .output()
+    };
+    json(&run());
+    let old = env.records()[0]["run_id"].as_str().unwrap().to_owned();
+    std::fs::remove_dir_all(env.path("restored")).unwrap();
+    let events = json(&run());
+    let id = env.records()[0]["run_id"].as_str().unwrap().to_owned();
+    let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == kind).collect() };
+
+    // Built-in kinds print no text lines: everything they did is an event.
+    assert_eq!(of("step_output"), Vec::<&Value>::new());
+    let artifact = of("artifact_written");
+    assert_eq!(artifact.len(), 1, "{events:?}");
+    assert_eq!(artifact[0]["step"], "media");
+    assert_eq!(artifact[0]["source"], "media");
+    assert_eq!(artifact[0]["name"], "media.tar.zst");
+    assert_eq!(artifact[0]["sha256"].as_str().unwrap().len(), 64);
+    let bytes = artifact[0]["bytes"].as_u64().unwrap();
+    assert!(bytes > 0);
+    assert!(artifact[0]["facts"].is_object(), "{artifact:?}");
+    assert_eq!(
+        *of("set_committed")[0],
+        serde_json::json!({
+            "event": "set_committed", "step": "media", "storage": "local", "set": id,
+            "sources": ["media"], "missing": [], "partial": false, "artifacts": 1, "bytes": bytes,
+        })
+    );
+    assert_eq!(
+        *of("set_verified")[0],
+        serde_json::json!({
+            "event": "set_verified", "step": "verify", "storage": "local", "set": id,
+            "artifacts": 1,
+        })
+    );
+    let copied = of("set_copied")[0];
+    assert_eq!(
+        (&copied["from"], &copied["to"], &copied["set"]),
+        (
+            &Value::from("local"),
+            &Value::from("second"),
+            &Value::from(id.clone())
+        )
+    );
+    assert_eq!(copied["artifacts_sent"], 1);
+    assert_eq!(copied["already_complete"], false);
+    let decided = of("prune_decided")[0];
+    assert_eq!(decided["storage"], "local");
+    assert_eq!(
+        decided["sets"],
+        serde_json::json!([
+            { "set": id, "status": "verified", "keep": true, "reasons": ["media: last"] },
+            { "set": old, "status": "verified", "keep": false, "reasons": [] },
+        ])
+    );
+    assert_eq!(
+        *of("set_removed")[0],
+        serde_json::json!({ "event": "set_removed", "step": "prune", "storage": "local", "set": old })
+    );
+    let restored = of("restore_finished")[0];
+    assert_eq!(restored["source"], "media");
+    assert_eq!(restored["set"], Value::from(id.clone()));
+    assert!(restored["facts"].is_object(), "{restored:?}");
+    assert_eq!(
+        *of("notified")[0],
+        serde_json::json!({ "event": "notified", "step": "tell", "message": "night done" })
+    );
+}
 
 fn two_sources(db_path: &str, db_policy: &str, prune_needs: &str) -> String {
     TWO_SOURCES
@@ -589,7 +690,7 @@ fn a_backup_timeout(hang: Hang) {
     assert_eq!(record["status"], "failed");
     let db = step(&record, "db");
     assert_eq!(db["outcome"], "timed_out");
-    assert_eq!(db["attempts"][0]["error"], "backup `db` timed out after 1s");
+    assert_eq!(db["attempts"][0]["error"], "timed out after 1s");
     let pid = env.wait_for("hung.pid");
     assert!(
         gone(&pid),
@@ -682,7 +783,7 @@ steps:
     // The first attempt's archive thread must be gone, or the retry finds its temp file.
     for attempt in &attempts {
         assert_eq!(attempt["outcome"], "timed_out", "{attempt}");
-        assert_eq!(attempt["error"], "backup `media` timed out after 1s");
+        assert_eq!(attempt["error"], "timed out after 1s");
     }
     assert_eq!(folders(&env.path("backups/huge")), Vec::<String>::new());
 }

@@ -38,7 +38,6 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
             .map(usize::from)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
         only: args.only.clone(),
-        state_dir: state_root.clone(),
     };
     let refusals = engine::check(&plan, &options);
     if !refusals.is_empty() {
@@ -47,7 +46,7 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
     let state = StateDir::create(state_root)?;
     let holder = Holder {
         pid: std::process::id(),
-        host: engine::hostname(),
+        host: crate::host::hostname(),
         run_id: plan.run_id.clone(),
         started_at: Utc::now(),
     };

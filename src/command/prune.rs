@@ -187,7 +187,7 @@ fn lock_plan(args: &PruneArgs, plan: &str, run_id: &str) -> Result<PlanLock, Com
     let state = StateDir::locate(args.state.state_dir.as_deref()).and_then(StateDir::create)?;
     let holder = Holder {
         pid: std::process::id(),
-        host: crate::engine::hostname(),
+        host: crate::host::hostname(),
         run_id: run_id.to_owned(),
         started_at: Utc::now(),
     };

@@ -97,7 +97,7 @@ fn claim_leftovers(
     .map_err(CommandError::Ledger)?;
     let holder = Holder {
         pid: std::process::id(),
-        host: crate::engine::hostname(),
+        host: crate::host::hostname(),
         run_id: plan.run_id.clone(),
         started_at: chrono::Utc::now(),
     };

@@ -19,9 +19,6 @@ pub struct Human {
     log: Option<PathBuf>,
     live: Option<Live>,
     tails: HashMap<String, VecDeque<String>>,
-    /// Steps of planrun's own kinds (backup, verify, copy, prune, …): their few lines are
-    /// the run's news (where the set went, what was kept), so they are shown as they come.
-    builtin: std::collections::HashSet<String>,
     finished: Vec<(String, Phase, Outcome, u64, Option<String>)>,
 }
 
@@ -42,7 +39,6 @@ impl Human {
             log,
             live,
             tails: HashMap::new(),
-            builtin: Default::default(),
             finished: Vec::new(),
         }
     }
@@ -78,11 +74,8 @@ impl Reporter for Human {
             Event::PhaseStarted { phase, reason } => {
                 self.line(&format!("{}: {reason}", phase.as_str()));
             }
-            Event::StepStarted { step, kind, .. } => {
+            Event::StepStarted { step, .. } => {
                 self.tails.remove(step);
-                if !matches!(kind.as_str(), "run" | "shell") {
-                    self.builtin.insert(step.clone());
-                }
                 self.line(&format!("[{step}] started"));
                 if let Some(live) = &mut self.live {
                     let bar = live.multi.add(ProgressBar::new_spinner());
@@ -94,9 +87,6 @@ impl Reporter for Human {
                     bar.enable_steady_tick(Duration::from_millis(120));
                     live.bars.insert(step.clone(), bar);
                 }
-            }
-            Event::StepOutput { step, line, .. } if self.builtin.contains(step) => {
-                self.line(&format!("    {step} | {line}"));
             }
             Event::StepOutput { step, line, .. } => {
                 let tail = self.tails.entry(step.clone()).or_default();
@@ -178,6 +168,26 @@ impl Reporter for Human {
                     "planrun: the backup set was not completed and {} could not be removed: {error}",
                     path.display()
                 ));
+            }
+            // What planrun's own step kinds did is the run's news (where the set went, what
+            // was kept): shown as it comes, under the step's name.
+            Event::ArtifactWritten { .. }
+            | Event::StepWarning { .. }
+            | Event::SetCommitted { .. }
+            | Event::SetCopied { .. }
+            | Event::PruneDecided { .. }
+            | Event::SetRemoved { .. }
+            | Event::SetVerified { .. }
+            | Event::RestoreFinished { .. }
+            | Event::Notified { .. } => {
+                if let Some((step, lines)) = super::news_lines(event) {
+                    for line in lines {
+                        match step {
+                            Some(step) => self.line(&format!("    {step} | {line}")),
+                            None => self.line(&format!("planrun: {line}")),
+                        }
+                    }
+                }
             }
             Event::RunFinished {
                 status,

@@ -3,9 +3,11 @@
 
 mod human;
 mod json;
+mod news;
 
 pub use human::Human;
 pub use json::Json;
+pub use news::lines as news_lines;
 
 use crate::event::Event;
 

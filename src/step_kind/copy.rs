@@ -1,7 +1,7 @@
 //! `copy:` steps: replicate a backup set into another storage, verified, manifest last.
 
-use super::{AttemptEnd, StepContext, bounded};
-use crate::process::{LineSink, Stream};
+use super::{AttemptEnd, StepContext};
+use crate::event::Event;
 use crate::storage::choice::{open_read_storage, read_storage};
 use crate::storage::{SetId, Store, copy_between, newest_restorable_with_all};
 
@@ -30,80 +30,63 @@ pub async fn execute(
             "copy: `{to}` is both the source and the destination"
         ));
     }
-    let mut lines = Vec::new();
-    let end = bounded(ctx, "copy", async {
-        let id: SetId = match set {
-            None => match ctx.run.set(&from_name).and(ctx.run.set_id()) {
-                Some(id) if ctx.run.set_complete() => id,
-                _ => {
-                    return AttemptEnd::error(format!(
-                        "copy: this run committed no backup set to `{from_name}`; name one with `set: latest` or a set id"
-                    ));
-                }
-            },
-            Some("latest") => {
-                let sets = match source.list_sets(&plan.name).await {
-                    Ok(sets) => sets,
-                    Err(error) => return AttemptEnd::error(format!("copy: {error}")),
-                };
-                match newest_restorable_with_all(&sets, &[]) {
-                    Some(newest) => newest.id.clone(),
-                    None => {
-                        return AttemptEnd::error(format!(
-                            "copy: `{from_name}` holds no complete set of {}",
-                            plan.name
-                        ));
-                    }
-                }
-            }
-            Some(text) => match SetId::parse(text) {
-                Some(id) => id,
-                None => {
-                    return AttemptEnd::error(format!("copy: `{text}` is not a set id"));
-                }
-            },
-        };
-        lines.push((
-            Stream::Stdout,
-            format!(
-                "copying set {id} to {}",
-                destination.plan_location(&plan.name)
-            ),
-        ));
-        // A cancelled or timed-out copy has committed nothing: the manifest goes last, and
-        // the next run resumes from the artifacts already stored.
-        match copy_between(&source, &destination, &plan.name, &id).await {
-            Err(error) => AttemptEnd::error(format!("copy to `{to}`: {error}")),
-            Ok(report) => {
-                for key in &report.aborted_uploads {
-                    lines.push((
-                        Stream::Stdout,
-                        format!("aborted an abandoned upload of {key}"),
-                    ));
-                }
-                for warning in &report.warnings {
-                    lines.push((Stream::Stderr, format!("warning: {warning}")));
-                }
-                lines.push((
-                    Stream::Stdout,
-                    if report.already_complete {
-                        format!("set {id} was already complete in `{to}`")
-                    } else {
-                        format!(
-                            "copied set {id} to `{to}`: {} artifacts sent ({} bytes), {} already stored, verified",
-                            report.uploaded.len(),
-                            report.bytes_uploaded,
-                            report.resumed.len()
-                        )
-                    },
+    let id: SetId = match set {
+        None => match ctx.run.set(&from_name).and(ctx.run.set_id()) {
+            Some(id) if ctx.run.set_complete() => id,
+            _ => {
+                return AttemptEnd::error(format!(
+                    "copy: this run committed no backup set to `{from_name}`; name one with `set: latest` or a set id"
                 ));
-                AttemptEnd::succeeded()
+            }
+        },
+        Some("latest") => {
+            let sets = match source.list_sets(&plan.name).await {
+                Ok(sets) => sets,
+                Err(error) => return AttemptEnd::error(format!("copy: {error}")),
+            };
+            match newest_restorable_with_all(&sets, &[]) {
+                Some(newest) => newest.id.clone(),
+                None => {
+                    return AttemptEnd::error(format!(
+                        "copy: `{from_name}` holds no complete set of {}",
+                        plan.name
+                    ));
+                }
             }
         }
-    })
-    .await;
-    for (stream, line) in lines {
-        ctx.output.line(stream, line).await;
+        Some(text) => match SetId::parse(text) {
+            Some(id) => id,
+            None => return AttemptEnd::error(format!("copy: `{text}` is not a set id")),
+        },
+    };
+    // A stopped copy has committed nothing: the manifest goes last, and the next run
+    // resumes from the artifacts already stored.
+    let report = match copy_between(&source, &destination, &plan.name, &id).await {
+        Ok(report) => report,
+        Err(error) => return AttemptEnd::error(format!("copy to `{to}`: {error}")),
+    };
+    let step = ctx.output.step();
+    for warning in &report.warnings {
+        ctx.output
+            .emit(Event::StepWarning {
+                step: step.clone(),
+                message: warning.clone(),
+            })
+            .await;
     }
-    end
+    ctx.output
+        .emit(Event::SetCopied {
+            step,
+            from: from_name,
+            to: to.to_owned(),
+            location: destination.plan_location(&plan.name),
+            set: id.to_string(),
+            artifacts_sent: report.uploaded.len(),
+            bytes: report.bytes_uploaded,
+            already_stored: report.resumed.len(),
+            already_complete: report.already_complete,
+            aborted_uploads: report.aborted_uploads,
+        })
+        .await;
+    AttemptEnd::succeeded()
 }

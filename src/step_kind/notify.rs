@@ -3,10 +3,10 @@
 //!
 //! A webhook never holds a run: connecting is limited to [`CONNECT_TIMEOUT`], the answer
 //! must start within [`IDLE_TIMEOUT`] and keep coming, and the whole call is bounded by
-//! [`TOTAL_TIMEOUT`] (and by the step's own `timeout`).
+//! [`TOTAL_TIMEOUT`] (and by the step's own `timeout`, which the executor applies).
 
-use super::{AttemptEnd, StepContext, bounded};
-use crate::process::{LineSink, Stream};
+use super::{AttemptEnd, StepContext};
+use crate::event::Event;
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,72 +22,65 @@ pub async fn execute(
     let plan = ctx.plan;
     let message = message.unwrap_or_default().to_owned();
     let Some(url) = webhook.filter(|w| !w.trim().is_empty()) else {
-        let line = if message.is_empty() {
-            "no webhook set: nothing sent".to_owned()
-        } else {
-            message
-        };
-        ctx.output.line(Stream::Stdout, line).await;
+        ctx.output
+            .emit(Event::Notified {
+                step: ctx.output.step(),
+                status: None,
+                message,
+            })
+            .await;
         return AttemptEnd::succeeded();
     };
     let body = serde_json::json!({
         "plan": plan.name,
         "run_id": plan.run_id,
-        "host": crate::engine::hostname(),
+        "host": crate::host::hostname(),
         "message": message,
         "backup_set_complete": ctx.run.set_complete(),
     });
-    let url = url.to_owned();
-    let mut status = None;
-    let end = bounded(ctx, "notify", async {
-        let client = match reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(IDLE_TIMEOUT)
-            .timeout(TOTAL_TIMEOUT)
-            .build()
-        {
-            Ok(client) => client,
-            Err(error) => return AttemptEnd::error(format!("notify: {error}")),
-        };
-        let sent = client
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
-        match sent {
-            Ok(response) if response.status().is_success() => {
-                status = Some(response.status().as_u16());
-                AttemptEnd::succeeded()
-            }
-            Ok(response) => AttemptEnd::error(format!(
-                "notify: the webhook answered {}",
-                response.status()
-            )),
-            // The URL may carry a token; reqwest's message names it, so keep only the kind.
-            // Connect first: a connect timeout is both.
-            Err(error) if error.is_connect() && error.is_timeout() => AttemptEnd::error(format!(
-                "notify: cannot connect to the webhook within {}",
-                crate::duration::Duration(CONNECT_TIMEOUT)
-            )),
-            Err(error) if error.is_connect() => {
-                AttemptEnd::error("notify: cannot connect to the webhook")
-            }
-            Err(error) if error.is_timeout() => AttemptEnd::error(format!(
-                "notify: the webhook did not answer within {}",
-                crate::duration::Duration(IDLE_TIMEOUT)
-            )),
-            Err(_) => AttemptEnd::error("notify: the request to the webhook failed"),
+    let client = match reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(IDLE_TIMEOUT)
+        .timeout(TOTAL_TIMEOUT)
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => return AttemptEnd::error(format!("notify: {error}")),
+    };
+    let sent = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await;
+    match sent {
+        Ok(response) if response.status().is_success() => {
+            ctx.output
+                .emit(Event::Notified {
+                    step: ctx.output.step(),
+                    status: Some(response.status().as_u16()),
+                    message,
+                })
+                .await;
+            AttemptEnd::succeeded()
         }
-    })
-    .await;
-    if let Some(code) = status {
-        ctx.output
-            .line(
-                Stream::Stdout,
-                format!("notified the webhook (HTTP {code})"),
-            )
-            .await;
+        Ok(response) => AttemptEnd::error(format!(
+            "notify: the webhook answered {}",
+            response.status()
+        )),
+        // The URL may carry a token; reqwest's message names it, so keep only the kind.
+        // Connect first: a connect timeout is both.
+        Err(error) if error.is_connect() && error.is_timeout() => AttemptEnd::error(format!(
+            "notify: cannot connect to the webhook within {}",
+            crate::duration::Duration(CONNECT_TIMEOUT)
+        )),
+        Err(error) if error.is_connect() => {
+            AttemptEnd::error("notify: cannot connect to the webhook")
+        }
+        Err(error) if error.is_timeout() => AttemptEnd::error(format!(
+            "notify: the webhook did not answer within {}",
+            crate::duration::Duration(IDLE_TIMEOUT)
+        )),
+        Err(_) => AttemptEnd::error("notify: the request to the webhook failed"),
     }
-    end
 }

@@ -1,14 +1,14 @@
-//! `prune:` steps: apply retention to the named storages, the decision table in the step's
-//! output, removal after it.
+//! `prune:` steps: apply retention to the named storages, each storage's decision reported
+//! before anything is removed from it.
 
 use chrono::Utc;
 
 use super::{AttemptEnd, StepContext};
+use crate::event::{Event, PruneDecision};
 use crate::plan::Storage;
-use crate::process::{LineSink, Stream};
 use crate::retention::Policy;
 use crate::storage::Store;
-use crate::storage::prune::{plan_store, render_table};
+use crate::storage::prune::plan_store;
 
 pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptEnd {
     let plan = ctx.plan;
@@ -41,38 +41,52 @@ pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptE
             Err(error) => return AttemptEnd::error(format!("prune `{name}`: {error}")),
         }
     }
-    // An interrupted prune has at worst turned one set incomplete: manifests go first.
-    let mut lines = Vec::new();
-    let end = super::bounded(ctx, "prune", async {
-        for (name, storage, policy) in &work {
-            if let Err(error) = prune_one(plan, &mut lines, name, storage, policy).await {
-                return AttemptEnd::error(error);
-            }
+    // A stopped prune has at worst turned one set incomplete: manifests go first.
+    for (name, storage, policy) in &work {
+        if let Err(error) = prune_one(ctx, name, storage, policy).await {
+            return AttemptEnd::error(error);
         }
-        AttemptEnd::succeeded()
-    })
-    .await;
-    for line in lines {
-        ctx.output.line(Stream::Stdout, line).await;
     }
-    end
+    AttemptEnd::succeeded()
 }
 
 async fn prune_one(
-    plan: &crate::exec_plan::ExecPlan,
-    lines: &mut Vec<String>,
+    ctx: &StepContext<'_>,
     name: &str,
     storage: &Storage,
     policy: &Policy,
 ) -> Result<(), String> {
-    let plan = &plan.name;
+    let plan = &ctx.plan.name;
+    let step = ctx.output.step();
     let store = Store::open(name, storage).map_err(|e| format!("prune: {e}"))?;
     let decided = plan_store(&store, plan, policy, Utc::now())
         .await
         .map_err(|e| format!("prune `{name}`: {e}"))?;
-    lines.push(format!("storage {name} at {}", store.plan_location(plan)));
-    lines.extend(render_table(&decided.rows).lines().map(str::to_owned));
-    if let Some(refusal) = decided.refusal() {
+    let refusal = decided.refusal();
+    ctx.output
+        .emit(Event::PruneDecided {
+            step: step.clone(),
+            storage: name.to_owned(),
+            location: store.plan_location(plan),
+            sets: decided
+                .rows
+                .iter()
+                .map(|row| PruneDecision {
+                    set: row.id.to_string(),
+                    status: row.status,
+                    keep: row.decision.keep,
+                    reasons: row
+                        .decision
+                        .reasons
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                })
+                .collect(),
+            refusal: refusal.clone(),
+        })
+        .await;
+    if let Some(refusal) = refusal {
         return Err(format!("prune `{name}` refused: {refusal}"));
     }
     for id in decided.to_remove() {
@@ -80,7 +94,13 @@ async fn prune_one(
             .delete_set(plan, &id)
             .await
             .map_err(|e| format!("prune `{name}`: cannot remove set {id}: {e}"))?;
-        lines.push(format!("removed {id}"));
+        ctx.output
+            .emit(Event::SetRemoved {
+                step: step.clone(),
+                storage: name.to_owned(),
+                set: id.to_string(),
+            })
+            .await;
     }
     Ok(())
 }

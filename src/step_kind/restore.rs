@@ -1,7 +1,7 @@
 //! `restore:` steps: restore one source from a set after checking every artifact's sha256.
 
-use super::{AttemptEnd, StepContext, bounded};
-use crate::process::{LineSink, Stream};
+use super::{AttemptEnd, StepContext};
+use crate::event::Event;
 use crate::source::RestoreTarget;
 use crate::storage::restore_step;
 
@@ -12,24 +12,19 @@ pub async fn execute(
     storage: Option<&str>,
     target: RestoreTarget,
 ) -> AttemptEnd {
-    let plan = ctx.plan;
-    let mut line = None;
-    let end = bounded(ctx, &format!("restore `{source}`"), async {
-        match restore_step(plan, source, from, storage, target).await {
-            Ok((set, outcome)) => {
-                let facts = serde_json::to_string(&outcome.facts).unwrap_or_default();
-                line = Some(format!(
-                    "restored `{source}` from set {} into {}; facts {facts}",
-                    set.id, outcome.target
-                ));
-                AttemptEnd::succeeded()
-            }
-            Err(error) => AttemptEnd::error(format!("restore `{source}`: {error}")),
+    match restore_step(ctx.plan, source, from, storage, target).await {
+        Ok((set, outcome)) => {
+            ctx.output
+                .emit(Event::RestoreFinished {
+                    step: ctx.output.step(),
+                    source: source.to_owned(),
+                    set: set.id.to_string(),
+                    target: outcome.target,
+                    facts: serde_json::to_value(&outcome.facts).unwrap_or_default(),
+                })
+                .await;
+            AttemptEnd::succeeded()
         }
-    })
-    .await;
-    if let Some(line) = line {
-        ctx.output.line(Stream::Stdout, line).await;
+        Err(error) => AttemptEnd::error(format!("restore `{source}`: {error}")),
     }
-    end
 }

@@ -1,0 +1,202 @@
+//! `RunState`: what the steps of one run share. The backup set being written lives here, so
+//! that `copy`, `verify` and `prune` steps later in the run find it, and the engine's
+//! set-commit bookkeeping (`engine::set_commit`) commits or abandons it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::exec_plan::ExecPlan;
+use crate::storage::{Manifest, SetId, SetWriter};
+
+/// This run's backup set: created by the first `backup` step, committed (manifest written)
+/// when the last one has settled, removed when the run cannot commit it.
+#[derive(Debug, Default)]
+struct BackupState {
+    writer: Option<Arc<SetWriter>>,
+    /// Backup steps this run will start; set by the engine before anything runs.
+    expected: usize,
+    /// Backup steps that reached their final outcome.
+    settled: usize,
+    /// Sources whose backup failed for good.
+    failed: Vec<String>,
+    /// A backup with `on_failure: fail` failed: the run fails and its set is never committed.
+    doomed: bool,
+    finalized: bool,
+}
+
+/// What settling a backup step did to the set.
+pub enum Settled {
+    /// Other backup steps are still to come.
+    Pending,
+    /// The manifest was written: the set is a backup of the sources it holds. Partial when
+    /// a source's backup failed under `on_failure: warn` or `ignore`.
+    Finalized(Box<Manifest>),
+    /// The set will not be committed.
+    Failed,
+}
+
+/// State shared by the steps of one run. A backup kind registers the set it is writing here,
+/// so that `copy` and `verify` steps later in the run find it and rollback can discard it.
+#[derive(Debug, Default)]
+pub struct RunState {
+    sets: Mutex<BTreeMap<String, PathBuf>>,
+    backup: Mutex<BackupState>,
+}
+
+impl RunState {
+    /// How many `backup` steps this run will start (the engine knows `--only` and `when`).
+    pub fn expect_backups(&self, count: usize) {
+        self.backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .expected = count;
+    }
+
+    /// True when this run backs something up.
+    pub fn expects_backups(&self) -> bool {
+        self.backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .expected
+            > 0
+    }
+
+    /// True once this run's set has its manifest.
+    pub fn set_complete(&self) -> bool {
+        self.backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .finalized
+    }
+
+    /// The sources whose backup failed for good in this run.
+    pub fn failed_backups(&self) -> Vec<String> {
+        self.backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed
+            .clone()
+    }
+
+    /// True when this run committed a set without some source because its backup failed
+    /// (under `warn` or `ignore`): the run is partial and exits 3.
+    pub fn committed_partial(&self) -> bool {
+        let state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        state.finalized && !state.failed.is_empty()
+    }
+
+    /// This run's set writer, started on first use.
+    pub fn backup_writer(&self, plan: &ExecPlan) -> Result<Arc<SetWriter>, String> {
+        let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(writer) = &state.writer {
+            return Ok(Arc::clone(writer));
+        }
+        let writer =
+            Arc::new(SetWriter::for_plan(plan, chrono::Utc::now()).map_err(|e| e.to_string())?);
+        state.writer = Some(Arc::clone(&writer));
+        drop(state);
+        self.register_set(writer.storage(), writer.path().to_owned());
+        Ok(writer)
+    }
+
+    /// The storage this run's set is written to, if a backup step started one.
+    pub fn set_storage(&self) -> Option<String> {
+        let state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        state.writer.as_ref().map(|w| w.storage().to_owned())
+    }
+
+    /// The id of the set this run writes, if a backup step started one.
+    pub fn set_id(&self) -> Option<SetId> {
+        let state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        state.writer.as_ref().map(|w| w.id().clone())
+    }
+
+    /// Records that a backup step reached its final outcome; once every backup step has, the
+    /// set is committed with what succeeded. A failed backup whose step may not fail
+    /// (`on_failure: fail`) means the set is never committed; under `warn` or `ignore` the
+    /// other sources are still committed, as a partial set.
+    pub fn backup_settled(
+        &self,
+        source: &str,
+        succeeded: bool,
+        on_failure: crate::plan::OnFailure,
+    ) -> Result<Settled, String> {
+        let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        state.settled += 1;
+        if !succeeded {
+            state.failed.push(source.to_owned());
+            state.doomed |= on_failure == crate::plan::OnFailure::Fail;
+        }
+        if state.doomed {
+            return Ok(Settled::Failed);
+        }
+        if state.settled < state.expected || state.finalized {
+            return Ok(Settled::Pending);
+        }
+        Self::commit(&mut state)
+    }
+
+    /// Commits what the run's backups produced, if anything may be committed: called by the
+    /// engine after the graph, for a run whose last backup steps never started (they needed a
+    /// backup that failed under `warn`). `None` when there is nothing to commit.
+    pub fn commit_remaining(&self) -> Option<Result<Manifest, String>> {
+        let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.finalized || state.doomed || state.writer.is_none() {
+            return None;
+        }
+        match Self::commit(&mut state) {
+            Ok(Settled::Finalized(manifest)) => Some(Ok(*manifest)),
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    fn commit(state: &mut BackupState) -> Result<Settled, String> {
+        let Some(writer) = state.writer.clone() else {
+            return Ok(Settled::Pending);
+        };
+        // A set with nothing in it is no backup of anything.
+        if writer.artifact_count() == 0 {
+            return Ok(Settled::Failed);
+        }
+        let manifest = writer
+            .finalize(chrono::Utc::now())
+            .map_err(|e| e.to_string())?;
+        state.finalized = true;
+        Ok(Settled::Finalized(Box::new(manifest)))
+    }
+
+    /// Removes this run's set if it was started and never committed: what is left of a failed
+    /// run is not a backup. Returns the folder removed.
+    pub fn abandon_uncommitted(&self) -> Option<Result<PathBuf, String>> {
+        let mut state = self.backup.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.finalized {
+            return None;
+        }
+        let writer = state.writer.take()?;
+        Some(
+            writer
+                .abandon()
+                .map(|()| writer.path().to_owned())
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    /// Records that this run is writing a backup set in `storage` at `location`.
+    pub fn register_set(&self, storage: &str, location: PathBuf) {
+        self.sets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(storage.to_owned(), location);
+    }
+
+    /// The set this run is writing in `storage`, if any.
+    pub fn set(&self, storage: &str) -> Option<PathBuf> {
+        self.sets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(storage)
+            .cloned()
+    }
+}
