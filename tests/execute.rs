@@ -726,6 +726,23 @@ steps:
     needs: [heredoc]
 "#,
     );
+    // Command-substitution syntax in a value is refused before anything runs (a script
+    // could evaluate the text later); nothing runs.
+    let output = env.execute(&["--var", &format!("label={evil}")]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("the value holds a backtick"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!pwned.exists(), "a templated value was executed as code");
+    assert_eq!(env.trail(), "");
+    // Quotes, semicolons and newlines are data: every context carries them intact.
+    let evil = format!(
+        "x\"; touch {}; \"'\n; touch {} #",
+        pwned.display(),
+        pwned.display()
+    );
     let output = env.execute(&["--var", &format!("label={evil}")]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(!pwned.exists(), "a templated value was executed as code");

@@ -7,8 +7,9 @@ use super::{AttemptEnd, StepContext};
 use crate::event::{Event, PruneDecision};
 use crate::plan::Storage;
 use crate::retention::Policy;
+use crate::storage::SetId;
 use crate::storage::Store;
-use crate::storage::prune::plan_store;
+use crate::storage::prune::plan_store_verified_since;
 
 pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptEnd {
     let plan = ctx.plan;
@@ -59,7 +60,11 @@ async fn prune_one(
     let plan = &ctx.plan.name;
     let step = ctx.output.step();
     let store = Store::open(name, storage).map_err(|e| format!("prune: {e}"))?;
-    let decided = plan_store(&store, plan, policy, Utc::now())
+    // A set this run already re-hashed (a `verify:` step before the prune) is not read again;
+    // anything verified before the run started is, since it may have rotted since.
+    let now = Utc::now();
+    let run_started = SetId::parse(&ctx.plan.run_id).map_or(now, |id| id.started_at());
+    let decided = plan_store_verified_since(&store, plan, policy, now, run_started)
         .await
         .map_err(|e| format!("prune `{name}`: {e}"))?;
     let refusal = decided.refusal();
