@@ -498,18 +498,18 @@ fn drop_database(
 /// a group that is provably the run's: its leader started while the run was alive, after
 /// planrun (`run_start`) and before the spawn returned (`started_by`). A pid is not reused
 /// while its process exists, so a leader started in that window is the run's child; a reused
-/// pid belongs to a process started later. With the leader gone, the group is signalled
-/// only if all its members started after the run did: Linux does not reuse a pid while a
-/// group of that id exists. Returns whether it signalled.
+/// pid belongs to a process started later. With the leader gone the group is left alone:
+/// its id may have been reused by a new group whose members also started after the run, and
+/// killing a stranger is worse than leaving an orphan. Returns whether it signalled.
 fn stop_group(group: &GroupClaim, run_start: u64, grace: Duration) -> bool {
     let members = group_members(group.pgid);
     if members.is_empty() {
         return false;
     }
-    let ours = match members.iter().find(|(pid, _)| *pid == group.pgid) {
-        Some((_, start)) => (run_start..=group.started_by).contains(start),
-        None => members.iter().all(|(_, start)| *start >= run_start),
-    };
+    let ours = members
+        .iter()
+        .find(|(pid, _)| *pid == group.pgid)
+        .is_some_and(|(_, start)| (run_start..=group.started_by).contains(start));
     if !ours {
         return false;
     }
@@ -611,6 +611,33 @@ fn mark_abandoned(state: &StateDir, run_id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_whose_leader_is_gone_is_left_alone() {
+        // A new group under a reused id looks just like a dead run's orphans: its members
+        // started after the run did. It must not be killed.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let status = std::process::Command::new("setsid")
+            .args(["bash", "-c"])
+            .arg(format!("sleep 30 & echo $$ > '{}'", pid_file.display()))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let pgid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let claim = GroupClaim {
+            pgid,
+            started_by: boot_ticks_now(),
+        };
+        assert!(!group_members(pgid).is_empty(), "the orphan sleep is alive");
+        assert!(!stop_group(&claim, 0, Duration::from_millis(10)));
+        assert!(!group_members(pgid).is_empty(), "a stranger was killed");
+        killpg(Pid::from_raw(pgid), Signal::SIGKILL).ok();
+    }
 
     #[test]
     fn reads_its_own_start_time_and_group() {

@@ -94,8 +94,18 @@ enum Piece {
 }
 
 /// Shells: text after their `-c`, or fed to their standard input, is code.
-const SHELLS: [&str; 11] = [
-    "bash", "sh", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh", "su", "runuser",
+/// Programs whose `-c` argument is a command line (shells, and `su`, `runuser`, `flock` and
+/// `script`, which hand it to one).
+const SHELLS: [&str; 14] = [
+    "bash", "rbash", "sh", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh", "su", "runuser",
+    "flock", "script",
+];
+/// Words that, anywhere in a script, mean it runs text as commands somewhere: a shell, `eval`,
+/// `source`, or a program that hands a string to a shell. A script holding one gets no
+/// value at all; no reading of its data flow is trusted to find which text reaches it.
+const TEXT_RUNNERS: [&str; 21] = [
+    "bash", "rbash", "sh", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh", "busybox", "eval",
+    "source", "su", "runuser", "flock", "script", "watch", "parallel", "ssh", "trap",
 ];
 /// Words that run the command after them; skipped to find the command that matters.
 const PREFIXES: [&str; 13] = [
@@ -183,7 +193,40 @@ pub fn place(script: &str, prefix: &str, slots: &[Slot]) -> Result<Placed, Refus
         coproc_pending: false,
     };
     lx.commands(End::Eof);
+    if text_runner(script).is_some() {
+        let why = "the script starts a shell or runs text as commands (a shell, `eval`, \
+                   `source`, `.`, `trap`, `flock`, `script`, `watch`, `su`, `ssh`, …), so no \
+                   value may appear anywhere in it";
+        for hole in &mut lx.holes {
+            hole.class = hole.class.max_with(Class::Code(why));
+        }
+    }
     lx.finish()
+}
+
+/// The first word of `script` that runs text as commands ([`TEXT_RUNNERS`], or `.` as a
+/// command), read crudely as words split at blanks, quotes and operators: a word that only
+/// looks like one (in a message) refuses values too, which is the safe direction.
+fn text_runner(script: &str) -> Option<&str> {
+    let mut after_separator = true;
+    for token in
+        script.split_inclusive(|c: char| c.is_whitespace() || "'\"`;&|(){}<>$=".contains(c))
+    {
+        let sep = token.chars().last().unwrap_or(' ');
+        let word =
+            token.trim_end_matches(|c: char| c.is_whitespace() || "'\"`;&|(){}<>$=".contains(c));
+        let base = word.rsplit('/').next().unwrap_or(word);
+        if TEXT_RUNNERS.contains(&base) || (base == "." && after_separator && sep.is_whitespace()) {
+            return Some(word);
+        }
+        if !word.is_empty() {
+            after_separator = matches!(word, "then" | "do" | "else" | "!" | "time");
+        }
+        if ";&|(){\n".contains(sep) {
+            after_separator = true;
+        }
+    }
+    None
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1395,8 +1438,13 @@ pub fn code_shape(value: &str) -> Option<&'static str> {
     let bytes = value.as_bytes();
     bytes
         .windows(2)
-        .any(|w| w[0] == b'\\' && (w[1].is_ascii_digit() || b"xuUce$".contains(&w[1])))
-        .then_some("a backslash escape (`\\NNN`, `\\x`, `\\u`, `\\c`, `\\e` or `\\$`)")
+        .any(|w| {
+            w[0] == b'\\'
+                && (w[1].is_ascii_digit()
+                    || w[1].is_ascii_punctuation()
+                    || b"xuUce".contains(&w[1]))
+        })
+        .then_some("a backslash escape (`\\NNN`, `\\x`, `\\u`, `\\c`, `\\e`, or a backslash before punctuation such as `\\$` or `\\[`)")
 }
 
 pub fn shape_reason(found: &str) -> String {
@@ -1551,9 +1599,11 @@ fn xargs_runs_shell(words: &[String]) -> bool {
 /// `bash -c TEXT`, `su user -c TEXT`, `ssh host TEXT`: the word being read is code.
 fn code_context(words: &[String]) -> Option<Class> {
     let shell_at = words.iter().position(|w| SHELLS.contains(&basename(w)));
+    // `bash -c -- TEXT`: the end of options does not end `-c`'s reach.
+    let options_end = usize::from(words.last().is_some_and(|w| w == "--"));
     if let Some(at) = shell_at
-        && let Some(prev) = words.last()
-        && words.len() > at + 1
+        && let Some(prev) = words.iter().rev().nth(options_end)
+        && words.len() > at + 1 + options_end
         && prev.starts_with('-')
         && !prev.starts_with("--")
         && prev.contains('c')
@@ -1585,7 +1635,22 @@ fn code_context(words: &[String]) -> Option<Class> {
 /// `templated` says carries a template. Such a value would run as code although no `shell:`
 /// step is involved, so it is refused like `bash -c VALUE` in a script.
 pub fn run_code_argument(argv: &[String], templated: impl Fn(usize) -> bool) -> Option<usize> {
-    let at = wrapped_shell(argv)?;
+    // `env -S "sh -c"`: one argument that is itself a shell command line.
+    let split_shell = |w: &String| {
+        let mut words = w.split_whitespace();
+        words
+            .next()
+            .is_some_and(|first| SHELLS.contains(&basename(first)))
+            && words.any(|o| o.starts_with('-') && !o.starts_with("--") && o.contains('c'))
+    };
+    if let Some(at) = argv.iter().position(split_shell) {
+        return (at + 1..argv.len()).find(|&i| templated(i));
+    }
+    // A shell anywhere before the value (`chroot / sh -c`, `find . -exec sh -c`, `ionice -c 3
+    // sh -c`), not only behind the wrappers planrun knows; ssh only as the program or behind
+    // a wrapper, since `rsync -e ssh` hands it no command.
+    let at =
+        wrapped_shell(argv).or_else(|| argv.iter().position(|w| SHELLS.contains(&basename(w))))?;
     (at + 1..argv.len()).find(|&i| templated(i) && code_context(&argv[at..i]).is_some())
 }
 
@@ -1792,9 +1857,9 @@ mod tests {
                 refusal.reason
             );
         }
-        // An argument after the `-c` script is data.
-        assert!(script("bash -c 'echo \"$1\"' _ __T_0__", &["v"]).is_ok());
-        assert!(script("ssh -i key __T_0__ uptime", &["host"]).is_ok());
+        // A script that starts a shell gets no value, not even as that shell's `$1`.
+        assert!(script("bash -c 'echo \"$1\"' _ __T_0__", &["v"]).is_err());
+        assert!(script("ssh -i key __T_0__ uptime", &["host"]).is_err());
     }
 
     #[test]
@@ -1828,7 +1893,8 @@ mod tests {
         // Reading a process substitution as data, and a value before a co-process, stay data.
         assert!(script("cat <(echo __T_0__)", &["v"]).is_ok());
         assert!(script("diff <(echo __T_0__) file", &["v"]).is_ok());
-        assert!(script("echo __T_0__ > out\ncoproc bash", &["v"]).is_ok());
+        // A script that starts a shell anywhere takes no value, even before it.
+        assert!(script("echo __T_0__ > out\ncoproc bash", &["v"]).is_err());
         assert!(script("echo __T_0__ | xargs -0 rm --", &["v"]).is_ok());
     }
 

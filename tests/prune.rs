@@ -574,3 +574,25 @@ SET                    STATUS      ACTION  REASONS
         ));
     assert!(backups.join("crm/20200101T000000Z-dead").exists());
 }
+
+#[test]
+fn a_set_dated_in_the_future_stops_prune() {
+    // Written while a clock was wrong, it would be "last" forever and push out every
+    // night's real backup.
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    for id in THREE {
+        make_set(&backups, id, true);
+    }
+    make_set(&backups, "20991231T000000Z-f00d", true);
+    let plan = local_plan(dir.path(), &backups, "keep_last: 1");
+    let output = prune(dir.path()).arg(&plan).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "planrun: storage `local`: prune refused: set 20991231T000000Z-f00d is dated in the future (was a clock wrong when it was written?); move it aside: nothing is removed until it is verified or removed by hand\n"
+    );
+    let mut all = THREE.to_vec();
+    all.push("20991231T000000Z-f00d");
+    assert_eq!(support::names(&backups.join("crm")), all);
+}

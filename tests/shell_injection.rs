@@ -288,10 +288,9 @@ fn contexts() -> Vec<(&'static str, Kind)> {
             "printf '%s\\0' {{vars.v}} | xargs -0 printf '<%s>\\n'",
             Echo(angle),
         ),
-        (
-            "bash -c 'printf \"<%s>\\n\" \"$1\"' _ {{vars.v}}",
-            Echo(angle),
-        ),
+        // A script that starts a shell gets no value at all, even as that shell's `$1`:
+        // no reading of the script decides which text reaches it. `run:` argv can do this.
+        ("bash -c 'printf \"<%s>\\n\" \"$1\"' _ {{vars.v}}", Code),
         (
             "# a comment {{vars.v}} it's\nprintf '<%s>\\n' {{vars.v}}",
             Echo(angle),
@@ -1011,4 +1010,45 @@ fn a_value_in_the_command_name_must_be_an_absolute_path() {
         std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
         "ran\n"
     );
+}
+
+/// Second attack pass: prompt escapes that leave `$(` behind, shells reached through
+/// compound commands, `source` of a descriptor, startup variables written in the script,
+/// `-c --`, and shells behind programs planrun does not know as wrappers.
+#[test]
+fn scripts_and_argv_that_start_a_shell_take_no_value() {
+    let scripts = [
+        ("y=\"{{vars.v}}\"; echo \"${y@P}\"", "$\\](touch PWN)"),
+        ("{ printf '%s\\n' \"{{vars.v}}\"; } | sh", "touch PWN"),
+        ("f(){ echo \"{{vars.v}}\"; }; f | ( sh )", "touch PWN"),
+        ("exec 3<<< \"{{vars.v}}\"; source /dev/fd/3", "touch PWN"),
+        (
+            "env BASH_ENV=/dev/stdin bash -c : <<< \"{{vars.v}}\"",
+            "touch PWN",
+        ),
+        ("rbash <<< \"{{vars.v}}\"", "touch PWN"),
+        ("flock LOCK -c \"{{vars.v}}\"", "touch PWN"),
+        ("printf '%s' \"{{vars.v}}\" > s; . ./s", "touch PWN"),
+    ];
+    for (script, value) in scripts {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_plan(dir.path(), script, "safe");
+        let (code, stderr) = execute_with(dir.path(), &plan, value);
+        assert_eq!(code, Some(2), "{script}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{script}");
+    }
+    for argv in [
+        "[bash, -c, --, \"{{vars.v}}\"]",
+        "[rbash, -c, \"{{vars.v}}\"]",
+        "[chroot, /, sh, -c, \"{{vars.v}}\"]",
+        "[find, ., -maxdepth, \"0\", -exec, sh, -c, \"{{vars.v}}\", \";\"]",
+        "[env, -S, \"sh -c\", \"{{vars.v}}\"]",
+        "[flock, LOCK, -c, \"{{vars.v}}\"]",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_steps(dir.path(), "safe", &format!("  - id: r\n    run: {argv}\n"));
+        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
+        assert_eq!(code, Some(2), "{argv}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{argv}");
+    }
 }

@@ -30,6 +30,9 @@ pub struct Blocker {
     pub sources: Vec<String>,
     /// Its manifest cannot be read, so it might hold any source.
     pub unreadable: bool,
+    /// Dated after now (a clock that was wrong when it was written): as the "newest" set it
+    /// would keep every slot forever and push out each night's real backup.
+    pub future: bool,
 }
 
 impl std::fmt::Display for Blocker {
@@ -40,6 +43,13 @@ impl std::fmt::Display for Blocker {
             .map(|s| format!("`{s}`"))
             .collect::<Vec<_>>()
             .join(", ");
+        if self.future {
+            return write!(
+                f,
+                "set {} is dated in the future (was a clock wrong when it was written?); move it aside",
+                self.set
+            );
+        }
         match (self.unreadable, sources.is_empty()) {
             (false, _) => write!(
                 f,
@@ -125,7 +135,7 @@ pub fn plan_prune(sets: &[SetSummary], policy: &Policy, now: DateTime<Utc>) -> P
     sets.reverse();
     PrunePlan {
         rows,
-        blockers: blockers(&sets),
+        blockers: blockers(&sets, now),
     }
 }
 
@@ -141,7 +151,21 @@ fn retention_time(set: &SetSummary) -> DateTime<Utc> {
 }
 
 /// The damaged sets that are the newest set holding some source. `sets` is newest first.
-fn blockers(sets: &[&SetSummary]) -> Vec<Blocker> {
+fn blockers(sets: &[&SetSummary], now: DateTime<Utc>) -> Vec<Blocker> {
+    // A set more than an hour ahead of this clock cannot be judged by its age at all.
+    let future: Vec<Blocker> = sets
+        .iter()
+        .filter(|s| s.id.started_at() > now + chrono::Duration::hours(1))
+        .map(|s| Blocker {
+            set: s.id.clone(),
+            sources: Vec::new(),
+            unreadable: false,
+            future: true,
+        })
+        .collect();
+    if !future.is_empty() {
+        return future;
+    }
     let counted: Vec<&SetSummary> = sets
         .iter()
         .copied()
@@ -166,6 +190,7 @@ fn blockers(sets: &[&SetSummary]) -> Vec<Blocker> {
                 set: newest.id.clone(),
                 sources: vec![(*source).to_owned()],
                 unreadable: newest.sources().is_none(),
+                future: false,
             }),
         }
     }
@@ -177,6 +202,7 @@ fn blockers(sets: &[&SetSummary]) -> Vec<Blocker> {
             set: damaged.id.clone(),
             sources: Vec::new(),
             unreadable: damaged.sources().is_none(),
+            future: false,
         });
     }
     found
