@@ -533,6 +533,12 @@ fn a_secret_in_a_storage_path_never_reaches_the_output() {
             .arg(args[0])
             .arg(root.join("plan.yaml"))
             .args(&args[1..])
+            // Prune takes the plan's lock and restore keeps a ledger: never the shared default.
+            .args(if matches!(args[0], "prune" | "restore") {
+                vec!["--state-dir".to_owned(), root.join("state").display().to_string()]
+            } else {
+                Vec::new()
+            })
             .current_dir(&root)
             .env("PLANRUN_TEST_STORAGE_KEY", SECRET)
             .output()
