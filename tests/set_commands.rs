@@ -535,7 +535,10 @@ fn a_secret_in_a_storage_path_never_reaches_the_output() {
             .args(&args[1..])
             // Prune takes the plan's lock and restore keeps a ledger: never the shared default.
             .args(if matches!(args[0], "prune" | "restore") {
-                vec!["--state-dir".to_owned(), root.join("state").display().to_string()]
+                vec![
+                    "--state-dir".to_owned(),
+                    root.join("state").display().to_string(),
+                ]
             } else {
                 Vec::new()
             })
