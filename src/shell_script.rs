@@ -1435,6 +1435,35 @@ pub fn code_shape(value: &str) -> Option<&'static str> {
     if let Some((_, what)) = OPENERS.iter().find(|(text, _)| value.contains(text)) {
         return Some(what);
     }
+    // Two values side by side (`{{p}}{{q}}`), or a value and the script's own text, join into
+    // one word: a value may not end in the first half of an opener.
+    if value.ends_with(['$', '<', '>', '\\']) {
+        return Some(
+            "an ending (`$`, `<`, `>` or `\\`) that joins with what follows into `$(`, `<(` or an escape",
+        );
+    }
+    // A value that names a program which runs text (`command {{t}} …` with `t: eval`), or
+    // that hands one its command (`env -S`, ssh's `ProxyCommand`).
+    let first = value.split_whitespace().next().unwrap_or_default();
+    if TEXT_RUNNERS
+        .iter()
+        .chain(&[
+            "exec", "command", "builtin", "coproc", "alias", "env", "xargs",
+        ])
+        .any(|r| basename(first) == *r)
+    {
+        return Some("the name of a program that runs text as commands");
+    }
+    let lower = value.to_ascii_lowercase();
+    if first.starts_with("-S")
+        || first.starts_with("--split-string")
+        || lower.contains("proxycommand")
+        || lower.contains("localcommand")
+    {
+        return Some(
+            "an option that makes a program run text as a command (`env -S`, ssh's `ProxyCommand`)",
+        );
+    }
     let bytes = value.as_bytes();
     bytes
         .windows(2)
@@ -1645,6 +1674,31 @@ pub fn run_code_argument(argv: &[String], templated: impl Fn(usize) -> bool) -> 
     };
     if let Some(at) = argv.iter().position(split_shell) {
         return (at + 1..argv.len()).find(|&i| templated(i));
+    }
+    // Long and joined spellings of the options that take a command line (`su --command=X`,
+    // `script -qcX`, `flock F --command X`, `env -SX`, `ssh -oProxyCommand=X`).
+    const HANDS_OVER: [&str; 7] = ["su", "runuser", "script", "flock", "env", "ssh", "sudo"];
+    if argv.iter().any(|w| HANDS_OVER.contains(&basename(w))) {
+        let takes_command = |w: &str| {
+            let lower = w.to_ascii_lowercase();
+            (w.starts_with("-c") && !w.starts_with("--"))
+                || w.starts_with("--command")
+                || w.starts_with("-S")
+                || w.starts_with("--split-string")
+                || lower.contains("proxycommand")
+                || lower.contains("localcommand")
+        };
+        let found = (1..argv.len()).find(|&i| {
+            templated(i)
+                && (takes_command(&argv[i])
+                    || matches!(
+                        argv[i - 1].as_str(),
+                        "--command" | "-S" | "--split-string" | "-o"
+                    ))
+        });
+        if found.is_some() {
+            return found;
+        }
     }
     // A shell anywhere before the value (`chroot / sh -c`, `find . -exec sh -c`, `ionice -c 3
     // sh -c`), not only behind the wrappers planrun knows; ssh only as the program or behind

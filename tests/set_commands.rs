@@ -614,3 +614,36 @@ fn manifests_that_contradict_their_place_or_themselves_are_damaged() {
         "{out}"
     );
 }
+
+/// A manifest too big to be one (a forged 3 GiB file) is not read: it cannot exhaust memory
+/// and stop every listing, and `latest` goes on to the good sets.
+#[test]
+fn an_oversized_manifest_is_damaged_without_being_read() {
+    let fx = Fixture::new();
+    let good = fx.complete_set(chrono::Duration::hours(30));
+    let id = SetId::new(Utc::now() - chrono::Duration::hours(5)).to_string();
+    let forged = forged_copy(&fx, &good, &id);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(forged.join("manifest.json"))
+        .unwrap();
+    file.set_len(3 << 30).unwrap();
+    let (code, out, err) = fx.planrun(&["snapshots", "plan.yaml", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sets = json["storage"][0]["sets"].as_array().unwrap();
+    let set = sets.iter().find(|s| s["id"] == id.as_str()).unwrap();
+    assert_eq!(set["status"], "damaged", "{set:#}");
+    assert_eq!(
+        set["damage"],
+        serde_json::json!([
+            "manifest.json: 3221225472 bytes, more than the 16 MiB a manifest may have"
+        ])
+    );
+    let (code, out, err) = fx.planrun(&["restore", "plan.yaml", "--source", "db", "--to", "r"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&format!("restored db from local set {good} ")),
+        "{out}"
+    );
+}

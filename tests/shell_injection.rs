@@ -1052,3 +1052,38 @@ fn scripts_and_argv_that_start_a_shell_take_no_value() {
         assert!(!dir.path().join("PWN").exists(), "{argv}");
     }
 }
+
+/// Third attack pass: a value as the command behind `command`/`builtin`/`time -p` or a
+/// numbered redirect, two values joined into `$(`, and the long or joined spellings of the
+/// options that hand a program its command line.
+#[test]
+fn joined_values_wrapped_command_names_and_long_options_are_refused() {
+    for (script, value) in [
+        ("command {{vars.v}} 'touch PWN'", "eval"),
+        ("2>/dev/null {{vars.v}} 'touch PWN'", "eval"),
+        ("time -p {{vars.v}} 'touch PWN'", "/bin/bash -c 'touch PWN'"),
+        ("f() { echo ${!1}; }; f {{vars.v}}'(touch PWN)]'", "a[$"),
+        ("env {{vars.v}} x", "-S touch PWN"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_plan(dir.path(), script, "safe");
+        let (code, stderr) = execute_with(dir.path(), &plan, value);
+        assert_eq!(code, Some(2), "{script}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{script}");
+    }
+    for argv in [
+        "[su, --command, \"{{vars.v}}\"]",
+        "[su, \"--command={{vars.v}}\"]",
+        "[su, \"-c{{vars.v}}\"]",
+        "[script, -q, \"--command={{vars.v}}\", /dev/null]",
+        "[flock, LOCK, --command, \"{{vars.v}}\"]",
+        "[env, \"-S{{vars.v}}\"]",
+        "[ssh, -o, \"ProxyCommand={{vars.v}}\", x, \"true\"]",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_steps(dir.path(), "safe", &format!("  - id: r\n    run: {argv}\n"));
+        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
+        assert_eq!(code, Some(2), "{argv}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{argv}");
+    }
+}

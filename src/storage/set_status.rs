@@ -11,6 +11,9 @@ use super::artifact_writer::hex;
 use super::backend::StoredSet;
 use super::{ArtifactProblem, MANIFEST, Manifest, Problem, SetId, VerifyRecord};
 
+/// The most a manifest or verify record may weigh; planrun's own are a few KiB per artifact.
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+
 /// Where a set stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -95,6 +98,19 @@ impl SetSummary {
         let Some(bytes) = manifest else {
             return summary;
         };
+        if let Some(object) = listed.object(MANIFEST)
+            && object.size > MAX_RECORD_BYTES
+        {
+            let error = format!(
+                "{} bytes, more than the {} MiB a manifest may have",
+                object.size,
+                MAX_RECORD_BYTES >> 20
+            );
+            summary.status = SetStatus::Damaged;
+            summary.damage.push(format!("{MANIFEST}: {error}"));
+            summary.manifest_error = Some(error);
+            return summary;
+        }
         let sha256 = hex(&Sha256::digest(bytes));
         summary.manifest_sha256 = Some(sha256.clone());
         let manifest = match Manifest::from_json(bytes, plan, listed.id.as_str()) {

@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::backend::{ArtifactReader, Backend, ObjectHead};
 use super::local_store::LocalStore;
 use super::s3_store::S3Store;
-use super::set_status::newest_restorable_with;
+use super::set_status::{MAX_RECORD_BYTES, newest_restorable_with};
 use super::{
     ArtifactDigest, MANIFEST, Manifest, SetId, SetStatus, SetSummary, StoreError, VERIFY,
     VerifyRecord,
@@ -75,13 +75,18 @@ impl Store {
         let mut sets: Vec<SetSummary> = futures::stream::iter(listed)
             .map(|set| async move {
                 let manifest = match set.object(MANIFEST) {
+                    // Too big to be one: not read, so that one forged set cannot exhaust
+                    // memory and stop every listing; `from_stored` calls it damaged.
+                    Some(object) if object.size > MAX_RECORD_BYTES => Some(Vec::new()),
                     // Removed between the listing and the read (a prune in progress): the
                     // set is incomplete from now on.
                     Some(_) => self.backend.read(plan, &set.id, MANIFEST).await?,
                     None => None,
                 };
                 let verify = match (&manifest, set.object(VERIFY)) {
-                    (Some(_), Some(_)) => self.backend.read(plan, &set.id, VERIFY).await?,
+                    (Some(_), Some(object)) if object.size <= MAX_RECORD_BYTES => {
+                        self.backend.read(plan, &set.id, VERIFY).await?
+                    }
                     _ => None,
                 };
                 Ok::<_, StoreError>(SetSummary::from_stored(
