@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -115,15 +116,19 @@ fn run(
     let runtime = super::rendered_plan::worker_runtime()?;
     let (emitter, events) = Emitter::channel(Arc::clone(&redactor));
     let log_path = state.run_log(&plan.run_id);
+    // Set once the run record is on disk, so that a second signal does not exit before a
+    // busy machine let the consumer write it: `history` must still see the killed run.
+    let recorded = Arc::new(AtomicBool::new(false));
     let consumer = {
         let state = state.clone();
         let log_path = log_path.clone();
-        std::thread::spawn(move || consume(events, &state, &log_path, json))
+        let recorded = Arc::clone(&recorded);
+        std::thread::spawn(move || consume(events, &state, &log_path, json, &recorded))
     };
     let cancel = Cancel::new();
     let groups = ProcessGroups::global();
     let summary = runtime.block_on(async {
-        if let Err(error) = watch_signals(cancel.clone(), groups.clone()) {
+        if let Err(error) = watch_signals(cancel.clone(), groups.clone(), recorded) {
             eprintln!("planrun: cannot handle signals: {error}");
         }
         engine::execute(Arc::new(plan), options, cancel, groups, emitter).await
@@ -136,7 +141,11 @@ fn run(
 
 /// First SIGINT/SIGTERM: cancel the run (it cleans up and exits 130/143). Second: SIGKILL
 /// every child group and exit at once; the lock goes with the process.
-fn watch_signals(cancel: Cancel, groups: ProcessGroups) -> std::io::Result<()> {
+fn watch_signals(
+    cancel: Cancel,
+    groups: ProcessGroups,
+    recorded: Arc<AtomicBool>,
+) -> std::io::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::spawn(async move {
@@ -150,6 +159,13 @@ fn watch_signals(cancel: Cancel, groups: ProcessGroups) -> std::io::Result<()> {
             _ = terminate.recv() => {}
         }
         groups.kill_all();
+        // At most a second for the first record, then out whatever happened.
+        for _ in 0..20 {
+            if recorded.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         eprintln!("planrun: second signal: killed running steps without cleanup");
         std::process::exit(match first {
             CancelReason::Terminate => exit_code::TERMINATED,
@@ -168,6 +184,7 @@ fn consume(
     state: &StateDir,
     log_path: &std::path::Path,
     json: bool,
+    recorded: &AtomicBool,
 ) {
     let log = match RunLog::open(log_path) {
         Ok(log) => Some(log),
@@ -216,13 +233,15 @@ fn consume(
                 None
             };
         }
-        if dirty
-            && let Some(record) = &record
-            && let Err(error) = record.save(state)
-            && !record_failed
-        {
-            record_failed = true;
-            eprintln!("planrun: {error}");
+        if dirty && let Some(record) = &record {
+            match record.save(state) {
+                Ok(()) => recorded.store(true, Ordering::Release),
+                Err(error) if !record_failed => {
+                    record_failed = true;
+                    eprintln!("planrun: {error}");
+                }
+                Err(_) => {}
+            }
         }
     }
 }
