@@ -17,7 +17,6 @@ pub const SHARED_SECTIONS: [&str; 5] = ["sources", "storage", "roles", "vars", "
 /// The merged plan value and everything needed to point back into the files.
 #[derive(Debug)]
 pub struct LoadedValue {
-    pub path: PathBuf,
     pub value: serde_json::Value,
     /// JSON pointer (with `#key` for a mapping key itself) to where it stands.
     pub spans: HashMap<String, Location>,
@@ -75,7 +74,6 @@ pub fn load(path: &Path) -> Result<LoadedValue, Vec<Diagnostic>> {
     let value = state.load_file(path, &mut chain, None)?;
     debug_assert!(chain.is_empty());
     Ok(LoadedValue {
-        path: path.to_owned(),
         value,
         spans: state.spans,
         texts: state.texts,

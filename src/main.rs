@@ -1,5 +1,5 @@
 //! The `planrun` binary: parse the command line, run the command, exit with its code.
 
 fn main() {
-    std::process::exit(planrun::command::main());
+    std::process::exit(planrun::main());
 }

@@ -56,10 +56,6 @@ impl Failure {
             .map(|d| d.render(&self.path))
             .collect()
     }
-
-    pub fn errors(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.is_error()).count()
-    }
 }
 
 /// Loads and validates a plan: YAML, includes, schema, meaning, templates, then advice.

@@ -24,7 +24,9 @@ pub(crate) mod test_client;
 pub(crate) mod test_server;
 
 use std::error::Error as StdError;
-use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +43,9 @@ use object_store::{
     ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+#[cfg(test)]
+use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 use watched_http::{Fault, Progress, WatchedConnector, WatchedHttp};
 
@@ -289,6 +293,7 @@ pub struct ObjectHead {
 }
 
 /// Size and sha256 of an object's stored bytes, read in full.
+#[cfg(test)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectDigest {
     pub size: u64,
@@ -410,10 +415,6 @@ impl S3Bucket {
         })
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     /// `s3://bucket/prefix/key`, for messages.
     pub fn url_of(&self, key: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.full_key(key))
@@ -493,6 +494,7 @@ impl S3Bucket {
     }
 
     /// Uploads a local file as `key`, then checks the stored object (see [`Self::upload`]).
+    #[cfg(test)]
     pub async fn upload_file(
         &self,
         local: &Path,
@@ -816,6 +818,7 @@ impl S3Bucket {
     }
 
     /// Reads the whole stored object and hashes it: what verify does for an off-site set.
+    #[cfg(test)]
     pub async fn digest(&self, key: &str) -> Result<ObjectDigest, S3Error> {
         let mut stream = Box::pin(self.stream(key).await?);
         let mut hasher = Sha256::new();
@@ -833,6 +836,7 @@ impl S3Bucket {
 
     /// Downloads `key` to `dest`: temp name beside it, fsync, rename, fsync the folder. Returns
     /// what was written, hashed on the way.
+    #[cfg(test)]
     pub async fn download(&self, key: &str, dest: &Path) -> Result<ObjectDigest, S3Error> {
         let dir = dest
             .parent()
@@ -921,6 +925,7 @@ impl S3Bucket {
 
     /// The "folders" directly under `prefix` (relative keys without a trailing `/`) and the
     /// objects directly in it: one delimiter listing, so 10,000 sets are a few requests.
+    #[cfg(test)]
     pub async fn list_folder(
         &self,
         prefix: &str,

@@ -1815,6 +1815,10 @@ fn reads_code_from_stdin(words: &[String]) -> bool {
         || args.iter().any(|a| a == "-s")
 }
 
+/// The injection matrix and property test: real bash runs what the renderer produced.
+#[cfg(test)]
+mod injection_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;

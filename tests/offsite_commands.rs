@@ -1,18 +1,11 @@
 //! `snapshots`, `verify` and `restore` against S3 (s3s-fs on loopback) through the real binary,
 //! exactly as against a local folder: the level 3/4 disaster, with the local folder gone.
 
-#[path = "support/library.rs"]
-mod library;
 mod support;
 
 use std::path::Path;
 
 use assert_cmd::cargo::CommandCargoExt;
-use chrono::Utc;
-use library::S3Client;
-use planrun::plan::{DirectorySource, Source};
-use planrun::source::Stop;
-use planrun::storage::{LocalStore, Store, copy_between};
 use support::s3::{ACCESS_KEY, BUCKET, S3Server, SECRET_KEY};
 
 /// `planrun COMMAND plan.yaml --storage offsite ARGS` in `dir`: every command here works on
@@ -55,35 +48,26 @@ storage:
     s3: {{ bucket: {BUCKET}, prefix: crm-backups/, endpoint: \"{}\", path_style: true, allow_http: true }}
 steps:
   - {{ id: media, backup: media }}
+  - {{ id: offsite, copy: {{ to: offsite }}, needs: [media] }}
 ",
             server.endpoint()
         ),
     )
     .unwrap();
 
-    // Last night's set, written locally and copied off-site.
-    let started = Utc::now() - chrono::Duration::hours(3);
-    let writer = library::begin_set(&dir.path().join("backups"), "crm", started);
-    let source = Source::Directory(DirectorySource {
-        path: media.display().to_string(),
-        exclude: vec![],
-        on_unreadable: None,
-        level: None,
-    });
-    writer
-        .back_up("media", &source, dir.path(), &Stop::new())
+    // Last night's run: the set written locally and copied off-site by its `copy` step.
+    let output = std::process::Command::cargo_bin("planrun")
+        .unwrap()
+        .args(["execute", "plan.yaml", "--state-dir", "state"])
+        .current_dir(dir.path())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .output()
         .unwrap();
-    writer
-        .finalize(started + chrono::Duration::seconds(2))
+    assert!(output.status.success(), "{output:?}");
+    let id = support::names(&dir.path().join("backups/crm"))
+        .pop()
         .unwrap();
-    let id = writer.id().clone();
-    let storage = server.storage("crm-backups/");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let offsite = Store::open("offsite", &planrun::plan::Storage::S3(storage)).unwrap();
-        let local = Store::new(LocalStore::new(dir.path().join("backups")));
-        copy_between(&local, &offsite, "crm", &id).await.unwrap();
-    });
 
     // The data centre is lost.
     std::fs::remove_dir_all(dir.path().join("backups")).unwrap();

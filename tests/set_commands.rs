@@ -1,8 +1,6 @@
-//! `snapshots`, `verify` and `restore` through the real binary, on sets the library wrote:
-//! statuses, a flipped byte caught and refused, and a set killed mid-backup with kill -9.
+//! `snapshots`, `verify` and `restore` through the real binary, on sets `planrun execute`
+//! wrote: statuses, a flipped byte caught and refused, and a set killed mid-backup with kill -9.
 
-#[path = "support/library.rs"]
-mod library;
 mod support;
 
 use std::os::unix::process::CommandExt;
@@ -11,10 +9,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
-use chrono::Utc;
-use planrun::plan::{DirectorySource, GitSource, Source, SqliteSource};
-use planrun::source::Stop;
-use planrun::storage::SetId;
+use chrono::{DateTime, Utc};
+
+/// A set id as planrun names sets: the start time, then a suffix that keeps ids apart.
+fn set_id(started: DateTime<Utc>, suffix: &str) -> String {
+    format!("{}-{suffix}", started.format("%Y%m%dT%H%M%SZ"))
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -32,7 +32,7 @@ impl Fixture {
             .unwrap();
         std::fs::write(
             dir.path().join("plan.yaml"),
-            "version: 1\nname: crm\nsources:\n  db: { sqlite: { path: \"{{plan.dir}}/app/crm.sqlite3\" } }\n  media: { directory: { path: \"{{plan.dir}}/app/media\" } }\nstorage:\n  local: { local: { path: \"{{plan.dir}}/backups\" } }\nsteps:\n  - { id: db, backup: db }\n  - { id: media, backup: media }\n",
+            "version: 1\nname: crm\nsources:\n  db: { sqlite: { path: \"{{plan.dir}}/app/crm.sqlite3\" } }\n  media: { directory: { path: \"{{plan.dir}}/app/media\" } }\nstorage:\n  local: { local: { path: \"{{plan.dir}}/backups\" } }\nsteps:\n  - { id: db, backup: db }\n  - { id: media, backup: media, needs: [db] }\n",
         )
         .unwrap();
         Fixture { dir }
@@ -42,40 +42,52 @@ impl Fixture {
         self.dir.path().join(rel)
     }
 
-    fn sources(&self) -> [(&'static str, Source); 2] {
-        [
-            (
-                "db",
-                Source::Sqlite(SqliteSource {
-                    path: self.path("app/crm.sqlite3").display().to_string(),
-                    count_rows: None,
-                }),
-            ),
-            (
-                "media",
-                Source::Directory(DirectorySource {
-                    path: self.path("app/media").display().to_string(),
-                    exclude: vec![],
-                    on_unreadable: None,
-                    level: None,
-                }),
-            ),
-        ]
+    /// The set folders of plan `crm` in the local storage.
+    fn set_ids(&self) -> Vec<String> {
+        let dir = self.path("backups/crm");
+        let mut ids: Vec<String> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
     }
 
-    /// A complete set with both sources, started `age` ago.
-    fn complete_set(&self, age: chrono::Duration) -> SetId {
+    /// `planrun execute plan.yaml` with this fixture's own state directory; returns the id
+    /// of the set it wrote.
+    fn execute(&self) -> String {
+        let before = self.set_ids();
+        let (code, out, err) = self.planrun(&["execute", "plan.yaml", "--state-dir", "state"]);
+        assert_eq!(code, 0, "{out}{err}");
+        let mut new: Vec<String> = self
+            .set_ids()
+            .into_iter()
+            .filter(|id| !before.contains(id))
+            .collect();
+        assert_eq!(new.len(), 1, "{new:?}");
+        new.pop().unwrap()
+    }
+
+    /// A complete set with both sources, started `age` ago: a real run, then its folder and
+    /// manifest moved back in time as if the run had happened then.
+    fn complete_set(&self, age: chrono::Duration) -> String {
+        let written = self.execute();
         let started = Utc::now() - age;
-        let writer = library::begin_set(&self.path("backups"), "crm", started);
-        for (name, source) in self.sources() {
-            writer
-                .back_up(name, &source, self.dir.path(), &Stop::new())
-                .unwrap();
-        }
-        writer
-            .finalize(started + chrono::Duration::seconds(2))
-            .unwrap();
-        writer.id().clone()
+        let suffix = written.split_once('-').unwrap().1;
+        let id = set_id(started, suffix);
+        let dir = self.path(&format!("backups/crm/{id}"));
+        std::fs::rename(self.path(&format!("backups/crm/{written}")), &dir).unwrap();
+        let path = dir.join("manifest.json");
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        manifest["set_id"] = id.clone().into();
+        manifest["started_at"] = started.to_rfc3339().into();
+        manifest["finished_at"] = (started + chrono::Duration::seconds(2)).to_rfc3339().into();
+        std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+        id
     }
 
     fn planrun(&self, args: &[&str]) -> (i32, String, String) {
@@ -94,7 +106,7 @@ impl Fixture {
 }
 
 /// Replaces the AGE and SIZE columns, which depend on the clock and the compressor.
-fn mask(text: &str, ids: &[(&SetId, &str)]) -> String {
+fn mask(text: &str, ids: &[(&String, &str)]) -> String {
     let mut out = text.to_owned();
     for (id, name) in ids {
         out = out.replace(id.as_str(), name);
@@ -108,11 +120,9 @@ fn snapshots_verify_and_restore_through_the_cli() {
     let old = fx.complete_set(chrono::Duration::hours(26));
     let new = fx.complete_set(chrono::Duration::minutes(5));
     // A run that died after one artifact: no manifest.
-    let started = Utc::now();
-    let dead = library::begin_set(&fx.path("backups"), "crm", started);
-    dead.back_up("db", &fx.sources()[0].1, fx.dir.path(), &Stop::new())
-        .unwrap();
-    let dead = dead.id().clone();
+    let dead = fx.execute();
+    std::fs::remove_file(fx.path(&format!("backups/crm/{dead}/manifest.json"))).unwrap();
+    std::fs::remove_file(fx.path(&format!("backups/crm/{dead}/media.tar.zst"))).unwrap();
     let ids = [(&old, "OLD"), (&new, "NEW"), (&dead, "DEAD")];
 
     let (code, out, err) = fx.planrun(&["snapshots", "plan.yaml"]);
@@ -262,22 +272,6 @@ fn unknown_names_are_usage_errors() {
     );
 }
 
-/// The child half of the kill -9 test: backs up a git source into `PLANRUN_KILL_STORE`; the
-/// `git` on its PATH writes 2 MB of a bundle and then hangs, so the parent catches it mid-way.
-#[test]
-fn child_backup_for_kill_test() {
-    let Ok(store) = std::env::var("PLANRUN_KILL_STORE") else {
-        return;
-    };
-    let now = Utc::now();
-    let writer = library::begin_set(Path::new(&store), "crm", now);
-    let source = Source::Git(GitSource { repo: "/".into() });
-    writer
-        .back_up("code", &source, Path::new("/tmp"), &Stop::new())
-        .unwrap();
-    writer.finalize(Utc::now()).unwrap();
-}
-
 #[test]
 fn kill_9_mid_backup_leaves_an_incomplete_set() {
     let fx = Fixture::new();
@@ -301,9 +295,16 @@ fn kill_9_mid_backup_leaves_an_incomplete_set() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_backup_for_kill_test", "--nocapture"])
-        .env("PLANRUN_KILL_STORE", fx.path("backups"))
+    // A plan of the same name whose one step backs up a git source with that `git`.
+    std::fs::write(
+        fx.path("code.yaml"),
+        "version: 1\nname: crm\nsources:\n  code: { git: { repo: / } }\nstorage:\n  local: { local: { path: \"{{plan.dir}}/backups\" } }\nsteps:\n  - { id: code, backup: code }\n",
+    )
+    .unwrap();
+    let mut child = Command::cargo_bin("planrun")
+        .unwrap()
+        .args(["execute", "code.yaml", "--state-dir", "state"])
+        .current_dir(fx.dir.path())
         .env(
             "PATH",
             format!(
@@ -377,7 +378,7 @@ fn kill_9_mid_backup_leaves_an_incomplete_set() {
 }
 
 /// Copies a set folder to a newer id, as a forger would, and returns the new folder.
-fn forged_copy(fx: &Fixture, good: &SetId, id: &str) -> PathBuf {
+fn forged_copy(fx: &Fixture, good: &str, id: &str) -> PathBuf {
     let from = fx.path(&format!("backups/crm/{good}"));
     let to = fx.path(&format!("backups/crm/{id}"));
     std::fs::create_dir_all(&to).unwrap();
@@ -389,7 +390,7 @@ fn forged_copy(fx: &Fixture, good: &SetId, id: &str) -> PathBuf {
     // below makes it damaged.
     let manifest = std::fs::read_to_string(to.join("manifest.json"))
         .unwrap()
-        .replace(good.as_str(), id);
+        .replace(good, id);
     std::fs::write(to.join("manifest.json"), manifest).unwrap();
     std::fs::remove_file(to.join("verify.json")).ok();
     to
@@ -425,7 +426,7 @@ fn forged_manifests_are_damaged_everywhere_and_restore_latest_skips_them() {
     ];
     let mut forged = Vec::new();
     for (i, (what, forge)) in forgeries.iter().enumerate() {
-        let id = SetId::new(Utc::now() - chrono::Duration::hours(5 - i as i64)).to_string();
+        let id = set_id(Utc::now() - chrono::Duration::hours(5 - i as i64), "0000");
         forge(&forged_copy(&fx, &good, &id));
         forged.push((id, *what));
     }
@@ -592,7 +593,7 @@ fn manifests_that_contradict_their_place_or_themselves_are_damaged() {
     ];
     let mut forged = Vec::new();
     for (i, (change, why)) in cases.iter().enumerate() {
-        let id = SetId::new(Utc::now() - chrono::Duration::hours(5 - i as i64)).to_string();
+        let id = set_id(Utc::now() - chrono::Duration::hours(5 - i as i64), "0000");
         edit(&forged_copy(&fx, &good, &id), *change);
         forged.push((id, *why));
     }

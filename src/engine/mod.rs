@@ -23,8 +23,7 @@ use crate::exit_code;
 use crate::process::ProcessGroups;
 use crate::step_kind;
 
-pub use cleanup::CLEANUP_BUDGET;
-pub use executor::{RunContext, StepEnd, run_step};
+pub use executor::RunContext;
 
 /// How to run a plan.
 #[derive(Clone, Debug)]

@@ -13,17 +13,16 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use drill::{Drill, DrillTarget};
-pub use recovery::{Level, Objectives, Recovery, Role};
+pub use drill::Drill;
+pub use recovery::{Recovery, Role};
 pub use retention::{Keep, Retention};
 pub use source::{
     DirectorySource, GitSource, OnUnreadable, PgFormat, PostgresSource, Source, SqliteSource,
 };
-pub use step::{
-    CheckStep, CopyStep, Expect, NotifyStep, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS,
-    Step, StepKind, VerifyStep,
-};
-pub use storage::{LocalStorage, S3Storage, Storage};
+pub use step::{CheckStep, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS, Step, StepKind};
+#[cfg(test)]
+pub use storage::LocalStorage;
+pub use storage::{S3Storage, Storage};
 
 use crate::duration::Duration;
 

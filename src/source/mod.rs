@@ -18,7 +18,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use error::SourceError;
-pub use safe_extract::{extract, scan};
 pub use stop::Stop;
 pub use tree_archive::TreeFacts;
 

@@ -95,7 +95,7 @@ impl ArtifactWriter {
     }
 
     /// The same without hashing. Only the hashing-overhead benchmark uses this.
-    #[doc(hidden)]
+    #[cfg(test)]
     pub fn create_unhashed(dir: &Path, name: &str) -> Result<ArtifactWriter, StoreError> {
         ArtifactWriter::start(dir, name, false)
     }
@@ -151,11 +151,6 @@ impl ArtifactWriter {
             final_path: dir.join(name),
             expected_sha256: None,
         })
-    }
-
-    /// Bytes written so far.
-    pub fn size(&self) -> u64 {
-        self.size
     }
 
     /// Hands the current chunk to the worker; fails with the worker's write error, if any.
@@ -319,6 +314,10 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Stor
     }
     result
 }
+
+/// The hashing-overhead measurements bench/backup.sh runs.
+#[cfg(test)]
+mod bench;
 
 #[cfg(test)]
 mod tests {

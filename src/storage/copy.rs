@@ -1,7 +1,5 @@
 //! `copy`: replicate a backup set into another storage, verified, manifest last, resumable.
 
-use std::path::PathBuf;
-
 use super::{ArtifactReader, Manifest, SetId, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -10,11 +8,6 @@ pub enum CopyError {
     Incomplete { set: String },
     #[error("set {set} is damaged and is never copied: {reason}")]
     Damaged { set: String, reason: String },
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

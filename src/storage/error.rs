@@ -38,8 +38,6 @@ pub enum StoreError {
         "`{name}` is not a valid artifact name (a plain file name without `/`, not starting with `.`)"
     )]
     BadArtifactName { name: String },
-    #[error("artifact `{name}` is not in the manifest of set `{set}`")]
-    NoSuchArtifact { set: String, name: String },
     #[error("{name} has sha256 {actual}, the manifest says {expected}: refused")]
     HashMismatch {
         name: String,

@@ -2,7 +2,7 @@
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -44,10 +44,6 @@ async fn blocking<T: Send + 'static>(
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> LocalStore {
         LocalStore { root: root.into() }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     pub fn plan_dir(&self, plan: &str) -> PathBuf {

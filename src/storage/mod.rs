@@ -30,26 +30,35 @@ mod verify;
 mod verify_record;
 
 pub use artifact_writer::{
-    ArtifactDigest, ArtifactWriter, check_artifact_name, hex, sync_dir, write_atomically,
+    ArtifactDigest, ArtifactWriter, check_artifact_name, sync_dir, write_atomically,
 };
-pub use backend::{ArtifactReader, Backend, ObjectHead, StoredObject, StoredSet};
-pub use copy::{ArtifactSource, CopyError, CopyReport, copy_between, copy_set};
+pub use backend::ArtifactReader;
+pub use copy::copy_between;
 pub use error::StoreError;
 pub use local_store::{LocalStore, SetDir};
 pub use manifest::{
     ArtifactEntry, ArtifactKind, Facts, MANIFEST, MANIFEST_FORMAT, Manifest, PlanRef, VERIFY,
 };
 pub use restore_from_set::restore_source;
-pub use s3_store::S3Store;
 pub use set_id::SetId;
 pub use set_status::{
     SetStatus, SetSummary, newest_restorable_with, newest_restorable_with_all, newest_with_manifest,
 };
-pub use set_writer::{BackupStorageError, SetWriter};
-pub use step_api::{StepError, restore_step, verify_step};
+pub use set_writer::SetWriter;
+pub use step_api::{restore_step, verify_step};
 pub use store::{OpenStoreError, Store};
 pub use verify::{check_artifact, verify_set};
 pub use verify_record::{ArtifactProblem, Problem, VerifyRecord};
+
+// What only the storage tests name through `super::`.
+#[cfg(test)]
+pub use artifact_writer::hex;
+#[cfg(test)]
+pub use copy::{ArtifactSource, CopyError, CopyReport, copy_set};
+#[cfg(test)]
+pub use s3_store::S3Store;
+#[cfg(test)]
+pub use step_api::StepError;
 
 #[cfg(test)]
 mod s3_tests;

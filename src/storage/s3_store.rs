@@ -26,6 +26,7 @@ impl S3Store {
         })
     }
 
+    #[cfg(test)]
     pub fn new(bucket: S3Bucket) -> S3Store {
         S3Store { bucket }
     }

@@ -11,8 +11,7 @@ use super::local_store::LocalStore;
 use super::s3_store::S3Store;
 use super::set_status::{MAX_RECORD_BYTES, newest_restorable_with};
 use super::{
-    ArtifactDigest, MANIFEST, Manifest, SetId, SetStatus, SetSummary, StoreError, VERIFY,
-    VerifyRecord,
+    ArtifactDigest, MANIFEST, SetId, SetStatus, SetSummary, StoreError, VERIFY, VerifyRecord,
 };
 use crate::plan::Storage;
 use crate::s3::Tuning;
@@ -104,6 +103,7 @@ impl Store {
     }
 
     /// One set's summary.
+    #[cfg(test)]
     pub async fn summary(&self, plan: &str, id: &SetId) -> Result<SetSummary, StoreError> {
         self.list_sets(plan)
             .await?
@@ -210,16 +210,6 @@ impl Store {
         bytes: Vec<u8>,
     ) -> Result<(), StoreError> {
         self.backend.write(plan, id, MANIFEST, bytes).await
-    }
-
-    pub async fn write_manifest(
-        &self,
-        plan: &str,
-        id: &SetId,
-        manifest: &Manifest,
-    ) -> Result<(), StoreError> {
-        self.write_manifest_bytes(plan, id, manifest.to_json())
-            .await
     }
 
     pub async fn write_verify(

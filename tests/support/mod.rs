@@ -1,7 +1,7 @@
 //! The one harness for the integration tests. `test.rs` holds the builder that runs the real
 //! binary in a temp dir (`Test`, `Env`); `run.rs` reads what a run left behind; `s3.rs` and
-//! `postgres.rs` start the real servers the tests talk to. `library.rs`, which still calls
-//! planrun's library, is declared only by the test files that need it.
+//! `postgres.rs` start the real servers the tests talk to. No test calls planrun's library:
+//! they build sets by running `planrun execute` (or forge them with [`write_set`]).
 
 #![allow(
     dead_code,
