@@ -622,7 +622,7 @@ fn manifests_that_contradict_their_place_or_themselves_are_damaged() {
 fn an_oversized_manifest_is_damaged_without_being_read() {
     let fx = Fixture::new();
     let good = fx.complete_set(chrono::Duration::hours(30));
-    let id = SetId::new(Utc::now() - chrono::Duration::hours(5)).to_string();
+    let id = set_id(Utc::now() - chrono::Duration::hours(5), "0001");
     let forged = forged_copy(&fx, &good, &id);
     let file = std::fs::OpenOptions::new()
         .write(true)
