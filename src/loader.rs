@@ -77,12 +77,8 @@ pub fn load(path: &Path) -> Result<LoadedValue, Vec<Diagnostic>> {
         value,
         spans: state.spans,
         texts: state.texts,
-        digest: hex(&state.hasher.finalize()),
+        digest: crate::storage::hex(&state.hasher.finalize()),
     })
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct State {

@@ -545,7 +545,7 @@ impl S3Bucket {
 
         let multipart = first.len() == self.tuning.part_size;
         if !multipart {
-            let actual = hex(&hasher.finalize());
+            let actual = crate::storage::hex(&hasher.finalize());
             check_source(what, expected_sha256, &actual)?;
             let options = PutOptions {
                 attributes,
@@ -592,7 +592,11 @@ impl S3Bucket {
                             PartsError::Local(source) => read_error(source),
                             PartsError::Remote(error) => error,
                         })?;
-                        check_source(what, expected_sha256, &hex(&hasher.clone().finalize()))?;
+                        check_source(
+                            what,
+                            expected_sha256,
+                            &crate::storage::hex(&hasher.clone().finalize()),
+                        )?;
                         upload.complete().await.map_err(|e| {
                             self.request_error("completing the multipart upload", key, e)
                         })
@@ -711,7 +715,7 @@ impl S3Bucket {
 
     /// Uploads small bytes (a manifest, a verify record) in one PUT, with their sha256.
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<Uploaded, S3Error> {
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = crate::storage::hex(&Sha256::digest(&bytes));
         self.upload(bytes.as_slice(), key, &sha256, key).await
     }
 
@@ -830,7 +834,7 @@ impl S3Bucket {
         }
         Ok(ObjectDigest {
             size,
-            sha256: hex(&hasher.finalize()),
+            sha256: crate::storage::hex(&hasher.finalize()),
         })
     }
 
@@ -881,7 +885,7 @@ impl S3Bucket {
             file.sync_all().await.map_err(local("sync", &temp))?;
             Ok(ObjectDigest {
                 size,
-                sha256: hex(&hasher.finalize()),
+                sha256: crate::storage::hex(&hasher.finalize()),
             })
         }
         .await;
@@ -1276,17 +1280,6 @@ fn check_source(what: &str, expected: &str, actual: &str) -> Result<(), S3Error>
             actual: actual.to_owned(),
         })
     }
-}
-
-/// Lowercase hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
 }
 
 /// An `AsyncRead` over a stream of byte chunks.

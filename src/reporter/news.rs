@@ -1,9 +1,8 @@
 //! What planrun's own step kinds did, in words: the lines the human reporter and the run
 //! log show for the typed events (a set committed, copied, verified, a prune table, …).
 
-use std::fmt::Write as _;
-
 use crate::event::{Event, PruneDecision};
+use crate::storage::prune::TableRow;
 
 /// The step a piece of news belongs to (none for the engine's own), and its lines. `None`
 /// for events that are not news of what a step did.
@@ -119,31 +118,16 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
     Some((step.map(String::as_str), lines))
 }
 
-/// The prune decision table, the same columns `planrun prune` prints.
+/// The prune decision table, the same as `planrun prune` prints.
 fn table(sets: &[PruneDecision]) -> String {
-    let width = sets
+    let rows: Vec<TableRow<'_>> = sets
         .iter()
-        .map(|s| s.set.len())
-        .max()
-        .unwrap_or(0)
-        .max("SET".len());
-    let mut out = format!(
-        "{:width$}  {:10}  {:6}  REASONS\n",
-        "SET", "STATUS", "ACTION"
-    );
-    for row in sets {
-        let action = if row.keep { "keep" } else { "remove" };
-        let mut line = String::new();
-        write!(
-            line,
-            "{:width$}  {:10}  {action:6}  {}",
-            row.set,
-            row.status.to_string(),
-            row.reasons.join("; ")
-        )
-        .ok();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+        .map(|row| TableRow {
+            set: &row.set,
+            status: row.status,
+            keep: row.keep,
+            reasons: row.reasons.clone(),
+        })
+        .collect();
+    crate::storage::prune::table(&rows)
 }

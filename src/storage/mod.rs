@@ -50,9 +50,9 @@ pub use store::{OpenStoreError, Store};
 pub use verify::{check_artifact, verify_set};
 pub use verify_record::{ArtifactProblem, Problem, VerifyRecord};
 
-// What only the storage tests name through `super::`.
-#[cfg(test)]
+/// Lowercase hex of a digest: the one spelling of a sha256 in manifests, records and S3.
 pub use artifact_writer::hex;
+// What only the storage tests name through `super::`.
 #[cfg(test)]
 pub use copy::{ArtifactSource, CopyError, CopyReport, copy_set};
 #[cfg(test)]

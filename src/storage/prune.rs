@@ -208,11 +208,19 @@ fn blockers(sets: &[&SetSummary], now: DateTime<Utc>) -> Vec<Blocker> {
     found
 }
 
-/// The decision table as people read it.
-pub fn render_table(rows: &[PruneRow]) -> String {
+/// One line of the decision table, from a plan ([`PruneRow`]) or an event.
+pub struct TableRow<'a> {
+    pub set: &'a str,
+    pub status: SetStatus,
+    pub keep: bool,
+    pub reasons: Vec<String>,
+}
+
+/// The decision table as people read it: `planrun prune` and the `prune:` step print the same.
+pub fn table(rows: &[TableRow<'_>]) -> String {
     let width = rows
         .iter()
-        .map(|r| r.id.as_str().len())
+        .map(|r| r.set.len())
         .max()
         .unwrap_or(0)
         .max("SET".len());
@@ -221,17 +229,31 @@ pub fn render_table(rows: &[PruneRow]) -> String {
         "SET", "STATUS", "ACTION"
     );
     for row in rows {
-        let action = if row.decision.keep { "keep" } else { "remove" };
+        let action = if row.keep { "keep" } else { "remove" };
         let line = format!(
             "{:width$}  {:10}  {action:6}  {}",
-            row.id.as_str(),
+            row.set,
             row.status.to_string(),
-            reasons(&row.decision).join("; ")
+            row.reasons.join("; ")
         );
         out.push_str(line.trim_end());
         out.push('\n');
     }
     out
+}
+
+/// The table of a prune plan's rows.
+pub fn render_table(rows: &[PruneRow]) -> String {
+    let rows: Vec<TableRow<'_>> = rows
+        .iter()
+        .map(|row| TableRow {
+            set: row.id.as_str(),
+            status: row.status,
+            keep: row.decision.keep,
+            reasons: reasons(&row.decision),
+        })
+        .collect();
+    table(&rows)
 }
 
 fn reasons(decision: &Decision) -> Vec<String> {
