@@ -208,6 +208,81 @@ pub fn place(script: &str, prefix: &str, slots: &[Slot]) -> Result<Placed, Refus
 /// command), read crudely as words split at blanks, quotes and operators: a word that only
 /// looks like one (in a message) refuses values too, which is the safe direction.
 fn text_runner(script: &str) -> Option<&str> {
+    // `/proc/self/exe` is the running bash itself; `env -S` splits its argument into a
+    // command line; a glob (`/bin/b?sh`) or ANSI-C quoting (`$'\x62ash'`) can spell a shell
+    // no word list sees, so a word holding either refuses too when it could name one.
+    if script.contains("/proc/") && script.contains("/exe") {
+        return Some("/proc/…/exe");
+    }
+    if script.contains("--split-string")
+        || script
+            .split(|c: char| c.is_whitespace() || ";&|(){}".contains(c))
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| basename(w[0]) == "env" && w[1].starts_with("-S"))
+    {
+        return Some("env -S");
+    }
+    for segment in script.split("$'").skip(1) {
+        let body = segment.split('\'').next().unwrap_or_default();
+        if body.contains('\\') && text_runner_word(&decode_ansi_c(body)).is_some() {
+            return Some("$'…'");
+        }
+    }
+    for word in script.split(|c: char| c.is_whitespace() || "'\"`;&|(){}<>$=".contains(c)) {
+        let base = word.rsplit('/').next().unwrap_or(word);
+        // A name with letters and a glob in it (`b?sh`, `da[s]h`); `*` alone is a pattern.
+        if base.contains(['?', '*', '['])
+            && base.chars().any(|c| c.is_ascii_alphabetic())
+            && let Ok(glob) = globset::Glob::new(base)
+        {
+            let glob = glob.compile_matcher();
+            if TEXT_RUNNERS.iter().any(|r| glob.is_match(r)) {
+                return Some("a glob that can name a shell");
+            }
+        }
+    }
+    text_runner_word(script)
+}
+
+/// The text of a `$'…'` body with its numeric escapes (`\xHH`, `\NNN`, `\uHHHH`) decoded,
+/// enough to see a program name spelled in them.
+fn decode_ansi_c(body: &str) -> String {
+    let mut out = String::new();
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let (radix, max) = match chars.peek() {
+            Some('x') => (16, 2),
+            Some('u') => (16, 4),
+            Some('U') => (16, 8),
+            Some('0'..='7') => (8, 3),
+            _ => {
+                out.extend(chars.next());
+                continue;
+            }
+        };
+        if radix == 16 {
+            chars.next();
+        }
+        let mut digits = String::new();
+        while digits.len() < max && chars.peek().is_some_and(|d| d.is_digit(radix)) {
+            digits.extend(chars.next());
+        }
+        if let Some(decoded) = u32::from_str_radix(&digits, radix)
+            .ok()
+            .and_then(char::from_u32)
+        {
+            out.push(decoded);
+        }
+    }
+    out
+}
+
+fn text_runner_word(script: &str) -> Option<&str> {
     let mut after_separator = true;
     for token in
         script.split_inclusive(|c: char| c.is_whitespace() || "'\"`;&|(){}<>$=".contains(c))
@@ -1784,8 +1859,25 @@ pub fn env_key_problem(key: &str, templated: bool) -> Option<(String, String)> {
             "use letters, digits and `_`, not starting with a digit".into(),
         ));
     }
-    let startup =
-        STARTUP_VARS.contains(&key) || key.starts_with("LD_") || key.starts_with("BASH_FUNC_");
+    // Also variables that choose which program runs or that programs run through `sh`
+    // (git's config and command variables, pagers, editors, askpass helpers).
+    const RUN_VARS: [&str; 9] = [
+        "PATH",
+        "PAGER",
+        "EDITOR",
+        "VISUAL",
+        "SSH_ASKPASS",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "NODE_OPTIONS",
+        "RUBYOPT",
+    ];
+    let startup = STARTUP_VARS.contains(&key)
+        || RUN_VARS.contains(&key)
+        || key.starts_with("LD_")
+        || key.starts_with("BASH_FUNC_")
+        || key.starts_with("GIT_")
+        || key.starts_with("PERL5");
     (startup && templated).then(|| {
         (
             format!("`{key}` is read as code or a hook when a shell or program starts, so its value cannot hold a template"),

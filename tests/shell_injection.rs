@@ -404,3 +404,36 @@ fn joined_values_wrapped_command_names_and_long_options_are_refused() {
         assert!(!dir.path().join("PWN").exists(), "{argv}");
     }
 }
+
+/// Fourth attack pass: shells spelled so no word list sees them (`/proc/self/exe`, globs,
+/// ANSI-C escapes), `env -S` in a script, and `env:` variables git or the shell run.
+#[test]
+fn shells_spelled_indirectly_and_run_variables_take_no_value() {
+    for script in [
+        "/proc/self/exe -c \"{{vars.v}}\"",
+        "/bin/b?sh -c \"{{vars.v}}\"",
+        "printf %s \"{{vars.v}}\" | /bin/da[s]h",
+        "$'\\x62ash' -c \"{{vars.v}}\"",
+        "env -S \"{{vars.v}}\"",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_plan(dir.path(), script, "safe");
+        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
+        assert_eq!(code, Some(2), "{script}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{script}");
+    }
+    for key in ["GIT_CONFIG_VALUE_0", "GIT_CONFIG_PARAMETERS", "PATH"] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_steps(
+            dir.path(),
+            "safe",
+            &format!("  - id: r\n    env: {{ {key}: \"{{{{vars.v}}}}\" }}\n    run: [\"true\"]\n"),
+        );
+        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
+        assert_eq!(code, Some(2), "{key}: {stderr}");
+        assert!(
+            stderr.contains(&format!("`{key}` is read as code")),
+            "{stderr}"
+        );
+    }
+}
