@@ -348,11 +348,7 @@ fn scripts_and_argv_that_start_a_shell_take_no_value() {
         ("printf '%s' \"{{vars.v}}\" > s; . ./s", "touch PWN"),
     ];
     for (script, value) in scripts {
-        let dir = tempfile::tempdir().unwrap();
-        let plan = write_plan(dir.path(), script, "safe");
-        let (code, stderr) = execute_with(dir.path(), &plan, value);
-        assert_eq!(code, Some(2), "{script}: {stderr}");
-        assert!(!dir.path().join("PWN").exists(), "{script}");
+        assert_script_refused(script, value);
     }
     for argv in [
         "[bash, -c, --, \"{{vars.v}}\"]",
@@ -362,11 +358,7 @@ fn scripts_and_argv_that_start_a_shell_take_no_value() {
         "[env, -S, \"sh -c\", \"{{vars.v}}\"]",
         "[flock, LOCK, -c, \"{{vars.v}}\"]",
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let plan = write_steps(dir.path(), "safe", &format!("  - id: r\n    run: {argv}\n"));
-        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
-        assert_eq!(code, Some(2), "{argv}: {stderr}");
-        assert!(!dir.path().join("PWN").exists(), "{argv}");
+        assert_run_refused(argv);
     }
 }
 
@@ -382,11 +374,7 @@ fn joined_values_wrapped_command_names_and_long_options_are_refused() {
         ("f() { echo ${!1}; }; f {{vars.v}}'(touch PWN)]'", "a[$"),
         ("env {{vars.v}} x", "-S touch PWN"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let plan = write_plan(dir.path(), script, "safe");
-        let (code, stderr) = execute_with(dir.path(), &plan, value);
-        assert_eq!(code, Some(2), "{script}: {stderr}");
-        assert!(!dir.path().join("PWN").exists(), "{script}");
+        assert_script_refused(script, value);
     }
     for argv in [
         "[su, --command, \"{{vars.v}}\"]",
@@ -397,11 +385,7 @@ fn joined_values_wrapped_command_names_and_long_options_are_refused() {
         "[env, \"-S{{vars.v}}\"]",
         "[ssh, -o, \"ProxyCommand={{vars.v}}\", x, \"true\"]",
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let plan = write_steps(dir.path(), "safe", &format!("  - id: r\n    run: {argv}\n"));
-        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
-        assert_eq!(code, Some(2), "{argv}: {stderr}");
-        assert!(!dir.path().join("PWN").exists(), "{argv}");
+        assert_run_refused(argv);
     }
 }
 
@@ -416,11 +400,7 @@ fn shells_spelled_indirectly_and_run_variables_take_no_value() {
         "$'\\x62ash' -c \"{{vars.v}}\"",
         "env -S \"{{vars.v}}\"",
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let plan = write_plan(dir.path(), script, "safe");
-        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
-        assert_eq!(code, Some(2), "{script}: {stderr}");
-        assert!(!dir.path().join("PWN").exists(), "{script}");
+        assert_script_refused(script, "touch PWN");
     }
     for key in ["GIT_CONFIG_VALUE_0", "GIT_CONFIG_PARAMETERS", "PATH"] {
         let dir = tempfile::tempdir().unwrap();
@@ -436,4 +416,23 @@ fn shells_spelled_indirectly_and_run_variables_take_no_value() {
             "{stderr}"
         );
     }
+}
+
+/// `execute` of a `shell:` step running `script` with `--var v=VALUE` is refused (exit 2) and
+/// the marker file `PWN` is never made.
+fn assert_script_refused(script: &str, value: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(dir.path(), script, "safe");
+    let (code, stderr) = execute_with(dir.path(), &plan, value);
+    assert_eq!(code, Some(2), "{script}: {stderr}");
+    assert!(!dir.path().join("PWN").exists(), "{script}");
+}
+
+/// The same for a `run:` step with this argv, the value being `touch PWN`.
+fn assert_run_refused(argv: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(dir.path(), "safe", &format!("  - id: r\n    run: {argv}\n"));
+    let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
+    assert_eq!(code, Some(2), "{argv}: {stderr}");
+    assert!(!dir.path().join("PWN").exists(), "{argv}");
 }
