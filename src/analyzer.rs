@@ -62,6 +62,7 @@ pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
     };
     a.check_steps();
     a.check_recovery();
+    a.check_recovery_upkeep(chrono::Utc::now());
     a.check_schedules_and_zones();
     a.check_retention();
     a.check_incomplete_after();
@@ -441,6 +442,42 @@ impl Analyzer<'_> {
         }
     }
 
+    /// `recovery.review` and `recovery.training`: a real day that has already come (in the
+    /// plan's time zone), and spans that are not zero. Only the clock is read, no host state.
+    fn check_recovery_upkeep(&mut self, now: chrono::DateTime<chrono::Utc>) {
+        let Some(recovery) = &self.plan.recovery else {
+            return;
+        };
+        let today = now
+            .with_timezone(&crate::recovery_health::plan_zone(self.plan))
+            .date_naive();
+        let mut spans = Vec::new();
+        if let Some(review) = &recovery.review {
+            spans.push(("/recovery/review/every", review.every));
+            match review.last.date() {
+                Err(message) => self.error("/recovery/review/last", message, None),
+                Ok(last) if last > today => self.error(
+                    "/recovery/review/last",
+                    format!("`{last}` is in the future: the last review cannot have happened yet (today is {today})"),
+                    Some("write the day the recovery plan was last reviewed".into()),
+                ),
+                Ok(_) => {}
+            }
+        }
+        if let Some(training) = &recovery.training {
+            spans.push(("/recovery/training/every", training.every));
+        }
+        for (pointer, span) in spans {
+            if span.is_zero() {
+                self.error(
+                    pointer,
+                    format!("`{span}` is no interval: it would always be due"),
+                    Some("write how often, as a calendar span such as `6m` or `1y`".into()),
+                );
+            }
+        }
+    }
+
     fn check_schedules_and_zones(&mut self) {
         let mut crons = Vec::new();
         if let Some(s) = &self.plan.schedule {
@@ -629,6 +666,7 @@ impl Analyzer<'_> {
                 vars: &self.plan.vars,
                 secrets: secrets.clone(),
                 secrets_allowed: !in_argv,
+                incident: pointer.starts_with("/recovery/levels/"),
             };
             let mut problems = template::check(&text, &scope);
             if problems.is_empty() && pointer.ends_with("/shell") {

@@ -42,6 +42,9 @@ pub enum Command {
     Retention(RetentionCommand),
     /// Apply retention: print keep/remove with reasons for each set, then remove.
     Prune(PruneArgs),
+    /// Print a recovery level's runbook (roles, contacts, steps, where the backups are) as
+    /// Markdown or HTML; reads only the plan and the state directory.
+    Runbook(RunbookArgs),
 }
 
 impl Command {
@@ -55,6 +58,7 @@ impl Command {
                 | Command::Plan(_)
                 | Command::Retention(_)
                 | Command::Snapshots(_)
+                | Command::Runbook(_)
         )
     }
 }
@@ -313,4 +317,31 @@ pub struct PruneArgs {
     pub state: StateDirArg,
     #[command(flatten)]
     pub output: JsonOutput,
+}
+
+/// What `planrun runbook` writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunbookFormat {
+    #[default]
+    Markdown,
+    /// One self-contained file with a print stylesheet.
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct RunbookArgs {
+    /// The recovery level: 1 data corruption, 2 hardware failure, 3 site disaster, 4 regional disaster.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub level: u8,
+    /// The plan file (default: $PLANRUN_PLAN_FILE, /etc/planrun/planrun.yaml, planrun.yaml,
+    /// plans/planrun.yaml).
+    pub plan: Option<PathBuf>,
+    /// `markdown` (default) or `html`.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: RunbookFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateDirArg,
 }

@@ -22,6 +22,8 @@ pub const ROOTS: [&str; 6] = ["vars", "secrets", "env", "plan", "run", "set"];
 const PLAN_KEYS: [&str; 4] = ["name", "file", "dir", "description"];
 const RUN_KEYS: [&str; 3] = ["id", "started", "scratch"];
 const SET_KEYS: [&str; 2] = ["id", "path"];
+/// What `planrun recover` fills in for a runbook's steps (`{{incident.data_loss_window}}`).
+pub const INCIDENT_KEYS: [&str; 3] = ["id", "level", "data_loss_window"];
 /// planrun's helpers plus the Handlebars built-ins that make sense in plans.
 const HELPERS: [&str; 16] = [
     "now", "env", "quote", "if", "unless", "each", "with", "lookup", "eq", "ne", "gt", "gte", "lt",
@@ -36,6 +38,8 @@ pub struct Scope<'a> {
     pub secrets: Vec<&'a str>,
     /// False for `run:` arguments: a secret there would be visible to every user in `ps`.
     pub secrets_allowed: bool,
+    /// True in a recovery level's steps, where `incident.*` exists.
+    pub incident: bool,
 }
 
 /// What is wrong with one template.
@@ -280,10 +284,17 @@ fn check_path(raw: &str, scope: &Scope<'_>, relative_ok: bool, out: &mut Vec<Pro
                 });
             }
         }
-        "plan" | "run" | "set" => {
+        "incident" if !scope.incident => out.push(Problem {
+            message: format!("`{raw}` exists only in the steps of a recovery level"),
+            help: Some(
+                "`planrun recover` fills in `incident.*`; other steps have no incident".into(),
+            ),
+        }),
+        "plan" | "run" | "set" | "incident" => {
             let keys: &[&str] = match root {
                 "plan" => &PLAN_KEYS,
                 "run" => &RUN_KEYS,
+                "incident" => &INCIDENT_KEYS,
                 _ => &SET_KEYS,
             };
             if rest.len() != 1 || !keys.contains(&rest[0]) {
@@ -807,6 +818,7 @@ mod tests {
             vars,
             secrets: vec!["db_password"],
             secrets_allowed: true,
+            incident: false,
         }
     }
 

@@ -65,6 +65,10 @@ pub enum CommandError {
     Runtime(std::io::Error),
     #[error("cannot write the run ledger: {0}")]
     Ledger(std::io::Error),
+    #[error(transparent)]
+    PlanNotFound(#[from] crate::plan_discovery::NotFound),
+    #[error(transparent)]
+    Runbook(#[from] crate::runbook::RunbookError),
 }
 
 impl CommandError {
@@ -79,7 +83,9 @@ impl CommandError {
             | CommandError::Policy { .. }
             | CommandError::Simulate(_)
             | CommandError::Refused(_)
-            | CommandError::StateDir(StateDirError::Unknown) => exit_code::INVALID,
+            | CommandError::StateDir(StateDirError::Unknown)
+            | CommandError::PlanNotFound(_) => exit_code::INVALID,
+            CommandError::Runbook(error) => error.exit_code(),
             CommandError::Choice(ChoiceError::Open(_)) => exit_code::FAILURE,
             CommandError::Choice(_) => exit_code::INVALID,
             CommandError::Lock(LockError::Held { .. } | LockError::HeldByUnknown { .. }) => {

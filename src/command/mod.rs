@@ -11,6 +11,7 @@ mod prune;
 mod rendered_plan;
 mod restore;
 mod retention_simulate;
+mod runbook;
 mod snapshots;
 mod validate;
 mod verify;
@@ -53,6 +54,7 @@ fn run(command: Command, console: &mut Console) -> CommandResult {
         Command::Verify(args) => verify::run(&args, console),
         Command::Restore(args) => restore::run(&args, console),
         Command::Prune(args) => prune::run(&args, console),
+        Command::Runbook(args) => runbook::run(&args, console),
         Command::Retention(RetentionCommand::Simulate(args)) => {
             retention_simulate::run(&args, console)
         }
