@@ -458,7 +458,7 @@ impl Analyzer<'_> {
                 Err(message) => self.error("/recovery/review/last", message, None),
                 Ok(last) if last > today => self.error(
                     "/recovery/review/last",
-                    format!("`{last}` is in the future: the last review cannot have happened yet (today is {today})"),
+                    format!("`{last}` is in the future: the last review cannot have happened yet"),
                     Some("write the day the recovery plan was last reviewed".into()),
                 ),
                 Ok(_) => {}

@@ -111,7 +111,7 @@ fn inline(line: &Line) -> String {
 }
 
 /// Plain text with every character Markdown could read as markup escaped. Line breaks inside
-/// a paragraph stay line breaks.
+/// a paragraph stay line breaks (hard breaks), as an instruction's lines were written.
 fn text(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let last = raw.matches('\n').count();
@@ -119,7 +119,8 @@ fn text(raw: &str) -> String {
         // Spaces before a line break would make it a hard break; inside a line they stay.
         let line = if n < last { line.trim_end() } else { line };
         if n > 0 {
-            out.push('\n');
+            // A backslash before the line break keeps it a break in the rendered text.
+            out.push_str("\\\n");
         }
         let lead = line.chars().take_while(|c| c.is_whitespace()).count();
         for (i, c) in line.chars().enumerate() {
@@ -179,7 +180,7 @@ mod tests {
         assert_eq!(text("a *b* <i>|c"), r"a \*b\* \<i\>\|c");
         assert_eq!(
             text("- not a list\n# nor a heading"),
-            "\\- not a list\n\\# nor a heading"
+            "\\- not a list\\\n\\# nor a heading"
         );
         assert_eq!(code("a`b"), "``a`b``");
         assert_eq!(code("`x"), "`` `x ``");

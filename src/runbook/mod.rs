@@ -265,8 +265,6 @@ fn step_view(plan: &Plan, text: &Display, number: usize, step: &Step) -> StepVie
 
 /// What a step does, in words a person checks against the screen of `planrun recover`.
 fn what_it_does(plan: &Plan, text: &Display, kind: StepKind<'_>) -> Vec<Block> {
-    let code = |s: &str| Inline::Code(s.to_owned());
-    let words = |s: &str| Inline::Text(s.to_owned());
     match kind {
         StepKind::Manual(instruction) => paragraphs(&text.render(instruction)),
         StepKind::Restore(restore) => vec![Block::Para(restore_words(plan, text, restore))],
@@ -321,6 +319,14 @@ fn what_it_does(plan: &Plan, text: &Display, kind: StepKind<'_>) -> Vec<Block> {
     }
 }
 
+fn code(text: impl Into<String>) -> Inline {
+    Inline::Code(text.into())
+}
+
+fn words(text: impl Into<String>) -> Inline {
+    Inline::Text(text.into())
+}
+
 /// Text split into paragraphs at blank lines.
 fn paragraphs(text: &str) -> Vec<Block> {
     text.split("\n\n")
@@ -331,8 +337,6 @@ fn paragraphs(text: &str) -> Vec<Block> {
 }
 
 fn restore_words(plan: &Plan, text: &Display, restore: &RestoreStep) -> Line {
-    let code = |s: &str| Inline::Code(s.to_owned());
-    let words = |s: &str| Inline::Text(s.to_owned());
     let mut line = vec![words("Restores source "), code(&restore.source)];
     let source = plan.sources.get(&restore.source);
     if let Some(source) = source {
@@ -391,8 +395,6 @@ fn restore_storage(plan: &Plan) -> Option<&str> {
 }
 
 fn source_words(text: &Display, source: &Source) -> Line {
-    let code = |s: String| Inline::Code(s);
-    let words = |s: &str| Inline::Text(s.to_owned());
     match source {
         Source::Postgres(pg) => {
             let mut line = vec![
@@ -426,8 +428,6 @@ fn source_words(text: &Display, source: &Source) -> Line {
 }
 
 fn target_words(text: &Display, source: Option<&Source>, restore: &RestoreStep) -> Line {
-    let code = |s: String| Inline::Code(s);
-    let words = |s: &str| Inline::Text(s.to_owned());
     let original = restore
         .path
         .as_deref()
@@ -453,8 +453,6 @@ fn target_words(text: &Display, source: Option<&Source>, restore: &RestoreStep) 
 
 fn check_words(plan: &Plan, text: &Display, check: &CheckStep) -> Line {
     use crate::plan::Expect;
-    let code = |s: String| Inline::Code(s);
-    let words = |s: &str| Inline::Text(s.to_owned());
     let mut line = Vec::new();
     if let Some(sql) = &check.sql {
         line.push(words("Runs "));
@@ -510,16 +508,17 @@ fn plain(value: &Value) -> String {
 /// it (credentials by their origin only) and how to list them with planrun or without it.
 fn storages(plan: &Plan, text: &Display, file: &str) -> Vec<Section> {
     let restore_first = restore_storage(plan);
-    let code = |s: String| Inline::Code(s);
-    let words = |s: &str| Inline::Text(s.to_owned());
     let list = |name: &str| {
         format!(
             "planrun snapshots {} --storage {name}",
             crate::template::display_quote(file)
         )
     };
-    plan.storage
-        .iter()
+    let mut ordered: Vec<(&String, &Storage)> = plan.storage.iter().collect();
+    // The storage a recovery reads first comes first.
+    ordered.sort_by_key(|(name, _)| restore_first != Some(name.as_str()));
+    ordered
+        .into_iter()
         .map(|(name, storage)| {
             let mut title = vec![code(name.clone())];
             let mut items = Vec::new();
@@ -535,7 +534,7 @@ fn storages(plan: &Plan, text: &Display, file: &str) -> Vec<Section> {
                             plan.name
                         )),
                         words(", with its "),
-                        code("manifest.json".into()),
+                        code("manifest.json"),
                     ]);
                     items.push(vec![words("List the sets: "), code(list(name))]);
                 }
@@ -553,7 +552,7 @@ fn storages(plan: &Plan, text: &Display, file: &str) -> Vec<Section> {
                         words("Each set is under "),
                         code(format!("{place}<set-id>/")),
                         words(", with its "),
-                        code("manifest.json".into()),
+                        code("manifest.json"),
                     ]);
                     let endpoint = s3.endpoint.as_deref().map(|e| text.render(e));
                     let mut reach = vec![words("Endpoint: ")];
@@ -607,8 +606,6 @@ fn storages(plan: &Plan, text: &Display, file: &str) -> Vec<Section> {
 /// Where a credential comes from, never its value: a secret by name and origin, an
 /// environment variable by name; a value written in the plan is not shown.
 fn credential_origin(plan: &Plan, value: Option<&str>, variable: &str) -> Line {
-    let code = |s: String| Inline::Code(s);
-    let words = |s: &str| Inline::Text(s.to_owned());
     let Some(value) = value else {
         return vec![
             words("not in the plan: the environment variable "),
@@ -643,8 +640,6 @@ fn credential_origin(plan: &Plan, value: Option<&str>, variable: &str) -> Line {
 }
 
 fn upkeep(input: &Input<'_>, file: &str) -> Vec<Line> {
-    let code = |s: String| Inline::Code(s);
-    let words = |s: &str| Inline::Text(s.to_owned());
     let plan = input.plan;
     let zone = plan_zone(plan);
     let digest: String = input.digest.chars().take(12).collect();
@@ -670,7 +665,7 @@ fn upkeep(input: &Input<'_>, file: &str) -> Vec<Line> {
         }
         None => vec![
             words("Last review: not recorded (set "),
-            code("recovery.review".into()),
+            code("recovery.review"),
             words(")"),
         ],
     });
