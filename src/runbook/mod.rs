@@ -294,7 +294,7 @@ fn what_it_does(plan: &Plan, text: &Display, kind: StepKind<'_>) -> Vec<Block> {
             let mut line = vec![words("Sends a notification")];
             if let Some(message) = &notify.message {
                 line.push(words(": "));
-                line.push(words(&text.render(message)));
+                line.push(words(text.render(message)));
             }
             line.push(words(" (a failed notification does not stop the runbook)."));
             vec![Block::Para(line)]
@@ -313,7 +313,7 @@ fn what_it_does(plan: &Plan, text: &Display, kind: StepKind<'_>) -> Vec<Block> {
         ])],
         StepKind::Prune(storages) => vec![Block::Para(vec![
             words("Applies retention to "),
-            code(&storages.join(", ")),
+            code(storages.join(", ")),
             words("."),
         ])],
     }
@@ -372,7 +372,7 @@ fn restore_words(plan: &Plan, text: &Display, restore: &RestoreStep) -> Line {
                         .collect();
                     if !others.is_empty() {
                         line.push(words(", or, if it is unreachable or empty, on "));
-                        line.push(code(&others.join(", ")));
+                        line.push(code(others.join(", ")));
                     }
                 }
                 None => line.push(words("the plan's storage")),
@@ -469,7 +469,7 @@ fn check_words(plan: &Plan, text: &Display, check: &CheckStep) -> Line {
         line.push(words(" and expects "));
         line.push(match &check.expect {
             Expect::MatchesBackup => words("the value recorded when the backup was made"),
-            Expect::Min(n) => words(&format!("at least {n}")),
+            Expect::Min(n) => words(format!("at least {n}")),
             Expect::Equals(v) => code(plain(v)),
         });
     } else if let Some(files) = &check.files {
@@ -478,7 +478,7 @@ fn check_words(plan: &Plan, text: &Display, check: &CheckStep) -> Line {
         line.push(words(" with "));
         line.push(match &check.expect {
             Expect::MatchesBackup => words("what the backup recorded"),
-            Expect::Min(n) => words(&format!("at least {n} files")),
+            Expect::Min(n) => words(format!("at least {n} files")),
             Expect::Equals(v) => code(plain(v)),
         });
     } else if let Some(url) = &check.http {
@@ -573,7 +573,7 @@ fn storages(plan: &Plan, text: &Display, file: &str) -> Vec<Section> {
                             "AWS_SECRET_ACCESS_KEY",
                         ),
                     ] {
-                        let mut line = vec![words(&format!("{label}: "))];
+                        let mut line = vec![words(format!("{label}: "))];
                         line.extend(credential_origin(plan, value.as_deref(), variable));
                         items.push(line);
                     }
@@ -657,9 +657,9 @@ fn upkeep(input: &Input<'_>, file: &str) -> Vec<Line> {
         Some(review) => {
             let last = review.last.0.clone();
             let mut line = vec![words("Last review: "), Inline::Strong(last)];
-            line.push(words(&format!(", every {}", review.every)));
+            line.push(words(format!(", every {}", review.every)));
             if let Some(due) = review.due() {
-                line.push(words(&format!(", next due {due}")));
+                line.push(words(format!(", next due {due}")));
             }
             line
         }
@@ -678,15 +678,13 @@ fn upkeep(input: &Input<'_>, file: &str) -> Vec<Line> {
     match (of_level, input.rehearsals.first()) {
         (Some(r), _) => rehearsal.push(Inline::Strong(r.describe(zone))),
         (None, Some(other)) => {
-            rehearsal.push(words(&format!(
-                "none of level {this_level}; the newest is "
-            )));
+            rehearsal.push(words(format!("none of level {this_level}; the newest is ")));
             rehearsal.push(Inline::Strong(other.describe(zone)));
         }
         (None, None) => rehearsal.push(Inline::Strong("no rehearsal recorded".into())),
     }
     if let Some(training) = recovery.and_then(|r| r.training.as_ref()) {
-        rehearsal.push(words(&format!("; training every {}", training.every)));
+        rehearsal.push(words(format!("; training every {}", training.every)));
     }
     rehearsal.push(words(". Rehearse with "));
     rehearsal.push(code(format!(
