@@ -19,7 +19,8 @@ overflow-wrap:anywhere}\
 .command{font-size:1.1em;font-weight:bold;border:2px solid #111;background:#fff}\
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #888;padding:.3em .45em;\
 text-align:left;vertical-align:top}th{background:#e8e8e8}\
-.reach{white-space:nowrap}.about{color:#333}.step{break-inside:avoid;page-break-inside:avoid}\
+.reach{white-space:nowrap}.tick{color:#444}\
+.box{display:inline-block;width:.9em;height:.9em;border:1.5px solid #111;vertical-align:-.1em}.about{color:#333}.step{break-inside:avoid;page-break-inside:avoid}\
 @page{size:A4;margin:14mm}\
 @media print{body{margin:0;max-width:none;font-size:10.5pt}\
 .first{break-after:page;page-break-after:always}\
@@ -89,7 +90,11 @@ pub fn render(book: &Runbook) -> String {
             inline(&step.about)
         );
         blocks(&mut out, &step.body);
-        let _ = writeln!(out, "</section>");
+        // On paper, the place to note what `planrun recover` recorded.
+        let _ = writeln!(
+            out,
+            "<p class=\"tick\"><span class=\"box\"></span> done at ________ by ________________</p>\n</section>"
+        );
     }
 
     let _ = writeln!(out, "<h2>Where the backups are</h2>");
