@@ -629,6 +629,8 @@ impl Analyzer<'_> {
                 vars: &self.plan.vars,
                 secrets: secrets.clone(),
                 secrets_allowed: !in_argv,
+                outcome_known: pointer.starts_with("/on_failure/")
+                    || pointer.starts_with("/always/"),
             };
             let mut problems = template::check(&text, &scope);
             if problems.is_empty() && pointer.ends_with("/shell") {
