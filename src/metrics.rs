@@ -388,8 +388,8 @@ mod tests {
         assert_eq!(
             samples,
             [
-                "planrun_last_run_timestamp_seconds{plan=\"crm\"} 1764468060.5",
-                "planrun_last_success_timestamp_seconds{plan=\"crm\"} 1764381660",
+                "planrun_last_run_timestamp_seconds{plan=\"crm\"} 1796004060.5",
+                "planrun_last_success_timestamp_seconds{plan=\"crm\"} 1795917660",
                 "planrun_run_duration_seconds{plan=\"crm\"} 60.5",
                 "planrun_run_status{plan=\"crm\",status=\"succeeded\"} 0",
                 "planrun_run_status{plan=\"crm\",status=\"failed\"} 1",
@@ -400,8 +400,8 @@ mod tests {
                 "planrun_backup_set_bytes{plan=\"crm\",storage=\"local\"} 4096",
                 "planrun_backup_sets{plan=\"crm\",storage=\"local\",status=\"complete\"} 2",
                 "planrun_backup_sets{plan=\"crm\",storage=\"local\",status=\"damaged\"} 0",
-                "planrun_newest_set_timestamp_seconds{plan=\"crm\",storage=\"local\"} 1764381600",
-                "planrun_last_drill_success_timestamp_seconds{plan=\"crm\"} 1761969600",
+                "planrun_newest_set_timestamp_seconds{plan=\"crm\",storage=\"local\"} 1795917600",
+                "planrun_last_drill_success_timestamp_seconds{plan=\"crm\"} 1793505600",
                 "planrun_rpo_seconds{plan=\"crm\"} 86400",
             ]
         );
@@ -411,7 +411,7 @@ mod tests {
         assert_eq!(after.lines().count(), text.lines().count());
         assert!(
             after.contains(
-                "planrun_last_drill_success_timestamp_seconds{plan=\"crm\"} 1764561600\n"
+                "planrun_last_drill_success_timestamp_seconds{plan=\"crm\"} 1796097600\n"
             )
         );
         assert!(after.contains("planrun_run_status{plan=\"crm\",status=\"failed\"} 1\n"));

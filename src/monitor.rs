@@ -296,6 +296,9 @@ mod tests {
         assert!(tail.starts_with("line "), "{tail:.40}");
         assert!(tail.ends_with("line 1999 ***\n"));
         assert!(!tail.contains("hunter2"));
-        assert_eq!(log_tail(&dir.path().join("none"), &Redactor::new(&[])), "");
+        assert_eq!(
+            log_tail(&dir.path().join("none"), &Redactor::new::<&str>(&[])),
+            ""
+        );
     }
 }
