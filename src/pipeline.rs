@@ -298,15 +298,7 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
         redactor: &redactor,
     };
     let list = |section: &str, steps: &[Step]| -> Result<Vec<ExecStep>, Failure> {
-        steps
-            .iter()
-            .enumerate()
-            .map(|(i, step)| {
-                let default_id = format!("{section}.{}", i + 1);
-                r.step(step, &format!("/{section}/{i}"), &default_id)
-                    .map_err(|(p, m)| fail(&p, m))
-            })
-            .collect()
+        r.section(section, steps).map_err(|(p, m)| fail(&p, m))
     };
     let steps = list("steps", &plan.steps)?;
     let on_failure = list("on_failure", &plan.on_failure)?;
@@ -328,12 +320,20 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
             .map(Duration::as_std),
     };
     let cleanup_templates = (!plan.on_failure.is_empty() || !plan.always.is_empty()).then(|| {
+        let cleanup: Vec<&Step> = plan.on_failure.iter().chain(&plan.always).collect();
+        let text = serde_json::to_string(&cleanup).unwrap_or_default();
+        let needs_offsite = text.contains("data_loss_window")
+            || text.contains("offsite_set")
+            || cleanup
+                .iter()
+                .any(|s| matches!(s.kind(), StepKind::Notify(_)));
         Arc::new(CleanupTemplates {
             renderer,
             context,
             redactor: Arc::clone(&redactor),
             on_failure: plan.on_failure.clone(),
             always: plan.always.clone(),
+            needs_offsite,
         })
     });
 
@@ -371,6 +371,9 @@ pub struct CleanupTemplates {
     redactor: Arc<Redactor>,
     on_failure: Vec<Step>,
     always: Vec<Step>,
+    /// A cleanup step names the data-loss window or sends a summary, so the engine lists the
+    /// off-site storages before cleanup; otherwise that listing is skipped.
+    pub needs_offsite: bool,
 }
 
 impl std::fmt::Debug for CleanupTemplates {
@@ -398,15 +401,8 @@ impl CleanupTemplates {
             redactor: &self.redactor,
         };
         let list = |section: &str, steps: &[Step]| -> Result<Vec<ExecStep>, String> {
-            steps
-                .iter()
-                .enumerate()
-                .map(|(i, step)| {
-                    let default_id = format!("{section}.{}", i + 1);
-                    r.step(step, &format!("/{section}/{i}"), &default_id)
-                        .map_err(|(p, m)| format!("{}: {m}", key_path(&p)))
-                })
-                .collect()
+            r.section(section, steps)
+                .map_err(|(p, m)| format!("{}: {m}", key_path(&p)))
         };
         Ok((
             list("on_failure", &self.on_failure)?,
@@ -544,6 +540,18 @@ struct StepRenderer<'a> {
 const FALSY: [&str; 5] = ["", "false", "0", "no", "off"];
 
 impl StepRenderer<'_> {
+    /// Every step of a list (`steps`, `on_failure`, `always`); unnamed ones get `always.1`, ….
+    fn section(&self, section: &str, steps: &[Step]) -> Result<Vec<ExecStep>, RenderError> {
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let default_id = format!("{section}.{}", i + 1);
+                self.step(step, &format!("/{section}/{i}"), &default_id)
+            })
+            .collect()
+    }
+
     fn text(&self, text: &str, pointer: &str) -> Result<String, RenderError> {
         self.renderer
             .render(text, self.context)

@@ -190,8 +190,10 @@ pub async fn execute(
 async fn cleanup_steps(ctx: &RunContext, status: RunStatus) -> (Vec<ExecStep>, Vec<ExecStep>) {
     let plan = &ctx.plan;
     let offsite = match &plan.cleanup_templates {
-        Some(_) => crate::run_outcome::newest_offsite(plan).await,
-        None => None,
+        Some(templates) if templates.needs_offsite => {
+            crate::run_outcome::newest_offsite(plan).await
+        }
+        _ => None,
     };
     ctx.run.settle(status, offsite);
     let Some(templates) = &plan.cleanup_templates else {
