@@ -632,3 +632,40 @@ steps:
     );
     assert_eq!(support::names(&metrics), ["planrun-small.prom"]);
 }
+
+#[test]
+fn an_interrupted_night_pings_fail_and_always_sees_it() {
+    let hc = Receiver::answering(200);
+    let env = Env::new();
+    env.plan(
+        "version: 1
+name: stopped
+secrets:
+  hc: { env: TEST_HC_URL }
+monitor: { healthchecks: \"{{secrets.hc}}\" }
+steps:
+  - { id: long, shell: 'echo started > DIR/running; sleep 30' }
+always:
+  - { id: trail, shell: 'echo \"{{run.status}}|{{run.failed_steps}}\" >> TRAIL' }
+",
+    );
+    let mut child = env
+        .planrun(["execute"])
+        .arg(env.path("plan.yaml"))
+        .env("TEST_HC_URL", hc.url("/ping/0c1e-uuid"))
+        .spawn();
+    env.wait_for("running");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(
+        hc.paths(),
+        ["POST /ping/0c1e-uuid/start", "POST /ping/0c1e-uuid/fail"]
+    );
+    assert!(hc.requests()[1].body.contains("run interrupted"));
+    assert_eq!(env.trail(), "interrupted|long\n");
+}
