@@ -667,6 +667,8 @@ impl Analyzer<'_> {
                 secrets: secrets.clone(),
                 secrets_allowed: !in_argv,
                 incident: pointer.starts_with("/recovery/levels/"),
+                outcome_known: pointer.starts_with("/on_failure/")
+                    || pointer.starts_with("/always/"),
             };
             let mut problems = template::check(&text, &scope);
             if problems.is_empty() && pointer.ends_with("/shell") {

@@ -175,6 +175,10 @@ pub struct ExecuteArgs {
     /// Print one JSON event per line on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write Prometheus metrics to DIR/planrun-<plan>.prom after the run (node_exporter's
+    /// textfile collector folder); overrides the plan's `metrics.textfile_dir`.
+    #[arg(long, value_name = "DIR")]
+    pub metrics_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

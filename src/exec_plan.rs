@@ -40,6 +40,22 @@ pub struct ExecPlan {
     pub retention: Option<Retention>,
     /// The plan's `timezone`, the default for calendar decisions.
     pub timezone: Option<String>,
+    /// Healthchecks pings, the metrics file and the RPO they report against.
+    pub monitoring: Monitoring,
+    /// `on_failure` and `always` as templates, rendered again with the run's outcome once
+    /// it is known; `None` where a plan is built without a plan file (tests).
+    pub cleanup_templates: Option<Arc<crate::pipeline::CleanupTemplates>>,
+}
+
+/// What a run reports outside itself, rendered.
+#[derive(Clone, Debug, Default)]
+pub struct Monitoring {
+    /// `monitor.healthchecks`: the check's URL (often a secret); empty means none.
+    pub healthchecks: Option<String>,
+    /// `metrics.textfile_dir`, unless `--metrics-dir` overrides it.
+    pub textfile_dir: Option<PathBuf>,
+    /// `recovery.objectives.rpo`, exported beside the newest set's time.
+    pub rpo: Option<Duration>,
 }
 
 impl ExecPlan {
@@ -71,6 +87,8 @@ impl fmt::Debug for ExecPlan {
             backup_storage,
             retention,
             timezone,
+            monitoring,
+            cleanup_templates: _,
         } = self;
         debug_masked(f, redactor, |f| {
             f.debug_struct("ExecPlan")
@@ -88,7 +106,8 @@ impl fmt::Debug for ExecPlan {
                 .field("backup_storage", backup_storage)
                 .field("retention", retention)
                 .field("timezone", timezone)
-                .finish()
+                .field("monitoring", monitoring)
+                .finish_non_exhaustive()
         })
     }
 }
@@ -190,6 +209,9 @@ pub enum Action {
     Notify {
         webhook: Option<String>,
         message: Option<String>,
+        /// A templated body sent instead of the summary.
+        body: Option<String>,
+        format: crate::plan::NotifyFormat,
     },
 }
 

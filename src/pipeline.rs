@@ -10,10 +10,11 @@ use serde_json::{Value, json};
 
 use crate::diagnostic::{Diagnostic, Layer, key_path};
 use crate::duration::Duration;
-use crate::exec_plan::{Action, ExecPlan, ExecStep};
+use crate::exec_plan::{Action, ExecPlan, ExecStep, Monitoring};
 use crate::loader::{self, LoadedValue};
 use crate::plan::{Plan, SecretSource, Step, StepKind};
 use crate::redact::Redactor;
+use crate::run_outcome::RunOutcome;
 use crate::secret::Secret;
 use crate::shell_script;
 use crate::template::Renderer;
@@ -206,8 +207,6 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
         };
         secrets.insert(name.clone(), Value::String(value));
     }
-    // The one redactor of this plan: everything rendered from here on may hold a secret.
-    let redactor = Arc::new(Redactor::for_secrets(&secret_values));
 
     let timezone = plan
         .timezone
@@ -238,6 +237,24 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
         },
         "set": { "id": options.run_id, "path": "" },
     });
+    // The outcome keys hold a run that has not started; `on_failure` and `always` are
+    // rendered again with the real outcome before they run (see `CleanupTemplates`).
+    if let Some(run) = context["run"].as_object_mut() {
+        run.extend(RunOutcome::not_started().template_keys(options.started));
+    }
+    let healthchecks = match &plan.monitor {
+        Some(monitor) => Some(
+            renderer
+                .render(&monitor.healthchecks, &context)
+                .map_err(|m| fail("/monitor/healthchecks", m))?,
+        )
+        .filter(|url| !url.trim().is_empty()),
+        None => None,
+    };
+    // A check's URL is its token: masked like a secret wherever it could show.
+    secret_values.extend(healthchecks.as_deref().map(Secret::new));
+    // The one redactor of this plan: everything rendered from here on may hold a secret.
+    let redactor = Arc::new(Redactor::for_secrets(&secret_values));
 
     // Storage and sources render as whole values: every string in them is a template.
     let storage = render_section(&renderer, &context, "storage", &plan.storage)
@@ -281,19 +298,44 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
         redactor: &redactor,
     };
     let list = |section: &str, steps: &[Step]| -> Result<Vec<ExecStep>, Failure> {
-        steps
-            .iter()
-            .enumerate()
-            .map(|(i, step)| {
-                let default_id = format!("{section}.{}", i + 1);
-                r.step(step, &format!("/{section}/{i}"), &default_id)
-                    .map_err(|(p, m)| fail(&p, m))
-            })
-            .collect()
+        r.section(section, steps).map_err(|(p, m)| fail(&p, m))
     };
     let steps = list("steps", &plan.steps)?;
     let on_failure = list("on_failure", &plan.on_failure)?;
     let always = list("always", &plan.always)?;
+    let monitoring = Monitoring {
+        healthchecks,
+        textfile_dir: match &plan.metrics {
+            Some(metrics) => Some(PathBuf::from(
+                r.text(&metrics.textfile_dir, "/metrics/textfile_dir")
+                    .map_err(|(p, m)| fail(&p, m))?,
+            )),
+            None => None,
+        },
+        rpo: plan
+            .recovery
+            .as_ref()
+            .and_then(|r| r.objectives.as_ref())
+            .and_then(|o| o.rpo)
+            .map(Duration::as_std),
+    };
+    let cleanup_templates = (!plan.on_failure.is_empty() || !plan.always.is_empty()).then(|| {
+        let cleanup: Vec<&Step> = plan.on_failure.iter().chain(&plan.always).collect();
+        let text = serde_json::to_string(&cleanup).unwrap_or_default();
+        let needs_offsite = text.contains("data_loss_window")
+            || text.contains("offsite_set")
+            || cleanup
+                .iter()
+                .any(|s| matches!(s.kind(), StepKind::Notify(_)));
+        Arc::new(CleanupTemplates {
+            renderer,
+            context,
+            redactor: Arc::clone(&redactor),
+            on_failure: plan.on_failure.clone(),
+            always: plan.always.clone(),
+            needs_offsite,
+        })
+    });
 
     Ok(ExecPlan {
         name: plan.name.clone(),
@@ -314,7 +356,59 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
             r
         }),
         timezone: plan.timezone.clone(),
+        monitoring,
+        cleanup_templates,
     })
+}
+
+/// The plan's `on_failure` and `always` steps as written, with what rendered them, so that
+/// they can be rendered again once the run's outcome is known: their templates see
+/// `run.status`, `run.failed_steps`, `run.duration`, `run.set` and `run.data_loss_window`.
+pub struct CleanupTemplates {
+    renderer: Renderer,
+    /// The render context; it holds secret values, so it is never shown.
+    context: Value,
+    redactor: Arc<Redactor>,
+    on_failure: Vec<Step>,
+    always: Vec<Step>,
+    /// A cleanup step names the data-loss window or sends a summary, so the engine lists the
+    /// off-site storages before cleanup; otherwise that listing is skipped.
+    pub needs_offsite: bool,
+}
+
+impl std::fmt::Debug for CleanupTemplates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CleanupTemplates").finish_non_exhaustive()
+    }
+}
+
+impl CleanupTemplates {
+    /// `on_failure` and `always`, rendered with the run's outcome. The same templates
+    /// rendered before the run with an outcome of the same shape, so an error here is rare;
+    /// it names the key path.
+    pub fn render(
+        &self,
+        outcome: &RunOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ExecStep>, Vec<ExecStep>), String> {
+        let mut context = self.context.clone();
+        if let Some(run) = context["run"].as_object_mut() {
+            run.extend(outcome.template_keys(now));
+        }
+        let r = StepRenderer {
+            renderer: &self.renderer,
+            context: &context,
+            redactor: &self.redactor,
+        };
+        let list = |section: &str, steps: &[Step]| -> Result<Vec<ExecStep>, String> {
+            r.section(section, steps)
+                .map_err(|(p, m)| format!("{}: {m}", key_path(&p)))
+        };
+        Ok((
+            list("on_failure", &self.on_failure)?,
+            list("always", &self.always)?,
+        ))
+    }
 }
 
 fn resolve_secret(
@@ -446,6 +540,18 @@ struct StepRenderer<'a> {
 const FALSY: [&str; 5] = ["", "false", "0", "no", "off"];
 
 impl StepRenderer<'_> {
+    /// Every step of a list (`steps`, `on_failure`, `always`); unnamed ones get `always.1`, ….
+    fn section(&self, section: &str, steps: &[Step]) -> Result<Vec<ExecStep>, RenderError> {
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let default_id = format!("{section}.{}", i + 1);
+                self.step(step, &format!("/{section}/{i}"), &default_id)
+            })
+            .collect()
+    }
+
     fn text(&self, text: &str, pointer: &str) -> Result<String, RenderError> {
         self.renderer
             .render(text, self.context)
@@ -546,6 +652,8 @@ impl StepRenderer<'_> {
             StepKind::Notify(notify) => Action::Notify {
                 webhook: self.opt(&notify.webhook, &format!("{pointer}/notify/webhook"))?,
                 message: self.opt(&notify.message, &format!("{pointer}/notify/message"))?,
+                body: self.opt(&notify.body, &format!("{pointer}/notify/body"))?,
+                format: notify.format.unwrap_or_default(),
             },
         };
         let mut rollback = Vec::new();
@@ -564,7 +672,11 @@ impl StepRenderer<'_> {
             timeout: step.timeout.map(Duration::as_std),
             retries: step.retries.unwrap_or(0),
             retry_delay: step.retry_delay.unwrap_or(Duration::from_secs(1)).as_std(),
-            on_failure: step.on_failure(),
+            // A notification that fails is a warning: it never changes the run's outcome.
+            on_failure: match action {
+                Action::Notify { .. } => crate::plan::OnFailure::Ignore,
+                _ => step.on_failure(),
+            },
             rollback,
             env,
             cwd: self

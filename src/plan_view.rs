@@ -96,13 +96,13 @@ pub fn describe(action: &Action) -> String {
             )
         }
         Action::Manual { text } => text.lines().next().unwrap_or_default().to_string(),
-        Action::Notify { webhook, message } => {
-            match (webhook.as_deref().filter(|u| !u.trim().is_empty()), message) {
-                (Some(url), _) => format!("notify {url}"),
-                (None, Some(m)) => format!("no webhook set; message: {m}"),
-                (None, None) => "no webhook set: nothing to send".into(),
-            }
-        }
+        Action::Notify {
+            webhook, message, ..
+        } => match (webhook.as_deref().filter(|u| !u.trim().is_empty()), message) {
+            (Some(url), _) => format!("notify {url}"),
+            (None, Some(m)) => format!("no webhook set; message: {m}"),
+            (None, None) => "no webhook set: nothing to send".into(),
+        },
     }
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Attempt, Event, Outcome, Phase, RunStatus};
 use crate::lock;
+use crate::plan::OnFailure;
 use crate::state_dir::StateDir;
 
 /// The record format version, bumped when a field changes meaning.
@@ -34,6 +35,10 @@ pub struct RunRecord {
     #[serde(default)]
     pub exit_code: Option<i32>,
     pub steps: Vec<StepRecord>,
+    /// What went wrong without changing the outcome: a notification or healthchecks ping
+    /// that could not be sent, a step that failed under `on_failure: ignore`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -99,6 +104,7 @@ impl RunRecord {
             status: RunStatus::Running,
             exit_code: None,
             steps: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 
@@ -132,12 +138,20 @@ impl RunRecord {
                 outcome,
                 duration_ms,
                 reason,
+                on_failure,
                 ..
             } => {
                 let record = self.step_mut(step, *phase);
                 record.outcome = Some(*outcome);
                 record.duration_ms = Some(*duration_ms);
                 record.reason.clone_from(reason);
+                if outcome.is_failure() && *on_failure == OnFailure::Ignore {
+                    self.warnings.push(format!(
+                        "step `{step}` {}: {}",
+                        outcome.as_str(),
+                        reason.as_deref().unwrap_or("no reason given")
+                    ));
+                }
                 true
             }
             Event::StepRolledBack { step } => {

@@ -24,6 +24,7 @@ const RUN_KEYS: [&str; 3] = ["id", "started", "scratch"];
 const SET_KEYS: [&str; 2] = ["id", "path"];
 /// What `planrun recover` fills in for a runbook's steps (`{{incident.data_loss_window}}`).
 pub const INCIDENT_KEYS: [&str; 3] = ["id", "level", "data_loss_window"];
+use crate::run_outcome::{SET_KEYS as OUTCOME_SET_KEYS, TEMPLATE_KEYS as OUTCOME_KEYS};
 /// planrun's helpers plus the Handlebars built-ins that make sense in plans.
 const HELPERS: [&str; 16] = [
     "now", "env", "quote", "if", "unless", "each", "with", "lookup", "eq", "ne", "gt", "gte", "lt",
@@ -40,6 +41,9 @@ pub struct Scope<'a> {
     pub secrets_allowed: bool,
     /// True in a recovery level's steps, where `incident.*` exists.
     pub incident: bool,
+    /// True in `on_failure` and `always`, which run once the outcome is known: there
+    /// `run.status`, `run.failed_steps`, … exist (see `run_outcome::TEMPLATE_KEYS`).
+    pub outcome_known: bool,
 }
 
 /// What is wrong with one template.
@@ -290,6 +294,9 @@ fn check_path(raw: &str, scope: &Scope<'_>, relative_ok: bool, out: &mut Vec<Pro
                 "`planrun recover` fills in `incident.*`; other steps have no incident".into(),
             ),
         }),
+        "run" if rest.first().is_some_and(|k| OUTCOME_KEYS.contains(k)) => {
+            check_outcome_path(raw, rest, scope, out);
+        }
         "plan" | "run" | "set" | "incident" => {
             let keys: &[&str] = match root {
                 "plan" => &PLAN_KEYS,
@@ -326,6 +333,38 @@ fn check_path(raw: &str, scope: &Scope<'_>, relative_ok: bool, out: &mut Vec<Pro
                 help: Some(help),
             });
         }
+    }
+}
+
+/// `run.status` and the other outcome keys: only where the outcome is known, and `run.set`
+/// only through its own keys.
+fn check_outcome_path(raw: &str, rest: &[&str], scope: &Scope<'_>, out: &mut Vec<Problem>) {
+    if !scope.outcome_known {
+        out.push(Problem {
+            message: format!("`{raw}` is known only once the run has ended"),
+            help: Some(
+                "use it in `on_failure` or `always`, which run after the steps and see the run's outcome"
+                    .into(),
+            ),
+        });
+        return;
+    }
+    let fine = match rest {
+        ["set", key] => OUTCOME_SET_KEYS.contains(key),
+        ["set"] | ["set", ..] => false,
+        [_] => true,
+        _ => false,
+    };
+    if !fine {
+        let help = if rest.first() == Some(&"set") {
+            "`run.set` has `run.set.id`, `run.set.bytes` and `run.set.sources`".to_owned()
+        } else {
+            format!("`run.{}` has no keys of its own", rest[0])
+        };
+        out.push(Problem {
+            message: format!("unknown variable `{raw}`"),
+            help: Some(help),
+        });
     }
 }
 
@@ -646,6 +685,10 @@ fn validation_context(vars: &BTreeMap<String, Value>, secrets: &[&str]) -> (Rend
         "run": {"id": "", "started": "", "scratch": ""},
         "set": {"id": "", "path": ""},
     });
+    let mut context = context;
+    if let Some(run) = context["run"].as_object_mut() {
+        run.extend(crate::run_outcome::RunOutcome::not_started().template_keys(Utc::now()));
+    }
     (renderer, context)
 }
 
@@ -819,6 +862,7 @@ mod tests {
             secrets: vec!["db_password"],
             secrets_allowed: true,
             incident: false,
+            outcome_known: false,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Steps whose remote calls cannot hang, through the `planrun` binary: a copy step to an S3
-//! server that accepts and never answers, and a notify step to a webhook that never answers.
+//! server that accepts and never answers, and a notify step to a webhook that never answers
+//! (a warning: a notification never changes the run's outcome).
 //! The S3 client's own fault tests (frozen proxies, TLS, unknown hosts, refused credentials)
 //! are unit tests beside it, in `src/s3/fault_tests.rs`.
 
@@ -82,7 +83,7 @@ fn a_copy_step_to_a_frozen_server_fails_within_its_stall_timeout() {
 }
 
 #[test]
-fn a_webhook_that_never_answers_fails_the_notify_step_within_its_idle_timeout() {
+fn a_webhook_that_never_answers_is_a_warning_within_its_idle_timeout() {
     let frozen = Frozen::start();
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.yaml");
@@ -111,9 +112,11 @@ steps:
     let elapsed = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    // A notification never changes the run's outcome; its failure names the host only.
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let host = frozen.endpoint().trim_start_matches("http://").to_owned();
     assert!(
-        stderr.contains("notify: the webhook did not answer within 20s"),
+        stderr.contains(&format!("notify: {host} did not answer within 20s")),
         "{stdout}\n{stderr}"
     );
     assert!(

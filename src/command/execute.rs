@@ -20,6 +20,7 @@ use crate::exec_plan::ExecPlan;
 use crate::exit_code;
 use crate::leftovers;
 use crate::lock::{Holder, PlanLock};
+use crate::monitor;
 use crate::plan_view;
 use crate::process::ProcessGroups;
 use crate::redact::Redactor;
@@ -90,7 +91,24 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
             error,
         });
     }
-    let code = run(plan, &options, &state, redactor, args.json);
+    // Healthchecks and metrics report the run outside planrun; they never change its outcome.
+    let plan = Arc::new(plan);
+    let (pinger, warning) = monitor::Pinger::start(&plan);
+    let before: Vec<String> = warning.into_iter().collect();
+    before
+        .iter()
+        .for_each(|w| console.notice(format_args!("warning: {w}")));
+    let code = run(Arc::clone(&plan), &options, &state, redactor, args.json).map(|summary| {
+        let metrics_dir = args.metrics_dir.as_deref();
+        let after = monitor::after_run(&plan, &state, &pinger, summary.status, metrics_dir);
+        after
+            .iter()
+            .for_each(|w| console.notice(format_args!("warning: {w}")));
+        if let Err(error) = monitor::record_warnings(&state, &plan.run_id, &before, &after) {
+            console.notice(format_args!("warning: {error}"));
+        }
+        summary.exit_code
+    });
     let removed = std::fs::remove_dir_all(&scratch).or_else(|error| match error.kind() {
         std::io::ErrorKind::NotFound => Ok(()),
         _ => Err(error),
@@ -107,12 +125,12 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
 }
 
 fn run(
-    plan: ExecPlan,
+    plan: Arc<ExecPlan>,
     options: &engine::Options,
     state: &StateDir,
     redactor: Arc<Redactor>,
     json: bool,
-) -> CommandResult {
+) -> Result<engine::Summary, CommandError> {
     let runtime = super::rendered_plan::worker_runtime()?;
     let (emitter, events) = Emitter::channel(Arc::clone(&redactor));
     let log_path = state.run_log(&plan.run_id);
@@ -131,12 +149,12 @@ fn run(
         if let Err(error) = watch_signals(cancel.clone(), groups.clone(), recorded) {
             eprintln!("planrun: cannot handle signals: {error}");
         }
-        engine::execute(Arc::new(plan), options, cancel, groups, emitter).await
+        engine::execute(plan, options, cancel, groups, emitter).await
     });
     // The engine dropped its emitters; the consumer drains what is left and ends.
     consumer.join().ok();
     runtime.shutdown_timeout(Duration::from_millis(100));
-    Ok(summary.exit_code)
+    Ok(summary)
 }
 
 /// First SIGINT/SIGTERM: cancel the run (it cleans up and exits 130/143). Second: SIGKILL

@@ -15,16 +15,28 @@ use crate::plan::OnFailure;
 /// their processes are stopped too; a run that was asked to stop must stop.
 pub const CLEANUP_BUDGET: Duration = Duration::from_secs(60);
 
+/// The cleanup steps of a run, rendered with its outcome, and whether the graph failed.
+pub struct Steps<'a> {
+    pub graph_failed: bool,
+    pub on_failure: &'a [ExecStep],
+    pub always: &'a [ExecStep],
+}
+
 /// Runs the cleanup phases. `completed` are the indexes of the steps that succeeded, in the
 /// order they finished; `interrupted` is the signal that stopped the graph, if one did.
 /// Returns true when an `always` step that may not fail failed.
 pub async fn run(
     ctx: &RunContext,
     cancel: &Cancel,
-    graph_failed: bool,
     interrupted: Option<CancelReason>,
     completed: &[usize],
+    steps: Steps<'_>,
 ) -> bool {
+    let Steps {
+        graph_failed,
+        on_failure,
+        always,
+    } = steps;
     let plan = &ctx.plan;
     let emitter = &ctx.emitter;
     // Cleanup gets its own token: the run's token has fired already after a signal, and
@@ -74,27 +86,27 @@ pub async fn run(
                     .await;
             }
         }
-        if !plan.on_failure.is_empty() {
+        if !on_failure.is_empty() {
             emitter
                 .emit(Event::PhaseStarted {
                     phase: Phase::OnFailure,
                     reason: why,
                 })
                 .await;
-            for step in &plan.on_failure {
+            for step in on_failure {
                 run_step(ctx, step, Phase::OnFailure, &cleanup_cancel).await;
             }
         }
     }
     let mut failed = false;
-    if !plan.always.is_empty() {
+    if !always.is_empty() {
         emitter
             .emit(Event::PhaseStarted {
                 phase: Phase::Always,
                 reason: "`always` steps run at the end of every run".to_owned(),
             })
             .await;
-        for step in &plan.always {
+        for step in always {
             let end = run_step(ctx, step, Phase::Always, &cleanup_cancel).await;
             failed |= end.outcome.is_failure() && step.on_failure == OnFailure::Fail;
         }

@@ -16,6 +16,7 @@ use crate::cancel::{Cancel, CancelReason};
 use crate::event::{Attempt, Emitter, Event, Outcome, Phase};
 use crate::exec_plan::{ExecPlan, ExecStep};
 use crate::process::ProcessGroups;
+use crate::run_outcome::StepTiming;
 use crate::source::Stop;
 use crate::step_kind::{self, AttemptEnd, Bounding, RunState, StepContext, StepOutput};
 
@@ -126,6 +127,13 @@ pub async fn run_step(ctx: &RunContext, step: &ExecStep, phase: Phase, cancel: &
             },
         }
     };
+    let duration_ms = millis(started.elapsed());
+    ctx.run.step_finished(StepTiming {
+        id: id.clone(),
+        phase,
+        outcome: end.outcome,
+        duration_ms,
+    });
     emitter
         .emit(Event::StepFinished {
             step: id,
@@ -133,7 +141,7 @@ pub async fn run_step(ctx: &RunContext, step: &ExecStep, phase: Phase, cancel: &
             outcome: end.outcome,
             on_failure: step.on_failure,
             attempts: attempt,
-            duration_ms: millis(started.elapsed()),
+            duration_ms,
             reason: end.error.clone(),
         })
         .await;
@@ -319,6 +327,8 @@ mod tests {
         notify.action = Action::Notify {
             webhook: Some(url),
             message: None,
+            body: None,
+            format: crate::plan::NotifyFormat::Json,
         };
         notify
     }

@@ -118,8 +118,25 @@ pub async fn execute(
     let graph = scheduler::run_graph(&ctx, options, &cancel).await;
     let interrupted = cancel.reason();
     let set_lost = set_commit::settle_after_graph(&ctx, graph.failed, interrupted.is_some()).await;
-    let cleanup_failed =
-        cleanup::run(&ctx, &cancel, graph.failed, interrupted, &graph.completed).await;
+    let status = match interrupted {
+        Some(_) => RunStatus::Interrupted,
+        None if graph.failed => RunStatus::Failed,
+        None if graph.warned || set_lost => RunStatus::Partial,
+        None => RunStatus::Succeeded,
+    };
+    let (on_failure, always) = cleanup_steps(&ctx, status).await;
+    let cleanup_failed = cleanup::run(
+        &ctx,
+        &cancel,
+        interrupted,
+        &graph.completed,
+        cleanup::Steps {
+            graph_failed: graph.failed,
+            on_failure: &on_failure,
+            always: &always,
+        },
+    )
+    .await;
 
     // A signal that came during cleanup did not stop it (cleanup has its own budget), but
     // the run was still interrupted and must say so in its exit code.
@@ -166,6 +183,36 @@ pub async fn execute(
         })
         .await;
     summary
+}
+
+/// Records what the run came to before its cleanup, and renders `on_failure` and `always`
+/// with it, so that their templates and notifications tell the truth about the run.
+async fn cleanup_steps(ctx: &RunContext, status: RunStatus) -> (Vec<ExecStep>, Vec<ExecStep>) {
+    let plan = &ctx.plan;
+    let offsite = match &plan.cleanup_templates {
+        Some(templates) if templates.needs_offsite => {
+            crate::run_outcome::newest_offsite(plan).await
+        }
+        _ => None,
+    };
+    ctx.run.settle(status, offsite);
+    let Some(templates) = &plan.cleanup_templates else {
+        return (plan.on_failure.clone(), plan.always.clone());
+    };
+    match templates.render(&ctx.run.outcome(), Utc::now()) {
+        Ok(steps) => steps,
+        Err(error) => {
+            // The same templates rendered before the run; keep that rendering rather than
+            // run no cleanup at all.
+            ctx.emitter
+                .emit(Event::StepWarning {
+                    step: "planrun".to_owned(),
+                    message: format!("cannot render the cleanup steps with the outcome: {error}"),
+                })
+                .await;
+            (plan.on_failure.clone(), plan.always.clone())
+        }
+    }
 }
 
 /// How a stopped run is described: "the run was …".
@@ -234,6 +281,8 @@ pub(crate) mod tests {
             backup_storage: None,
             retention: None,
             timezone: None,
+            monitoring: Default::default(),
+            cleanup_templates: None,
         }
     }
 

@@ -20,7 +20,8 @@ pub use source::{
     DirectorySource, GitSource, OnUnreadable, PgFormat, PostgresSource, Source, SqliteSource,
 };
 pub use step::{
-    CheckStep, Expect, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS, Step, StepKind,
+    CheckStep, Expect, NotifyFormat, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS, Step,
+    StepKind,
 };
 #[cfg(test)]
 pub use storage::LocalStorage;
@@ -92,6 +93,30 @@ pub struct Plan {
     /// Recovery objectives and the level 1–4 runbooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<Recovery>,
+    /// Healthchecks-style pings planrun sends itself at the start and end of every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Monitor>,
+    /// Prometheus metrics written after every run, for node_exporter's textfile collector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+}
+
+/// Plan-level monitoring: planrun pings it itself, so no step can forget to.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Monitor {
+    /// A healthchecks.io-style check URL (a template, usually a secret): `URL/start` when a
+    /// run begins, then `URL` on success or `URL/fail` with the end of the log.
+    pub healthchecks: String,
+}
+
+/// Where the metrics file goes.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// node_exporter's `--collector.textfile.directory` (a template): planrun writes
+    /// `planrun-<plan>.prom` there atomically after every run.
+    pub textfile_dir: String,
 }
 
 /// Where a secret's value comes from. Exactly one key.

@@ -312,14 +312,34 @@ pub enum Expect {
     Equals(serde_json::Value),
 }
 
-/// `notify:` sends a message when the step runs.
+/// `notify:` sends a message when the step runs. A notification that fails is a warning:
+/// it never changes the run's outcome.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyStep {
-    /// An HTTP(S) URL that receives a JSON POST with the run's outcome.
+    /// An HTTP(S) URL that receives a POST with the run's outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<String>,
     /// A message (a template) included in the notification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// A templated body sent as it is instead of the JSON summary (`application/json` when
+    /// it parses as JSON, else `text/plain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The shape of the default body: `json` (planrun's summary, the default) or `slack`
+    /// (`{"text": …}`, which Slack and Mattermost incoming webhooks take).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<NotifyFormat>,
+}
+
+/// The shape of a notification's body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyFormat {
+    /// planrun's JSON summary of the run.
+    #[default]
+    Json,
+    /// `{"text": "…"}`: one readable line for Slack or Mattermost.
+    Slack,
 }

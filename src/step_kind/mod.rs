@@ -74,8 +74,19 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
             };
             restore::execute(ctx, source, from.as_deref(), storage.as_deref(), target).await
         }
-        Action::Notify { webhook, message } => {
-            notify::execute(ctx, webhook.as_deref(), message.as_deref()).await
+        Action::Notify {
+            webhook,
+            message,
+            body,
+            format,
+        } => {
+            let notification = notify::Notification {
+                webhook: webhook.as_deref(),
+                message: message.as_deref(),
+                body: body.as_deref(),
+                format: *format,
+            };
+            notify::execute(ctx, notification).await
         }
         other => AttemptEnd::error(format!(
             "step kind `{}` is not available yet",

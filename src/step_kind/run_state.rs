@@ -5,6 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::event::RunStatus;
+use crate::run_outcome::{CommittedSet, OffsiteSet, RunOutcome, StepTiming};
 
 use crate::exec_plan::ExecPlan;
 use crate::storage::{Manifest, SetId, SetWriter};
@@ -23,6 +27,8 @@ struct BackupState {
     /// A backup with `on_failure: fail` failed: the run fails and its set is never committed.
     doomed: bool,
     finalized: bool,
+    /// What was committed, for the run's outcome.
+    committed: Option<CommittedSet>,
 }
 
 /// What settling a backup step did to the set.
@@ -38,13 +44,75 @@ pub enum Settled {
 
 /// State shared by the steps of one run. A backup kind registers the set it is writing here,
 /// so that `copy` and `verify` steps later in the run find it and rollback can discard it.
-#[derive(Debug, Default)]
+/// It also keeps how the run is going, for notifications and the cleanup templates.
+#[derive(Debug)]
 pub struct RunState {
     sets: Mutex<BTreeMap<String, PathBuf>>,
     backup: Mutex<BackupState>,
+    started: Instant,
+    progress: Mutex<Progress>,
+}
+
+/// How the run is going: every step's end, and once the graph is done, its status and the
+/// newest off-site set.
+#[derive(Debug)]
+struct Progress {
+    steps: Vec<StepTiming>,
+    status: RunStatus,
+    offsite: Option<OffsiteSet>,
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        RunState {
+            sets: Mutex::default(),
+            backup: Mutex::default(),
+            started: Instant::now(),
+            progress: Mutex::new(Progress {
+                steps: Vec::new(),
+                status: RunStatus::Running,
+                offsite: None,
+            }),
+        }
+    }
 }
 
 impl RunState {
+    /// Records a step's end (the executor calls this for every step of every phase).
+    pub fn step_finished(&self, timing: StepTiming) {
+        self.progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .steps
+            .push(timing);
+    }
+
+    /// Records what the run came to before its cleanup runs, so that `on_failure` and
+    /// `always` see it.
+    pub fn settle(&self, status: RunStatus, offsite: Option<OffsiteSet>) {
+        let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        progress.status = status;
+        progress.offsite = offsite;
+    }
+
+    /// How the run went, or is going (`running` until the engine settles it).
+    pub fn outcome(&self) -> RunOutcome {
+        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let set = self
+            .backup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .committed
+            .clone();
+        RunOutcome {
+            status: progress.status,
+            duration: self.started.elapsed(),
+            steps: progress.steps.clone(),
+            set,
+            offsite: progress.offsite.clone(),
+        }
+    }
+
     /// How many `backup` steps this run will start (the engine knows `--only` and `when`).
     pub fn expect_backups(&self, count: usize) {
         self.backup
@@ -164,6 +232,12 @@ impl RunState {
             .finalize(chrono::Utc::now())
             .map_err(|e| e.to_string())?;
         state.finalized = true;
+        state.committed = Some(CommittedSet {
+            id: writer.id().to_string(),
+            storage: writer.storage().to_owned(),
+            bytes: manifest.total_size(),
+            sources: manifest.sources().into_iter().map(str::to_owned).collect(),
+        });
         Ok(Settled::Finalized(Box::new(manifest)))
     }
 
