@@ -132,6 +132,11 @@ fn a_unit_written_twice_is_refused_with_the_sum_as_hint() {
 }
 
 #[test]
+fn each_duration_has_one_spelling_and_the_error_gives_it() {
+    check("tests/plans/duration-spelling.yaml", 2);
+}
+
+#[test]
 fn values_the_run_would_refuse_are_refused_by_validate() {
     check("tests/plans/run-time-refusals.yaml", 2);
 }
