@@ -142,6 +142,16 @@ fn values_the_run_would_refuse_are_refused_by_validate() {
 }
 
 #[test]
+fn a_backup_that_needs_a_conditional_step_is_advice() {
+    check("tests/plans/backup-needs-conditional.yaml", 0);
+}
+
+#[test]
+fn a_backup_in_always_is_refused() {
+    check("tests/plans/backup-in-always.yaml", 2);
+}
+
+#[test]
 fn only_unguarded_backups_in_steps_count_as_backing_a_source_up() {
     check("tests/plans/backup-only-conditionally.yaml", 0);
 }
