@@ -146,67 +146,48 @@ struct Unit {
     below: &'static str,
 }
 
-const DURATION_UNITS: [Unit; 6] = [
+/// A unit with no fixed carry into a larger one.
+const fn first(name: &'static str) -> Unit {
     Unit {
-        name: "w",
+        name,
         carry: None,
         below: "",
-    },
+    }
+}
+
+/// A unit that carries into `into` at `carry`, with the numbers below it as `below`.
+const fn carries(name: &'static str, carry: u64, into: &'static str, below: &'static str) -> Unit {
     Unit {
-        name: "d",
-        carry: Some((7, "w")),
-        below: "[1-6]",
-    },
-    Unit {
-        name: "h",
-        carry: Some((24, "d")),
-        below: "(?:[1-9]|1[0-9]|2[0-3])",
-    },
-    Unit {
-        name: "m",
-        carry: Some((60, "h")),
-        below: "(?:[1-9]|[1-5][0-9])",
-    },
-    Unit {
-        name: "s",
-        carry: Some((60, "m")),
-        below: "(?:[1-9]|[1-5][0-9])",
-    },
-    Unit {
-        name: "ms",
-        carry: Some((1000, "s")),
-        below: "[1-9][0-9]{0,2}",
-    },
+        name,
+        carry: Some((carry, into)),
+        below,
+    }
+}
+
+/// Numbers below 7, 12, 24, 60 and 1000, without leading zeros, for the schema's patterns.
+const BELOW_7: &str = "[1-6]";
+const BELOW_12: &str = "(?:[1-9]|1[01])";
+const BELOW_24: &str = "(?:[1-9]|1[0-9]|2[0-3])";
+const BELOW_60: &str = "(?:[1-9]|[1-5][0-9])";
+const BELOW_1000: &str = "[1-9][0-9]{0,2}";
+
+const DURATION_UNITS: [Unit; 6] = [
+    first("w"),
+    carries("d", 7, "w", BELOW_7),
+    carries("h", 24, "d", BELOW_24),
+    carries("m", 60, "h", BELOW_60),
+    carries("s", 60, "m", BELOW_60),
+    carries("ms", 1000, "s", BELOW_1000),
 ];
 
 /// Calendar units: a carry holds only right after the unit carried into (`1y12m` is `2y`,
 /// but `1m45d` has no better spelling, since months differ in length).
 const CALENDAR_UNITS: [Unit; 5] = [
-    Unit {
-        name: "y",
-        carry: None,
-        below: "",
-    },
-    Unit {
-        name: "m",
-        carry: Some((12, "y")),
-        below: "(?:[1-9]|1[01])",
-    },
-    Unit {
-        name: "w",
-        carry: None,
-        below: "",
-    },
-    Unit {
-        name: "d",
-        carry: Some((7, "w")),
-        below: "[1-6]",
-    },
-    Unit {
-        name: "h",
-        carry: Some((24, "d")),
-        below: "(?:[1-9]|1[0-9]|2[0-3])",
-    },
+    first("y"),
+    carries("m", 12, "y", BELOW_12),
+    first("w"),
+    carries("d", 7, "w", BELOW_7),
+    carries("h", 24, "d", BELOW_24),
 ];
 
 impl Kind {
