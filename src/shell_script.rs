@@ -245,8 +245,16 @@ pub fn text_runner(script: &str) -> Option<&'static str> {
     {
         return Some("env -S");
     }
-    if let Some(found) = splits_into_a_command(&words) {
-        return Some(found);
+    // Per command, so that an option of one program is not read as another's.
+    for segment in script.split(|c: char| ";&|\n(){}`".contains(c)) {
+        // Quotes around a word do not change what it says (`"--use-compress-program=$y"`).
+        let words: Vec<&str> = segment
+            .split_whitespace()
+            .map(|w| w.trim_matches(['"', '\'']))
+            .collect();
+        if let Some(found) = splits_into_a_command(&words) {
+            return Some(found);
+        }
     }
     // `declare -f` and its spellings print or export functions: code as text.
     if words.windows(2).any(|w| {
@@ -322,10 +330,49 @@ fn splits_into_a_command(words: &[&str]) -> Option<&'static str> {
                     i += if WITH_ARG.contains(&option) { 2 } else { 1 };
                 }
             }
-            _ => {}
+            program => {
+                if let Some(option) = rest.iter().find(|o| command_option(program, o)) {
+                    return Some(match program {
+                        "rsync" => "rsync -e",
+                        "tar" => "tar -I",
+                        "git" => "git -c",
+                        "scp" | "sftp" => "scp -S",
+                        "sort" => "sort --compress-program",
+                        _ if option.starts_with("--unzip") => "zip --unzip-command",
+                        _ => "zip -TT",
+                    });
+                }
+            }
         }
     }
     None
+}
+
+/// Whether `option` of `program` takes a command line the program runs (or, for git, a
+/// setting that can be one, such as `core.sshCommand`): `rsync -e`, `tar -I` and its long
+/// spellings, `git -c`, `scp -S`/`-o`, `sort --compress-program`, `zip -TT`. A value there,
+/// or copied there, is run as a command although no shell is in sight.
+fn command_option(program: &str, option: &str) -> bool {
+    let short = option.starts_with('-') && !option.starts_with("--");
+    let long = |names: &[&str]| names.iter().any(|n| option.starts_with(n));
+    match program {
+        "rsync" => long(&["--rsh"]) || (short && option.contains('e')),
+        "tar" => {
+            long(&[
+                "--use-compress-program",
+                "--to-command",
+                "--checkpoint-action",
+                "--info-script",
+                "--new-volume-script",
+                "--rsh-command",
+            ]) || (short && option.contains(['I', 'F']))
+        }
+        "git" => long(&["--config-env"]) || (short && option.starts_with("-c")),
+        "scp" | "sftp" => short && option.contains(['S', 'o']),
+        "sort" => long(&["--compress-program"]),
+        "zip" => option == "-TT" || long(&["--unzip-command"]),
+        _ => false,
+    }
 }
 
 /// The text of a `$'…'` body with its numeric escapes (`\xHH`, `\NNN`, `\uHHHH`) decoded,
@@ -1898,6 +1945,19 @@ pub fn run_code_argument(argv: &[String], templated: impl Fn(usize) -> bool) -> 
                         argv[i - 1].as_str(),
                         "--command" | "-S" | "--split-string" | "-o"
                     ))
+        });
+        if found.is_some() {
+            return found;
+        }
+    }
+    // An option through which a program runs a command line (`[rsync, -e, "{{x}}", …]`,
+    // `[tar, "--use-compress-program={{x}}", …]`, `[git, -c, "core.sshCommand={{x}}", …]`).
+    for (at, program) in argv.iter().enumerate() {
+        let program = basename(program);
+        let found = (at + 1..argv.len()).find(|&i| {
+            templated(i)
+                && (command_option(program, &argv[i])
+                    || (i > at + 1 && command_option(program, &argv[i - 1])))
         });
         if found.is_some() {
             return found;

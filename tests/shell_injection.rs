@@ -465,6 +465,15 @@ fn scripts_that_set_what_a_command_runs_take_no_value() {
         ("y=\"{{vars.v}}\"; export PAGER=\"$y\"", "PAGER"),
         ("echo \"{{vars.v}}\" | xargs env", "xargs"),
         ("y=\"{{vars.v}}\"; sudo -u postgres -s \"$y\"", "sudo -s"),
+        (
+            "y=\"{{vars.v}}\"; rsync -a -e \"$y\" src host:dst",
+            "rsync -e",
+        ),
+        ("tar -I \"{{vars.v}}\" -cf x.tar /dev/null", "tar -I"),
+        (
+            "git -c core.sshCommand=\"{{vars.v}}\" ls-remote ssh://example.invalid/x",
+            "git -c",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let plan = write_plan(dir.path(), script, "touch PWN");
@@ -478,6 +487,25 @@ fn scripts_that_set_what_a_command_runs_take_no_value() {
         );
         assert_script_refused(script, "touch PWN");
     }
+    for argv in [
+        "[rsync, -a, -e, \"{{vars.v}}\", src, \"host:dst\"]",
+        "[rsync, \"--rsh={{vars.v}}\", src, \"host:dst\"]",
+        "[tar, \"--use-compress-program={{vars.v}}\", -cf, x.tar, /dev/null]",
+        "[tar, -I, \"{{vars.v}}\", -cf, x.tar, /dev/null]",
+        "[git, -c, \"core.sshCommand={{vars.v}}\", ls-remote, \"ssh://example.invalid/x\"]",
+    ] {
+        assert_run_refused(argv);
+    }
+    // The value as data beside such an option is still fine in a `run:` step.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(
+        dir.path(),
+        "out.tar",
+        "  - id: r\n    run: [tar, -I, gzip, -cf, \"{{vars.v}}\", /dev/null]\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "my out.tar");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(dir.path().join("my out.tar").exists());
     // A value assigned straight to a variable a program runs is refused where it stands.
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(

@@ -545,6 +545,19 @@ fn contexts() -> Vec<(&'static str, Kind)> {
         ("PATH={{vars.v}} true 2>/dev/null || true", Code),
         ("echo {{vars.v}} | xargs env", Code),
         ("echo {{vars.v}} | xargs -n 2 nice", Code),
+        // Options through which a program runs a command line.
+        (
+            "tar -I \"{{vars.v}}\" -cf x.tar /dev/null 2>/dev/null || true",
+            Code,
+        ),
+        (
+            "y={{vars.v}}; tar \"--use-compress-program=$y\" -cf x.tar /dev/null 2>/dev/null || true",
+            Code,
+        ),
+        (
+            "git -c core.sshCommand=\"{{vars.v}}\" ls-remote ssh://example.invalid/x 2>/dev/null || true",
+            Code,
+        ),
     ]
 }
 
