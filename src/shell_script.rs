@@ -287,15 +287,39 @@ pub fn text_runner(script: &str) -> Option<&'static str> {
 }
 
 /// Programs that run their arguments as a command: `xargs env` runs each line it reads.
-const RUNS_ITS_ARGUMENTS: [&str; 16] = [
-    "chroot", "ionice", "taskset", "chrt", "unshare", "nsenter", "setpriv", "strace", "ltrace",
-    "nohup", "setsid", "stdbuf", "timeout", "nice", "env", "time",
+const RUNS_ITS_ARGUMENTS: [&str; 17] = [
+    "chroot",
+    "ionice",
+    "taskset",
+    "chrt",
+    "unshare",
+    "nsenter",
+    "setpriv",
+    "strace",
+    "ltrace",
+    "nohup",
+    "setsid",
+    "stdbuf",
+    "timeout",
+    "nice",
+    "env",
+    "time",
+    "systemd-run",
 ];
 
 /// `xargs` splits what it reads into words and runs them with the program after it: when
 /// that program runs its arguments as a command (`xargs env`, `xargs nice`, `xargs sh`),
 /// text piped into it becomes a command line. `sudo -s`/`-i` hands its command to a shell.
 fn splits_into_a_command(words: &[&str]) -> Option<&'static str> {
+    // Schedulers run what they read as shell commands, later (`echo … | at now`,
+    // `crontab -`): read only as a command, since `at` is also a word in messages.
+    if let Some(first) = words.first()
+        && let Some(found) = ["at", "batch", "crontab"]
+            .into_iter()
+            .find(|s| basename(first) == *s)
+    {
+        return Some(found);
+    }
     for (k, word) in words.iter().enumerate() {
         let rest = &words[k + 1..];
         match basename(word) {

@@ -464,6 +464,7 @@ fn scripts_that_set_what_a_command_runs_take_no_value() {
         ),
         ("y=\"{{vars.v}}\"; export PAGER=\"$y\"", "PAGER"),
         ("echo \"{{vars.v}}\" | xargs env", "xargs"),
+        ("echo \"{{vars.v}}\" | at now", "at"),
         ("y=\"{{vars.v}}\"; sudo -u postgres -s \"$y\"", "sudo -s"),
         (
             "y=\"{{vars.v}}\"; rsync -a -e \"$y\" src host:dst",

@@ -545,6 +545,8 @@ fn contexts() -> Vec<(&'static str, Kind)> {
         ("PATH={{vars.v}} true 2>/dev/null || true", Code),
         ("echo {{vars.v}} | xargs env", Code),
         ("echo {{vars.v}} | xargs -n 2 nice", Code),
+        ("echo {{vars.v}} | at now 2>/dev/null || true", Code),
+        ("echo {{vars.v}} | crontab - 2>/dev/null || true", Code),
         // Options through which a program runs a command line.
         (
             "tar -I \"{{vars.v}}\" -cf x.tar /dev/null 2>/dev/null || true",
