@@ -54,6 +54,14 @@ pub fn check(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
                         "if that is meant, ignore this; else remove `when` from step `{step}` or add an unconditional backup of `{name}`"
                     ),
                 ),
+                Coverage::NeedsConditional(step, gate, when) => (
+                    format!(
+                        "source `{name}` is backed up only when step `{gate}` runs (when: {when}): step `{step}` needs it, so a night it renders false the backup is skipped and the run exits 3"
+                    ),
+                    format!(
+                        "if that is meant, ignore this; else remove `{gate}` from the `needs` of step `{step}`, or `when` from step `{gate}`"
+                    ),
+                ),
             };
             let d = Diagnostic::warning(Layer::Advice, message)
                 .path(key_path(&pointer))
@@ -188,10 +196,33 @@ enum Coverage {
     /// Only steps in `steps` guarded by `when` do: the first one's id (or position) and its
     /// condition.
     OnlyWhen(String, String),
+    /// Only steps that need, directly or not, a step guarded by `when` do, and they are
+    /// skipped whenever it is: the backup step, the guarded step and its condition.
+    NeedsConditional(String, String, String),
+}
+
+/// The first step `step` needs, directly or through other steps, that has a `when`: its id
+/// and condition. When that step is skipped, so is every step that needs it.
+fn conditional_need(plan: &Plan, step: &Step) -> Option<(String, String)> {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut todo: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(needed) = plan.steps.iter().find(|s| s.id.as_deref() == Some(id)) else {
+            continue;
+        };
+        if let Some(when) = &needed.when {
+            return Some((id.to_owned(), when.clone()));
+        }
+        todo.extend(needed.needs.iter().map(String::as_str));
+    }
+    None
 }
 
 /// Sources not backed up by every successful run, usually because a `backup:` step was
-/// forgotten or put in the wrong list. Only unguarded steps in `steps` and `always` count: a
+/// forgotten or put in the wrong list. Only unguarded steps in `steps` count: a
 /// rollback or `on_failure` step runs only when something failed, and a `when` may skip. Only
 /// plans that back something up are asked, since a runbook or drill plan may name sources it
 /// restores or checks without backing them up.
@@ -201,30 +232,32 @@ fn unbacked_sources(plan: &Plan) -> Vec<(&str, Coverage)> {
     for name in plan.sources.keys().map(String::as_str) {
         let mut guarded = None;
         let mut always = false;
-        let every_run = [("steps", &plan.steps), ("always", &plan.always)]
-            .into_iter()
-            .flat_map(|(section, list)| list.iter().enumerate().map(move |(i, s)| (section, i, s)));
-        for (section, i, step) in every_run {
+        // Not `always`: it runs after the run's set is settled, and after failures too (the
+        // analyzer refuses a backup there).
+        for (i, step) in plan.steps.iter().enumerate() {
             if !backs(step, name) {
                 continue;
             }
-            match &step.when {
-                None => always = true,
-                Some(when) if guarded.is_none() => {
-                    let id = step
-                        .id
-                        .clone()
-                        .unwrap_or_else(|| format!("{section}.{}", i + 1));
-                    guarded = Some((id, when.clone()));
+            let id = step
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("steps.{}", i + 1));
+            match (&step.when, conditional_need(plan, step)) {
+                (None, None) => always = true,
+                (Some(when), _) if guarded.is_none() => {
+                    guarded = Some(Coverage::OnlyWhen(id, when.clone()));
                 }
-                Some(_) => {}
+                (None, Some((gate, when))) if guarded.is_none() => {
+                    guarded = Some(Coverage::NeedsConditional(id, gate, when));
+                }
+                _ => {}
             }
         }
         if always {
             continue;
         }
         let coverage = match guarded {
-            Some((id, when)) => Coverage::OnlyWhen(id, when),
+            Some(coverage) => coverage,
             None if execute_steps(plan).iter().any(|p| backs(p.step, name)) => {
                 Coverage::OnlyOnFailure
             }

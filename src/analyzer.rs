@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::diagnostic::{Diagnostic, Layer, did_you_mean, key_path};
+use crate::diagnostic::{Diagnostic, Layer, Location, did_you_mean, key_path};
 use crate::loader::LoadedValue;
 use crate::plan::{Plan, STEP_KINDS, Source, Step, StepKind, Storage};
 use crate::template;
@@ -121,6 +121,22 @@ impl Analyzer<'_> {
                 p.step,
                 p.pointer.starts_with("/steps/") && !p.pointer.contains("/rollback/"),
             );
+            if p.pointer.starts_with("/always/")
+                && let StepKind::Backup(source) = p.step.kind()
+            {
+                // `always` runs after the graph, once the run's set is committed or thrown
+                // away, and after failures too: a backup there is not the night's backup of
+                // the source, and coverage does not count it.
+                self.error(
+                    &format!("{}/backup", p.pointer),
+                    format!(
+                        "a `backup` step belongs in `steps`: `always` runs after the run's set is committed or abandoned, and after failures too, so `backup: {source}` there is no night's backup of `{source}`"
+                    ),
+                    Some(format!(
+                        "move `- {{ id: {source}, backup: {source} }}` to `steps`"
+                    )),
+                );
+            }
             if let Some(id) = &p.step.id {
                 self.unique_id(&mut seen, id, &p.pointer);
             }
@@ -651,7 +667,31 @@ impl Analyzer<'_> {
             {
                 let (message, help) = crate::shell_script::run_code_refusal(&argv, i, &argv[i]);
                 self.error(&format!("{pointer}/run/{i}"), message, Some(help));
+            } else if let Some((i, word)) =
+                crate::shell_script::run_script_runner(&argv, |i| argv[i].contains("{{"))
+            {
+                // `[bash, -c, 'eval "$1"', _, "{{vars.x}}"]`: the script is literal, but it
+                // runs text, and the value reaches it as `$1`.
+                let (message, help) = runner_refusal(word, "an argument after it");
+                self.error(&format!("{pointer}/run/{i}"), message, Some(help));
             }
+        }
+        // A value in `env:` reaches the step's script as `$NAME`: a script that runs text or
+        // sets what a command runs takes no value that way either (`eval "$X"`).
+        let script = match step.kind() {
+            StepKind::Shell(script) => Some(script.to_owned()),
+            StepKind::Run(argv) => crate::shell_script::run_script(argv),
+            _ => None,
+        };
+        if let Some(word) = script.as_deref().and_then(crate::shell_script::text_runner)
+            && let Some((name, _)) = step.env.iter().find(|(_, v)| v.contains("{{"))
+        {
+            let at = format!(
+                "{pointer}/env/{}",
+                name.replace('~', "~0").replace('/', "~1")
+            );
+            let (message, help) = runner_refusal(word, &format!("`${name}`"));
+            self.error(&at, format!("env `{name}`: {message}"), Some(help));
         }
     }
 
@@ -671,14 +711,19 @@ impl Analyzer<'_> {
                     || pointer.starts_with("/always/"),
             };
             let mut problems = template::check(&text, &scope);
+            let mut location = self.loaded.locate(&pointer);
             if problems.is_empty() && pointer.ends_with("/shell") {
-                // A value bash would run as code refuses the plan before any night runs it.
-                problems.extend(template::check_shell(&text, &self.plan.vars, &secrets).map(
-                    |(message, help)| template::Problem {
-                        message,
-                        help: Some(help),
-                    },
-                ));
+                // A value bash would run as code refuses the plan before any night runs it,
+                // pointing at the refused `{{…}}` in the file where it can be found.
+                if let Some(refusal) = template::check_shell(&text, &self.plan.vars, &secrets) {
+                    location = location.map(|start| {
+                        script_position(self.loaded, &text, start, refusal.line, refusal.column)
+                    });
+                    problems.push(template::Problem {
+                        message: refusal.message,
+                        help: Some(refusal.help),
+                    });
+                }
             }
             for problem in problems {
                 let mut d =
@@ -686,11 +731,62 @@ impl Analyzer<'_> {
                 if let Some(help) = problem.help {
                     d = d.help(help);
                 }
-                let location = self.loaded.locate(&pointer);
-                self.out.push(self.loaded.place(d, location));
+                self.out.push(self.loaded.place(d, location.clone()));
             }
         }
     }
+}
+
+/// Where line `line`, column `column` of a script (a scalar whose text is `script` and which
+/// starts at `start`) stands in its file. A block scalar (`|`) keeps the script's lines one to
+/// one, and a one-line scalar holds its only line; the line is found in the file by its text,
+/// so a folded or escaped scalar, whose lines differ from the file's, keeps the scalar's own
+/// position rather than pointing somewhere wrong.
+pub fn script_position(
+    loaded: &LoadedValue,
+    script: &str,
+    start: Location,
+    line: usize,
+    column: usize,
+) -> Location {
+    let Some(script_line) = script.lines().nth(line.saturating_sub(1)) else {
+        return start;
+    };
+    let Some(file_line) = loaded
+        .texts
+        .get(&start.file)
+        .and_then(|text| text.lines().nth(start.line + line.max(1) - 2))
+    else {
+        return start;
+    };
+    // On the scalar's first line, only text after its start belongs to it.
+    let skip = if line == 1 {
+        start.column.saturating_sub(1)
+    } else {
+        0
+    };
+    let tail: String = file_line.chars().skip(skip).collect();
+    match tail
+        .find(script_line)
+        .filter(|_| !script_line.trim().is_empty())
+    {
+        Some(at) => Location {
+            line: start.line + line - 1,
+            column: skip + tail[..at].chars().count() + column,
+            file: start.file,
+        },
+        None => start,
+    }
+}
+
+/// The message and fix for a template that reaches, as `via`, a script naming `word`.
+fn runner_refusal(word: &str, via: &str) -> (String, String) {
+    (
+        format!(
+            "a templated value reaches the step's script as {via}, and the script names `{word}`, which starts a shell, runs text as commands or sets what a later command runs"
+        ),
+        "move the value to a step whose script names none of these, or write it literally in the plan".into(),
+    )
 }
 
 /// The `stall_timeout` an S3 storage may have: a second at least, as the copy enforces, and

@@ -11,12 +11,28 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(pub std::time::Duration);
 
-/// The regular expression the schema publishes for [`Duration`]; the parser below is the truth.
-/// The lookahead refuses a unit written twice (`1h1h`), so that mistake is explained at its
-/// position by the schema pass rather than missed: the run would read it as `2h`, which is
-/// rarely what the writer meant.
-const DURATION_PATTERN: &str =
-    r"^(?!.*[0-9]([a-z]+)(?=[0-9]).*[0-9]\1(?![a-z]))([0-9]+(ms|s|m|h|d|w))+$";
+/// The regular expression the schema publishes for [`Duration`], built from the unit table
+/// so that the schema pass explains a wrong spelling at its position (the parser below is the
+/// truth, and a test holds the two together): one branch per first unit, which may be any
+/// number, then each smaller unit at most once, below its carry.
+fn duration_pattern() -> &'static str {
+    static PATTERN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let branches: Vec<String> = (0..DURATION_UNITS.len())
+            .map(|first| {
+                let mut branch = format!("{ANY_NUMBER}{}", DURATION_UNITS[first].name);
+                for unit in &DURATION_UNITS[first + 1..] {
+                    branch.push_str(&format!("(?:{}{})?", unit.below, unit.name));
+                }
+                branch
+            })
+            .collect();
+        format!("^(?:0s|{})$", branches.join("|"))
+    });
+    &PATTERN
+}
+
+/// A number with no leading zero, and not zero.
+const ANY_NUMBER: &str = "[1-9][0-9]*";
 
 impl Duration {
     pub fn from_secs(secs: u64) -> Self {
@@ -119,9 +135,88 @@ impl Kind {
     }
 }
 
-/// Splits `1h30m` into `[(1, "h"), (30, "m")]`, or says what is wrong (the reason only: the
-/// caller names the text and adds a hint).
-fn split_units(text: &str, kind: Kind) -> Result<Vec<(u64, &str)>, String> {
+/// A unit of a duration or calendar span, in descending order of size within its kind.
+struct Unit {
+    name: &'static str,
+    /// The value this unit stays below once a larger unit is written before it (60 for
+    /// seconds: `1m60s` is `2m`), and the unit it carries into. `None` where no fixed carry
+    /// exists (weeks into months).
+    carry: Option<(u64, &'static str)>,
+    /// The numbers from 1 to `carry - 1` as a regular expression, for the schema.
+    below: &'static str,
+}
+
+/// A unit with no fixed carry into a larger one.
+const fn first(name: &'static str) -> Unit {
+    Unit {
+        name,
+        carry: None,
+        below: "",
+    }
+}
+
+/// A unit that carries into `into` at `carry`, with the numbers below it as `below`.
+const fn carries(name: &'static str, carry: u64, into: &'static str, below: &'static str) -> Unit {
+    Unit {
+        name,
+        carry: Some((carry, into)),
+        below,
+    }
+}
+
+/// Numbers below 7, 12, 24, 60 and 1000, without leading zeros, for the schema's patterns.
+const BELOW_7: &str = "[1-6]";
+const BELOW_12: &str = "(?:[1-9]|1[01])";
+const BELOW_24: &str = "(?:[1-9]|1[0-9]|2[0-3])";
+const BELOW_60: &str = "(?:[1-9]|[1-5][0-9])";
+const BELOW_1000: &str = "[1-9][0-9]{0,2}";
+
+const DURATION_UNITS: [Unit; 6] = [
+    first("w"),
+    carries("d", 7, "w", BELOW_7),
+    carries("h", 24, "d", BELOW_24),
+    carries("m", 60, "h", BELOW_60),
+    carries("s", 60, "m", BELOW_60),
+    carries("ms", 1000, "s", BELOW_1000),
+];
+
+/// Calendar units: a carry holds only right after the unit carried into (`1y12m` is `2y`,
+/// but `1m45d` has no better spelling, since months differ in length).
+const CALENDAR_UNITS: [Unit; 5] = [
+    first("y"),
+    carries("m", 12, "y", BELOW_12),
+    first("w"),
+    carries("d", 7, "w", BELOW_7),
+    carries("h", 24, "d", BELOW_24),
+];
+
+impl Kind {
+    fn table(self) -> &'static [Unit] {
+        match self {
+            Kind::Duration => &DURATION_UNITS,
+            Kind::Calendar => &CALENDAR_UNITS,
+        }
+    }
+
+    /// The one spelling of nothing, as `Display` writes it.
+    fn zero(self) -> &'static str {
+        match self {
+            Kind::Duration => "0s",
+            Kind::Calendar => "0d",
+        }
+    }
+}
+
+/// One `30m` of `1h30m`: the digits as written, their value and the unit.
+struct Part<'a> {
+    digits: &'a str,
+    number: u64,
+    unit: &'a str,
+}
+
+/// Splits `1h30m` into its parts, or says what is wrong (the reason only: the caller names
+/// the text and adds a hint).
+fn split_units(text: &str, kind: Kind) -> Result<Vec<Part<'_>>, String> {
     if text.is_empty() {
         return Err(format!("it is empty ({})", kind.units()));
     }
@@ -138,6 +233,7 @@ fn split_units(text: &str, kind: Kind) -> Result<Vec<(u64, &str)>, String> {
         let number: u64 = rest[..digits]
             .parse()
             .map_err(|_| "number too large".to_owned())?;
+        let written = &rest[..digits];
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         if unit_len == 0 {
@@ -154,19 +250,80 @@ fn split_units(text: &str, kind: Kind) -> Result<Vec<(u64, &str)>, String> {
             };
             return Err(format!("{reason} ({})", kind.units()));
         }
-        parts.push((number, &rest[..unit_len]));
+        parts.push(Part {
+            digits: written,
+            number,
+            unit: &rest[..unit_len],
+        });
         rest = &rest[unit_len..];
     }
     Ok(parts)
 }
 
-/// Refuses a unit written twice (`1h1h`, `1d2d`): summing them hides a typo such as a missing
-/// `m` in `1h1h` for `1h1m`, so the writer is asked to say what they meant.
-fn refuse_repeats(parts: &[(u64, &str)]) -> Result<(), String> {
-    for (i, (_, unit)) in parts.iter().enumerate() {
-        if parts[..i].iter().any(|(_, seen)| seen == unit) {
+/// Holds a parsed text to the one spelling of its value, so that a plan says what it
+/// means and a typo cannot hide in a sum: each unit once (`1h1h` is more often a typo for
+/// `1h1m` than a way to write `2h`), largest first, no leading zeros (`05s`) and no zero
+/// parts (`1h0m`; nothing is written `0s`), and a unit written after a larger one below
+/// its carry (`1m60s` is `2m`; `90s` alone is fine).
+fn check_spelling(text: &str, parts: &[Part<'_>], kind: Kind) -> Result<(), String> {
+    let table = kind.table();
+    let rank = |unit: &str| table.iter().position(|u| u.name == unit);
+    for part in parts {
+        if rank(part.unit).is_none() {
+            return Err(format!("unknown unit `{}` ({})", part.unit, kind.units()));
+        }
+    }
+    for (i, part) in parts.iter().enumerate() {
+        if parts[..i].iter().any(|seen| seen.unit == part.unit) {
             return Err(format!(
-                "the unit `{unit}` is written twice; write each unit once"
+                "the unit `{}` is written twice; write each unit once",
+                part.unit
+            ));
+        }
+    }
+    if text == kind.zero() {
+        return Ok(());
+    }
+    let order = table.iter().map(|u| u.name).collect::<Vec<_>>().join(", ");
+    for (i, part) in parts.iter().enumerate() {
+        if part.number == 0 {
+            return Err(if parts.len() == 1 {
+                format!("zero is written `{}`", kind.zero())
+            } else {
+                format!("`{}{}` adds nothing; leave it out", part.digits, part.unit)
+            });
+        }
+        if part.digits.starts_with('0') {
+            return Err(format!(
+                "`{}{}` has a leading zero; write `{}{}`",
+                part.digits, part.unit, part.number, part.unit
+            ));
+        }
+        if let Some(before) = i.checked_sub(1).map(|b| &parts[b])
+            && rank(before.unit) > rank(part.unit)
+        {
+            return Err(format!(
+                "`{}` comes before `{}`; write units from largest to smallest ({order})",
+                before.unit, part.unit
+            ));
+        }
+        let unit = &table[rank(part.unit).unwrap_or_default()];
+        let Some((carry, into)) = unit.carry else {
+            continue;
+        };
+        // A duration's units all have fixed sizes, so any larger unit written before this
+        // one could hold the excess; a calendar span's only the one it carries into.
+        let carried = match kind {
+            Kind::Duration => i > 0,
+            Kind::Calendar => i > 0 && parts[i - 1].unit == into,
+        };
+        if carried && part.number >= carry {
+            return Err(format!(
+                "`{}{}` after `{}` must be below {carry}{}; carry it into `{into}`",
+                part.digits,
+                part.unit,
+                parts[i - 1].unit,
+                part.unit,
             ));
         }
     }
@@ -176,25 +333,27 @@ fn refuse_repeats(parts: &[(u64, &str)]) -> Result<(), String> {
 /// Parses a duration, or gives the reason it is not one.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let parts = split_units(text, Kind::Duration)?;
-    refuse_repeats(&parts)?;
-    sum_duration(parts)
+    check_spelling(text, &parts, Kind::Duration)?;
+    sum_duration(&parts)
 }
 
-/// Adds up a duration's parts; units may repeat here (the hint for `1h1h` is their sum).
-fn sum_duration(parts: Vec<(u64, &str)>) -> Result<Duration, String> {
+/// Adds up a duration's parts, whatever their spelling (the hint for `1m60s` is their sum).
+fn sum_duration(parts: &[Part<'_>]) -> Result<Duration, String> {
     let mut total = std::time::Duration::ZERO;
-    for (number, unit) in parts {
-        let Some(millis) = unit_millis(unit) else {
+    for part in parts {
+        let Some(millis) = unit_millis(part.unit) else {
             return Err(format!(
-                "unknown unit `{unit}` ({})",
+                "unknown unit `{}` ({})",
+                part.unit,
                 Kind::Duration.units()
             ));
         };
-        let part = number
+        let millis = part
+            .number
             .checked_mul(millis)
             .ok_or_else(|| "too large".to_owned())?;
         total = total
-            .checked_add(std::time::Duration::from_millis(part))
+            .checked_add(std::time::Duration::from_millis(millis))
             .ok_or_else(|| "too large".to_owned())?;
     }
     Ok(Duration(total))
@@ -203,17 +362,17 @@ fn sum_duration(parts: Vec<(u64, &str)>) -> Result<Duration, String> {
 /// Parses a calendar span, or gives the reason it is not one.
 fn parse_span(text: &str) -> Result<CalendarSpan, String> {
     let parts = split_units(text, Kind::Calendar)?;
-    refuse_repeats(&parts)?;
-    sum_span(parts)
+    check_spelling(text, &parts, Kind::Calendar)?;
+    sum_span(&parts)
 }
 
-/// Adds up a calendar span's parts; units may repeat here (the hint for `1d1d` is their sum).
-fn sum_span(parts: Vec<(u64, &str)>) -> Result<CalendarSpan, String> {
+/// Adds up a calendar span's parts, whatever their spelling (the hint for `1d1d` is their sum).
+fn sum_span(parts: &[Part<'_>]) -> Result<CalendarSpan, String> {
     let too_large = || "number too large".to_owned();
     let mut span = CalendarSpan::default();
-    for (number, unit) in parts {
-        let number = u32::try_from(number).map_err(|_| too_large())?;
-        let (field, count) = match unit {
+    for part in parts {
+        let number = u32::try_from(part.number).map_err(|_| too_large())?;
+        let (field, count) = match part.unit {
             "y" => (&mut span.years, number),
             "m" => (&mut span.months, number),
             "w" => (&mut span.days, number.checked_mul(7).ok_or_else(too_large)?),
@@ -231,18 +390,29 @@ fn sum_span(parts: Vec<(u64, &str)>) -> Result<CalendarSpan, String> {
     Ok(span)
 }
 
+/// The one spelling of a calendar span's sum, for a hint: whole years out of months and
+/// whole days out of hours.
+fn canonical_span(mut span: CalendarSpan) -> CalendarSpan {
+    span.years = span.years.saturating_add(span.months / 12);
+    span.months %= 12;
+    span.days = span.days.saturating_add(span.hours / 24);
+    span.hours %= 24;
+    span
+}
+
 /// What `text` most likely meant, in planrun's spelling: `90` → `90s` (a duration) or `90d`
 /// (a calendar span), `1 hour` → `1h`, `2 weeks` → `2w`, `1.5h` → `1h30m`. `None` when no
 /// spelling is likely or the text is already right.
 fn suggest(text: &str, kind: Kind) -> Option<String> {
-    if let Ok(parts) = split_units(text, kind)
-        && refuse_repeats(&parts).is_err()
-    {
+    if let Ok(parts) = split_units(text, kind) {
+        // Well formed but not in the one spelling: the hint is the sum, spelled right.
         let sum = match kind {
-            Kind::Duration => sum_duration(parts).ok()?.to_string(),
-            Kind::Calendar => sum_span(parts).ok()?.to_string(),
+            Kind::Duration => sum_duration(&parts).map(|d| d.to_string()),
+            Kind::Calendar => sum_span(&parts).map(|s| canonical_span(s).to_string()),
         };
-        return Some(sum);
+        if let Ok(sum) = sum {
+            return (sum != text).then_some(sum);
+        }
     }
     let lower = text.trim().to_ascii_lowercase();
     let mut pairs: Vec<(&str, Option<&str>)> = Vec::new();
@@ -324,12 +494,14 @@ fn unit_millis(unit: &str) -> Option<u64> {
 /// Explains why `text` does not match a duration or calendar-span `pattern` of the published
 /// schema, with a hint; `None` for any other pattern.
 pub fn explain_pattern(text: &str, pattern: &str) -> Option<ParseError> {
-    let result = match pattern {
-        DURATION_PATTERN => text.parse::<Duration>().err(),
-        CALENDAR_PATTERN => text.parse::<CalendarSpan>().err(),
-        _ => return None,
+    let result = if pattern == duration_pattern() {
+        text.parse::<Duration>().err()
+    } else if pattern == CALENDAR_PATTERN {
+        text.parse::<CalendarSpan>().err()
+    } else {
+        return None;
     };
-    let kind = if pattern == DURATION_PATTERN {
+    let kind = if pattern == duration_pattern() {
         Kind::Duration
     } else {
         Kind::Calendar
@@ -389,8 +561,8 @@ impl JsonSchema for Duration {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "pattern": DURATION_PATTERN,
-            "description": "A duration such as `30s`, `10m`, `1h30m`, `2d` (units: ms, s, m, h, d, w; each at most once).",
+            "pattern": duration_pattern(),
+            "description": "A duration such as `30s`, `10m`, `1h30m`, `2d` (units w, d, h, m, s, ms: each at most once, largest first, no leading zeros, and below its carry after a larger unit: `1m30s`, not `1m90s`).",
             "examples": ["30s", "10m", "1h30m"]
         })
     }
@@ -407,8 +579,16 @@ pub struct CalendarSpan {
     pub hours: u32,
 }
 
-/// As [`DURATION_PATTERN`], a unit written twice is refused.
-const CALENDAR_PATTERN: &str = r"^(?!.*[0-9]([a-z]+)(?=[0-9]).*[0-9]\1(?![a-z]))([0-9]+[ymwdh])+$";
+/// As [`duration_pattern`], for calendar spans: years with months below 12, then weeks with
+/// days below 7, or days, then hours (below 24 after days).
+const CALENDAR_PATTERN: &str = concat!(
+    "^(?:0d|(?=[0-9])",
+    "(?:[1-9][0-9]*y(?:(?:[1-9]|1[01])m)?|[1-9][0-9]*m)?",
+    "(?:[1-9][0-9]*w(?:[1-6]d(?:(?:[1-9]|1[0-9]|2[0-3])h)?|[1-9][0-9]*h)?",
+    "|[1-9][0-9]*d(?:(?:[1-9]|1[0-9]|2[0-3])h)?",
+    "|[1-9][0-9]*h)?",
+    ")$"
+);
 
 impl FromStr for CalendarSpan {
     type Err = ParseError;
@@ -467,7 +647,7 @@ impl JsonSchema for CalendarSpan {
         schemars::json_schema!({
             "type": "string",
             "pattern": CALENDAR_PATTERN,
-            "description": "A calendar span as restic reads it: y (years), m (months), w (weeks), d (days), h (hours), each at most once, e.g. `30d`, `2w`, `1y`, `2y6m`.",
+            "description": "A calendar span as restic reads it: y (years), m (months), w (weeks), d (days), h (hours), each at most once, largest first, no leading zeros, months below 12 after years, days below 7 after weeks, hours below 24 after days; e.g. `30d`, `2w`, `1y`, `2y6m`.",
             "examples": ["30d", "2w", "1y", "2y6m"]
         })
     }
@@ -569,7 +749,7 @@ mod tests {
             jsonschema::validator_for(&serde_json::json!({ "type": "string", "pattern": pattern }))
                 .unwrap()
         };
-        let (duration, calendar) = (matcher(DURATION_PATTERN), matcher(CALENDAR_PATTERN));
+        let (duration, calendar) = (matcher(duration_pattern()), matcher(CALENDAR_PATTERN));
         for text in [
             "1h1h", "1m1ms", "1ms1m", "1h30m", "30m1h", "1h30m1h", "1ms2ms", "250ms", "",
         ] {
@@ -584,6 +764,171 @@ mod tests {
                 calendar.is_valid(&serde_json::json!(text)),
                 text.parse::<CalendarSpan>().is_ok(),
                 "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_value_has_one_spelling_and_the_error_gives_it() {
+        for (written, reason, meant) in [
+            (
+                "1m60s",
+                "`60s` after `m` must be below 60s; carry it into `m`",
+                "2m",
+            ),
+            (
+                "1h90m",
+                "`90m` after `h` must be below 60m; carry it into `h`",
+                "2h30m",
+            ),
+            (
+                "1h90s",
+                "`90s` after `h` must be below 60s; carry it into `m`",
+                "1h1m30s",
+            ),
+            (
+                "1s1000ms",
+                "`1000ms` after `s` must be below 1000ms; carry it into `s`",
+                "2s",
+            ),
+            (
+                "1d24h",
+                "`24h` after `d` must be below 24h; carry it into `d`",
+                "2d",
+            ),
+            ("05s", "`05s` has a leading zero; write `5s`", "5s"),
+            ("1h05m", "`05m` has a leading zero; write `5m`", "1h5m"),
+            ("0h", "zero is written `0s`", "0s"),
+            ("00s", "zero is written `0s`", "0s"),
+            ("1h0m", "`0m` adds nothing; leave it out", "1h"),
+            (
+                "30m1h",
+                "`m` comes before `h`; write units from largest to smallest (w, d, h, m, s, ms)",
+                "1h30m",
+            ),
+            (
+                "1s1m",
+                "`s` comes before `m`; write units from largest to smallest (w, d, h, m, s, ms)",
+                "1m1s",
+            ),
+        ] {
+            let error = duration_error(written);
+            assert_eq!(
+                error.message,
+                format!("`{written}` is not a duration: {reason}"),
+                "{written}"
+            );
+            assert_eq!(
+                error.hint,
+                Some(format!("did you mean `{meant}`?")),
+                "{written}"
+            );
+            assert!(meant.parse::<Duration>().is_ok(), "{meant}");
+        }
+        for fine in [
+            "90s",
+            "0s",
+            "36h",
+            "1h59m59s999ms",
+            "1w6d23h",
+            "100m",
+            "10000ms",
+            "2w",
+        ] {
+            assert!(fine.parse::<Duration>().is_ok(), "{fine}");
+        }
+        for (written, reason, meant) in [
+            (
+                "1y12m",
+                "`12m` after `y` must be below 12m; carry it into `y`",
+                "2y",
+            ),
+            (
+                "1w7d",
+                "`7d` after `w` must be below 7d; carry it into `w`",
+                "14d",
+            ),
+            (
+                "1d24h",
+                "`24h` after `d` must be below 24h; carry it into `d`",
+                "2d",
+            ),
+            ("030d", "`030d` has a leading zero; write `30d`", "30d"),
+            ("0y", "zero is written `0d`", "0d"),
+            (
+                "6m1y",
+                "`m` comes before `y`; write units from largest to smallest (y, m, w, d, h)",
+                "1y6m",
+            ),
+        ] {
+            let error = span_error(written);
+            assert_eq!(
+                error.message,
+                format!("`{written}` is not a calendar span: {reason}"),
+                "{written}"
+            );
+            assert_eq!(
+                error.hint,
+                Some(format!("did you mean `{meant}`?")),
+                "{written}"
+            );
+        }
+        // Months differ in length and weeks do not fill them: no carry between those.
+        for fine in [
+            "14m",
+            "1m45d",
+            "1m10w",
+            "90d",
+            "36h",
+            "1w30h",
+            "0d",
+            "2y11m3w6d23h",
+        ] {
+            assert!(fine.parse::<CalendarSpan>().is_ok(), "{fine}");
+        }
+    }
+
+    /// Every text made of up to three parts from a small alphabet of numbers and units:
+    /// the schema's pattern accepts exactly what the parser accepts.
+    #[test]
+    fn the_published_patterns_agree_with_the_parsers_on_every_small_text() {
+        let matcher = |pattern: &str| {
+            jsonschema::validator_for(&serde_json::json!({ "type": "string", "pattern": pattern }))
+                .unwrap()
+        };
+        let (duration, calendar) = (matcher(duration_pattern()), matcher(CALENDAR_PATTERN));
+        let numbers = [
+            "0", "00", "1", "05", "6", "7", "11", "12", "23", "24", "59", "60", "999", "1000",
+        ];
+        let units = ["ms", "s", "m", "h", "d", "w", "y"];
+        let parts: Vec<String> = numbers
+            .iter()
+            .flat_map(|n| units.iter().map(move |u| format!("{n}{u}")))
+            .collect();
+        let mut texts: Vec<String> = parts.clone();
+        for a in &parts {
+            for b in &parts {
+                texts.push(format!("{a}{b}"));
+            }
+        }
+        for a in parts.iter().step_by(3) {
+            for b in parts.iter().step_by(2) {
+                for c in &parts {
+                    texts.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        for text in &texts {
+            let value = serde_json::json!(text);
+            assert_eq!(
+                duration.is_valid(&value),
+                text.parse::<Duration>().is_ok(),
+                "duration {text}"
+            );
+            assert_eq!(
+                calendar.is_valid(&value),
+                text.parse::<CalendarSpan>().is_ok(),
+                "calendar span {text}"
             );
         }
     }
@@ -633,7 +978,7 @@ mod tests {
 
     #[test]
     fn schema_patterns_are_explained() {
-        let error = explain_pattern("1 hour", DURATION_PATTERN).unwrap();
+        let error = explain_pattern("1 hour", duration_pattern()).unwrap();
         assert_eq!(error.hint.as_deref(), Some("did you mean `1h`?"));
         let error = explain_pattern("2 weeks", CALENDAR_PATTERN).unwrap();
         assert_eq!(error.hint.as_deref(), Some("did you mean `2w`?"));

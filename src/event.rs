@@ -233,6 +233,10 @@ pub enum Event {
         /// Why nothing is removed (a damaged set stands where a newest backup should be).
         #[serde(skip_serializing_if = "Option::is_none")]
         refusal: Option<String>,
+        /// How each set kept as a source's newest was known intact before anything was
+        /// removed (re-hashed now, or a recent verification), one line each.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        checked: Vec<String>,
     },
     /// A `prune:` step removed a set that its decision did not keep.
     SetRemoved {
@@ -384,12 +388,14 @@ impl Event {
                 location,
                 sets,
                 refusal,
+                checked,
             } => Event::PruneDecided {
                 step,
                 storage,
                 location: redactor.redact_owned(location),
                 sets,
                 refusal: refusal.map(|r| redactor.redact_owned(r)),
+                checked,
             },
             Event::RestoreFinished {
                 step,
@@ -487,6 +493,7 @@ mod tests {
                 location: "s3://b/hunter2/crm".into(),
                 sets: Vec::new(),
                 refusal: Some("set hunter2 is damaged".into()),
+                checked: Vec::new(),
             },
             Event::Notified {
                 step: "tell".into(),

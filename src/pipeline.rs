@@ -168,11 +168,23 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     }
     let plan = &loaded.plan;
     let fail = |pointer: &str, message: String| {
+        let mut location = loaded.value.locate(pointer);
+        // A refused value in a script points at its `{{…}}` in the file, as `validate` does.
+        if let (Some((line, column)), Some(start), Some(script)) = (
+            crate::template::refusal_position(&message),
+            location.clone(),
+            loaded.value.value.pointer(pointer).and_then(|v| v.as_str()),
+        ) {
+            location = Some(analyzer::script_position(
+                &loaded.value,
+                script,
+                start,
+                line,
+                column,
+            ));
+        }
         let d = Diagnostic::error(Layer::Template, message).path(key_path(pointer));
-        Failure::new(
-            &loaded.path,
-            vec![loaded.value.place(d, loaded.value.locate(pointer))],
-        )
+        Failure::new(&loaded.path, vec![loaded.value.place(d, location)])
     };
 
     let mut vars = plan.vars.clone();

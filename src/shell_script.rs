@@ -61,6 +61,9 @@ enum Class {
     Program,
     /// A command string another shell parses: no value at all.
     Code(&'static str),
+    /// Anywhere in a script that names a word which starts a shell, runs text as commands or
+    /// sets what a later command runs (`eval`, `alias`, `GIT_SSH_COMMAND`): no value at all.
+    Runner(&'static str),
 }
 
 /// What surrounds a token, which decides how the reference is written.
@@ -106,6 +109,24 @@ const SHELLS: [&str; 14] = [
 const TEXT_RUNNERS: [&str; 21] = [
     "bash", "rbash", "sh", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh", "busybox", "eval",
     "source", "su", "runuser", "flock", "script", "watch", "parallel", "ssh", "trap",
+];
+/// Words that, anywhere in a script, let text decide what a later command runs, although
+/// they start no shell themselves: an alias or a hashed path replaces a command by what a
+/// value holds (`alias a="$v"; a`, `hash -p "$v" ls`, `BASH_ALIASES[a]=…`), a loadable
+/// builtin is a shared object (`enable -f`), history is re-run (`history -s "$v"; fc -s`),
+/// completion and key bindings run commands (`compgen -C`, `complete -C`, `bind -x`).
+const COMMAND_SETTERS: [&str; 11] = [
+    "alias",
+    "expand_aliases",
+    "BASH_ALIASES",
+    "BASH_CMDS",
+    "hash",
+    "enable",
+    "fc",
+    "history",
+    "bind",
+    "complete",
+    "compgen",
 ];
 /// Words that run the command after them; skipped to find the command that matters.
 const PREFIXES: [&str; 13] = [
@@ -193,35 +214,55 @@ pub fn place(script: &str, prefix: &str, slots: &[Slot]) -> Result<Placed, Refus
         coproc_pending: false,
     };
     lx.commands(End::Eof);
-    if text_runner(script).is_some() {
-        let why = "the script starts a shell or runs text as commands (a shell, `eval`, \
-                   `source`, `.`, `trap`, `flock`, `script`, `watch`, `su`, `ssh`, …), so no \
-                   value may appear anywhere in it";
+    if let Some(word) = text_runner(script) {
         for hole in &mut lx.holes {
-            hole.class = hole.class.max_with(Class::Code(why));
+            hole.class = hole.class.max_with(Class::Runner(word));
         }
     }
     lx.finish()
 }
 
 /// The first word of `script` that runs text as commands ([`TEXT_RUNNERS`], or `.` as a
-/// command), read crudely as words split at blanks, quotes and operators: a word that only
-/// looks like one (in a message) refuses values too, which is the safe direction.
-fn text_runner(script: &str) -> Option<&str> {
+/// command) or sets what a later command runs ([`COMMAND_SETTERS`], `declare -f`, and the
+/// variables a shell or program reads as code or a command), read crudely as words split at
+/// blanks, quotes and operators: a word that only looks like one (in a message) refuses
+/// values too, which is the safe direction.
+pub fn text_runner(script: &str) -> Option<&'static str> {
     // `/proc/self/exe` is the running bash itself; `env -S` splits its argument into a
     // command line; a glob (`/bin/b?sh`) or ANSI-C quoting (`$'\x62ash'`) can spell a shell
     // no word list sees, so a word holding either refuses too when it could name one.
     if script.contains("/proc/") && script.contains("/exe") {
         return Some("/proc/…/exe");
     }
+    let words: Vec<&str> = script
+        .split(|c: char| c.is_whitespace() || ";&|(){}".contains(c))
+        .filter(|w| !w.is_empty())
+        .collect();
     if script.contains("--split-string")
-        || script
-            .split(|c: char| c.is_whitespace() || ";&|(){}".contains(c))
-            .collect::<Vec<_>>()
+        || words
             .windows(2)
             .any(|w| basename(w[0]) == "env" && w[1].starts_with("-S"))
     {
         return Some("env -S");
+    }
+    // Per command, so that an option of one program is not read as another's.
+    for segment in script.split(|c: char| ";&|\n(){}`".contains(c)) {
+        // Quotes around a word do not change what it says (`"--use-compress-program=$y"`).
+        let words: Vec<&str> = segment
+            .split_whitespace()
+            .map(|w| w.trim_matches(['"', '\'']))
+            .collect();
+        if let Some(found) = splits_into_a_command(&words) {
+            return Some(found);
+        }
+    }
+    // `declare -f` and its spellings print or export functions: code as text.
+    if words.windows(2).any(|w| {
+        ["declare", "typeset", "local", "readonly", "export"].contains(&basename(w[0]))
+            && w[1].starts_with(['-', '+'])
+            && w[1].contains(['f', 'F'])
+    }) {
+        return Some("declare -f");
     }
     for segment in script.split("$'").skip(1) {
         let body = segment.split('\'').next().unwrap_or_default();
@@ -243,6 +284,119 @@ fn text_runner(script: &str) -> Option<&str> {
         }
     }
     text_runner_word(script)
+}
+
+/// Programs that run their arguments as a command: `xargs env` runs each line it reads.
+const RUNS_ITS_ARGUMENTS: [&str; 17] = [
+    "chroot",
+    "ionice",
+    "taskset",
+    "chrt",
+    "unshare",
+    "nsenter",
+    "setpriv",
+    "strace",
+    "ltrace",
+    "nohup",
+    "setsid",
+    "stdbuf",
+    "timeout",
+    "nice",
+    "env",
+    "time",
+    "systemd-run",
+];
+
+/// `xargs` splits what it reads into words and runs them with the program after it: when
+/// that program runs its arguments as a command (`xargs env`, `xargs nice`, `xargs sh`),
+/// text piped into it becomes a command line. `sudo -s`/`-i` hands its command to a shell.
+fn splits_into_a_command(words: &[&str]) -> Option<&'static str> {
+    // Schedulers run what they read as shell commands, later (`echo … | at now`,
+    // `crontab -`): read only as a command, since `at` is also a word in messages.
+    if let Some(first) = words.first()
+        && let Some(found) = ["at", "batch", "crontab"]
+            .into_iter()
+            .find(|s| basename(first) == *s)
+    {
+        return Some(found);
+    }
+    for (k, word) in words.iter().enumerate() {
+        let rest = &words[k + 1..];
+        match basename(word) {
+            "xargs" => {
+                // xargs's options that take the next word as their argument.
+                const WITH_ARG: [&str; 8] = ["-a", "-d", "-E", "-I", "-L", "-n", "-P", "-s"];
+                let mut i = 0;
+                while i < rest.len() && rest[i].starts_with('-') {
+                    i += if WITH_ARG.contains(&rest[i]) { 2 } else { 1 };
+                }
+                let program = rest.get(i).map(|p| basename(p)).unwrap_or_default();
+                if RUNS_ITS_ARGUMENTS.contains(&program)
+                    || PREFIXES.contains(&program)
+                    || SHELLS.contains(&program)
+                    || TEXT_RUNNERS.contains(&program)
+                {
+                    return Some("xargs");
+                }
+            }
+            "sudo" => {
+                const WITH_ARG: [&str; 11] = [
+                    "-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R",
+                ];
+                let mut i = 0;
+                while i < rest.len() && rest[i].starts_with('-') {
+                    let option = rest[i];
+                    if matches!(option, "--shell" | "--login")
+                        || (!option.starts_with("--") && option.contains(['s', 'i']))
+                    {
+                        return Some("sudo -s");
+                    }
+                    i += if WITH_ARG.contains(&option) { 2 } else { 1 };
+                }
+            }
+            program => {
+                if let Some(option) = rest.iter().find(|o| command_option(program, o)) {
+                    return Some(match program {
+                        "rsync" => "rsync -e",
+                        "tar" => "tar -I",
+                        "git" => "git -c",
+                        "scp" | "sftp" => "scp -S",
+                        "sort" => "sort --compress-program",
+                        _ if option.starts_with("--unzip") => "zip --unzip-command",
+                        _ => "zip -TT",
+                    });
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Whether `option` of `program` takes a command line the program runs (or, for git, a
+/// setting that can be one, such as `core.sshCommand`): `rsync -e`, `tar -I` and its long
+/// spellings, `git -c`, `scp -S`/`-o`, `sort --compress-program`, `zip -TT`. A value there,
+/// or copied there, is run as a command although no shell is in sight.
+fn command_option(program: &str, option: &str) -> bool {
+    let short = option.starts_with('-') && !option.starts_with("--");
+    let long = |names: &[&str]| names.iter().any(|n| option.starts_with(n));
+    match program {
+        "rsync" => long(&["--rsh"]) || (short && option.contains('e')),
+        "tar" => {
+            long(&[
+                "--use-compress-program",
+                "--to-command",
+                "--checkpoint-action",
+                "--info-script",
+                "--new-volume-script",
+                "--rsh-command",
+            ]) || (short && option.contains(['I', 'F']))
+        }
+        "git" => long(&["--config-env"]) || (short && option.starts_with("-c")),
+        "scp" | "sftp" => short && option.contains(['S', 'o']),
+        "sort" => long(&["--compress-program"]),
+        "zip" => option == "-TT" || long(&["--unzip-command"]),
+        _ => false,
+    }
 }
 
 /// The text of a `$'…'` body with its numeric escapes (`\xHH`, `\NNN`, `\uHHHH`) decoded,
@@ -282,7 +436,7 @@ fn decode_ansi_c(body: &str) -> String {
     out
 }
 
-fn text_runner_word(script: &str) -> Option<&str> {
+fn text_runner_word(script: &str) -> Option<&'static str> {
     let mut after_separator = true;
     for token in
         script.split_inclusive(|c: char| c.is_whitespace() || "'\"`;&|(){}<>$=".contains(c))
@@ -291,8 +445,20 @@ fn text_runner_word(script: &str) -> Option<&str> {
         let word =
             token.trim_end_matches(|c: char| c.is_whitespace() || "'\"`;&|(){}<>$=".contains(c));
         let base = word.rsplit('/').next().unwrap_or(word);
-        if TEXT_RUNNERS.contains(&base) || (base == "." && after_separator && sep.is_whitespace()) {
-            return Some(word);
+        // `BASH_ALIASES[a]` is the array `BASH_ALIASES`.
+        let base = base.split('[').next().unwrap_or(base);
+        if let Some(found) = TEXT_RUNNERS
+            .iter()
+            .chain(&COMMAND_SETTERS)
+            .find(|r| **r == base)
+        {
+            return Some(found);
+        }
+        if let Some(found) = command_variable(base) {
+            return Some(found);
+        }
+        if base == "." && after_separator && sep.is_whitespace() {
+            return Some(".");
         }
         if !word.is_empty() {
             after_separator = matches!(word, "then" | "do" | "else" | "!" | "time");
@@ -302,6 +468,31 @@ fn text_runner_word(script: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// A variable that a shell or another program reads as code, or that chooses the code a
+/// program loads, by its name: the ones a step's `env:` may not template (see
+/// [`env_key_problem`]), except `PATH` and `IFS`, which scripts name all the time and which
+/// hold no command. A script that names one may copy a value into it (`x={{…}};
+/// GIT_SSH_COMMAND="$x" git fetch` runs the value through `sh`), so it takes no value.
+fn command_variable(word: &str) -> Option<&'static str> {
+    if let Some(found) = STARTUP_VARS
+        .iter()
+        .chain(&RUN_VARS)
+        .find(|v| **v == word && !["PATH", "IFS", "GLOBIGNORE"].contains(v))
+    {
+        return Some(found);
+    }
+    const PREFIXED: [(&str, &str); 4] = [
+        ("LD_", "LD_*"),
+        ("GIT_", "GIT_*"),
+        ("PERL5", "PERL5*"),
+        ("BASH_FUNC_", "BASH_FUNC_*"),
+    ];
+    PREFIXED
+        .iter()
+        .find(|(prefix, _)| word.starts_with(prefix) && word.len() > prefix.len())
+        .map(|(_, what)| *what)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -706,6 +897,10 @@ impl Lexer<'_> {
     fn assigned(&self, name: &str, integer: bool) -> Class {
         if CODE_VARS.contains(&name) {
             Class::Code("bash expands this variable as a prompt, running what it holds")
+        } else if env_key_problem(name, true).is_some() {
+            Class::Code(
+                "a shell or a program it starts reads this variable as code or a hook, or it chooses the program that runs",
+            )
         } else if integer || self.integers.contains(name) {
             Class::Arith
         } else {
@@ -1583,6 +1778,10 @@ fn refuse(class: Class, slot: &Slot) -> Option<(String, String)> {
             "the value stands in the command name, where a value such as `eval` or `bash` would run the rest of the line as code, and it is not an absolute path".into(),
             "only an absolute path (`/srv/crm/venv/bin`) may be part of a command name; run a fixed command and give it the value as an argument, or use a `run:` step".into(),
         )),
+        Class::Runner(word) => Some((
+            format!("the value would be run as code: the script names `{word}`, which starts a shell, runs text as commands or sets what a later command runs, so no value may appear anywhere in it"),
+            "move the value out of this script: to a `run:` step, or to a script that names none of these; or use `{{{…}}}` if the plan means it as code".into(),
+        )),
         Class::Code(why) => Some((
             format!("the value would be run as code: {why}"),
             "no value can be placed there safely; use the value outside that command (for example give it to the inner command as an argument or through `env:`), or use `{{{…}}}` if the plan means it as code".into(),
@@ -1613,7 +1812,7 @@ impl Class {
                 Class::Name => 1,
                 Class::Arith => 2,
                 Class::Program => 3,
-                Class::Code(_) => 4,
+                Class::Code(_) | Class::Runner(_) => 4,
             }
         }
         if rank(other) > rank(self) {
@@ -1775,12 +1974,52 @@ pub fn run_code_argument(argv: &[String], templated: impl Fn(usize) -> bool) -> 
             return found;
         }
     }
+    // An option through which a program runs a command line (`[rsync, -e, "{{x}}", …]`,
+    // `[tar, "--use-compress-program={{x}}", …]`, `[git, -c, "core.sshCommand={{x}}", …]`).
+    for (at, program) in argv.iter().enumerate() {
+        let program = basename(program);
+        let found = (at + 1..argv.len()).find(|&i| {
+            templated(i)
+                && (command_option(program, &argv[i])
+                    || (i > at + 1 && command_option(program, &argv[i - 1])))
+        });
+        if found.is_some() {
+            return found;
+        }
+    }
     // A shell anywhere before the value (`chroot / sh -c`, `find . -exec sh -c`, `ionice -c 3
     // sh -c`), not only behind the wrappers planrun knows; ssh only as the program or behind
     // a wrapper, since `rsync -e ssh` hands it no command.
     let at =
         wrapped_shell(argv).or_else(|| argv.iter().position(|w| SHELLS.contains(&basename(w))))?;
     (at + 1..argv.len()).find(|&i| templated(i) && code_context(&argv[at..i]).is_some())
+}
+
+/// The script a `run:` argv hands a shell (`[bash, -c, SCRIPT, …]`, also behind wrappers
+/// and other programs), if it has one: the arguments after the shell, joined, since which of
+/// them is the script depends on the shell's options.
+pub fn run_script(argv: &[String]) -> Option<String> {
+    let at =
+        wrapped_shell(argv).or_else(|| argv.iter().position(|w| SHELLS.contains(&basename(w))))?;
+    Some(argv[at + 1..].join(" "))
+}
+
+/// For a `run:` argv whose shell runs a literal script that names a word of
+/// [`text_runner`]'s (`[bash, -c, 'eval "$1"', _, "{{vars.x}}"]`): the first templated
+/// argument after that script, and the word. The value reaches the script as `$1`, and a
+/// script that runs text or sets what a command runs takes no value.
+pub fn run_script_runner(
+    argv: &[String],
+    templated: impl Fn(usize) -> bool,
+) -> Option<(usize, &'static str)> {
+    let at =
+        wrapped_shell(argv).or_else(|| argv.iter().position(|w| SHELLS.contains(&basename(w))))?;
+    let (script, word) = (at + 1..argv.len())
+        .filter(|&i| !templated(i))
+        .find_map(|i| text_runner(&argv[i]).map(|word| (i, word)))?;
+    (script + 1..argv.len())
+        .find(|&i| templated(i))
+        .map(|i| (i, word))
 }
 
 /// Where a shell or ssh stands in an argv, if the program is one or is reached through
@@ -1846,6 +2085,20 @@ const STARTUP_VARS: [&str; 16] = [
     "PERL5OPT",
 ];
 
+/// Variables that choose which program runs or that programs run through `sh` (with git's
+/// config and command variables, every `GIT_*`: pagers, editors, askpass helpers).
+const RUN_VARS: [&str; 9] = [
+    "PATH",
+    "PAGER",
+    "EDITOR",
+    "VISUAL",
+    "SSH_ASKPASS",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "NODE_OPTIONS",
+    "RUBYOPT",
+];
+
 /// Why a step's `env:` key is refused, if it is. A key must be a plain identifier: anything
 /// else (`BASH_FUNC_f%%`) is how bash imports functions. A variable a shell or the loader
 /// reads at startup (`BASH_ENV`, `PS4`, `LD_PRELOAD`, …) takes only a literal the plan wrote
@@ -1859,19 +2112,6 @@ pub fn env_key_problem(key: &str, templated: bool) -> Option<(String, String)> {
             "use letters, digits and `_`, not starting with a digit".into(),
         ));
     }
-    // Also variables that choose which program runs or that programs run through `sh`
-    // (git's config and command variables, pagers, editors, askpass helpers).
-    const RUN_VARS: [&str; 9] = [
-        "PATH",
-        "PAGER",
-        "EDITOR",
-        "VISUAL",
-        "SSH_ASKPASS",
-        "PYTHONSTARTUP",
-        "PYTHONPATH",
-        "NODE_OPTIONS",
-        "RUBYOPT",
-    ];
     let startup = STARTUP_VARS.contains(&key)
         || RUN_VARS.contains(&key)
         || key.starts_with("LD_")

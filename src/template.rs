@@ -470,7 +470,7 @@ impl Renderer {
         self.render_shell_checked(text, context)
             .map_err(|e| match e {
                 ShellError::Render(m) => m,
-                ShellError::Refused((m, help)) => format!("{m}; {help}"),
+                ShellError::Refused((m, help, _)) => format!("{m}; {help}"),
             })
     }
 
@@ -524,7 +524,7 @@ impl Renderer {
         refusal: &Refusal,
         slots: &[Slot],
         in_script: bool,
-    ) -> (String, String) {
+    ) -> (String, String, (usize, usize)) {
         // Lines match between the template and the rendering unless a value or a block
         // helper spans lines; the column is that of the same `{{` on the line when it can be
         // found.
@@ -574,6 +574,7 @@ impl Renderer {
         (
             format!("{at}{what}{shown}: {}", refusal.reason),
             refusal.help.clone(),
+            (refusal.line, column),
         )
     }
 
@@ -584,7 +585,7 @@ impl Renderer {
     pub fn render_env(&self, text: &str, context: &Value) -> Result<String, String> {
         self.render_env_checked(text, context).map_err(|e| match e {
             ShellError::Render(m) => m,
-            ShellError::Refused((m, help)) => format!("{m}; {help}"),
+            ShellError::Refused((m, help, _)) => format!("{m}; {help}"),
         })
     }
 
@@ -637,8 +638,9 @@ impl Renderer {
 enum ShellError {
     /// The template itself failed (a missing value): reported where the plan is rendered.
     Render(String),
-    /// A value stands where bash would run it as code: the message and the fix.
-    Refused((String, String)),
+    /// A value stands where bash would run it as code: the message, the fix, and the line
+    /// and column of its `{{…}}` in the template.
+    Refused((String, String, (usize, usize))),
 }
 
 /// For `validate`: renders a `shell:` script with the plan's own values (secrets unknown,
@@ -648,12 +650,35 @@ pub fn check_shell(
     text: &str,
     vars: &BTreeMap<String, Value>,
     secrets: &[&str],
-) -> Option<(String, String)> {
+) -> Option<ShellRefusal> {
     let (renderer, context) = validation_context(vars, secrets);
     match renderer.render_shell_checked(text, &context) {
-        Err(ShellError::Refused(message)) => Some(message),
+        Err(ShellError::Refused((message, help, (line, column)))) => Some(ShellRefusal {
+            message,
+            help,
+            line,
+            column,
+        }),
         _ => None,
     }
+}
+
+/// The line and column of the refused `{{…}}` in the script as written, read back from a
+/// refusal message of [`Renderer::render_shell`] (`script line 2, column 26: …`).
+pub fn refusal_position(message: &str) -> Option<(usize, usize)> {
+    let rest = message.strip_prefix("script line ")?;
+    let (line, rest) = rest.split_once(", column ")?;
+    let (column, _) = rest.split_once(':')?;
+    Some((line.parse().ok()?, column.parse().ok()?))
+}
+
+/// Why `validate` refuses a `shell:` script, and where: `line` and `column` (1-based) of the
+/// refused `{{…}}` in the script as written, so the plan's diagnostic can point at it.
+pub struct ShellRefusal {
+    pub message: String,
+    pub help: String,
+    pub line: usize,
+    pub column: usize,
 }
 
 /// For `validate`: the same for a step's `env:` value, whose values must be of a shape no
@@ -665,7 +690,7 @@ pub fn check_env(
 ) -> Option<(String, String)> {
     let (renderer, context) = validation_context(vars, secrets);
     match renderer.render_env_checked(text, &context) {
-        Err(ShellError::Refused(message)) => Some(message),
+        Err(ShellError::Refused((message, help, _))) => Some((message, help)),
         _ => None,
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 enum Item<'a> {
     File(&'a str, u32),
     Dir(&'a str),
+    DirMode(&'a str, u32),
     Symlink(&'a str, &'a str),
     Device(&'a str),
 }
@@ -23,6 +24,7 @@ fn hostile_tar(items: &[Item]) -> Vec<u8> {
             match item {
                 Item::File(name, mode) => (name, tar::EntryType::Regular, None, *mode, b"pwned\n"),
                 Item::Dir(name) => (name, tar::EntryType::Directory, None, 0o755, b""),
+                Item::DirMode(name, mode) => (name, tar::EntryType::Directory, None, *mode, b""),
                 Item::Symlink(name, target) => {
                     (name, tar::EntryType::Symlink, Some(target), 0o777, b"")
                 }
@@ -141,20 +143,142 @@ fn escaping_entries_are_refused_and_nothing_is_written() {
     }
 }
 
+/// A tampered directory set that records setuid, setgid and world-writable modes restores
+/// with those bits dropped, each named on stderr, and exits 3.
 #[test]
-fn setuid_bits_are_dropped() {
+fn setuid_setgid_and_world_writable_modes_are_dropped_and_named() {
     let work = tempfile::tempdir().unwrap();
     let storage = work.path().join("store");
     store_set(
         &storage,
-        &hostile_tar(&[Item::Dir("bin"), Item::File("bin/tool", 0o4755)]),
+        &hostile_tar(&[
+            Item::DirMode("bin", 0o2777),
+            Item::File("bin/tool", 0o4755),
+            Item::File("bin/group", 0o2750),
+            Item::File("open.txt", 0o666),
+            Item::DirMode("drop", 0o1777),
+            Item::File("plain.txt", 0o640),
+        ]),
     );
     let dest = work.path().join("tree");
-    restore(&storage, &dest).unwrap();
+    let output = restore_cli(work.path(), &storage, &dest);
+    let stderr = support::run::stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let why = "since a restore never makes setuid, setgid or world-writable files or folders";
+    let d = dest.display();
     assert_eq!(
-        std::fs::metadata(dest.join("bin/tool")).unwrap().mode() & 0o7777,
-        0o755
+        stderr,
+        format!(
+            "planrun: warning: {d}/bin: the set records mode 2777 (setgid, write for others); restored as 0775, {why}\n\
+             planrun: warning: {d}/bin/tool: the set records mode 4755 (setuid); restored as 0755, {why}\n\
+             planrun: warning: {d}/bin/group: the set records mode 2750 (setgid); restored as 0750, {why}\n\
+             planrun: warning: {d}/open.txt: the set records mode 0666 (write for others); restored as 0664, {why}\n\
+             planrun: warning: {d}/drop: the set records mode 1777 (write for others); restored as 0775, {why}\n"
+        )
     );
+    for (path, mode) in [
+        ("bin", 0o775),
+        ("bin/tool", 0o755),
+        ("bin/group", 0o750),
+        ("open.txt", 0o664),
+        ("drop", 0o775),
+        ("plain.txt", 0o640),
+    ] {
+        assert_eq!(
+            std::fs::metadata(dest.join(path)).unwrap().mode() & 0o7777,
+            mode,
+            "{path}"
+        );
+    }
+}
+
+/// The same for a `files` source, backed up by `planrun execute` from files whose modes are
+/// then what a tampered set would record, and restored with `--to`, through the binary.
+#[test]
+fn a_files_set_never_restores_setuid_or_world_writable_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    std::fs::create_dir_all(app.join("shared")).unwrap();
+    for (name, mode) in [
+        ("run.sh", 0o4755),
+        ("shared/notes.txt", 0o666),
+        ("ok.txt", 0o600),
+    ] {
+        std::fs::write(app.join(name), "data\n").unwrap();
+        std::fs::set_permissions(app.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(app.join("shared"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let plan = work.path().join("files.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "version: 1\nname: app\nsources:\n  conf: {{ files: [{a}/run.sh, {a}/shared/notes.txt, {a}/ok.txt] }}\n\
+             storage:\n  local: {{ local: {{ path: {s} }} }}\nsteps:\n  - {{ id: b, backup: conf }}\n",
+            a = app.display(),
+            s = work.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_planrun"))
+            .args(args)
+            .arg(&plan)
+            .arg("--state-dir")
+            .arg(work.path().join("state"))
+            .args(["--source", "conf", "--to"])
+            .arg(work.path().join("out"))
+            .output()
+            .unwrap()
+    };
+    let backup = std::process::Command::new(env!("CARGO_BIN_EXE_planrun"))
+        .arg("execute")
+        .arg(&plan)
+        .arg("--state-dir")
+        .arg(work.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        backup.status.code(),
+        Some(0),
+        "{}",
+        support::run::stderr(&backup)
+    );
+    let output = run(&["restore"]);
+    let stderr = support::run::stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let out = work.path().join("out");
+    let why = "since a restore never makes setuid, setgid or world-writable files or folders";
+    for line in [
+        format!(
+            "planrun: warning: {}/run.sh: the set records mode 4755 (setuid); restored as 0755, {why}",
+            out.display()
+        ),
+        format!(
+            "planrun: warning: {}/shared: the set records mode 0777 (write for others); restored as 0775, {why}",
+            out.display()
+        ),
+        format!(
+            "planrun: warning: {}/shared/notes.txt: the set records mode 0666 (write for others); restored as 0664, {why}",
+            out.display()
+        ),
+    ] {
+        assert!(stderr.contains(&line), "{line}\n{stderr}");
+    }
+    // A folder the restore makes gets the recorded mode less the umask.
+    let shared = std::fs::metadata(out.join("shared")).unwrap().mode();
+    assert_eq!(shared & 0o7002, 0, "shared: {shared:o}");
+    for (path, mode) in [
+        ("run.sh", 0o755),
+        ("shared/notes.txt", 0o664),
+        ("ok.txt", 0o600),
+    ] {
+        assert_eq!(
+            std::fs::metadata(out.join(path)).unwrap().mode() & 0o7777,
+            mode,
+            "{path}"
+        );
+    }
 }
 
 /// A plan whose directory source `src` restores from the local storage `storage`.

@@ -96,20 +96,28 @@ SET                    STATUS      ACTION  REASONS
 ",
         backups.display()
     );
+    // The newest set was never verified: it is re-hashed before anything is removed, and
+    // the table says so.
     prune(dir.path())
         .arg("--dry-run")
         .arg(&plan)
         .assert()
         .success()
-        .stdout(format!("{table}dry run: 2 of 4 sets would be removed\n"));
+        .stdout(format!(
+            "{table}set 20250212T020000Z-cccc re-hashed now: no verification of it in the last 7 days\n\
+             dry run: 2 of 4 sets would be removed\n"
+        ));
     assert!(backups.join("crm/20250210T020000Z-aaaa").exists());
 
+    // That re-hash, minutes old, stands for the next prune, which says it used it.
+    let verified = verified_at(&backups, "20250212T020000Z-cccc");
     prune(dir.path())
         .arg(&plan)
         .assert()
         .success()
         .stdout(format!(
-            "{table}removed 20250212T030000Z-dddd\nremoved 20250210T020000Z-aaaa\n2 of 4 sets removed\n"
+            "{table}set 20250212T020000Z-cccc not read again: its verify.json found it intact at {verified}\n\
+             removed 20250212T030000Z-dddd\nremoved 20250210T020000Z-aaaa\n2 of 4 sets removed\n"
         ));
     assert_eq!(
         support::names(&backups.join("crm")),
@@ -326,6 +334,8 @@ SET                    STATUS      ACTION  REASONS
 20250213T020000Z-cccc  verified    keep    conf: last
 20250212T020000Z-bbbb  verified    keep    db, media: last
 20250211T020000Z-aaaa  complete    remove
+set 20250213T020000Z-cccc re-hashed now: no verification of it in the last 7 days
+set 20250212T020000Z-bbbb re-hashed now: no verification of it in the last 7 days
 removed 20250211T020000Z-aaaa
 1 of 3 sets removed
 ",
@@ -396,6 +406,7 @@ SET                    STATUS      ACTION  REASONS
 20250212T020000Z-cccc  damaged     keep    damaged, not counted
 20250211T020000Z-bbbb  complete    keep    db: last
 20250210T020000Z-aaaa  complete    remove
+set 20250212T020000Z-cccc re-hashed now: no verification of it in the last 7 days
 ",
             backups.display()
         ));
@@ -404,8 +415,29 @@ SET                    STATUS      ACTION  REASONS
     assert_eq!(status_of_newest(&plan), "damaged");
 }
 
-#[test]
-fn a_verified_newest_set_that_rots_later_stops_prune() {
+/// The `verified_at` of a set's `verify.json`, to the second, as prune prints it.
+fn verified_at(backups: &Path, id: &str) -> String {
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(backups.join("crm").join(id).join("verify.json")).unwrap(),
+    )
+    .unwrap();
+    let at = record["verified_at"].as_str().unwrap();
+    format!("{}Z", &at[..19])
+}
+
+/// Moves a set's verification `days` back in time, as if it had been made then.
+fn age_verification(backups: &Path, id: &str, days: i64) {
+    let path = backups.join("crm").join(id).join("verify.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let at = chrono::Utc::now() - chrono::Duration::days(days);
+    record["verified_at"] = serde_json::json!(at.to_rfc3339());
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+}
+
+/// Three sets under `keep_last: 1`, the newest verified `days` ago and then rotted (a bit
+/// flipped in place): the temp dir, the storage folder and the plan.
+fn verified_then_rotted(days: i64) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let backups = dir.path().join("backups");
     for id in THREE {
@@ -414,7 +446,14 @@ fn a_verified_newest_set_that_rots_later_stops_prune() {
     let plan = local_plan(dir.path(), &backups, "keep_last: 1");
     planrun().arg("verify").arg(&plan).assert().success();
     assert_eq!(status_of_newest(&plan), "verified");
+    age_verification(&backups, "20250212T020000Z-cccc", days);
     flip_a_bit(&backups.join("crm/20250212T020000Z-cccc/db.dump.zst"));
+    (dir, backups, plan)
+}
+
+#[test]
+fn a_verification_older_than_a_week_is_not_trusted_so_rot_since_stops_prune() {
+    let (dir, backups, plan) = verified_then_rotted(8);
 
     prune(dir.path())
         .arg(&plan)
@@ -423,6 +462,35 @@ fn a_verified_newest_set_that_rots_later_stops_prune() {
         .stderr(REFUSED);
     assert_eq!(support::names(&backups.join("crm")), THREE);
     assert_eq!(status_of_newest(&plan), "damaged");
+}
+
+/// A `planrun verify` (a weekly cron, say) spares the nightly prune the re-hash of the newest
+/// set for a week, and the prune says which verification it relied on. What that costs is
+/// shown plainly: a set that rots after its verification is not seen until the next one.
+#[test]
+fn a_verification_within_the_week_is_used_instead_of_reading_the_set_again() {
+    // Not read again: a bit flipped since the verification goes unseen by this prune.
+    let (dir, backups, plan) = verified_then_rotted(6);
+    let verified = verified_at(&backups, "20250212T020000Z-cccc");
+    prune(dir.path())
+        .arg(&plan)
+        .assert()
+        .success()
+        .stdout(format!(
+            "storage local at {}/crm
+SET                    STATUS      ACTION  REASONS
+20250212T020000Z-cccc  verified    keep    db: last
+20250211T020000Z-bbbb  complete    remove
+20250210T020000Z-aaaa  complete    remove
+set 20250212T020000Z-cccc not read again: its verify.json found it intact at {verified}
+removed 20250211T020000Z-bbbb
+removed 20250210T020000Z-aaaa
+2 of 3 sets removed
+",
+            backups.display()
+        ));
+    // The next `verify` finds the rot, as it reads what is stored.
+    planrun().arg("verify").arg(&plan).assert().code(1);
 }
 
 #[test]

@@ -436,3 +436,167 @@ fn assert_run_refused(argv: &str) {
     assert_eq!(code, Some(2), "{argv}: {stderr}");
     assert!(!dir.path().join("PWN").exists(), "{argv}");
 }
+
+/// Fifth attack pass: words that set what a later command runs without starting a shell
+/// (`alias`, `hash`, `BASH_ALIASES`, `compgen -C`, `declare -f`, `enable`, `fc`, a variable
+/// git or a pager runs), a value copied into one of them, and a value reaching a script that
+/// runs text through `env:` or a `run:` argument instead of `{{…}}` in the script.
+#[test]
+fn scripts_that_set_what_a_command_runs_take_no_value() {
+    for (script, word) in [
+        (
+            "shopt -s expand_aliases\ny=\"{{vars.v}}\"\nalias a=\"$y\"\na",
+            "expand_aliases",
+        ),
+        ("alias a=x; y=\"{{vars.v}}\"", "alias"),
+        ("BASH_ALIASES[a]=\"{{vars.v}}\"", "BASH_ALIASES"),
+        ("y=\"{{vars.v}}\"; hash -p /bin/true ls", "hash"),
+        ("compgen -C \"{{vars.v}}\" x", "compgen"),
+        ("complete -C \"{{vars.v}}\" x", "complete"),
+        ("bind -x '\"a\": x'; echo \"{{vars.v}}\"", "bind"),
+        ("declare -f f; echo \"{{vars.v}}\"", "declare -f"),
+        ("enable -f ./x.so x; echo \"{{vars.v}}\"", "enable"),
+        ("history -s \"{{vars.v}}\"; fc -s", "history"),
+        ("PROMPT_COMMAND=x; echo \"{{vars.v}}\"", "PROMPT_COMMAND"),
+        (
+            "y=\"{{vars.v}}\"; GIT_SSH_COMMAND=\"$y\" git ls-remote ssh://example.invalid/x",
+            "GIT_*",
+        ),
+        ("y=\"{{vars.v}}\"; export PAGER=\"$y\"", "PAGER"),
+        ("echo \"{{vars.v}}\" | xargs env", "xargs"),
+        ("echo \"{{vars.v}}\" | at now", "at"),
+        ("y=\"{{vars.v}}\"; sudo -u postgres -s \"$y\"", "sudo -s"),
+        (
+            "y=\"{{vars.v}}\"; rsync -a -e \"$y\" src host:dst",
+            "rsync -e",
+        ),
+        ("tar -I \"{{vars.v}}\" -cf x.tar /dev/null", "tar -I"),
+        (
+            "git -c core.sshCommand=\"{{vars.v}}\" ls-remote ssh://example.invalid/x",
+            "git -c",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_plan(dir.path(), script, "touch PWN");
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{script}: {out}");
+        assert!(
+            out.contains(&format!(
+                "the value would be run as code: the script names `{word}`, which starts a shell, runs text as commands or sets what a later command runs"
+            )),
+            "{script}: {out}"
+        );
+        assert_script_refused(script, "touch PWN");
+    }
+    for argv in [
+        "[rsync, -a, -e, \"{{vars.v}}\", src, \"host:dst\"]",
+        "[rsync, \"--rsh={{vars.v}}\", src, \"host:dst\"]",
+        "[tar, \"--use-compress-program={{vars.v}}\", -cf, x.tar, /dev/null]",
+        "[tar, -I, \"{{vars.v}}\", -cf, x.tar, /dev/null]",
+        "[git, -c, \"core.sshCommand={{vars.v}}\", ls-remote, \"ssh://example.invalid/x\"]",
+    ] {
+        assert_run_refused(argv);
+    }
+    // The value as data beside such an option is still fine in a `run:` step.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(
+        dir.path(),
+        "out.tar",
+        "  - id: r\n    run: [tar, -I, gzip, -cf, \"{{vars.v}}\", /dev/null]\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "my out.tar");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(dir.path().join("my out.tar").exists());
+    // A value assigned straight to a variable a program runs is refused where it stands.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        dir.path(),
+        "GIT_SSH_COMMAND=\"{{vars.v}}\" git ls-remote ssh://example.invalid/x || true",
+        "touch PWN",
+    );
+    let (code, out) = validate(dir.path(), &plan);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("reads this variable as code or a hook, or it chooses the program that runs"),
+        "{out}"
+    );
+    // Through `env:` and through a `run:` shell's arguments, the value reaches a script that
+    // runs text just the same.
+    for steps in [
+        "  - id: s\n    env: { X: \"{{vars.v}}\" }\n    shell: eval \"$X\"\n",
+        "  - id: s\n    env: { X: \"{{vars.v}}\" }\n    run: [bash, -c, 'eval \"$X\"']\n",
+        "  - id: s\n    run: [bash, -c, 'eval \"$1\"', _, \"{{vars.v}}\"]\n",
+        "  - id: s\n    run: [bash, -c, 'GIT_SSH_COMMAND=\"$1\" git ls-remote ssh://example.invalid/x', _, \"{{vars.v}}\"]\n",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_steps(dir.path(), "touch PWN", steps);
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{steps}: {out}");
+        assert!(
+            out.contains("a templated value reaches the step's script as "),
+            "{steps}: {out}"
+        );
+        let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN");
+        assert_eq!(code, Some(2), "{steps}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{steps}");
+    }
+    // The documented way to hand a value to a shell still works.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(
+        dir.path(),
+        "safe",
+        "  - id: s\n    env: { X: \"{{vars.v}}\" }\n    run: [bash, -c, 'printf \"%s|%s\" \"$X\" \"$1\" > out.txt', _, \"{{vars.v}}\"]\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN; x");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "touch PWN; x|touch PWN; x"
+    );
+}
+
+/// A refused value is reported at its `{{…}}` in the plan file: the line of the script in a
+/// block scalar, and the column of the expression, also on a one-line quoted script.
+#[test]
+fn a_refused_value_is_reported_at_its_expression_in_the_plan_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(
+        dir.path(),
+        "1+x",
+        "  - id: block\n    shell: |\n      echo start\n      echo \"{{vars.v}}\"; n=$(( {{vars.v}} + 1 ))\n\
+         \x20 - id: quoted\n    shell: \"echo {{vars.v}}; echo $(( {{vars.v}} ))\"\n",
+    );
+    let (code, out) = validate(dir.path(), &plan);
+    assert_eq!(code, Some(2), "{out}");
+    let file = plan.display();
+    assert!(
+        out.contains(&format!(
+            "{file}:9:32: error: steps[0].shell: script line 2, column 26: `{{{{vars.v}}}}` (`1+x`): the value stands in bash arithmetic"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("9 |       echo \"{{vars.v}}\"; n=$(( {{vars.v}} + 1 ))\n  |                                ^\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{file}:11:39: error: steps[1].shell: script line 1, column 27: `{{{{vars.v}}}}` (`1+x`)"
+        )),
+        "{out}"
+    );
+    // A `--var` value refused when the plan is rendered is placed the same way.
+    let plan = write_steps(
+        dir.path(),
+        "1",
+        "  - id: block\n    shell: |\n      echo start\n      echo \"{{vars.v}}\"; n=$(( {{vars.v}} + 1 ))\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "1+x");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:9:32: error: steps[0].shell: script line 2, column 26: `{{{{vars.v}}}}` (`1+x`)"
+        )),
+        "{stderr}"
+    );
+}

@@ -132,8 +132,23 @@ fn a_unit_written_twice_is_refused_with_the_sum_as_hint() {
 }
 
 #[test]
+fn each_duration_has_one_spelling_and_the_error_gives_it() {
+    check("tests/plans/duration-spelling.yaml", 2);
+}
+
+#[test]
 fn values_the_run_would_refuse_are_refused_by_validate() {
     check("tests/plans/run-time-refusals.yaml", 2);
+}
+
+#[test]
+fn a_backup_that_needs_a_conditional_step_is_advice() {
+    check("tests/plans/backup-needs-conditional.yaml", 0);
+}
+
+#[test]
+fn a_backup_in_always_is_refused() {
+    check("tests/plans/backup-in-always.yaml", 2);
 }
 
 #[test]

@@ -131,6 +131,9 @@ async fn prune_storage(
     if let Some(console) = print {
         console.line(format_args!("storage {name} at {}", outcome.location));
         console.out(&render_table(&outcome.rows));
+        for check in &decided.checks {
+            console.line(check);
+        }
     }
     // A damaged set where the newest backup of a source should be stops the whole storage:
     // the sets prune would remove may be that source's last good ones.

@@ -75,7 +75,15 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
     for (fact, value) in &outcome.facts {
         console.line(format_args!("  {fact}: {value}"));
     }
-    Ok(exit_code::SUCCESS)
+    // Restored, but not exactly as the set records it: said on stderr, and exit 3.
+    for warning in &outcome.warnings {
+        console.notice(format_args!("warning: {warning}"));
+    }
+    if outcome.warnings.is_empty() {
+        Ok(exit_code::SUCCESS)
+    } else {
+        Ok(exit_code::PARTIAL)
+    }
 }
 
 /// Starts the restore's ledger (its scratch folder, temporary database and staging folders

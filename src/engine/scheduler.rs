@@ -12,14 +12,15 @@ use super::executor::{RunContext, StepEnd, run_step};
 use super::{Options, interrupted_word, signal_name};
 use crate::cancel::Cancel;
 use crate::event::{Event, Outcome, Phase};
-use crate::exec_plan::ExecStep;
+use crate::exec_plan::{Action, ExecStep};
 use crate::plan::OnFailure;
 
 /// What the main graph came to.
 pub struct GraphResult {
     /// A step with `on_failure: fail` failed.
     pub failed: bool,
-    /// A step with `on_failure: warn` failed.
+    /// A step with `on_failure: warn` failed, a step warned, or a backup step was skipped
+    /// because a step it needs did not succeed: the run is partial.
     pub warned: bool,
     /// Indexes of the steps that succeeded, in the order they finished.
     pub completed: Vec<usize>,
@@ -66,11 +67,16 @@ pub async fn run_graph(ctx: &Arc<RunContext>, options: &Options, cancel: &Cancel
                 if states[i] != State::Pending {
                     continue;
                 }
+                // Skipped by `--only` or its own `when`, a step is skipped as the plan or the
+                // operator asked; skipped because a step it needs did not succeed, a backup
+                // is a backup the night lost.
+                let mut unasked = false;
                 let skip = if !is_selected(i) {
                     Some("not selected by --only".to_owned())
                 } else if let Some(reason) = &steps[i].skip {
                     Some(reason.clone())
                 } else {
+                    unasked = true;
                     steps[i].needs.iter().find_map(|need| {
                         let &n = index.get(need.as_str())?;
                         match states[n] {
@@ -86,6 +92,20 @@ pub async fn run_graph(ctx: &Arc<RunContext>, options: &Options, cancel: &Cancel
                 if let Some(reason) = skip {
                     states[i] = State::Done(Outcome::Skipped);
                     changed = true;
+                    if unasked && let Action::Backup { source } = &steps[i].action {
+                        // Never silent: the run is partial (exit 3), and its set, if another
+                        // backup made one, records `source` as missing.
+                        result.warned = true;
+                        ctx.emitter
+                            .emit(Event::StepWarning {
+                                step: steps[i].id.clone(),
+                                message: format!(
+                                    "the backup of `{source}` did not run: it {}",
+                                    reason
+                                ),
+                            })
+                            .await;
+                    }
                     finish_unstarted(ctx, &steps[i], Outcome::Skipped, reason).await;
                 }
             }

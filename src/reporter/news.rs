@@ -71,10 +71,12 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
             storage,
             location,
             sets,
+            checked,
             ..
         } => {
             let mut lines = vec![format!("storage {storage} at {location}")];
             lines.extend(table(sets).lines().map(str::to_owned));
+            lines.extend(checked.iter().cloned());
             (Some(step), lines)
         }
         Event::SetRemoved { step, set, .. } => (Some(step), vec![format!("removed {set}")]),

@@ -85,6 +85,16 @@ fn storage_at(endpoint: &str) -> crate::plan::S3Storage {
     storage_with_prefix(endpoint, "crm/")
 }
 
+/// Stores `data` at `key` under the `crm/` prefix of the test bucket, straight to the server.
+async fn store(server: &S3Server, key: &str, data: &[u8]) {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    server
+        .bucket("crm/")
+        .upload(data, key, &sha256_hex(data), name)
+        .await
+        .unwrap();
+}
+
 fn request_detail(error: S3Error) -> String {
     match error {
         S3Error::Request { .. } => error.to_string(),
@@ -171,17 +181,7 @@ async fn a_server_frozen_mid_upload_fails_the_part_upload_and_says_so() {
 #[tokio::test]
 async fn a_streamed_download_from_a_server_that_freezes_fails_within_the_stall_timeout() {
     let server = S3Server::start();
-    let data = noise(12 * 1024 * 1024, 4);
-    server
-        .bucket("crm/")
-        .upload(
-            data.as_slice(),
-            "set/media.tar",
-            &sha256_hex(&data),
-            "media.tar",
-        )
-        .await
-        .unwrap();
+    store(&server, "set/media.tar", &noise(12 * 1024 * 1024, 4)).await;
     // The answer stops after 3 MiB of its 12.
     let proxy = FreezingProxy::start(server.addr, u64::MAX, 3 * 1024 * 1024);
     let bucket = bucket_at(&proxy.endpoint(), BUCKET, Some("3s"));
@@ -201,6 +201,94 @@ async fn a_streamed_download_from_a_server_that_freezes_fails_within_the_stall_t
         "{:?}",
         started.elapsed()
     );
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+/// A TCP proxy that passes the first `fast` bytes of each answer at full speed, then one
+/// byte every 200 ms: a body that trickles, never idle long enough to trip the idle timeout.
+struct TricklingProxy {
+    addr: SocketAddr,
+}
+
+impl TricklingProxy {
+    fn start(upstream: SocketAddr, fast: usize) -> TricklingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let client = client.unwrap();
+                let server = TcpStream::connect(upstream).unwrap();
+                let (mut up_from, mut up_to) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up_from, &mut up_to);
+                });
+                let (mut down_from, mut down_to) = (server, client);
+                std::thread::spawn(move || {
+                    let mut passed = 0usize;
+                    let mut buffer = [0u8; 16 * 1024];
+                    loop {
+                        let Ok(n) = down_from.read(&mut buffer) else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        for &byte in &buffer[..n] {
+                            if passed >= fast {
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                            if down_to.write_all(&[byte]).is_err() {
+                                return;
+                            }
+                            passed += 1;
+                        }
+                    }
+                });
+            }
+        });
+        TricklingProxy { addr }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_fails_below_the_minimum_rate_naming_the_host_only() {
+    let server = S3Server::start();
+    store(&server, "set/db.dump", &noise(256 * 1024, 5)).await;
+    let proxy = TricklingProxy::start(server.addr, 16 * 1024);
+    // A 3 s stall timeout makes the idle timeout, and so the rate's window, 1 s.
+    let bucket = bucket_at(&proxy.endpoint(), BUCKET, Some("3s"));
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let error = bucket
+        .download("set/db.dump", &dir.path().join("db.dump"))
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    let error = request_detail(error);
+    let host = proxy.addr.to_string();
+    assert!(
+        error.starts_with(&format!(
+            "s3://offsite/crm/set/db.dump: reading: the service at {host} sent "
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("of waiting, below the minimum of 1024 bytes/s"),
+        "{error}"
+    );
+    for credential in [
+        super::test_server::ACCESS_KEY,
+        super::test_server::SECRET_KEY,
+    ] {
+        assert!(!error.contains(credential), "{error}");
+    }
+    // A second or so of waiting for the window, never the minutes the trickle would take.
+    assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }
 

@@ -112,7 +112,22 @@ pub(crate) enum Fault {
     Dns { detail: String },
     #[error("the service sent and took nothing for {}", crate::duration::Duration(*idle))]
     Idle { idle: Duration },
+    #[error(
+        "the service at {host} sent {bytes} bytes in {} of waiting, below the minimum of {} bytes/s; a connection this slow would hold the run for hours",
+        crate::duration::Duration(*waited),
+        MIN_BYTES_PER_SECOND
+    )]
+    Slow {
+        host: String,
+        bytes: u64,
+        waited: Duration,
+    },
 }
+
+/// The slowest a response body may arrive, measured over the idle timeout's worth of
+/// waiting (30 s by default): 1 KiB/s. A trickle of a byte a second never trips the idle
+/// timeout, and a reply of a few MiB at that rate would take weeks.
+pub(crate) const MIN_BYTES_PER_SECOND: u64 = 1024;
 
 /// The [`HttpConnector`] that `object_store` asks for a client: always the watched one.
 #[derive(Debug)]
@@ -165,6 +180,12 @@ impl WatchedHttp {
         let (parts, body) = request.into_parts();
         let url = reqwest::Url::parse(&parts.uri.to_string())
             .map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))?;
+        // Only the host and port name the service in an error: never the path or userinfo.
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            (None, _) => "the endpoint".to_owned(),
+        };
         let clock = Progress::new();
         let mut outgoing = reqwest::Request::new(parts.method, url);
         *outgoing.headers_mut() = parts.headers;
@@ -199,6 +220,10 @@ impl WatchedHttp {
                 timer: Box::pin(tokio::time::sleep(self.idle)),
                 waiting: false,
                 progress: self.progress.clone(),
+                host,
+                wait_started: Instant::now(),
+                waited: Duration::ZERO,
+                bytes: 0,
             }),
         ))
     }
@@ -322,14 +347,51 @@ impl Body for Sent {
 }
 
 /// A response body that fails once no frame arrived for the idle timeout while it was being
-/// waited for. The wait starts at the first poll that finds nothing, so a reader that is slow
-/// to ask (a busy disk) is never blamed on the service.
+/// waited for, or once the frames that did arrive came slower than [`MIN_BYTES_PER_SECOND`]
+/// over an idle timeout's worth of waiting. The wait starts at the first poll that finds
+/// nothing, so a reader that is slow to ask (a busy disk) is never blamed on the service.
 struct Received {
     inner: reqwest::Body,
     idle: Duration,
     timer: Pin<Box<Sleep>>,
     waiting: bool,
     progress: Arc<Progress>,
+    /// The service, as errors name it.
+    host: String,
+    /// When the current wait began.
+    wait_started: Instant,
+    /// Time spent waiting for frames, and the bytes they brought, since the last check.
+    waited: Duration,
+    bytes: u64,
+}
+
+impl Received {
+    /// Counts a frame that ended a wait; an error once a full window of waiting brought less
+    /// than the minimum rate.
+    fn arrived(&mut self, len: usize) -> Option<HttpError> {
+        if self.waiting {
+            self.waited += self.wait_started.elapsed();
+        }
+        self.bytes += len as u64;
+        if self.waited < self.idle {
+            return None;
+        }
+        let wanted = MIN_BYTES_PER_SECOND as f64 * self.waited.as_secs_f64();
+        let slow = (self.bytes as f64) < wanted;
+        let error = slow.then(|| {
+            HttpError::new(
+                HttpErrorKind::Unknown,
+                Fault::Slow {
+                    host: self.host.clone(),
+                    bytes: self.bytes,
+                    waited: Duration::from_secs(self.waited.as_secs()),
+                },
+            )
+        });
+        self.waited = Duration::ZERO;
+        self.bytes = 0;
+        error
+    }
 }
 
 impl Body for Received {
@@ -342,15 +404,21 @@ impl Body for Received {
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                let slow = self.arrived(len);
                 self.waiting = false;
                 self.progress.touch_answered();
-                Poll::Ready(Some(Ok(frame)))
+                match slow {
+                    Some(error) => Poll::Ready(Some(Err(error))),
+                    None => Poll::Ready(Some(Ok(frame))),
+                }
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(classify(error)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 if !self.waiting {
                     self.waiting = true;
+                    self.wait_started = Instant::now();
                     let deadline = Instant::now() + self.idle;
                     self.timer.as_mut().reset(deadline);
                 }

@@ -514,6 +514,52 @@ fn contexts() -> Vec<(&'static str, Kind)> {
         ("echo {{vars.v}} | xargs -0 sh -c", Code),
         ("E=eval; $E {{vars.v}}", Code),
         ("E=eval; ${E} echo {{vars.v}}", Code),
+        // Fifth attack pass: words that set what a later command runs, without a shell.
+        ("shopt -s expand_aliases\nalias a=\"{{vars.v}}\"\na", Code),
+        (
+            "shopt -s expand_aliases\ny={{vars.v}}\nalias a=\"$y\"\na",
+            Code,
+        ),
+        (
+            "BASH_ALIASES[a]={{vars.v}}; shopt -s expand_aliases\na",
+            Code,
+        ),
+        (
+            "y={{vars.v}}; hash -p /bin/true zz; compgen -C \"$y\" x || true",
+            Code,
+        ),
+        ("compgen -C \"{{vars.v}}\" x || true", Code),
+        ("complete -C \"{{vars.v}}\" x; echo ok", Code),
+        ("declare -f f || true; echo {{vars.v}}", Code),
+        ("set -o history; history -s {{vars.v}}; fc -l || true", Code),
+        (
+            "GIT_SSH_COMMAND=\"{{vars.v}}\" git ls-remote ssh://example.invalid/x 2>/dev/null || true",
+            Code,
+        ),
+        (
+            "y={{vars.v}}; GIT_SSH_COMMAND=\"$y\" git ls-remote ssh://example.invalid/x 2>/dev/null || true",
+            Code,
+        ),
+        ("y={{vars.v}}; export PAGER=\"$y\"; echo ok", Code),
+        ("LD_PRELOAD={{vars.v}} true", Code),
+        ("PATH={{vars.v}} true 2>/dev/null || true", Code),
+        ("echo {{vars.v}} | xargs env", Code),
+        ("echo {{vars.v}} | xargs -n 2 nice", Code),
+        ("echo {{vars.v}} | at now 2>/dev/null || true", Code),
+        ("echo {{vars.v}} | crontab - 2>/dev/null || true", Code),
+        // Options through which a program runs a command line.
+        (
+            "tar -I \"{{vars.v}}\" -cf x.tar /dev/null 2>/dev/null || true",
+            Code,
+        ),
+        (
+            "y={{vars.v}}; tar \"--use-compress-program=$y\" -cf x.tar /dev/null 2>/dev/null || true",
+            Code,
+        ),
+        (
+            "git -c core.sshCommand=\"{{vars.v}}\" ls-remote ssh://example.invalid/x 2>/dev/null || true",
+            Code,
+        ),
     ]
 }
 

@@ -100,7 +100,7 @@ pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<TreeFacts,
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(SourceError::io("create", parent))?;
     let staging = sibling(target, "restore")?;
-    let result = safe_extract::extract(decoder(artifact)?, &staging);
+    let result = safe_extract::extract(decoder(artifact)?, &staging, target);
     let facts = match result {
         Ok(facts) => facts,
         Err(error) => {

@@ -170,6 +170,8 @@ pub struct FilesRestored {
     pub files: u64,
     /// Where they went, in words.
     pub target: String,
+    /// Modes the restore would not give (setuid, setgid, write for others), by path.
+    pub warnings: Vec<String>,
 }
 
 /// One entry of a files artifact.
@@ -253,10 +255,12 @@ pub fn restore(
     }
 
     let mut staged = Staged::default();
-    write_all(artifact, &items, &base, folders, &mut staged)?;
+    let mut warnings = Vec::new();
+    write_all(artifact, &items, &base, folders, &mut staged, &mut warnings)?;
     let count = staged.files.len() as u64;
     staged.commit(force)?;
     Ok(FilesRestored {
+        warnings,
         files: count,
         target: match placement {
             Placement::Under(_) => base.display().to_string(),
@@ -499,6 +503,7 @@ fn write_all(
     base: &Path,
     folders: Folders,
     staged: &mut Staged,
+    warnings: &mut Vec<String>,
 ) -> Result<(), SourceError> {
     let as_root = nix::unistd::geteuid().is_root();
     let rel_of: HashMap<&Path, &Path> = items
@@ -521,7 +526,8 @@ fn write_all(
             continue;
         };
         let header = entry.header();
-        let mode = header.mode().unwrap_or(0o644) & 0o777;
+        let mode =
+            safe_extract::safe_mode(header.mode().unwrap_or(0o644), &base.join(rel), warnings);
         let mtime = header.mtime().unwrap_or(0) as i64;
         let owner = (header.uid().ok(), header.gid().ok());
         if header.entry_type() == EntryType::Directory {

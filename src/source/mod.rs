@@ -68,6 +68,9 @@ pub struct RestoreOutcome {
     /// Where the data went (`database crm`, `/srv/crm/media`).
     pub target: String,
     pub facts: Facts,
+    /// What the restore changed from the set to stay safe (a setuid or world-writable mode
+    /// it dropped), by path: the restore succeeded, with a warning.
+    pub warnings: Vec<String>,
 }
 
 /// Restores one source from its (already verified) artifact, a local file.
@@ -117,6 +120,7 @@ pub fn restore(
             Ok(RestoreOutcome {
                 target: format!("database {database}"),
                 facts,
+                warnings: Vec::new(),
             })
         }
         Source::Sqlite(db) => {
@@ -133,6 +137,7 @@ pub fn restore(
             Ok(RestoreOutcome {
                 target: path.display().to_string(),
                 facts,
+                warnings: Vec::new(),
             })
         }
         Source::Directory(dir) => {
@@ -144,6 +149,7 @@ pub fn restore(
             Ok(RestoreOutcome {
                 target: path.display().to_string(),
                 facts: directory::tree_facts(&tree),
+                warnings: tree.warnings,
             })
         }
         Source::Files(files) => {
@@ -160,6 +166,7 @@ pub fn restore(
             Ok(RestoreOutcome {
                 target: restored.target,
                 facts,
+                warnings: restored.warnings,
             })
         }
         Source::Git(git) => {
@@ -173,6 +180,7 @@ pub fn restore(
             Ok(RestoreOutcome {
                 target: path.display().to_string(),
                 facts,
+                warnings: Vec::new(),
             })
         }
     }

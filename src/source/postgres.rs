@@ -677,7 +677,7 @@ fn load_dump(
                 .prefix("pg_restore-")
                 .tempdir_in(scratch)
                 .map_err(SourceError::io("create a folder in", scratch))?;
-            safe_extract::extract(directory::decoder(artifact)?, work.path())?;
+            safe_extract::extract(directory::decoder(artifact)?, work.path(), work.path())?;
             let mut command = tool(source, "pg_restore");
             command
                 .args(["--exit-on-error", "--no-password"])

@@ -5,7 +5,9 @@
 //! files created exclusively and without following links. Refused: `..` anywhere in a path,
 //! absolute paths, symlinks whose target is absolute or climbs out of the destination, any
 //! entry beneath a symlink the archive made, hard links, device nodes and fifos. Modes keep
-//! only the permission bits (no setuid, setgid or sticky bits).
+//! only the permission bits, and never setuid, setgid or write for others ([`safe_mode`]):
+//! a tampered set could otherwise plant a setuid binary or a folder anyone can write to, so
+//! those bits are dropped and each drop is reported, naming the path.
 //!
 //! A link target that looks harmless on its own can still escape through other links
 //! (`l1 -> .` then `l2 -> l1/..`), and a later link can turn an earlier one into an escape
@@ -265,10 +267,37 @@ pub fn scan(reader: impl Read) -> Result<u64, SourceError> {
     Ok(entries)
 }
 
+/// The mode a restore gives a file or folder the archive records with `mode`: the permission
+/// bits only, without setuid, setgid, sticky or write for others. A dropped setuid, setgid or
+/// other-write bit adds a warning naming `path`; the sticky bit means nothing without
+/// other-write and goes silently.
+pub fn safe_mode(mode: u32, path: &Path, warnings: &mut Vec<String>) -> u32 {
+    let safe = mode & 0o775;
+    let dropped: Vec<&str> = [
+        (0o4000, "setuid"),
+        (0o2000, "setgid"),
+        (0o0002, "write for others"),
+    ]
+    .iter()
+    .filter(|(bit, _)| mode & bit != 0)
+    .map(|(_, name)| *name)
+    .collect();
+    if !dropped.is_empty() {
+        warnings.push(format!(
+            "{}: the set records mode {:04o} ({}); restored as {safe:04o}, since a restore never makes setuid, setgid or world-writable files or folders",
+            path.display(),
+            mode & 0o7777,
+            dropped.join(", ")
+        ));
+    }
+    safe
+}
+
 /// Extracts into `dest`, which must be a fresh, empty folder this process created. Nothing is
 /// ever written beneath a link, so the links' final check can come last; on an error the
-/// caller removes `dest` whole.
-pub fn extract(reader: impl Read, dest: &Path) -> Result<TreeFacts, SourceError> {
+/// caller removes `dest` whole. Warnings name paths below `shown`, where the caller will put
+/// the folder (a staging folder is renamed into place).
+pub fn extract(reader: impl Read, dest: &Path, shown: &Path) -> Result<TreeFacts, SourceError> {
     let mut archive = tar::Archive::new(reader);
     let mut checker = Checker::default();
     let mut facts = TreeFacts::default();
@@ -280,10 +309,19 @@ pub fn extract(reader: impl Read, dest: &Path) -> Result<TreeFacts, SourceError>
         let mut entry = entry.map_err(read_error)?;
         let (path, kind, link) = entry_parts(&entry)?;
         let header = entry.header();
-        let mode = header.mode().unwrap_or(0o644) & 0o777;
+        let mode = header.mode().unwrap_or(0o644);
         let mtime = header.mtime().unwrap_or(0) as i64;
         let owner = (header.uid().ok(), header.gid().ok());
-        let target = match checker.check(&path, kind, link.as_deref())? {
+        let checked = checker.check(&path, kind, link.as_deref())?;
+        // A link's own mode means nothing on Linux.
+        let mode = match &checked {
+            Checked::Root => safe_mode(mode, shown, &mut facts.warnings),
+            Checked::Dir(rel) | Checked::File(rel) => {
+                safe_mode(mode, &shown.join(rel), &mut facts.warnings)
+            }
+            Checked::Symlink(..) => 0o777,
+        };
+        let target = match checked {
             Checked::Root => {
                 folders.push((dest.to_owned(), mode, mtime));
                 continue;

@@ -7,9 +7,8 @@ use super::{AttemptEnd, StepContext};
 use crate::event::{Event, PruneDecision};
 use crate::plan::Storage;
 use crate::retention::Policy;
-use crate::storage::SetId;
 use crate::storage::Store;
-use crate::storage::prune::plan_store_verified_since;
+use crate::storage::prune::plan_store;
 
 pub async fn execute(ctx: &mut StepContext<'_>, storages: &[String]) -> AttemptEnd {
     let plan = ctx.plan;
@@ -60,11 +59,9 @@ async fn prune_one(
     let plan = &ctx.plan.name;
     let step = ctx.output.step();
     let store = Store::open(name, storage).map_err(|e| format!("prune: {e}"))?;
-    // A set this run already re-hashed (a `verify:` step before the prune) is not read again;
-    // anything verified before the run started is, since it may have rotted since.
-    let now = Utc::now();
-    let run_started = SetId::parse(&ctx.plan.run_id).map_or(now, |id| id.started_at());
-    let decided = plan_store_verified_since(&store, plan, policy, now, run_started)
+    // A set verified recently (a `verify:` step before the prune, a weekly `planrun verify`)
+    // is not read again; one that was not is re-hashed before anything is removed.
+    let decided = plan_store(&store, plan, policy, Utc::now())
         .await
         .map_err(|e| format!("prune `{name}`: {e}"))?;
     let refusal = decided.refusal();
@@ -89,6 +86,7 @@ async fn prune_one(
                 })
                 .collect(),
             refusal: refusal.clone(),
+            checked: decided.checks.iter().map(ToString::to_string).collect(),
         })
         .await;
     if let Some(refusal) = refusal {

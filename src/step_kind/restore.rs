@@ -14,6 +14,15 @@ pub async fn execute(
 ) -> AttemptEnd {
     match restore_step(ctx.plan, source, from, storage, target).await {
         Ok((set, outcome)) => {
+            for warning in &outcome.warnings {
+                ctx.output
+                    .emit(Event::StepWarning {
+                        step: ctx.output.step(),
+                        message: warning.clone(),
+                    })
+                    .await;
+            }
+            let warned = !outcome.warnings.is_empty();
             ctx.output
                 .emit(Event::RestoreFinished {
                     step: ctx.output.step(),
@@ -23,7 +32,10 @@ pub async fn execute(
                     facts: serde_json::to_value(&outcome.facts).unwrap_or_default(),
                 })
                 .await;
-            AttemptEnd::succeeded()
+            AttemptEnd {
+                warned,
+                ..AttemptEnd::succeeded()
+            }
         }
         Err(error) => AttemptEnd::error(format!("restore `{source}`: {error}")),
     }

@@ -77,6 +77,50 @@ pub struct PrunePlan {
     pub rows: Vec<PruneRow>,
     /// When not empty, nothing is removed.
     pub blockers: Vec<Blocker>,
+    /// How each set kept as a source's newest restorable set was known to be intact, newest
+    /// first; empty when prune removes nothing (and so reads nothing).
+    pub checks: Vec<IntegrityCheck>,
+}
+
+/// How long a verification of a set's exact manifest stands in for reading the set again
+/// before a prune removes anything: a week, so that a weekly `planrun verify` (or a
+/// `verify:` step, or an earlier prune's re-hash) spares the nightly prune a download of the
+/// newest off-site set. A set with no such verification is re-hashed first, as always.
+pub const TRUSTED_VERIFY_AGE: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// How prune knew that a set it keeps as the newest restorable set of a source is intact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntegrityCheck {
+    pub set: SetId,
+    pub by: CheckedBy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckedBy {
+    /// Re-read and re-hashed by this prune (its `verify.json` written, as `verify` does).
+    Rehashed,
+    /// A verification of this manifest, after the set was written and within
+    /// [`TRUSTED_VERIFY_AGE`], found it intact.
+    Record { verified_at: DateTime<Utc> },
+}
+
+impl std::fmt::Display for IntegrityCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.by {
+            CheckedBy::Rehashed => write!(
+                f,
+                "set {} re-hashed now: no verification of it in the last {} days",
+                self.set,
+                TRUSTED_VERIFY_AGE.num_days()
+            ),
+            CheckedBy::Record { verified_at } => write!(
+                f,
+                "set {} not read again: its verify.json found it intact at {}",
+                self.set,
+                verified_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        }
+    }
 }
 
 impl PrunePlan {
@@ -136,6 +180,7 @@ pub fn plan_prune(sets: &[SetSummary], policy: &Policy, now: DateTime<Utc>) -> P
     PrunePlan {
         rows,
         blockers: blockers(&sets, now),
+        checks: Vec::new(),
     }
 }
 
@@ -294,54 +339,69 @@ fn protected(sets: &[SetSummary]) -> Vec<&SetSummary> {
     found
 }
 
-/// Lists the store and plans the prune of `plan`; see [`plan_store_verified_since`].
-/// Nothing counts as verified before this call.
+/// Lists the store and plans the prune of `plan`.
+///
+/// A set counts as complete from its listing (manifest, names and sizes), but a byte
+/// flipped in place keeps the size. So when the plan would remove anything, the set kept as
+/// the newest restorable set of each source must be known intact: by a verification of that
+/// exact manifest made after the set was written and within [`TRUSTED_VERIFY_AGE`] of `now`
+/// (a `verify` command or step, or an earlier prune's re-hash), or else by re-hashing it now
+/// (and writing its `verify.json`, as `verify` does). A set that turns out damaged then stops
+/// the prune, as any damaged newest set does. A prune that removes nothing reads no
+/// artifact. The plan's `checks` say which was used for each set.
 pub async fn plan_store(
     store: &Store,
     plan: &str,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<PrunePlan, StoreError> {
-    plan_store_verified_since(store, plan, policy, now, now).await
-}
-
-/// Lists the store and plans the prune of `plan`.
-///
-/// A set counts as complete from its listing (manifest, names and sizes), but a byte
-/// flipped in place keeps the size. So when the plan would remove anything, the set kept as
-/// the newest restorable set of each source is first re-hashed (and its `verify.json`
-/// written, as `verify` does), unless a verification of that exact manifest at or after
-/// `verified_since` (the start of this run) found it intact. A set that turns out damaged
-/// then stops the prune, as any damaged newest set does. A prune that removes nothing reads
-/// no artifact.
-pub async fn plan_store_verified_since(
-    store: &Store,
-    plan: &str,
-    policy: &Policy,
-    now: DateTime<Utc>,
-    verified_since: DateTime<Utc>,
-) -> Result<PrunePlan, StoreError> {
     let sets = store.list_sets(plan).await?;
     let decided = plan_prune(&sets, policy, now);
     if decided.to_remove().is_empty() {
         return Ok(decided);
     }
-    let stale: Vec<&SetSummary> = protected(&sets)
-        .into_iter()
-        .filter(|set| {
-            set.verify
-                .as_ref()
-                .is_none_or(|record| record.verified_at < verified_since || !record.ok())
-        })
-        .collect();
+    let mut checks = Vec::new();
+    let mut stale = Vec::new();
+    for set in protected(&sets) {
+        match trusted_record(set, now) {
+            Some(verified_at) => checks.push(IntegrityCheck {
+                set: set.id.clone(),
+                by: CheckedBy::Record { verified_at },
+            }),
+            None => stale.push(set),
+        }
+    }
     if stale.is_empty() {
-        return Ok(decided);
+        return Ok(PrunePlan { checks, ..decided });
     }
     for set in stale {
         verify_set(store, plan, set, now).await?;
+        checks.push(IntegrityCheck {
+            set: set.id.clone(),
+            by: CheckedBy::Rehashed,
+        });
     }
+    checks.sort_by(|a, b| b.set.cmp(&a.set));
     // Decided again from a fresh listing, so the status comes from the one place that
     // decides it, now with the verify records just written.
     let sets = store.list_sets(plan).await?;
-    Ok(plan_prune(&sets, policy, now))
+    Ok(PrunePlan {
+        checks,
+        ..plan_prune(&sets, policy, now)
+    })
+}
+
+/// When a verification that prune may rely on found `set` intact: one of its exact manifest
+/// (the listing keeps only such records), with no problem, made after the set was written
+/// and within [`TRUSTED_VERIFY_AGE`] of `now`, and not in the future.
+fn trusted_record(set: &SetSummary, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let record = set.verify.as_ref().filter(|r| r.ok())?;
+    let written = set
+        .manifest
+        .as_ref()
+        .map_or_else(|| set.id.started_at(), |m| m.finished_at);
+    (record.verified_at >= written
+        && record.verified_at <= now
+        && now - record.verified_at <= TRUSTED_VERIFY_AGE)
+        .then_some(record.verified_at)
 }
