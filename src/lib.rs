@@ -31,6 +31,7 @@ pub(crate) mod retention;
 pub(crate) mod run_log;
 pub(crate) mod run_record;
 pub(crate) mod s3;
+pub(crate) mod schedule;
 pub(crate) mod schema;
 pub(crate) mod secret;
 pub(crate) mod shell_script;

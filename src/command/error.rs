@@ -65,6 +65,14 @@ pub enum CommandError {
     Runtime(std::io::Error),
     #[error("cannot write the run ledger: {0}")]
     Ledger(std::io::Error),
+    /// A request the command cannot carry out as asked; the message says what to change.
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl CommandError {
@@ -79,6 +87,7 @@ impl CommandError {
             | CommandError::Policy { .. }
             | CommandError::Simulate(_)
             | CommandError::Refused(_)
+            | CommandError::Usage(_)
             | CommandError::StateDir(StateDirError::Unknown) => exit_code::INVALID,
             CommandError::Choice(ChoiceError::Open(_)) => exit_code::FAILURE,
             CommandError::Choice(_) => exit_code::INVALID,
@@ -91,7 +100,8 @@ impl CommandError {
             | CommandError::Lock(_)
             | CommandError::Scratch { .. }
             | CommandError::Runtime(_)
-            | CommandError::Ledger(_) => exit_code::FAILURE,
+            | CommandError::Ledger(_)
+            | CommandError::Write { .. } => exit_code::FAILURE,
         }
     }
 

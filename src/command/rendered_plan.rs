@@ -19,12 +19,22 @@ pub fn render(
     console: &mut Console,
 ) -> Result<ExecPlan, CommandError> {
     let loaded = pipeline::load(&input.plan)?;
+    render_loaded(&loaded, input, resolve_secrets, console)
+}
+
+/// [`render`] for a plan already loaded, for commands that also read the plan as written.
+pub fn render_loaded(
+    loaded: &pipeline::Loaded,
+    input: &PlanInput,
+    resolve_secrets: bool,
+    console: &mut Console,
+) -> Result<ExecPlan, CommandError> {
     let vars = input
         .vars
         .iter()
         .map(|v| (v.name.clone(), v.value.clone()))
         .collect();
-    let plan = pipeline::render(&loaded, &RenderOptions::for_now(vars, resolve_secrets))?;
+    let plan = pipeline::render(loaded, &RenderOptions::for_now(vars, resolve_secrets))?;
     console.mask_with(Arc::clone(&plan.redactor));
     Ok(plan)
 }

@@ -13,6 +13,7 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
     let mut all_valid = true;
     let mut text = String::new();
     let mut files = Vec::new();
+    let format = if args.json { Format::Json } else { args.format };
     for path in &args.plans {
         let (valid, fragment, diagnostics): (bool, bool, Vec<Diagnostic>) =
             match pipeline::load(path) {
@@ -22,7 +23,7 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
         all_valid &= valid;
         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
         let warnings = diagnostics.len() - errors;
-        match args.format {
+        match format {
             Format::Human => {
                 for d in &diagnostics {
                     text.push_str(&d.render(path));
@@ -56,7 +57,7 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
             })),
         }
     }
-    match args.format {
+    match format {
         Format::Human => console.out(&text),
         Format::Json => console.line(
             serde_json::to_string_pretty(&json!({ "valid": all_valid, "files": files }))
