@@ -38,12 +38,6 @@ impl Console {
         self.verbosity.verbose
     }
 
-    /// The plan's redactor, for output that does not go through the console (the run's
-    /// reporters).
-    pub fn redactor(&self) -> Arc<Redactor> {
-        Arc::clone(&self.redactor)
-    }
-
     pub fn mask_with(&mut self, redactor: Arc<Redactor>) {
         self.redactor = redactor;
     }

@@ -90,7 +90,12 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
             error,
         });
     }
-    let code = run(plan, &options, &state, redactor, args.json);
+    let detail = match (console.quiet(), console.verbose()) {
+        (true, _) => reporter::Detail::Quiet,
+        (false, 0) => reporter::Detail::Normal,
+        (false, _) => reporter::Detail::Verbose,
+    };
+    let code = run(plan, &options, &state, redactor, args.json, detail);
     let removed = std::fs::remove_dir_all(&scratch).or_else(|error| match error.kind() {
         std::io::ErrorKind::NotFound => Ok(()),
         _ => Err(error),
@@ -112,6 +117,7 @@ fn run(
     state: &StateDir,
     redactor: Arc<Redactor>,
     json: bool,
+    detail: reporter::Detail,
 ) -> CommandResult {
     let runtime = super::rendered_plan::worker_runtime()?;
     let (emitter, events) = Emitter::channel(Arc::clone(&redactor));
@@ -123,7 +129,7 @@ fn run(
         let state = state.clone();
         let log_path = log_path.clone();
         let recorded = Arc::clone(&recorded);
-        std::thread::spawn(move || consume(events, &state, &log_path, json, &recorded))
+        std::thread::spawn(move || consume(events, &state, &log_path, json, detail, &recorded))
     };
     let cancel = Cancel::new();
     let groups = ProcessGroups::global();
@@ -184,6 +190,7 @@ fn consume(
     state: &StateDir,
     log_path: &std::path::Path,
     json: bool,
+    detail: reporter::Detail,
     recorded: &AtomicBool,
 ) {
     let log = match RunLog::open(log_path) {
@@ -196,9 +203,12 @@ fn consume(
             None
         }
     };
+    // The live view draws with control characters: only for a person at a terminal, and
+    // not when stdout carries JSON for a program.
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(reporter::Human::new(
         log.as_ref().map(|_| log_path.to_path_buf()),
-        std::io::stderr().is_terminal(),
+        std::io::stderr().is_terminal() && !json,
+        detail,
     ))];
     if json {
         reporters.push(Box::new(reporter::Json::new(std::io::stdout())));

@@ -227,6 +227,7 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
     let mut secrets = Vec::new();
     let mut sources = String::new();
     let mut backups: Vec<String> = Vec::new();
+    let mut kinds: Vec<(String, &str)> = Vec::new();
     if let Some(text) = &args.postgres {
         let pg = postgres(text)?;
         write!(
@@ -260,6 +261,7 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
             "      # count_rows: [auth_user]   # tables whose row counts drills compare\n",
         );
         backups.push("db".into());
+        kinds.push(("db".into(), "postgres"));
     }
     if let Some(path) = &args.sqlite {
         let id = if backups.contains(&"db".to_owned()) {
@@ -274,6 +276,7 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
         )
         .ok();
         backups.push(id.into());
+        kinds.push((id.into(), "sqlite"));
     }
     for path in &args.dir {
         let id = source_name(path, &backups);
@@ -283,6 +286,7 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
             path_text(path)
         )
         .ok();
+        kinds.push((id.clone(), "directory"));
         backups.push(id);
     }
     if !args.files.is_empty() {
@@ -291,6 +295,7 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
         for path in &args.files {
             writeln!(sources, "      - {}", path_text(path)).ok();
         }
+        kinds.push((id.clone(), "files"));
         backups.push(id);
     }
     if let Some(path) = &args.git {
@@ -301,6 +306,7 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
             path_text(path)
         )
         .ok();
+        kinds.push((id.clone(), "directory"));
         backups.push(id);
     }
     if backups.is_empty() {
@@ -358,6 +364,19 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
         q(&host_zone())
     )
     .ok();
+    let mut drill = String::from(
+        "\n# `planrun drill` restores the newest set into scratch places and checks it, proving\n# the backups restore: monthly here.\ndrill:\n  schedule: { cron: \"0 4 1 * *\" }\n  restore:\n",
+    );
+    for (id, kind) in &kinds {
+        match *kind {
+            "postgres" => writeln!(
+                drill,
+                "    {id}: {{ database: \"planrun_drill_{{{{run.id}}}}\" }}   # never the live database"
+            ),
+            _ => writeln!(drill, "    {id}: {{ path: \"{{{{run.scratch}}}}/{id}\" }}"),
+        }
+        .ok();
+    }
     out.push_str("# What `planrun execute` does, as a graph through `needs`.\nsteps:\n");
     for id in &backups {
         writeln!(out, "  - {{ id: {id}, backup: {id}, timeout: 1h }}").ok();
@@ -377,5 +396,6 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
     } else {
         writeln!(out, "  - {{ id: prune, prune: [local], needs: [verify] }}").ok();
     }
+    out.push_str(&drill);
     Ok(out)
 }

@@ -107,20 +107,7 @@ pub fn human_age(seconds: i64) -> String {
     }
 }
 
-/// `512 B`, `1.5 KiB`, `3.2 GiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+pub use crate::reporter::human_size;
 
 #[cfg(test)]
 mod tests {
