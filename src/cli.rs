@@ -268,6 +268,8 @@ pub struct RestoreArgs {
     pub storage: Option<String>,
     #[command(flatten)]
     pub state: StateDirArg,
+    #[command(flatten)]
+    pub output: JsonOutput,
 }
 
 /// Parses the command line. Help, the version and usage errors are printed here; their exit

@@ -68,12 +68,30 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
         name: args.source.clone(),
         error,
     })?;
-    console.line(format_args!(
-        "restored {} from {storage_name} set {} into {}",
-        args.source, set.id, outcome.target
-    ));
-    for (fact, value) in &outcome.facts {
-        console.line(format_args!("  {fact}: {value}"));
+    if args.output.json {
+        let facts: serde_json::Map<String, serde_json::Value> = outcome
+            .facts
+            .iter()
+            .map(|(fact, value)| (fact.to_string(), serde_json::json!(value)))
+            .collect();
+        console.line(
+            serde_json::to_string_pretty(&serde_json::json!({
+                "source": args.source,
+                "storage": storage_name,
+                "set": set.id.to_string(),
+                "target": outcome.target.to_string(),
+                "facts": facts,
+            }))
+            .unwrap_or_default(),
+        );
+    } else if !console.quiet() {
+        console.line(format_args!(
+            "restored {} from {storage_name} set {} into {}",
+            args.source, set.id, outcome.target
+        ));
+        for (fact, value) in &outcome.facts {
+            console.line(format_args!("  {fact}: {value}"));
+        }
     }
     Ok(exit_code::SUCCESS)
 }
