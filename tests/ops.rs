@@ -413,13 +413,10 @@ fn no_escape_codes_under_a_pipe() {
 }
 
 /// Runs `planrun ARGS` under a pseudo-terminal (util-linux `script`) and returns what the
-/// terminal received.
+/// terminal received. `STATE` in ARGS is the test's state dir.
 fn under_pty(env: &Env, args: &str) -> String {
-    let command = format!(
-        "{} {args} --state-dir {}",
-        env!("CARGO_BIN_EXE_planrun"),
-        env.state().display()
-    );
+    let args = args.replace("STATE", &env.state().display().to_string());
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_planrun"));
     let output = Command::new("script")
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         .current_dir(env.dir())
@@ -433,13 +430,43 @@ fn under_pty(env: &Env, args: &str) -> String {
 fn progress_is_drawn_under_a_terminal_and_not_under_quiet() {
     let env = Env::new();
     env.plan("version: 1\nname: slow\nsteps:\n  - { id: nap, run: [sleep, \"0.6\"] }\n");
-    let shown = under_pty(&env, "execute plan.yaml");
+    let shown = under_pty(&env, "execute plan.yaml --state-dir STATE");
     assert!(shown.contains("nap running for"), "{shown:?}");
     assert!(shown.contains('\u{1b}'), "{shown:?}");
     assert!(shown.contains("nap  succeeded"), "{shown:?}");
 
-    let quiet = under_pty(&env, "execute --quiet plan.yaml");
+    let quiet = under_pty(&env, "execute --quiet plan.yaml --state-dir STATE");
     assert_eq!(quiet, "");
+}
+
+#[test]
+fn diagnostics_are_coloured_at_a_terminal_unless_no_color() {
+    let env = Env::new();
+    env.plan("version: 1\nname: bad\nsteps:\n  - { id: a, timout: 3s, run: [\"true\"] }\n");
+    let shown = under_pty(&env, "validate plan.yaml");
+    assert!(shown.contains("\u{1b}["), "{shown:?}");
+    assert!(shown.contains("did you mean `timeout`?"), "{shown:?}");
+    // The same error on stderr, from a command that reads the plan.
+    let shown = under_pty(&env, "execute plan.yaml --state-dir STATE");
+    assert!(shown.contains("\u{1b}["), "{shown:?}");
+
+    let plain = Command::new("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!(
+            "{} validate plan.yaml",
+            env!("CARGO_BIN_EXE_planrun")
+        ))
+        .arg("/dev/null")
+        .current_dir(env.dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    assert!(!plain.contains('\u{1b}'), "{plain:?}");
+    assert!(
+        plain.contains("plan.yaml:4:14: error: steps[0]: unknown key `timout`"),
+        "{plain:?}"
+    );
 }
 
 #[test]

@@ -62,7 +62,9 @@ impl Console {
 
     /// The error that stopped a command, as [`CommandError::report`] words it.
     pub fn report(&self, error: &CommandError) {
-        self.err(&error.report());
+        use std::io::IsTerminal;
+        let colour = crate::diagnostic::colour(std::io::stderr().is_terminal());
+        self.err(&error.report_with(colour));
     }
 
     fn err(&self, text: &str) {

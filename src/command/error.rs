@@ -105,9 +105,15 @@ impl CommandError {
         }
     }
 
-    /// The text for stderr: plan diagnostics as they are, anything else as `planrun: …`.
-    pub fn report(&self) -> String {
+    /// The text for stderr: plan diagnostics as they are (coloured when `colour`), anything
+    /// else as `planrun: …`.
+    pub fn report_with(&self, colour: bool) -> String {
         match self {
+            CommandError::Plan(failure) if colour => failure
+                .diagnostics
+                .iter()
+                .map(|d| d.render_styled(&failure.path))
+                .collect(),
             CommandError::Plan(failure) => failure.render(),
             other => format!("planrun: {other}\n"),
         }

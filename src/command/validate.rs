@@ -14,6 +14,7 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
     let mut text = String::new();
     let mut files = Vec::new();
     let format = if args.json { Format::Json } else { args.format };
+    let colour = crate::diagnostic::colour(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     for path in &args.plans {
         let (valid, fragment, diagnostics): (bool, bool, Vec<Diagnostic>) =
             match pipeline::load(path) {
@@ -26,7 +27,11 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
         match format {
             Format::Human => {
                 for d in &diagnostics {
-                    text.push_str(&d.render(path));
+                    text.push_str(&if colour {
+                        d.render_styled(path)
+                    } else {
+                        d.render(path)
+                    });
                 }
                 let verdict = match (valid, fragment) {
                     (true, true) => "valid (shared definitions for `include`)",
