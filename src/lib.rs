@@ -21,6 +21,7 @@ pub(crate) mod host;
 pub(crate) mod leftovers;
 pub(crate) mod loader;
 pub(crate) mod lock;
+pub(crate) mod meter;
 pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub(crate) mod plan_view;

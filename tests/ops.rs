@@ -429,11 +429,28 @@ fn under_pty(env: &Env, args: &str) -> String {
 #[test]
 fn progress_is_drawn_under_a_terminal_and_not_under_quiet() {
     let env = Env::new();
-    env.plan("version: 1\nname: slow\nsteps:\n  - { id: nap, run: [sleep, \"0.6\"] }\n");
+    env.plan(
+        r#"
+version: 1
+name: slow
+sources:
+  media: { directory: { path: DIR/media } }
+storage:
+  local: { local: { path: DIR/backups } }
+steps:
+  - { id: media, backup: media }
+  - { id: nap, run: [sleep, "0.6"], needs: [media] }
+"#,
+    );
+    std::fs::create_dir(env.path("media")).unwrap();
+    std::fs::write(env.path("media/a"), vec![7u8; 1 << 20]).unwrap();
     let shown = under_pty(&env, "execute plan.yaml --state-dir STATE");
     assert!(shown.contains("nap running for"), "{shown:?}");
+    // The data line: bytes written so far and the rate.
+    assert!(shown.contains(" data "), "{shown:?}");
+    assert!(shown.contains("B/s"), "{shown:?}");
     assert!(shown.contains('\u{1b}'), "{shown:?}");
-    assert!(shown.contains("nap  succeeded"), "{shown:?}");
+    assert!(shown.contains("nap    succeeded"), "{shown:?}");
 
     let quiet = under_pty(&env, "execute --quiet plan.yaml --state-dir STATE");
     assert_eq!(quiet, "");

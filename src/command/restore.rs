@@ -50,6 +50,10 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
             error,
         });
     }
+    let live = (std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && !args.output.json
+        && !console.quiet())
+    .then(|| crate::reporter::LiveBytes::start(&format!("restore {}", args.source), None));
     let result = rendered_plan::runtime()?.block_on(restore_source(
         &store,
         &plan.name,
@@ -59,6 +63,7 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
         target,
         &plan.scratch,
     ));
+    drop(live);
     let removed = match std::fs::remove_dir_all(&plan.scratch) {
         Ok(()) => true,
         Err(error) => error.kind() == std::io::ErrorKind::NotFound,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Reporter, human_size};
+use super::{LiveBytes, Reporter, human_size};
 use crate::event::{Event, Outcome, Phase, RunStatus};
 
 /// How many output lines of a failed step are repeated on stderr.
@@ -44,6 +44,8 @@ pub struct Human {
 struct Live {
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
+    /// Bytes moved and the rate, once a step that moves data has started.
+    data: Option<LiveBytes>,
 }
 
 impl Human {
@@ -53,6 +55,7 @@ impl Human {
         let live = (live && detail != Detail::Quiet).then(|| Live {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             bars: HashMap::new(),
+            data: None,
         });
         Human {
             log,
@@ -167,7 +170,7 @@ impl Reporter for Human {
                     self.line(&format!("{}: {reason}", phase.as_str()));
                 }
             }
-            Event::StepStarted { step, .. } => {
+            Event::StepStarted { step, kind, .. } => {
                 self.tails.remove(step);
                 if self.verbose() {
                     self.line(&format!("[{step}] started"));
@@ -181,6 +184,11 @@ impl Reporter for Human {
                     bar.set_prefix(step.clone());
                     bar.enable_steady_tick(Duration::from_millis(120));
                     live.bars.insert(step.clone(), bar);
+                    if live.data.is_none()
+                        && matches!(kind.as_str(), "backup" | "copy" | "verify" | "restore")
+                    {
+                        live.data = Some(LiveBytes::under(&live.multi, "data"));
+                    }
                 }
             }
             Event::StepOutput { step, line, .. } => {
@@ -302,6 +310,9 @@ impl Reporter for Human {
                 duration_ms,
                 ..
             } => {
+                if let Some(live) = &mut self.live {
+                    live.data = None;
+                }
                 if self.verbose() {
                     let width = self.finished.iter().map(|f| f.0.len()).max().unwrap_or(0);
                     let mut summary = String::from("summary:");

@@ -3,10 +3,12 @@
 
 mod human;
 mod json;
+mod live_bytes;
 mod news;
 
 pub use human::{Detail, Human};
 pub use json::Json;
+pub use live_bytes::LiveBytes;
 pub use news::{brief as news_brief, count, lines as news_lines};
 
 use crate::event::Event;

@@ -94,9 +94,13 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
         } => (
             Some(step),
             vec![format!(
-                "set {set} on `{storage}` verified: {} {} their sha256",
+                "set {set} on `{storage}` verified: {} {}",
                 count(*artifacts as u64, "artifact"),
-                if *artifacts == 1 { "matches" } else { "match" }
+                if *artifacts == 1 {
+                    "matches its sha256"
+                } else {
+                    "match their sha256"
+                }
             )],
         ),
         Event::RestoreFinished {
