@@ -647,3 +647,26 @@ fn validate_json_is_format_json() {
     let v: Value = serde_json::from_str(&a.stdout).unwrap();
     assert_eq!(v["valid"], true);
 }
+
+#[test]
+fn paths_above_the_plan_folder_are_shown_normalised() {
+    let env = Env::new();
+    std::fs::create_dir(env.path("plans")).unwrap();
+    env.plan_at(
+        "plans/plan.yaml",
+        r#"
+version: 1
+name: up
+storage:
+  local: { local: { path: "{{plan.dir}}/../backups" } }
+steps:
+  - { id: where, shell: "echo {{set.path}}" }
+"#,
+    );
+    let ran = env.planrun(["plan", "plans/plan.yaml"]).run();
+    let shown = env.filter(&ran.stdout);
+    assert!(
+        shown.contains("$PLANRUN_V_1 = DIR/backups/up/RUN\n"),
+        "{shown}"
+    );
+}
