@@ -646,6 +646,17 @@ fn validate_json_is_format_json() {
     assert_eq!(a.stdout, b.stdout);
     let v: Value = serde_json::from_str(&a.stdout).unwrap();
     assert_eq!(v["valid"], true);
+    // `--quiet`: nothing for a valid plan, everything for an invalid one.
+    env.planrun(["validate", "-q", "plan.yaml"])
+        .stdout("")
+        .run();
+    env.plan_at("bad.yaml", "version: 1\nname: Bad\n");
+    let bad = env.planrun(["validate", "-q", "bad.yaml"]).status(2).run();
+    assert!(
+        bad.stdout.ends_with("bad.yaml: invalid (1 error)\n"),
+        "{}",
+        bad.stdout
+    );
 }
 
 #[test]

@@ -63,6 +63,8 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
         }
     }
     match format {
+        // `--quiet`: a valid plan is not news.
+        Format::Human if console.quiet() && all_valid => {}
         Format::Human => console.out(&text),
         Format::Json => console.line(
             serde_json::to_string_pretty(&json!({ "valid": all_valid, "files": files }))
