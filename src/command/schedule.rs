@@ -23,6 +23,17 @@ const JOB_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 /// What a step without a `timeout` counts for in a job's deadline.
 const UNTIMED_STEP_SECS: u64 = 3600;
 
+/// What a job on this host runs: the binary, the plan, the state directory and where the
+/// environment comes from. Shared by the cron line and the systemd units.
+struct Host {
+    bin: PathBuf,
+    plan_path: PathBuf,
+    state_dir: PathBuf,
+    env_file: PathBuf,
+    /// The environment variables the plan reads (names only).
+    env_names: Vec<String>,
+}
+
 /// One scheduled job: the nightly run, or the drill.
 struct Job {
     /// `execute` or `drill`.
@@ -36,28 +47,23 @@ pub fn run(args: &ScheduleArgs, console: &mut Console) -> CommandResult {
     let loaded = pipeline::load(&args.plan)?;
     let plan = &loaded.plan;
     let jobs = jobs(plan)?;
-    let plan_path = absolute(&args.plan);
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-    let env_file = args
-        .env_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("/etc/planrun/{}.env", plan.name)));
-    let env_names = env_names(&loaded);
+    let host = Host {
+        bin: args.bin.clone().unwrap_or_else(this_binary),
+        plan_path: absolute(&args.plan),
+        state_dir: args
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        env_file: args
+            .env_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/etc/planrun/{}.env", plan.name))),
+        env_names: env_names(&loaded),
+    };
     match args.emit {
-        Emit::Cron => {
-            let bin = args.bin.clone().unwrap_or_else(this_binary);
-            console.out(&cron(
-                plan, &jobs, &bin, &plan_path, &state_dir, &env_file, &env_names,
-            ));
-        }
+        Emit::Cron => console.out(&cron(plan, &jobs, &host)),
         Emit::Systemd => {
-            let bin = args.bin.clone().unwrap_or_else(this_binary);
-            let files = systemd(
-                plan, &jobs, &bin, &plan_path, &state_dir, &env_file, &env_names,
-            )?;
+            let files = systemd(plan, &jobs, &host)?;
             match &args.output_dir {
                 Some(dir) => {
                     write_new(dir, &files)?;
@@ -77,7 +83,7 @@ pub fn run(args: &ScheduleArgs, console: &mut Console) -> CommandResult {
         Emit::Kubernetes => {
             let image = args.image.as_deref().unwrap_or("planrun");
             let bin = args.bin.clone().unwrap_or_else(|| PathBuf::from("planrun"));
-            console.out(&kubernetes(plan, &jobs, image, &bin, &env_names)?);
+            console.out(&kubernetes(plan, &jobs, image, &bin, &host.env_names)?);
         }
     }
     Ok(exit_code::SUCCESS)
@@ -165,15 +171,14 @@ fn quote(path: &Path) -> String {
         .unwrap_or(text)
 }
 
-fn cron(
-    plan: &Plan,
-    jobs: &[Job],
-    bin: &Path,
-    plan_path: &Path,
-    state_dir: &Path,
-    env_file: &Path,
-    env_names: &[String],
-) -> String {
+fn cron(plan: &Plan, jobs: &[Job], host: &Host) -> String {
+    let Host {
+        bin,
+        plan_path,
+        state_dir,
+        env_file,
+        env_names,
+    } = host;
     let mut out = String::new();
     writeln!(
         out,
@@ -275,15 +280,14 @@ fn minutes(secs: u64) -> String {
     format!("{}min", secs.div_ceil(60).max(1))
 }
 
-fn systemd(
-    plan: &Plan,
-    jobs: &[Job],
-    bin: &Path,
-    plan_path: &Path,
-    state_dir: &Path,
-    env_file: &Path,
-    env_names: &[String],
-) -> Result<Vec<(String, String)>, CommandError> {
+fn systemd(plan: &Plan, jobs: &[Job], host: &Host) -> Result<Vec<(String, String)>, CommandError> {
+    let Host {
+        bin,
+        plan_path,
+        state_dir,
+        env_file,
+        env_names,
+    } = host;
     let grace = plan.kill_grace.map_or(10, |d| d.as_std().as_secs());
     let mut files = Vec::new();
     for job in jobs {
