@@ -150,7 +150,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
     let bin = env!("CARGO_BIN_EXE_planrun");
     assert!(
         service.contains(&format!(
-            "\nExecStart={bin} execute --quiet --state-dir /var/lib/planrun {}\n",
+            "\nExecStart={bin} execute --state-dir /var/lib/planrun {}\n",
             env.path("plan.yaml").display()
         )),
         "{service}"

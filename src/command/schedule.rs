@@ -305,9 +305,11 @@ fn systemd(plan: &Plan, jobs: &[Job], host: &Host) -> Result<Vec<(String, String
         )
         .ok();
         writeln!(service, "[Service]\nType=oneshot").ok();
+        // Not `--quiet`: the journal keeps every run's step lines, and a failure is seen in
+        // `systemctl status` and through the plan's own notifications.
         writeln!(
             service,
-            "ExecStart={} {} --quiet --state-dir {} {}",
+            "ExecStart={} {} --state-dir {} {}",
             systemd_arg(bin),
             job.command,
             systemd_arg(state_dir),
