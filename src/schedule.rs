@@ -123,10 +123,7 @@ fn expand(expression: &str) -> Result<[Vec<u32>; 5], String> {
 
 fn field(text: &str, min: u32, max: u32, names: &[&str]) -> Result<Vec<u32>, String> {
     let value = |word: &str| -> Result<u32, String> {
-        if let Some(i) = names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(&word[..word.len().min(3)]) && word.len() == 3)
-        {
+        if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(word)) {
             // Month names count from 1, weekday names from 0.
             return Ok(i as u32 + if names.len() == 12 { 1 } else { 0 });
         }
@@ -165,6 +162,12 @@ fn field(text: &str, min: u32, max: u32, names: &[&str]) -> Result<Vec<u32>, Str
     }
     values.sort_unstable();
     values.dedup();
+    if values.is_empty() {
+        // A wrapping range (`22-2`), which systemd cannot spell as one value.
+        return Err(format!(
+            "`{text}` cannot be written as a systemd calendar value; use `--emit cron`"
+        ));
+    }
     Ok(values)
 }
 
@@ -258,6 +261,7 @@ mod tests {
         );
         assert_eq!(cal("0 4 * * 7"), ["Sun *-*-* 04:00:00 UTC"]);
         assert_eq!(cal("@weekly"), ["Sun *-*-* 00:00:00 UTC"]);
+        assert_eq!(cal("0 4 * * mon"), ["Mon *-*-* 04:00:00 UTC"]);
         assert!(
             schedule("0 4 L * *", Some("UTC"))
                 .on_calendar()
