@@ -65,7 +65,7 @@ fn a_failure_rolls_back_newest_first_then_on_failure_then_always() {
         "{err}"
     );
     assert!(
-        err.contains("rollback: a step failed: undoing 2 completed step(s), newest first\n"),
+        err.contains("rollback: a step failed: undoing 2 completed steps, newest first\n"),
         "{err}"
     );
     assert!(err.contains("planrun: run failed in "), "{err}");

@@ -147,15 +147,23 @@ fn postgres(text: &str) -> Result<Postgres, CommandError> {
         },
         None => (None, false),
     };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
-            h,
-            Some(p.parse::<u16>().map_err(|_| {
-                CommandError::Usage(format!("--postgres: `{p}` is not a port number"))
-            })?),
-        ),
-        _ => (hostport, None),
+    // `[::1]:5432` and `[::1]` are IPv6; libpq takes the address without brackets.
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (h, rest.strip_prefix(':')),
+            None => (hostport, None),
+        },
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
     };
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| CommandError::Usage(format!("--postgres: `{p}` is not a port number")))
+        })
+        .transpose()?;
     if database.is_empty() {
         return Err(CommandError::Usage(
             "--postgres: the URL names no database: postgres://user@host:5432/DATABASE".into(),
@@ -398,4 +406,34 @@ fn plan_text(args: &InitArgs, name: &str) -> Result<String, CommandError> {
     }
     out.push_str(&drill);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres;
+
+    #[test]
+    fn postgres_urls_and_names() {
+        let pg = postgres("postgres://crm:pw@db:5433/crm").unwrap();
+        assert_eq!(
+            (
+                pg.database.as_str(),
+                pg.host.as_deref(),
+                pg.port,
+                pg.user.as_deref()
+            ),
+            ("crm", Some("db"), Some(5433), Some("crm"))
+        );
+        assert!(pg.had_password);
+        let pg = postgres("postgresql://[::1]/app?sslmode=require").unwrap();
+        assert_eq!((pg.host.as_deref(), pg.port), (Some("::1"), None));
+        let pg = postgres("postgres://u@[::1]:6000/app").unwrap();
+        assert_eq!(
+            (pg.host.as_deref(), pg.port, pg.had_password),
+            (Some("::1"), Some(6000), false)
+        );
+        assert_eq!(postgres("crm").unwrap().database, "crm");
+        assert!(postgres("postgres://db/").is_err());
+        assert!(postgres("postgres://db:x/app").is_err());
+    }
 }
