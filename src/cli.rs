@@ -28,7 +28,7 @@ pub struct Verbosity {
     /// whatever a job prints).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// More detail: each step's start, artifact hashes and recorded facts (repeatable).
+    /// More detail: each step's start, artifact hashes and recorded facts, a summary table.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }

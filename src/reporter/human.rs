@@ -125,7 +125,7 @@ impl Human {
 }
 
 /// `0.4 s`, `12.3 s`, `2m05s`: durations as people read them.
-pub fn seconds(ms: u64) -> String {
+fn seconds(ms: u64) -> String {
     let secs = Duration::from_millis(ms).as_secs_f64();
     if secs < 60.0 {
         format!("{secs:.1} s")
