@@ -31,6 +31,7 @@ steps:
     shell: "test -n {{secrets.db_password}}"
     needs: [media]
     timeout: 1m
+    env: { URL: "{{env.PING_URL}}" }
 drill:
   schedule: { cron: "0 4 * * 1-5", timezone: UTC }
   restore:
@@ -51,6 +52,7 @@ fn plan_shows_each_schedule_with_its_next_three_runs_in_its_zone() {
     let ran = env
         .planrun(["plan", "plan.yaml"])
         .env("CRM_DB_PASSWORD", "x")
+        .env("PING_URL", "http://localhost/")
         .run();
     // `0 2 1 1 *` in São Paulo (UTC-3): 1 January at 05:00 UTC of the next three years.
     let now = Utc::now();
@@ -86,6 +88,7 @@ fn plan_shows_each_schedule_with_its_next_three_runs_in_its_zone() {
     let json = env
         .planrun(["plan", "--json", "plan.yaml"])
         .env("CRM_DB_PASSWORD", "x")
+        .env("PING_URL", "http://localhost/")
         .run();
     let json: Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(json["schedules"]["schedule"]["cron"], "0 2 1 1 *");
@@ -112,7 +115,7 @@ fn cron_emit_is_one_exact_line_per_schedule_with_its_environment() {
             "# planrun plan `crm` (DIR/plan.yaml): add with `crontab -e`.
 # planrun takes its own lock (a second run exits 4), so no flock is needed; --quiet
 # prints only failures, so cron mails only failures.
-# /etc/planrun/crm.env (mode 0600, NAME=value lines) must set: CRM_DB_PASSWORD.
+# /etc/planrun/crm.env (mode 0600, NAME=value lines) must set: CRM_DB_PASSWORD, PING_URL.
 # CRON_TZ is honoured by cronie; other crons read the times in the host's zone.
 CRON_TZ=America/Sao_Paulo
 0 2 1 1 * PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; set -a; . /etc/planrun/crm.env; set +a; exec /usr/local/bin/planrun execute --quiet --state-dir /var/lib/planrun DIR/plan.yaml

@@ -127,15 +127,20 @@ fn env_names(loaded: &Loaded) -> Vec<String> {
             SecretSource::File(_) => None,
         })
         .collect();
+    // Every `env.NAME` inside a `{{…}}`, helpers' arguments included (`{{#if env.X}}`).
     let text = loaded.value.value.to_string();
-    for (at, _) in text.match_indices("{{") {
-        let rest = text[at + 2..].trim_start_matches(['{', ' ']);
-        if let Some(name) = rest.strip_prefix("env.") {
-            let name: String = name
+    for mustache in text.split("{{").skip(1) {
+        let inside = mustache.split("}}").next().unwrap_or_default();
+        for (at, _) in inside.match_indices("env.") {
+            let word_start = inside[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+            let name: String = inside[at + 4..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            if !name.is_empty() {
+            if word_start && !name.is_empty() {
                 names.insert(name);
             }
         }
