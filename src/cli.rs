@@ -17,6 +17,20 @@ use crate::exit_code;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+/// `--quiet` and `-v`, accepted before or after the subcommand.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct Verbosity {
+    /// Print nothing on success; on failure, the failure summary (for cron, which mails
+    /// whatever a job prints).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail: each step's start, artifact hashes and recorded facts, a summary table.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +59,15 @@ pub enum Command {
     /// Print a recovery level's runbook (roles, contacts, steps, where the backups are) as
     /// Markdown or HTML; reads only the plan and the state directory.
     Runbook(RunbookArgs),
+    /// Print a crontab line, systemd units or a Kubernetes CronJob that run the plan on its
+    /// `schedule:` (and `drill.schedule:`).
+    Schedule(ScheduleArgs),
+    /// Write a commented starting plan from what you name; secrets are read at run time.
+    Init(InitArgs),
+    /// Print shell completions for bash, zsh or fish.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), generated from this command line.
+    Man,
 }
 
 impl Command {
@@ -59,6 +82,9 @@ impl Command {
                 | Command::Retention(_)
                 | Command::Snapshots(_)
                 | Command::Runbook(_)
+                | Command::Schedule(_)
+                | Command::Completions(_)
+                | Command::Man
         )
     }
 }
@@ -87,9 +113,13 @@ pub struct ValidateArgs {
     /// Plan files to check.
     #[arg(required = true)]
     pub plans: Vec<PathBuf>,
-    /// `human` (default) or `json` (one array of diagnostics per run, for editors and CI).
+    /// `human` (default) or `json`: one JSON object for all the plans, `{valid, files}`,
+    /// each file with its verdict, counts and diagnostics (for editors and CI).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
 }
 
 /// `--var NAME=VALUE`, overriding `vars.NAME`.
@@ -246,11 +276,13 @@ pub struct RestoreArgs {
     pub storage: Option<String>,
     #[command(flatten)]
     pub state: StateDirArg,
+    #[command(flatten)]
+    pub output: JsonOutput,
 }
 
 /// Parses the command line. Help, the version and usage errors are printed here; their exit
 /// code comes back as the error.
-pub fn parse() -> Result<Command, i32> {
+pub fn parse() -> Result<(Command, Verbosity), i32> {
     let cli = Cli::try_parse().map_err(|error| {
         let code = if error.use_stderr() {
             exit_code::INVALID
@@ -263,7 +295,7 @@ pub fn parse() -> Result<Command, i32> {
     if cli.command.only_prints() {
         restore_sigpipe();
     }
-    Ok(cli.command)
+    Ok((cli.command, cli.verbosity))
 }
 
 #[derive(Debug, Subcommand)]
@@ -348,4 +380,86 @@ pub struct RunbookArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub state: StateDirArg,
+}
+
+/// What `planrun schedule` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    /// One crontab line per schedule (for `crontab -e`).
+    Cron,
+    /// A `.service` and `.timer` pair per schedule.
+    Systemd,
+    /// A ConfigMap, a PersistentVolumeClaim and a CronJob per schedule.
+    Kubernetes,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// The plan file (its `schedule:` and `drill.schedule:` are read).
+    pub plan: PathBuf,
+    /// What to print.
+    #[arg(long, value_enum)]
+    pub emit: Emit,
+    /// The container image that holds planrun and the tools the plan runs (kubernetes).
+    #[arg(long, value_name = "IMAGE", required_if_eq("emit", "kubernetes"))]
+    pub image: Option<String>,
+    /// The planrun binary the job runs (default: this one; `planrun` for kubernetes).
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// The environment file the job reads secrets from (default: /etc/planrun/PLAN.env).
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// The state directory the job uses (default: /var/lib/planrun).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Write the systemd units into this folder instead of printing them (never overwrites).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the plan (refused if it exists).
+    #[arg(default_value = "planrun.yaml")]
+    pub plan: PathBuf,
+    /// The plan's name (default: from the file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A PostgreSQL database: a name, or a `postgres://user@host:port/db` URL (a password in
+    /// it is not written: it goes to `secrets:` as an environment variable).
+    #[arg(long, value_name = "URL_OR_NAME")]
+    pub postgres: Option<String>,
+    /// A SQLite database file.
+    #[arg(long, value_name = "PATH")]
+    pub sqlite: Option<PathBuf>,
+    /// A directory tree (e.g. uploads).
+    #[arg(long, value_name = "PATH")]
+    pub dir: Vec<PathBuf>,
+    /// Single files, e.g. config (several allowed).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// A Git repository.
+    #[arg(long, value_name = "PATH")]
+    pub git: Option<PathBuf>,
+    /// The local folder backup sets go to.
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// An off-site copy: `s3://bucket/prefix` (keys are read from the environment).
+    #[arg(long, value_name = "URL")]
+    pub s3: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// The shells `planrun completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }

@@ -143,6 +143,56 @@ impl Diagnostic {
         out
     }
 
+    /// [`Diagnostic::render`] for a person at a terminal: coloured and aligned by
+    /// annotate-snippets (the renderer rustc uses). Plain text everywhere else, so logs,
+    /// pipes and tests see the stable form.
+    pub fn render_styled(&self, fallback_file: &Path) -> String {
+        use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet};
+        let level = match self.severity {
+            Severity::Error => Level::ERROR,
+            Severity::Warning => Level::WARNING,
+        };
+        let title = match &self.path {
+            Some(path) => format!("{path}: {}", self.message),
+            None => self.message.clone(),
+        };
+        let file = match &self.location {
+            Some(l) => l.file.display().to_string(),
+            None => fallback_file.display().to_string(),
+        };
+        let mut group: Group<'_> = match (&self.source_line, &self.location) {
+            (Some(line), Some(location)) => {
+                // The caret's byte range in the line, from the 1-based character column.
+                let start = line
+                    .char_indices()
+                    .nth(location.column.saturating_sub(1))
+                    .map_or(line.len(), |(i, _)| i);
+                let end = line[start..]
+                    .chars()
+                    .next()
+                    .map_or(start, |c| start + c.len_utf8());
+                level.primary_title(title).element(
+                    Snippet::source(line.as_str())
+                        .line_start(location.line)
+                        .path(file)
+                        .annotation(AnnotationKind::Primary.span(start..end)),
+                )
+            }
+            (_, Some(location)) => level.primary_title(title).element(
+                Origin::path(file)
+                    .line(location.line)
+                    .char_column(location.column),
+            ),
+            _ => level.primary_title(title).element(Origin::path(file)),
+        };
+        if let Some(help) = &self.help {
+            group = group.element(Level::HELP.message(help.as_str()));
+        }
+        let mut out = Renderer::styled().render(&[group]);
+        out.push('\n');
+        out
+    }
+
     /// The JSON form used by `--format json`.
     pub fn to_json(&self, fallback_file: &Path) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();
@@ -157,6 +207,12 @@ impl Diagnostic {
         }
         value
     }
+}
+
+/// Whether diagnostics written to a stream are coloured: only for a terminal, and never
+/// when `NO_COLOR` is set to anything (https://no-color.org).
+pub fn colour(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The nearest candidate to `wrong`, if one is close enough to be a likely typo.

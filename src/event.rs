@@ -131,6 +131,8 @@ pub enum Event {
         at: DateTime<Utc>,
         /// The ids of the steps in `steps`, in plan order.
         steps: Vec<String>,
+        /// The ids of the `always` steps, which run after them whatever happened.
+        always: Vec<String>,
         concurrency: usize,
     },
     /// Cleanup begins: rollback, the plan's `on_failure`, or `always`.

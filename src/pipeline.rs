@@ -228,9 +228,11 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     let renderer = Renderer::new(options.started, timezone, options.env.clone());
     // Absolute, so a plan run from cron (another working directory) finds the same files.
     let plan_file = std::path::absolute(&loaded.path).unwrap_or_else(|_| loaded.path.clone());
+    // Symbolic links resolved, so that a `..` right after `{{plan.dir}}` means the folder
+    // above it and can be written out of paths people read (see `tidy_after`).
     let plan_dir = plan_file
         .parent()
-        .map(Path::to_path_buf)
+        .map(|dir| dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()))
         .unwrap_or_default();
     let mut context = json!({
         "vars": vars,
@@ -269,8 +271,13 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     let redactor = Arc::new(Redactor::for_secrets(&secret_values));
 
     // Storage and sources render as whole values: every string in them is a template.
-    let storage = render_section(&renderer, &context, "storage", &plan.storage)
+    let mut storage = render_section(&renderer, &context, "storage", &plan.storage)
         .map_err(|(p, m)| fail(&p, m))?;
+    for (_, s) in &mut storage {
+        if let crate::plan::Storage::Local(local) = s {
+            local.path = tidy_after(&local.path, &plan_dir);
+        }
+    }
     if let Some(local) = analyzer::backup_storage(plan)
         && let Some((_, crate::plan::Storage::Local(l))) = storage.iter().find(|(n, _)| n == local)
     {
@@ -697,5 +704,49 @@ impl StepRenderer<'_> {
             action,
             redactor: Arc::clone(self.redactor),
         })
+    }
+}
+
+/// `path` with the `..` that follow the plan's folder written out: `/srv/plans/../target`
+/// becomes `/srv/target`. Exact, because `plan_dir` has no symbolic links; a `..` after any
+/// other component is kept, since that component may be a link.
+fn tidy_after(path: &str, plan_dir: &Path) -> String {
+    use std::path::Component;
+    let Ok(rest) = Path::new(path).strip_prefix(plan_dir) else {
+        return path.to_owned();
+    };
+    let mut base = plan_dir.to_path_buf();
+    let mut parts = rest.components();
+    loop {
+        let before = parts.clone();
+        match parts.next() {
+            Some(Component::ParentDir) => {
+                base.pop();
+            }
+            Some(Component::CurDir) => {}
+            _ => return base.join(before.as_path()).display().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tidy_tests {
+    use super::tidy_after;
+    use std::path::Path;
+
+    #[test]
+    fn dot_dots_after_the_plan_folder_are_written_out() {
+        let dir = Path::new("/srv/app/plans");
+        assert_eq!(
+            tidy_after("/srv/app/plans/../target/b", dir),
+            "/srv/app/target/b"
+        );
+        assert_eq!(tidy_after("/srv/app/plans/./../../x", dir), "/srv/x");
+        // After another component a `..` stays: that component may be a link.
+        assert_eq!(
+            tidy_after("/srv/app/plans/link/../x", dir),
+            "/srv/app/plans/link/../x"
+        );
+        assert_eq!(tidy_after("/elsewhere/../x", dir), "/elsewhere/../x");
     }
 }

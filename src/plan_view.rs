@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use crate::exec_plan::{Action, ExecPlan, ExecStep};
 use crate::graph;
-use crate::plan::OnFailure;
+use crate::plan::{OnFailure, Plan, Schedule};
 use crate::redact::Redactor;
+use crate::schedule::CronSchedule;
 use crate::template::display_quote;
 
 /// The stages of the plan's `steps`, as indexes. Validated plans have no cycles.
@@ -313,4 +314,64 @@ pub fn json(plan: &ExecPlan) -> Value {
         "on_failure": plan.on_failure.iter().map(&step_json).collect::<Vec<_>>(),
         "always": plan.always.iter().map(&step_json).collect::<Vec<_>>(),
     })
+}
+
+/// How many future run times `planrun plan` shows for each schedule.
+const NEXT_RUNS: usize = 3;
+
+/// The plan's schedules, `(label, schedule)`: `schedule` and `drill.schedule`.
+fn plan_schedules(plan: &Plan) -> Vec<(&'static str, &Schedule)> {
+    let mut list = Vec::new();
+    if let Some(s) = &plan.schedule {
+        list.push(("schedule", s));
+    }
+    if let Some(s) = plan.drill.as_ref().and_then(|d| d.schedule.as_ref()) {
+        list.push(("drill.schedule", s));
+    }
+    list
+}
+
+/// `schedule: 0 2 * * * (America/Sao_Paulo)` and the next run times after `now`, in the
+/// schedule's zone; empty when the plan has none.
+pub fn schedules(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut out = String::new();
+    for (label, schedule) in plan_schedules(plan) {
+        match CronSchedule::new(schedule, plan.timezone.as_deref()) {
+            Ok(parsed) => {
+                writeln!(
+                    out,
+                    "{label}: {} ({})",
+                    parsed.expression,
+                    parsed.zone.name()
+                )
+                .ok();
+                for at in parsed.next(now, NEXT_RUNS) {
+                    writeln!(out, "  next {}", at.format("%a %Y-%m-%d %H:%M %Z")).ok();
+                }
+            }
+            Err(error) => {
+                writeln!(out, "{label}: {error}").ok();
+            }
+        }
+    }
+    out
+}
+
+/// The JSON form of [`schedules`]: `{schedule: {cron, timezone, next: [RFC 3339…]}}`.
+pub fn schedules_json(plan: &Plan, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let mut map = serde_json::Map::new();
+    for (label, schedule) in plan_schedules(plan) {
+        if let Ok(parsed) = CronSchedule::new(schedule, plan.timezone.as_deref()) {
+            let next: Vec<String> = parsed
+                .next(now, NEXT_RUNS)
+                .iter()
+                .map(|t| t.to_rfc3339())
+                .collect();
+            map.insert(
+                label.to_owned(),
+                json!({ "cron": parsed.expression, "timezone": parsed.zone.name(), "next": next }),
+            );
+        }
+    }
+    Value::Object(map)
 }

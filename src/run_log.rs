@@ -205,7 +205,8 @@ impl<'a> MakeWriter<'a> for SharedFile {
     }
 }
 
-/// `2026-11-26T02:00:01.123Z db stdout: the line`: time, who, which stream, what.
+/// `2026-11-26T02:00:01.123Z db stdout: the line`: time, who, which stream, what; planrun's
+/// own lines are `2026-11-26T02:00:01.123Z db: succeeded in 4 ms`.
 struct LineFormat;
 
 #[derive(Default)]
@@ -245,10 +246,16 @@ where
         let mut fields = LineFields::default();
         event.record(&mut fields);
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-        writeln!(
-            writer,
-            "{now} {} {}: {}",
-            fields.step, fields.stream, fields.message
-        )
+        // A step's output names its stream; planrun's own account names only whose it is
+        // (`db: started`, `planrun: run … started`), never `planrun planrun:`.
+        if fields.stream == "planrun" {
+            writeln!(writer, "{now} {}: {}", fields.step, fields.message)
+        } else {
+            writeln!(
+                writer,
+                "{now} {} {}: {}",
+                fields.step, fields.stream, fields.message
+            )
+        }
     }
 }

@@ -541,6 +541,7 @@ impl S3Bucket {
             .await
             .map_err(read_error)?;
         hasher.update(&first);
+        crate::meter::add(first.len() as u64);
         let mut size = first.len() as u64;
 
         let multipart = first.len() == self.tuning.part_size;
@@ -684,6 +685,7 @@ impl S3Bucket {
                 break;
             }
             hasher.update(&chunk);
+            crate::meter::add(chunk.len() as u64);
             *size += chunk.len() as u64;
             number += 1;
         }
@@ -877,6 +879,7 @@ impl S3Bucket {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
                 hasher.update(&chunk);
+                crate::meter::add(chunk.len() as u64);
                 size += chunk.len() as u64;
                 file.write_all(&chunk)
                     .await

@@ -90,7 +90,7 @@ fn unreadable_files_fail_or_warn() {
     let log = env.log();
     let warnings: Vec<&str> = log
         .lines()
-        .filter_map(|l| l.split_once(" media planrun: warning: ").map(|(_, w)| w))
+        .filter_map(|l| l.split_once(" media: warning: ").map(|(_, w)| w))
         .collect();
     assert_eq!(
         warnings,

@@ -5,6 +5,7 @@ use std::fmt::Display;
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::cli::Verbosity;
 use crate::redact::Redactor;
 
 use super::CommandError;
@@ -15,9 +16,28 @@ use super::CommandError;
 #[derive(Default)]
 pub struct Console {
     redactor: Arc<Redactor>,
+    verbosity: Verbosity,
 }
 
 impl Console {
+    /// A console for `--quiet` / `-v` as given on the command line.
+    pub fn with_verbosity(verbosity: Verbosity) -> Self {
+        Console {
+            redactor: Arc::default(),
+            verbosity,
+        }
+    }
+
+    /// `--quiet`: print nothing on success, only what a failure needs.
+    pub fn quiet(&self) -> bool {
+        self.verbosity.quiet
+    }
+
+    /// How many `-v` were given.
+    pub fn verbose(&self) -> u8 {
+        self.verbosity.verbose
+    }
+
     pub fn mask_with(&mut self, redactor: Arc<Redactor>) {
         self.redactor = redactor;
     }
@@ -42,7 +62,9 @@ impl Console {
 
     /// The error that stopped a command, as [`CommandError::report`] words it.
     pub fn report(&self, error: &CommandError) {
-        self.err(&error.report());
+        use std::io::IsTerminal;
+        let colour = crate::diagnostic::colour(std::io::stderr().is_terminal());
+        self.err(&error.report_with(colour));
     }
 
     fn err(&self, text: &str) {

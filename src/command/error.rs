@@ -69,6 +69,14 @@ pub enum CommandError {
     PlanNotFound(#[from] crate::plan_discovery::NotFound),
     #[error(transparent)]
     Runbook(#[from] crate::runbook::RunbookError),
+    /// A request the command cannot carry out as asked; the message says what to change.
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl CommandError {
@@ -83,6 +91,7 @@ impl CommandError {
             | CommandError::Policy { .. }
             | CommandError::Simulate(_)
             | CommandError::Refused(_)
+            | CommandError::Usage(_)
             | CommandError::StateDir(StateDirError::Unknown)
             | CommandError::PlanNotFound(_) => exit_code::INVALID,
             CommandError::Runbook(error) => error.exit_code(),
@@ -97,13 +106,20 @@ impl CommandError {
             | CommandError::Lock(_)
             | CommandError::Scratch { .. }
             | CommandError::Runtime(_)
-            | CommandError::Ledger(_) => exit_code::FAILURE,
+            | CommandError::Ledger(_)
+            | CommandError::Write { .. } => exit_code::FAILURE,
         }
     }
 
-    /// The text for stderr: plan diagnostics as they are, anything else as `planrun: …`.
-    pub fn report(&self) -> String {
+    /// The text for stderr: plan diagnostics as they are (coloured when `colour`), anything
+    /// else as `planrun: …`.
+    pub fn report_with(&self, colour: bool) -> String {
         match self {
+            CommandError::Plan(failure) if colour => failure
+                .diagnostics
+                .iter()
+                .map(|d| d.render_styled(&failure.path))
+                .collect(),
             CommandError::Plan(failure) => failure.render(),
             other => format!("planrun: {other}\n"),
         }

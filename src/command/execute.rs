@@ -91,6 +91,11 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
             error,
         });
     }
+    let detail = match (console.quiet(), console.verbose()) {
+        (true, _) => reporter::Detail::Quiet,
+        (false, 0) => reporter::Detail::Normal,
+        (false, _) => reporter::Detail::Verbose,
+    };
     // Healthchecks and metrics report the run outside planrun; they never change its outcome.
     let plan = Arc::new(plan);
     let (pinger, warning) = monitor::Pinger::start(&plan);
@@ -98,7 +103,15 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
     before
         .iter()
         .for_each(|w| console.notice(format_args!("warning: {w}")));
-    let code = run(Arc::clone(&plan), &options, &state, redactor, args.json).map(|summary| {
+    let code = run(
+        Arc::clone(&plan),
+        &options,
+        &state,
+        redactor,
+        args.json,
+        detail,
+    )
+    .map(|summary| {
         let metrics_dir = args.metrics_dir.as_deref();
         let after = monitor::after_run(&plan, &state, &pinger, summary.status, metrics_dir);
         after
@@ -130,6 +143,7 @@ fn run(
     state: &StateDir,
     redactor: Arc<Redactor>,
     json: bool,
+    detail: reporter::Detail,
 ) -> Result<engine::Summary, CommandError> {
     let runtime = super::rendered_plan::worker_runtime()?;
     let (emitter, events) = Emitter::channel(Arc::clone(&redactor));
@@ -141,7 +155,7 @@ fn run(
         let state = state.clone();
         let log_path = log_path.clone();
         let recorded = Arc::clone(&recorded);
-        std::thread::spawn(move || consume(events, &state, &log_path, json, &recorded))
+        std::thread::spawn(move || consume(events, &state, &log_path, json, detail, &recorded))
     };
     let cancel = Cancel::new();
     let groups = ProcessGroups::global();
@@ -202,6 +216,7 @@ fn consume(
     state: &StateDir,
     log_path: &std::path::Path,
     json: bool,
+    detail: reporter::Detail,
     recorded: &AtomicBool,
 ) {
     let log = match RunLog::open(log_path) {
@@ -214,9 +229,12 @@ fn consume(
             None
         }
     };
+    // The live view draws with control characters: only for a person at a terminal, and
+    // not when stdout carries JSON for a program.
     let mut reporters: Vec<Box<dyn Reporter>> = vec![Box::new(reporter::Human::new(
         log.as_ref().map(|_| log_path.to_path_buf()),
-        std::io::stderr().is_terminal(),
+        std::io::stderr().is_terminal() && !json,
+        detail,
     ))];
     if json {
         reporters.push(Box::new(reporter::Json::new(std::io::stdout())));

@@ -2,16 +2,19 @@
 //! results through the console, and returns its exit code or the [`CommandError`] that
 //! stopped it. [`main`] is the edge that prints that error and turns it into the exit code.
 
+mod completions;
 mod console;
 mod error;
 mod execute;
 mod history;
+mod init;
 mod plan;
 mod prune;
 mod rendered_plan;
 mod restore;
 mod retention_simulate;
 mod runbook;
+mod schedule;
 mod snapshots;
 mod validate;
 mod verify;
@@ -29,11 +32,11 @@ pub type CommandResult = Result<i32, CommandError>;
 /// Parses the command line, runs the command, prints its error if any, and returns the
 /// process exit code.
 pub fn main() -> i32 {
-    let command = match cli::parse() {
-        Ok(command) => command,
+    let (command, verbosity) = match cli::parse() {
+        Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    let mut console = Console::default();
+    let mut console = Console::with_verbosity(verbosity);
     match run(command, &mut console) {
         Ok(code) => code,
         Err(error) => {
@@ -58,6 +61,10 @@ fn run(command: Command, console: &mut Console) -> CommandResult {
         Command::Retention(RetentionCommand::Simulate(args)) => {
             retention_simulate::run(&args, console)
         }
+        Command::Schedule(args) => schedule::run(&args, console),
+        Command::Init(args) => init::run(&args, console),
+        Command::Completions(args) => Ok(completions::completions(&args, console)),
+        Command::Man => completions::man(console),
     }
 }
 

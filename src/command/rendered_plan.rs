@@ -19,12 +19,22 @@ pub fn render(
     console: &mut Console,
 ) -> Result<ExecPlan, CommandError> {
     let loaded = pipeline::load(&input.plan)?;
+    render_loaded(&loaded, input, resolve_secrets, console)
+}
+
+/// [`render`] for a plan already loaded, for commands that also read the plan as written.
+pub fn render_loaded(
+    loaded: &pipeline::Loaded,
+    input: &PlanInput,
+    resolve_secrets: bool,
+    console: &mut Console,
+) -> Result<ExecPlan, CommandError> {
     let vars = input
         .vars
         .iter()
         .map(|v| (v.name.clone(), v.value.clone()))
         .collect();
-    let plan = pipeline::render(&loaded, &RenderOptions::for_now(vars, resolve_secrets))?;
+    let plan = pipeline::render(loaded, &RenderOptions::for_now(vars, resolve_secrets))?;
     console.mask_with(Arc::clone(&plan.redactor));
     Ok(plan)
 }
@@ -97,20 +107,7 @@ pub fn human_age(seconds: i64) -> String {
     }
 }
 
-/// `512 B`, `1.5 KiB`, `3.2 GiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+pub use crate::reporter::human_size;
 
 #[cfg(test)]
 mod tests {

@@ -50,6 +50,10 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
             error,
         });
     }
+    let live = (std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && !args.output.json
+        && !console.quiet())
+    .then(|| crate::reporter::LiveBytes::start(&format!("restore {}", args.source), None));
     let result = rendered_plan::runtime()?.block_on(restore_source(
         &store,
         &plan.name,
@@ -59,6 +63,7 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
         target,
         &plan.scratch,
     ));
+    drop(live);
     let removed = match std::fs::remove_dir_all(&plan.scratch) {
         Ok(()) => true,
         Err(error) => error.kind() == std::io::ErrorKind::NotFound,
@@ -68,12 +73,30 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
         name: args.source.clone(),
         error,
     })?;
-    console.line(format_args!(
-        "restored {} from {storage_name} set {} into {}",
-        args.source, set.id, outcome.target
-    ));
-    for (fact, value) in &outcome.facts {
-        console.line(format_args!("  {fact}: {value}"));
+    if args.output.json {
+        let facts: serde_json::Map<String, serde_json::Value> = outcome
+            .facts
+            .iter()
+            .map(|(fact, value)| (fact.to_string(), serde_json::json!(value)))
+            .collect();
+        console.line(
+            serde_json::to_string_pretty(&serde_json::json!({
+                "source": args.source,
+                "storage": storage_name,
+                "set": set.id.to_string(),
+                "target": outcome.target.to_string(),
+                "facts": facts,
+            }))
+            .unwrap_or_default(),
+        );
+    } else if !console.quiet() {
+        console.line(format_args!(
+            "restored {} from {storage_name} set {} into {}",
+            args.source, set.id, outcome.target
+        ));
+        for (fact, value) in &outcome.facts {
+            console.line(format_args!("  {fact}: {value}"));
+        }
     }
     // Restored, but not exactly as the set records it: said on stderr, and exit 3.
     for warning in &outcome.warnings {

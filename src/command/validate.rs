@@ -13,6 +13,8 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
     let mut all_valid = true;
     let mut text = String::new();
     let mut files = Vec::new();
+    let format = if args.json { Format::Json } else { args.format };
+    let colour = crate::diagnostic::colour(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     for path in &args.plans {
         let (valid, fragment, diagnostics): (bool, bool, Vec<Diagnostic>) =
             match pipeline::load(path) {
@@ -22,10 +24,14 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
         all_valid &= valid;
         let errors = diagnostics.iter().filter(|d| d.is_error()).count();
         let warnings = diagnostics.len() - errors;
-        match args.format {
+        match format {
             Format::Human => {
                 for d in &diagnostics {
-                    text.push_str(&d.render(path));
+                    text.push_str(&if colour {
+                        d.render_styled(path)
+                    } else {
+                        d.render(path)
+                    });
                 }
                 let verdict = match (valid, fragment) {
                     (true, true) => "valid (shared definitions for `include`)",
@@ -56,7 +62,9 @@ pub fn run(args: &ValidateArgs, console: &mut Console) -> CommandResult {
             })),
         }
     }
-    match args.format {
+    match format {
+        // `--quiet`: a valid plan is not news.
+        Format::Human if console.quiet() && all_valid => {}
         Format::Human => console.out(&text),
         Format::Json => console.line(
             serde_json::to_string_pretty(&json!({ "valid": all_valid, "files": files }))

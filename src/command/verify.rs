@@ -1,5 +1,7 @@
 //! `planrun verify PLAN [SET | latest | --all]`: re-hash stored sets against their manifests.
 
+use std::io::IsTerminal;
+
 use chrono::Utc;
 use serde_json::json;
 
@@ -7,6 +9,7 @@ use super::rendered_plan::{self, human_size};
 use super::{CommandResult, Console};
 use crate::cli::VerifyArgs;
 use crate::exit_code;
+use crate::reporter::LiveBytes;
 use crate::storage::{SetStatus, SetSummary, Store, StoreError, newest_with_manifest, verify_set};
 
 /// Which sets of a storage a verify reads: `latest` is the newest set with a manifest.
@@ -70,7 +73,15 @@ pub fn run(args: &VerifyArgs, console: &mut Console) -> CommandResult {
                 &store.location(),
             )?;
             for set in chosen {
+                // Bytes re-read, the rate and the time left, for a person at a terminal.
+                let live =
+                    (std::io::stderr().is_terminal() && !args.output.json && !console.quiet())
+                        .then(|| {
+                            let size = set.manifest.as_ref().map(|m| m.total_size());
+                            LiveBytes::start(&format!("{name} {}", set.id), size)
+                        });
                 let record = verify_set(&store, &plan.name, &set, Utc::now()).await?;
+                drop(live);
                 if !record.ok() {
                     code = exit_code::FAILURE;
                 }
@@ -81,6 +92,8 @@ pub fn run(args: &VerifyArgs, console: &mut Console) -> CommandResult {
                         "status": if record.ok() { "verified" } else { "damaged" },
                         "problems": record.problems,
                     }));
+                } else if record.ok() && console.quiet() {
+                    // `--quiet`: only damage is news.
                 } else if record.ok() {
                     let (count, size) = set
                         .manifest

@@ -66,8 +66,9 @@ pub async fn run(
                 .emit(Event::PhaseStarted {
                     phase: Phase::Rollback,
                     reason: format!(
-                        "{why}: undoing {} completed step(s), newest first",
-                        to_undo.len()
+                        "{why}: undoing {} completed step{}, newest first",
+                        to_undo.len(),
+                        if to_undo.len() == 1 { "" } else { "s" }
                     ),
                 })
                 .await;

@@ -110,6 +110,7 @@ pub async fn execute(
             pid: std::process::id(),
             at: Utc::now(),
             steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
+            always: plan.always.iter().map(|s| s.id.clone()).collect(),
             concurrency: options.concurrency.max(1),
         })
         .await;

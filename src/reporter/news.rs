@@ -1,5 +1,7 @@
 //! What planrun's own step kinds did, in words: the lines the human reporter and the run
 //! log show for the typed events (a set committed, copied, verified, a prune table, …).
+//! [`lines`] is the whole account (the log, `-v`); [`brief`] is what a person reads by
+//! default: no hashes and no raw facts.
 
 use crate::event::{Event, PruneDecision};
 use crate::storage::prune::TableRow;
@@ -18,12 +20,14 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
         } => (
             Some(step),
             vec![format!(
-                "{name}: {bytes} bytes, sha256 {sha256}, facts {facts}"
+                "{name}: {}, sha256 {sha256}, facts {facts}",
+                count(*bytes, "byte")
             )],
         ),
         Event::StepWarning { step, message } => (Some(step), vec![format!("warning: {message}")]),
+        // The set is committed by the engine when the run's backups settled, not by the
+        // step that happened to finish last.
         Event::SetCommitted {
-            step,
             set,
             missing,
             artifacts,
@@ -36,9 +40,11 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
                 format!("partial (without {})", missing.join(", "))
             };
             (
-                step.as_ref(),
+                None,
                 vec![format!(
-                    "set {set} is {what}: manifest written with {artifacts} artifacts ({bytes} bytes)"
+                    "set {set} is {what}: manifest written with {} ({})",
+                    count(*artifacts as u64, "artifact"),
+                    count(*bytes, "byte")
                 )],
             )
         }
@@ -61,7 +67,9 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
                 format!("set {set} was already complete in `{to}`")
             } else {
                 format!(
-                    "copied set {set} to `{to}`: {artifacts_sent} artifacts sent ({bytes} bytes), {already_stored} already stored, verified"
+                    "copied set {set} to `{to}`: {} sent ({}), {already_stored} already stored, verified",
+                    count(*artifacts_sent as u64, "artifact"),
+                    count(*bytes, "byte")
                 )
             });
             (Some(step), lines)
@@ -88,7 +96,13 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
         } => (
             Some(step),
             vec![format!(
-                "set {set} on `{storage}` verified: {artifacts} artifacts match their sha256"
+                "set {set} on `{storage}` verified: {} {}",
+                count(*artifacts as u64, "artifact"),
+                if *artifacts == 1 {
+                    "matches its sha256"
+                } else {
+                    "match their sha256"
+                }
             )],
         ),
         Event::RestoreFinished {
@@ -118,6 +132,29 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
         _ => return None,
     };
     Some((step.map(String::as_str), lines))
+}
+
+/// What a person reads by default: the same news without hashes and raw facts. `None` for events that are not news, or are detail only.
+pub fn brief(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
+    match event {
+        Event::ArtifactWritten { .. } => None,
+        Event::RestoreFinished {
+            step,
+            source,
+            set,
+            target,
+            ..
+        } => Some((
+            Some(step),
+            vec![format!("restored `{source}` from set {set} into {target}")],
+        )),
+        other => lines(other),
+    }
+}
+
+/// `1 artifact`, `3 artifacts`.
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The prune decision table, the same as `planrun prune` prints.

@@ -255,6 +255,7 @@ impl Write for ArtifactWriter {
         let n = buf.len().min(CHUNK - self.buffer.len());
         self.buffer.extend_from_slice(&buf[..n]);
         self.size += n as u64;
+        crate::meter::add(n as u64);
         Ok(n)
     }
 

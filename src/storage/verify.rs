@@ -38,6 +38,7 @@ pub async fn check_artifact(
             Ok(n) => {
                 hasher.update(&buffer[..n]);
                 size += n as u64;
+                crate::meter::add(n as u64);
             }
             Err(error) => {
                 return problem(Problem::Unreadable {

@@ -14,7 +14,7 @@
 //!
 //! Placeholders, in plan text: `DIR` is the temp dir and `TRAIL` a file in it that steps
 //! append to. In compared output: the temp dir's path becomes `DIR`, a run or set id
-//! (`20250214T020000Z-1234abcd`) becomes `RUN`, and a duration (`0.12s`) becomes `T`.
+//! (`20250214T020000Z-1234abcd`) becomes `RUN`, and a duration (`0.12s`, `0.4 s`) becomes `T`.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
@@ -354,13 +354,15 @@ fn durations(text: &str) -> String {
         let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
         let starts_word = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
         let rest = &bytes[i + digits..];
-        if starts_word
-            && digits > 0
-            && rest.len() >= 4
-            && rest[0] == b'.'
-            && rest[1..3].iter().all(u8::is_ascii_digit)
+        // The human reporter's `0.4 s`, as well as the `0.12s` other commands print; both
+        // are four bytes after the whole seconds.
+        let spaced = rest.len() >= 4
+            && rest[1].is_ascii_digit()
+            && rest[2] == b' '
             && rest[3] == b's'
-        {
+            && rest.get(4).is_none_or(|b| !b.is_ascii_alphanumeric());
+        let tight = rest.len() >= 4 && rest[1..3].iter().all(u8::is_ascii_digit) && rest[3] == b's';
+        if starts_word && digits > 0 && rest.first() == Some(&b'.') && (spaced || tight) {
             out.push_str(&text[copied..i]);
             out.push('T');
             i += digits + 4;
