@@ -36,10 +36,10 @@ fn a_backup_skipped_with_the_step_it_needs_warns_makes_the_set_partial_and_exits
         .run();
     let stderr = env.filter(&ran.stderr);
     for line in [
-        "[gate] skipped: `when` rendered `false`\n",
+        "gate   skipped    : `when` rendered `false`\n",
         "    data | warning: the backup of `data` did not run: it needs `gate`, which was skipped\n",
-        "[data] skipped: needs `gate`, which was skipped\n",
-        "planrun: set RUN is partial (without data): manifest written with 1 artifacts (",
+        "data   skipped    : needs `gate`, which was skipped\n",
+        "planrun: set RUN is partial (without data): manifest written with 1 artifact (",
         "planrun: run partial in T (exit code 3)",
     ] {
         assert!(stderr.contains(line), "{line}\n{stderr}");
