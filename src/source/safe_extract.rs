@@ -160,13 +160,31 @@ fn read_error(source: io::Error) -> SourceError {
 
 /// Checks every entry of an archive; writes nothing.
 pub fn scan(reader: impl Read) -> Result<u64, SourceError> {
+    scan_with(reader, true)
+}
+
+/// Checks every entry as [`scan`] does, and also refuses symlinks: for archives that never
+/// hold one (a pg_dump directory), read afterwards by a tool that would follow a link
+/// wherever a tampered set points it.
+pub fn scan_without_links(reader: impl Read) -> Result<u64, SourceError> {
+    scan_with(reader, false)
+}
+
+fn scan_with(reader: impl Read, links: bool) -> Result<u64, SourceError> {
     let mut archive = tar::Archive::new(reader);
     let mut checker = Checker::default();
     let mut entries = 0;
     for entry in archive.entries().map_err(read_error)? {
         let entry = entry.map_err(read_error)?;
         let (path, kind, link) = entry_parts(&entry)?;
-        checker.check(&path, kind, link.as_deref())?;
+        if let Checked::Symlink(..) = checker.check(&path, kind, link.as_deref())?
+            && !links
+        {
+            return Err(refuse(
+                &path,
+                "it is a symlink, which this kind of artifact never holds",
+            ));
+        }
         entries += 1;
     }
     Ok(entries)
@@ -350,4 +368,38 @@ fn make_parent(dest: &Path, rel: &Path) -> Result<(), SourceError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar stream of one symlink `name -> target`, then a file.
+    fn tar_with_link(name: &str, target: &str) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(EntryType::Symlink);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, name, target)
+            .expect("link entry");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "toc.dat", &b"abc"[..])
+            .expect("file entry");
+        builder.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn links_are_data_in_a_tree_but_refused_where_an_artifact_never_holds_one() {
+        let tar = tar_with_link("3001.dat", "/etc/shadow");
+        assert_eq!(scan(&tar[..]).expect("a tree may hold any link"), 2);
+        let error = scan_without_links(&tar[..]).expect_err("a dump holds no link");
+        assert_eq!(
+            error.to_string(),
+            "refusing archive entry `3001.dat`: it is a symlink, which this kind of artifact never holds; nothing was written"
+        );
+    }
 }
