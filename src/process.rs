@@ -86,6 +86,9 @@ pub struct Exit {
     pub killed: bool,
     /// Output lines were still open after the child exited and were cut off.
     pub pipes_abandoned: bool,
+    /// Processes the child started that were still running when it ended, killed and
+    /// reaped then: `pid N (command line)` each.
+    pub leftovers: Vec<String>,
 }
 
 impl Exit {
@@ -100,6 +103,7 @@ impl Exit {
             signal: status.signal(),
             killed: false,
             pipes_abandoned: false,
+            leftovers: Vec::new(),
         }
     }
 }
@@ -241,10 +245,13 @@ pub async fn run(
     {
         return Err(SpawnError::NoCwd { path: cwd.clone() });
     }
+    become_subreaper();
+    let token = descendant_token();
     let mut command = tokio::process::Command::new(&spawn.program);
     command
         .args(&spawn.args)
         .envs(spawn.env.iter().map(|(k, v)| (k, v)))
+        .env(DESCENDANT_VAR, &token)
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     if let Some(cwd) = &spawn.cwd {
@@ -252,7 +259,116 @@ pub async fn run(
     }
     let mut child = start(command, &spawn.program, groups)?;
     let stdout = child.child.stdout.take().map(LineReader::new);
-    supervise(child, stdout, limits, cancel, groups, sink).await
+    let mut exit = supervise(child, stdout, limits, cancel, groups, sink).await?;
+    exit.leftovers = kill_descendants(&token).await;
+    Ok(exit)
+}
+
+/// The environment variable that marks every process a child started, however far down
+/// (`setsid`, double forks and new process groups all inherit the environment).
+const DESCENDANT_VAR: &str = "PLANRUN_SUPERVISOR";
+
+/// A mark no other child of any planrun process carries.
+fn descendant_token() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// Makes planrun a child subreaper (Linux), once: a process a step started and left behind,
+/// even one that escaped the step's process group with `setsid` and was orphaned, is then
+/// reparented to planrun rather than to init, so planrun can reap it once it killed it.
+fn become_subreaper() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        // Without it (an old kernel) leftovers are still killed; init reaps them instead.
+        nix::sys::prctl::set_child_subreaper(true).ok();
+    });
+}
+
+/// After a child ended: kills every process that carries its `token` (see
+/// [`DESCENDANT_VAR`]) and reaps those that were reparented to planrun. Nothing a step
+/// started may outlive it: a `setsid sleep 300 &` would otherwise run on after the run, out of
+/// reach of its timeout. Returns what was killed, for a warning. A process that cleared its
+/// own environment is not found this way.
+async fn kill_descendants(token: &str) -> Vec<String> {
+    let needle = format!("{DESCENDANT_VAR}={token}");
+    let me = std::process::id() as i32;
+    let mut killed: Vec<(i32, String)> = Vec::new();
+    // A few passes: a leftover may fork while it is being found.
+    for _ in 0..5 {
+        let found = marked_processes(&needle, me);
+        let fresh: Vec<(i32, String)> = found
+            .into_iter()
+            .filter(|(pid, _)| !killed.iter().any(|(k, _)| k == pid))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for (pid, _) in &fresh {
+            nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL).ok();
+        }
+        killed.extend(fresh);
+    }
+    // Reap the ones that are planrun's children now (orphans, through the subreaper): a
+    // killed process dies at once unless it is stuck in the kernel, so this waits briefly.
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut waiting: Vec<i32> = killed.iter().map(|(pid, _)| *pid).collect();
+    while !waiting.is_empty() && Instant::now() < until {
+        waiting.retain(|pid| {
+            use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+            match waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                // Reaped, or not planrun's child (its own parent reaps it).
+                Ok(_) | Err(_) => false,
+            }
+        });
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    killed
+        .into_iter()
+        .map(|(pid, command)| format!("pid {pid} ({command})"))
+        .collect()
+}
+
+/// Every process but `me` whose environment holds `needle`, with its command line.
+fn marked_processes(needle: &str, me: i32) -> Vec<(i32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let needle = needle.as_bytes();
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if !environ.split(|b| *b == 0).any(|var| var == needle) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let mut command: String = String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .filter(|a| !a.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if command.chars().count() > 80 {
+            command = command.chars().take(77).collect::<String>() + "...";
+        }
+        out.push((pid, command));
+    }
+    out
 }
 
 /// A started child: its process group is registered in `groups` until it is supervised to

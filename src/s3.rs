@@ -51,6 +51,15 @@ use watched_http::{Fault, Progress, WatchedConnector, WatchedHttp};
 
 use crate::plan::S3Storage;
 
+/// How many listing pages (retries included) one listing may take beyond one per key it
+/// received: an honest page holds up to 1,000 keys, so only a service that answers page after
+/// page with nothing new comes near it.
+pub const LISTING_IDLE_PAGES: u64 = 100;
+
+/// The longest one listing may take, however steadily the service answers: a bucket of a
+/// million objects lists in a few minutes.
+pub const LISTING_DEADLINE: Duration = Duration::from_secs(30 * 60);
+
 /// The object metadata key (`x-amz-meta-sha256`) holding an object's sha256 as lowercase hex.
 pub const SHA256_METADATA: &str = "sha256";
 
@@ -910,24 +919,83 @@ impl S3Bucket {
     }
 
     /// Every object under `prefix` (relative), recursively, in key order.
+    ///
+    /// A listing is paged, and the service decides when it ends, so a broken or hostile one
+    /// could keep it going forever with a new continuation token each time. Three bounds
+    /// hold whatever it answers: no key may come twice (a key that comes again means the
+    /// pages repeat), pages without a new key are limited to
+    /// [`LISTING_IDLE_PAGES`], and the whole listing to [`LISTING_DEADLINE`].
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, S3Error> {
         let path = self.list_path(prefix)?;
-        let mut objects = Vec::new();
+        let mut objects: Vec<ObjectInfo> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let pages_before = self.progress.list_pages();
+        let started = Instant::now();
+        let endless = |detail: String| {
+            self.failed(
+                "listing",
+                prefix,
+                format!("the service at {} {detail}", self.progress.host()),
+            )
+        };
         self.watched("listing", prefix, async {
             let mut listing = self.store.list(path.as_ref());
-            while let Some(meta) = listing.next().await {
+            loop {
+                // `next` is cancel-safe: the pause only lets the bounds below be checked
+                // while object_store asks for page after empty page.
+                let item = tokio::select! {
+                    item = listing.next() => item,
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {
+                        self.check_listing(&objects, pages_before, started, &endless)?;
+                        continue;
+                    }
+                };
+                let Some(meta) = item else { break };
                 let meta = meta.map_err(|e| self.request_error("listing", prefix, e))?;
+                let key = self.relative(&meta.location);
+                if !seen.insert(key.clone()) {
+                    return Err(endless(format!(
+                        "repeats itself: the listing gave `{key}` twice, so its pages would \
+                         never end"
+                    )));
+                }
                 objects.push(ObjectInfo {
-                    key: self.relative(&meta.location),
+                    key,
                     size: meta.size,
                     last_modified: meta.last_modified,
                 });
+                self.check_listing(&objects, pages_before, started, &endless)?;
             }
             Ok(())
         })
         .await?;
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
+    }
+
+    /// The bounds of a listing in progress (see [`Self::list`]).
+    fn check_listing(
+        &self,
+        objects: &[ObjectInfo],
+        pages_before: u64,
+        started: Instant,
+        endless: &impl Fn(String) -> S3Error,
+    ) -> Result<(), S3Error> {
+        let pages = self.progress.list_pages().saturating_sub(pages_before);
+        if pages > objects.len() as u64 + LISTING_IDLE_PAGES {
+            return Err(endless(format!(
+                "sent {pages} listing pages holding {} keys and still says there are more; \
+                 a listing that does not end is refused",
+                objects.len()
+            )));
+        }
+        if started.elapsed() > LISTING_DEADLINE {
+            return Err(endless(format!(
+                "has not finished a listing in {}; a listing that does not end is refused",
+                crate::duration::Duration(LISTING_DEADLINE)
+            )));
+        }
+        Ok(())
     }
 
     /// The "folders" directly under `prefix` (relative keys without a trailing `/`) and the

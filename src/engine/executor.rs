@@ -83,7 +83,7 @@ pub async fn run_step(ctx: &RunContext, step: &ExecStep, phase: Phase, cancel: &
             },
             None => {
                 let mut end = run_attempt(ctx, step, attempt, cancel, &mut output).await;
-                set_commit::after_attempt(ctx, step, &id, attempt, &mut end).await;
+                set_commit::after_attempt(ctx, step, &id, attempt, &mut end, cancel).await;
                 end
             }
         };

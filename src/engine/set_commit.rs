@@ -4,6 +4,7 @@
 //! [`RunState`](crate::step_kind::RunState); this module decides when, and says so as events.
 
 use super::executor::RunContext;
+use crate::cancel::Cancel;
 use crate::event::{Event, Outcome};
 use crate::exec_plan::{Action, ExecPlan, ExecStep};
 use crate::step_kind::{AttemptEnd, Settled};
@@ -24,20 +25,24 @@ pub fn expect_backups(ctx: &RunContext, only: &[String]) {
 
 /// Called after every attempt: a backup step's final attempt settles its source, and the
 /// last one to settle commits the set. A manifest that cannot be written fails the step.
+/// Once the run is stopped (`cancel` fired) nothing settles any more: an interrupted run
+/// never commits, whatever the steps' `on_failure`, and its set is removed after the graph.
 pub async fn after_attempt(
     ctx: &RunContext,
     step: &ExecStep,
     id: &str,
     attempt: u32,
     end: &mut AttemptEnd,
+    cancel: &Cancel,
 ) {
     let Action::Backup { source } = &step.action else {
         return;
     };
+    if end.outcome == Outcome::Cancelled || cancel.reason().is_some() {
+        return;
+    }
     // Only the step's final outcome counts towards committing the set.
-    let last_attempt = end.outcome == Outcome::Succeeded
-        || attempt > step.retries
-        || end.outcome == Outcome::Cancelled;
+    let last_attempt = end.outcome == Outcome::Succeeded || attempt > step.retries;
     if !last_attempt {
         return;
     }

@@ -43,6 +43,11 @@ pub(crate) struct Progress {
     sent_ms: AtomicU64,
     answered_ms: AtomicU64,
     stalled: AtomicBool,
+    /// Listing pages asked for (ListObjectsV2 requests, retries included), so that a listing
+    /// can tell a service that never ends it (see `S3Bucket::list`).
+    list_pages: AtomicU64,
+    /// The host and port of the last request, to name the service in a listing's error.
+    host: std::sync::Mutex<String>,
 }
 
 impl Progress {
@@ -52,6 +57,8 @@ impl Progress {
             sent_ms: AtomicU64::new(0),
             answered_ms: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
+            list_pages: AtomicU64::new(0),
+            host: std::sync::Mutex::new(String::new()),
         })
     }
 
@@ -92,6 +99,19 @@ impl Progress {
 
     pub(crate) fn answered_since(&self, started: Instant) -> bool {
         self.at(&self.answered_ms) >= started
+    }
+
+    /// Listing pages asked for so far.
+    pub(crate) fn list_pages(&self) -> u64 {
+        self.list_pages.load(Ordering::Relaxed)
+    }
+
+    /// The host (and port) of the service, as the last request named it.
+    pub(crate) fn host(&self) -> String {
+        self.host
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| "the endpoint".into())
     }
 
     /// Records that an operation failed with no answer from the service.
@@ -186,6 +206,12 @@ impl WatchedHttp {
             (Some(host), None) => host.to_owned(),
             (None, _) => "the endpoint".to_owned(),
         };
+        if url.query_pairs().any(|(k, v)| k == "list-type" && v == "2") {
+            self.progress.list_pages.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut last) = self.progress.host.lock() {
+            last.clone_from(&host);
+        }
         let clock = Progress::new();
         let mut outgoing = reqwest::Request::new(parts.method, url);
         *outgoing.headers_mut() = parts.headers;

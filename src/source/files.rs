@@ -82,20 +82,28 @@ pub fn back_up(
     // Every file is checked before the artifact is started, so a missing one names itself.
     let mut opened = Vec::new();
     for path in &paths {
-        let file = File::open(path).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => SourceError::Missing { path: path.clone() },
-            _ => SourceError::Unreadable {
-                path: path.clone(),
-                source,
-            },
-        })?;
-        let meta = file.metadata().map_err(SourceError::io("inspect", path))?;
-        if !meta.is_file() {
-            return Err(SourceError::Unreadable {
-                path: path.clone(),
-                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            });
-        }
+        // Never blocks: a listed fifo would otherwise wait for a writer forever.
+        let (file, meta) = match tree_archive::open_regular(path, true) {
+            Ok(opened) => opened,
+            Err(tree_archive::Opened::Io(source)) => {
+                return Err(match source.kind() {
+                    io::ErrorKind::NotFound => SourceError::Missing { path: path.clone() },
+                    _ => SourceError::Unreadable {
+                        path: path.clone(),
+                        source,
+                    },
+                });
+            }
+            Err(tree_archive::Opened::NotRegular(what)) => {
+                return Err(SourceError::Unreadable {
+                    path: path.clone(),
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("it is {what}; a files source backs up regular files only"),
+                    ),
+                });
+            }
+        };
         opened.push((file, meta));
     }
     let root = common_parent(paths.iter().map(PathBuf::as_path));

@@ -672,7 +672,7 @@ fn load_dump(
             child::feed_stdin(command, &mut input, HINT, &Stop::new())
         }
         ArtifactKind::PgDumpDirectoryTarZstd => {
-            safe_extract::scan(directory::decoder(artifact)?)?;
+            safe_extract::scan_without_links(directory::decoder(artifact)?)?;
             let work = tempfile::Builder::new()
                 .prefix("pg_restore-")
                 .tempdir_in(scratch)

@@ -3,27 +3,30 @@
 //! An archive is checked completely before anything is written ([`scan`]); extraction
 //! ([`extract`]) then repeats every check and only writes into a fresh, empty folder, with
 //! files created exclusively and without following links. Refused: `..` anywhere in a path,
-//! absolute paths, symlinks whose target is absolute or climbs out of the destination, any
-//! entry beneath a symlink the archive made, hard links, device nodes and fifos. Modes keep
-//! only the permission bits, and never setuid, setgid or write for others ([`safe_mode`]):
-//! a tampered set could otherwise plant a setuid binary or a folder anyone can write to, so
-//! those bits are dropped and each drop is reported, naming the path.
+//! absolute paths, any entry beneath (or in place of) a symlink, file or folder the archive
+//! made, hard links, device nodes and fifos. Modes keep only the permission bits, and never
+//! setuid, setgid or write for others ([`safe_mode`]): a tampered set could otherwise plant a
+//! setuid binary or a folder anyone can write to, so those bits are dropped and each drop is
+//! reported, naming the path.
 //!
-//! A link target that looks harmless on its own can still escape through other links
-//! (`l1 -> .` then `l2 -> l1/..`), and a later link can turn an earlier one into an escape
-//! (`a -> b/..` then `b -> .`). So once every entry is known, each link is resolved the way
-//! the kernel would, through the links of the archive itself (never the live filesystem,
-//! which the archive does not control), and the archive is refused if any link leads outside
-//! the destination or never resolves (a loop).
+//! A symlink is data: it is recreated exactly as recorded, wherever it points (an absolute
+//! target, one that climbs out of the folder, a loop), because a tree that holds such a link
+//! must restore as it was backed up. What keeps a link from leading a write elsewhere is the
+//! order, not an analysis of where links lead (which would have to be right about every
+//! chain): every file and folder is written first, into a fresh folder that holds no link
+//! yet, and the links are made last, after which nothing is written or resolved through
+//! them (folder modes and times are set through descriptors opened with `O_NOFOLLOW`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 use tar::EntryType;
 
@@ -40,28 +43,19 @@ enum Checked {
 
 #[derive(Default)]
 struct Checker {
-    /// Every link the archive made: its path and its target.
-    symlinks: HashMap<PathBuf, PathBuf>,
-    /// The same links in archive order, so the first bad one is the one named.
-    link_order: Vec<PathBuf>,
+    /// Every link and file the archive made: nothing may lie beneath one.
     non_dirs: HashSet<PathBuf>,
+    /// Every folder the archive made or implied (as the parent of an entry): a link may not
+    /// take a folder's place, since entries already written beneath it would then appear to
+    /// be beneath the link.
+    dirs: HashSet<PathBuf>,
 }
-
-/// How many links one resolution may pass through before it counts as a loop: Linux gives
-/// up with ELOOP after 40, so a deeper chain could never be followed anyway.
-const MAX_LINKS: usize = 40;
 
 fn refuse(entry: &Path, reason: impl Into<String>) -> SourceError {
     SourceError::UnsafeEntry {
         entry: entry.display().to_string(),
         reason: reason.into(),
     }
-}
-
-/// Why a link's resolution failed.
-enum Unresolved {
-    Escapes,
-    Loops,
 }
 
 impl Checker {
@@ -85,7 +79,7 @@ impl Checker {
         let rel: PathBuf = parts.iter().collect();
         for depth in 1..parts.len() {
             let prefix: PathBuf = parts[..depth].iter().collect();
-            if self.symlinks.contains_key(&prefix) || self.non_dirs.contains(&prefix) {
+            if self.non_dirs.contains(&prefix) {
                 return Err(refuse(
                     path,
                     "it lies beneath a symlink or file of the archive",
@@ -102,31 +96,36 @@ impl Checker {
                 Err(refuse(path, "its path is empty"))
             };
         }
+        let parents = || {
+            (1..parts.len())
+                .map(|depth| parts[..depth].iter().collect::<PathBuf>())
+                .collect::<Vec<_>>()
+        };
         match kind {
-            EntryType::Directory => Ok(Checked::Dir(rel)),
+            EntryType::Directory => {
+                self.dirs.extend(parents());
+                self.dirs.insert(rel.clone());
+                Ok(Checked::Dir(rel))
+            }
             EntryType::Regular | EntryType::Continuous => {
+                if self.dirs.contains(&rel) {
+                    return Err(refuse(path, "it is a file where the archive has a folder"));
+                }
+                self.dirs.extend(parents());
                 self.non_dirs.insert(rel.clone());
                 Ok(Checked::File(rel))
             }
             EntryType::Symlink => {
-                let target =
-                    link.ok_or_else(|| refuse(path, "it is a symlink without a target"))?;
-                let mut depth = parts.len() - 1;
-                for component in target.components() {
-                    match component {
-                        Component::Normal(_) => depth += 1,
-                        Component::CurDir => {}
-                        Component::ParentDir if depth > 0 => depth -= 1,
-                        Component::ParentDir => {
-                            return Err(refuse(path, "it is a symlink escaping the destination"));
-                        }
-                        Component::RootDir | Component::Prefix(_) => {
-                            return Err(refuse(path, "it is a symlink to an absolute path"));
-                        }
-                    }
+                let target = link
+                    .filter(|t| !t.as_os_str().is_empty())
+                    .ok_or_else(|| refuse(path, "it is a symlink without a target"))?;
+                if self.dirs.contains(&rel) {
+                    return Err(refuse(
+                        path,
+                        "it is a symlink where the archive has a folder",
+                    ));
                 }
-                self.symlinks.insert(rel.clone(), target.to_owned());
-                self.link_order.push(rel.clone());
+                self.dirs.extend(parents());
                 self.non_dirs.insert(rel.clone());
                 Ok(Checked::Symlink(rel, target.to_owned()))
             }
@@ -135,99 +134,6 @@ impl Checker {
             EntryType::Fifo => Err(refuse(path, "it is a fifo")),
             _ => Err(refuse(path, "its entry type is not supported")),
         }
-    }
-}
-
-impl Checker {
-    /// Resolves every link through the links the archive made, once all entries are known
-    /// (a later link can change where an earlier one leads).
-    fn finish(&self) -> Result<(), SourceError> {
-        for link in &self.link_order {
-            let mut through = Vec::new();
-            let mut budget = MAX_LINKS;
-            match self.resolve_link(link, &mut budget, &mut through) {
-                Ok(_) => {}
-                Err(Unresolved::Escapes) => {
-                    through.retain(|l| l != link);
-                    let via = if through.is_empty() {
-                        String::new()
-                    } else {
-                        let names: Vec<String> = through
-                            .iter()
-                            .map(|l| format!("`{}`", l.display()))
-                            .collect();
-                        let noun = if names.len() == 1 { "link" } else { "links" };
-                        format!(" through the archive's {noun} {}", names.join(", "))
-                    };
-                    return Err(refuse(
-                        link,
-                        format!("it is a symlink that resolves outside the destination{via}"),
-                    ));
-                }
-                Err(Unresolved::Loops) => {
-                    return Err(refuse(
-                        link,
-                        format!(
-                            "it is a symlink that never resolves (a loop, or more than {MAX_LINKS} links deep)"
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Where `link` leads, as components below the destination.
-    fn resolve_link(
-        &self,
-        link: &Path,
-        budget: &mut usize,
-        through: &mut Vec<PathBuf>,
-    ) -> Result<Vec<OsString>, Unresolved> {
-        if *budget == 0 {
-            return Err(Unresolved::Loops);
-        }
-        *budget -= 1;
-        if !through.iter().any(|l| l == link) {
-            through.push(link.to_owned());
-        }
-        let start = link
-            .parent()
-            .map(|p| p.iter().map(ToOwned::to_owned).collect())
-            .unwrap_or_default();
-        self.walk(start, &self.symlinks[link], budget, through)
-    }
-
-    /// Follows `path` from the folder `at` as the kernel would: each component that is one
-    /// of the archive's links is replaced by where that link leads. A component the archive
-    /// does not hold is taken as a plain folder, which is what it would be if created later.
-    fn walk(
-        &self,
-        mut at: Vec<OsString>,
-        path: &Path,
-        budget: &mut usize,
-        through: &mut Vec<PathBuf>,
-    ) -> Result<Vec<OsString>, Unresolved> {
-        for component in path.components() {
-            match component {
-                Component::Normal(part) => {
-                    at.push(part.to_owned());
-                    let here: PathBuf = at.iter().collect();
-                    if self.symlinks.contains_key(&here) {
-                        at = self.resolve_link(&here, budget, through)?;
-                    }
-                }
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    if at.pop().is_none() {
-                        return Err(Unresolved::Escapes);
-                    }
-                }
-                // Absolute targets were refused entry by entry.
-                Component::RootDir | Component::Prefix(_) => return Err(Unresolved::Escapes),
-            }
-        }
-        Ok(at)
     }
 }
 
@@ -254,16 +160,33 @@ fn read_error(source: io::Error) -> SourceError {
 
 /// Checks every entry of an archive; writes nothing.
 pub fn scan(reader: impl Read) -> Result<u64, SourceError> {
+    scan_with(reader, true)
+}
+
+/// Checks every entry as [`scan`] does, and also refuses symlinks: for archives that never
+/// hold one (a pg_dump directory), read afterwards by a tool that would follow a link
+/// wherever a tampered set points it.
+pub fn scan_without_links(reader: impl Read) -> Result<u64, SourceError> {
+    scan_with(reader, false)
+}
+
+fn scan_with(reader: impl Read, links: bool) -> Result<u64, SourceError> {
     let mut archive = tar::Archive::new(reader);
     let mut checker = Checker::default();
     let mut entries = 0;
     for entry in archive.entries().map_err(read_error)? {
         let entry = entry.map_err(read_error)?;
         let (path, kind, link) = entry_parts(&entry)?;
-        checker.check(&path, kind, link.as_deref())?;
+        if let Checked::Symlink(..) = checker.check(&path, kind, link.as_deref())?
+            && !links
+        {
+            return Err(refuse(
+                &path,
+                "it is a symlink, which this kind of artifact never holds",
+            ));
+        }
         entries += 1;
     }
-    checker.finish()?;
     Ok(entries)
 }
 
@@ -302,9 +225,9 @@ pub fn extract(reader: impl Read, dest: &Path, shown: &Path) -> Result<TreeFacts
     let mut checker = Checker::default();
     let mut facts = TreeFacts::default();
     let as_root = nix::unistd::geteuid().is_root();
-    // Folder modes and times are applied last (deepest first): a read-only folder must still
-    // receive its contents, and writing contents changes a folder's mtime.
     let mut folders: Vec<(PathBuf, u32, i64)> = Vec::new();
+    // Links are made after every file and folder, so nothing is ever written through one.
+    let mut links: Vec<(PathBuf, PathBuf, i64, Owner)> = Vec::new();
     for entry in archive.entries().map_err(read_error)? {
         let mut entry = entry.map_err(read_error)?;
         let (path, kind, link) = entry_parts(&entry)?;
@@ -313,27 +236,22 @@ pub fn extract(reader: impl Read, dest: &Path, shown: &Path) -> Result<TreeFacts
         let mtime = header.mtime().unwrap_or(0) as i64;
         let owner = (header.uid().ok(), header.gid().ok());
         let checked = checker.check(&path, kind, link.as_deref())?;
-        // A link's own mode means nothing on Linux.
-        let mode = match &checked {
-            Checked::Root => safe_mode(mode, shown, &mut facts.warnings),
-            Checked::Dir(rel) | Checked::File(rel) => {
-                safe_mode(mode, &shown.join(rel), &mut facts.warnings)
-            }
-            Checked::Symlink(..) => 0o777,
-        };
         let target = match checked {
             Checked::Root => {
-                folders.push((dest.to_owned(), mode, mtime));
+                let mode = safe_mode(mode, shown, &mut facts.warnings);
+                folders.push((PathBuf::new(), mode, mtime));
                 continue;
             }
             Checked::Dir(rel) => {
+                let mode = safe_mode(mode, &shown.join(&rel), &mut facts.warnings);
                 let full = dest.join(&rel);
                 make_dir(&full)?;
-                folders.push((full.clone(), mode, mtime));
+                folders.push((rel, mode, mtime));
                 facts.directories += 1;
                 full
             }
             Checked::File(rel) => {
+                let mode = safe_mode(mode, &shown.join(&rel), &mut facts.warnings);
                 let full = dest.join(&rel);
                 make_parent(dest, &rel)?;
                 let mut file = OpenOptions::new()
@@ -349,17 +267,15 @@ pub fn extract(reader: impl Read, dest: &Path, shown: &Path) -> Result<TreeFacts
                     .map_err(SourceError::io("set the mode of", &full))?;
                 facts.files += 1;
                 facts.bytes += bytes;
-                set_mtime(&full, mtime)?;
+                let time = TimeSpec::new(mtime, 0);
+                nix::sys::stat::futimens(&file, &time, &time)
+                    .map_err(|e| SourceError::io("set the time of", &full)(e.into()))?;
                 full
             }
             Checked::Symlink(rel, link_target) => {
-                let full = dest.join(&rel);
                 make_parent(dest, &rel)?;
-                std::os::unix::fs::symlink(&link_target, &full)
-                    .map_err(SourceError::io("create symlink", &full))?;
-                facts.symlinks += 1;
-                set_mtime(&full, mtime)?;
-                full
+                links.push((rel, link_target, mtime, owner));
+                continue;
             }
         };
         if as_root && let (Some(uid), Some(gid)) = owner {
@@ -367,13 +283,61 @@ pub fn extract(reader: impl Read, dest: &Path, shown: &Path) -> Result<TreeFacts
                 .map_err(SourceError::io("set the owner of", &target))?;
         }
     }
-    checker.finish()?;
-    for (folder, mode, mtime) in folders.iter().rev() {
-        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(*mode))
-            .map_err(SourceError::io("set the mode of", folder))?;
-        set_mtime(folder, *mtime)?;
+    for (rel, link_target, mtime, owner) in links {
+        let full = dest.join(&rel);
+        let parent = open_below(dest, parent_of(&rel))?;
+        let name = rel.file_name().expect("a checked link has a name");
+        nix::unistd::symlinkat(link_target.as_path(), &parent, name)
+            .map_err(|e| SourceError::io("create symlink", &full)(e.into()))?;
+        facts.symlinks += 1;
+        let time = TimeSpec::new(mtime, 0);
+        utimensat(&parent, name, &time, &time, UtimensatFlags::NoFollowSymlink)
+            .map_err(|e| SourceError::io("set the time of", &full)(e.into()))?;
+        if as_root && let (Some(uid), Some(gid)) = owner {
+            nix::unistd::fchownat(
+                &parent,
+                name,
+                Some(nix::unistd::Uid::from_raw(uid as u32)),
+                Some(nix::unistd::Gid::from_raw(gid as u32)),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| SourceError::io("set the owner of", &full)(e.into()))?;
+        }
+    }
+    // Folder modes and times come last (deepest first): a read-only folder must still
+    // receive its contents, and writing contents (links included) changes a folder's mtime.
+    for (rel, mode, mtime) in folders.iter().rev() {
+        let full = dest.join(rel);
+        let folder = open_below(dest, rel)?;
+        nix::sys::stat::fchmod(&folder, Mode::from_bits_truncate(*mode))
+            .map_err(|e| SourceError::io("set the mode of", &full)(e.into()))?;
+        let time = TimeSpec::new(*mtime, 0);
+        nix::sys::stat::futimens(&folder, &time, &time)
+            .map_err(|e| SourceError::io("set the time of", &full)(e.into()))?;
     }
     Ok(facts)
+}
+
+/// An entry's owner as the archive records it.
+type Owner = (Option<u64>, Option<u64>);
+
+fn parent_of(rel: &Path) -> &Path {
+    rel.parent().unwrap_or(Path::new(""))
+}
+
+/// Opens the folder `rel` below `dest` one component at a time, never following a link: once
+/// the archive's links exist, no path below `dest` is resolved through one.
+fn open_below(dest: &Path, rel: &Path) -> Result<OwnedFd, SourceError> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    let mut fd = nix::fcntl::open(dest, flags, Mode::empty())
+        .map_err(|e| SourceError::io("open", dest)(e.into()))?;
+    let mut path = dest.to_owned();
+    for part in rel.iter() {
+        path.push(part);
+        fd = nix::fcntl::openat(&fd, part, flags, Mode::empty())
+            .map_err(|e| SourceError::io("open", &path)(e.into()))?;
+    }
+    Ok(fd)
 }
 
 fn make_dir(path: &Path) -> Result<(), SourceError> {
@@ -406,14 +370,36 @@ fn make_parent(dest: &Path, rel: &Path) -> Result<(), SourceError> {
     Ok(())
 }
 
-fn set_mtime(path: &Path, mtime: i64) -> Result<(), SourceError> {
-    let time = TimeSpec::new(mtime, 0);
-    utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &time,
-        &time,
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(|errno| SourceError::io("set the time of", path)(io::Error::from(errno)))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar stream of one symlink `name -> target`, then a file.
+    fn tar_with_link(name: &str, target: &str) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(EntryType::Symlink);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, name, target)
+            .expect("link entry");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "toc.dat", &b"abc"[..])
+            .expect("file entry");
+        builder.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn links_are_data_in_a_tree_but_refused_where_an_artifact_never_holds_one() {
+        let tar = tar_with_link("3001.dat", "/etc/shadow");
+        assert_eq!(scan(&tar[..]).expect("a tree may hold any link"), 2);
+        let error = scan_without_links(&tar[..]).expect_err("a dump holds no link");
+        assert_eq!(
+            error.to_string(),
+            "refusing archive entry `3001.dat`: it is a symlink, which this kind of artifact never holds; nothing was written"
+        );
+    }
 }

@@ -136,11 +136,20 @@ fn walk<W: Write>(
             facts.directories += 1;
             walk(builder, root, &rel, exclude, on_unreadable, facts, stop)?;
         } else if kind.is_file() {
-            let file = match File::open(&path) {
-                Ok(file) => file,
-                Err(source) if source.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => {
+            // Opened without following a link and without blocking: the entry may have been
+            // replaced by a link or a fifo since it was listed.
+            let (file, meta) = match open_regular(&path, false) {
+                Ok(opened) => opened,
+                Err(Opened::Io(source)) if source.kind() == io::ErrorKind::NotFound => continue,
+                Err(Opened::Io(source)) => {
                     unreadable(&path, source, on_unreadable, facts)?;
+                    continue;
+                }
+                Err(Opened::NotRegular(what)) => {
+                    facts.warnings.push(format!(
+                        "skipped {}: it is {what}, not a file, folder or symlink",
+                        path.display()
+                    ));
                     continue;
                 }
             };
@@ -196,25 +205,72 @@ pub(crate) fn append_dir_header<W: Write>(
         .map_err(SourceError::io("archive", rel))
 }
 
-/// Appends a regular file. The header promises the size seen at stat time; a file that grows
-/// or shrinks while it is read is cut or zero-padded to that size, so the archive stays
-/// well-formed (the tree is live; the next backup gets the new content).
+/// Why a source file could not be opened for reading.
+pub(crate) enum Opened {
+    Io(io::Error),
+    /// It is not a regular file: what it is, with its article (`a fifo`).
+    NotRegular(&'static str),
+}
+
+/// Opens `path` for reading as a regular file, with `O_NONBLOCK` so that a fifo (which would
+/// wait for a writer forever) or a device cannot hold the run, and without following a final
+/// link unless `follow`. The metadata is the opened file's own, so it describes what is read.
+pub(crate) fn open_regular(path: &Path, follow: bool) -> Result<(File, Metadata), Opened> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut flags = nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+    if !follow {
+        flags |= nix::libc::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(Opened::Io)?;
+    let meta = file.metadata().map_err(Opened::Io)?;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        Ok((file, meta))
+    } else if kind.is_fifo() {
+        Err(Opened::NotRegular("a fifo"))
+    } else if kind.is_socket() {
+        Err(Opened::NotRegular("a socket"))
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Err(Opened::NotRegular("a device"))
+    } else if kind.is_dir() {
+        Err(Opened::NotRegular("a folder"))
+    } else {
+        Err(Opened::NotRegular("not a regular file"))
+    }
+}
+
+/// Appends a regular file, opened as [`open_regular`] does, with the size in `meta` (its
+/// `fstat` before reading). The header promises that size, so a file that shrinks, grows or
+/// is rewritten while it is read cannot be stored truthfully: it is never cut or padded with
+/// zeros to fit, which would record a file that never existed as good. Instead the source
+/// fails, naming the file (the next backup reads it again).
 pub fn append_file<W: Write>(
     builder: &mut tar::Builder<W>,
     rel: &Path,
     path: &Path,
-    file: File,
+    mut file: File,
     meta: &Metadata,
     stop: &Stop,
 ) -> Result<(), SourceError> {
     let mut header = header_for(meta);
     let size = meta.len();
-    let data = ReadError {
-        inner: file.take(size).chain(io::repeat(0)).take(size),
+    let changed = |why: String| SourceError::Unreadable {
+        path: path.to_owned(),
+        source: io::Error::other(why),
+    };
+    let mut data = ReadError {
+        inner: Exact {
+            file: &mut file,
+            size,
+            read: 0,
+        },
         error: None,
         stop,
     };
-    let mut data = data;
     let result = builder.append_data(&mut header, rel, &mut data);
     if stop.is_stopped() {
         return Err(SourceError::Stopped);
@@ -225,7 +281,70 @@ pub fn append_file<W: Write>(
             source,
         });
     }
-    result.map_err(SourceError::io("archive", path))
+    result.map_err(SourceError::io("archive", path))?;
+    let mut more = [0u8; 1];
+    let grew = loop {
+        match file.read(&mut more) {
+            Ok(n) => break n > 0,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(SourceError::Unreadable {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    };
+    if grew {
+        return Err(changed(format!(
+            "it grew while it was read, past the {size} bytes it had when the backup opened it; \
+             back it up again once nothing writes to it"
+        )));
+    }
+    let after = file.metadata().map_err(SourceError::io("inspect", path))?;
+    use std::os::unix::fs::MetadataExt;
+    if after.len() != size
+        || after.mtime() != meta.mtime()
+        || after.mtime_nsec() != meta.mtime_nsec()
+    {
+        return Err(changed(format!(
+            "it changed while it was read (its size went from {size} to {} bytes or its \
+             modification time moved); back it up again once nothing writes to it",
+            after.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The file's bytes, exactly `size` of them: running out early is an error, never zeros.
+struct Exact<'a> {
+    file: &'a mut File,
+    size: u64,
+    read: u64,
+}
+
+impl Read for Exact<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.size - self.read;
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "it shrank while it was read: it had {} bytes when the backup opened it, \
+                     and only {} could be read; nothing of it is stored padded with zeros, \
+                     back it up again once nothing writes to it",
+                    self.size, self.read
+                ),
+            ));
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// Remembers a read error so it is reported as the source file's fault, not the archive's,

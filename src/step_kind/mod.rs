@@ -269,6 +269,17 @@ pub async fn run_process(
     };
     match process::run(&spawn, &limits, ctx.cancel, ctx.groups, ctx.output).await {
         Ok(exit) => {
+            for leftover in &exit.leftovers {
+                ctx.output
+                    .emit(crate::event::Event::StepWarning {
+                        step: step.id.clone(),
+                        message: format!(
+                            "killed {leftover}: the step left it running, and nothing a step \
+                             starts may outlive it"
+                        ),
+                    })
+                    .await;
+            }
             let outcome = match exit.ended {
                 _ if exit.success() => Outcome::Succeeded,
                 Ended::Exited => Outcome::Failed,
@@ -291,7 +302,7 @@ pub async fn run_process(
                 signal: exit.signal,
                 error,
                 killed: exit.killed,
-                warned: false,
+                warned: !exit.leftovers.is_empty(),
             }
         }
         Err(error) => AttemptEnd::error(error.to_string()),
