@@ -164,19 +164,29 @@ fn assert_backup_failed(env: &Env, output: &Output, message: &str) -> String {
 }
 
 /// A file whose size says 0 but which reads as more (as files in /proc do) grew past what
-/// the header promised: the source fails rather than storing it cut.
+/// the header promised: it is stored as the bytes it had when it was opened (never cut into
+/// a lie about its size), and the run says so and exits 3, as GNU tar and borg warn.
 #[test]
-fn a_file_that_reads_longer_than_its_size_fails_its_source() {
+fn a_file_that_reads_longer_than_its_size_is_stored_as_opened_with_a_warning() {
     let env = Env::new();
     env.plan(
         "version: 1\nname: app\nsources:\n  kernel: { files: [/proc/version] }\n\
          storage:\n  local: { local: { path: DIR/store } }\nsteps:\n  - { id: b, backup: kernel }\n",
     );
-    assert_backup_failed(
-        &env,
-        &env.execute(&[]),
-        "cannot read /proc/version: it grew while it was read, past the 0 bytes it had when \
-         the backup opened it",
+    let output = env.execute(&[]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(
+            "/proc/version grew while it was read: stored as the 0 bytes it had when the \
+             backup opened it"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        manifests(&env.path("store")).len(),
+        1,
+        "the set is committed"
     );
 }
 

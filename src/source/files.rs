@@ -133,6 +133,7 @@ pub fn back_up(
     }
     let mut listing = Vec::new();
     let mut bytes = 0;
+    let mut warnings = Vec::new();
     for ((path, rel), (file, meta)) in paths.iter().zip(&relative).zip(opened) {
         listing.push(serde_json::json!({
             "path": path.display().to_string(),
@@ -141,7 +142,14 @@ pub fn back_up(
             "size": meta.len(),
         }));
         bytes += meta.len();
-        tree_archive::append_file(&mut builder, rel, path, file, &meta, stop)?;
+        warnings.extend(tree_archive::append_file(
+            &mut builder,
+            rel,
+            path,
+            file,
+            &meta,
+            stop,
+        )?);
     }
     let digest = finish_tar_zstd(builder, &set_dir.join(&artifact))?;
     let mut facts = Facts::new();
@@ -158,7 +166,7 @@ pub fn back_up(
             sha256: digest.sha256,
             facts,
         }],
-        warnings: Vec::new(),
+        warnings,
     })
 }
 

@@ -153,7 +153,9 @@ fn walk<W: Write>(
                     continue;
                 }
             };
-            append_file(builder, &rel, &path, file, &meta, stop)?;
+            if let Some(warning) = append_file(builder, &rel, &path, file, &meta, stop)? {
+                facts.warnings.push(warning);
+            }
             facts.files += 1;
             facts.bytes += meta.len();
         } else {
@@ -244,10 +246,12 @@ pub(crate) fn open_regular(path: &Path, follow: bool) -> Result<(File, Metadata)
 }
 
 /// Appends a regular file, opened as [`open_regular`] does, with the size in `meta` (its
-/// `fstat` before reading). The header promises that size, so a file that shrinks, grows or
-/// is rewritten while it is read cannot be stored truthfully: it is never cut or padded with
-/// zeros to fit, which would record a file that never existed as good. Instead the source
-/// fails, naming the file (the next backup reads it again).
+/// `fstat` before reading). The header promises that size. A file that shrinks while it is
+/// read cannot be stored truthfully (it would be padded with zeros into a file that never
+/// existed), so the source fails, naming it. A file that grows, or whose modification time
+/// moves, is stored as the bytes it had when it was opened, and the answer is a warning
+/// naming it, as GNU tar and borg do: failing the whole source would make a folder holding
+/// one live log fail every night.
 pub fn append_file<W: Write>(
     builder: &mut tar::Builder<W>,
     rel: &Path,
@@ -255,13 +259,9 @@ pub fn append_file<W: Write>(
     mut file: File,
     meta: &Metadata,
     stop: &Stop,
-) -> Result<(), SourceError> {
+) -> Result<Option<String>, SourceError> {
     let mut header = header_for(meta);
     let size = meta.len();
-    let changed = |why: String| SourceError::Unreadable {
-        path: path.to_owned(),
-        source: io::Error::other(why),
-    };
     let mut data = ReadError {
         inner: Exact {
             file: &mut file,
@@ -296,9 +296,10 @@ pub fn append_file<W: Write>(
         }
     };
     if grew {
-        return Err(changed(format!(
-            "it grew while it was read, past the {size} bytes it had when the backup opened it; \
-             back it up again once nothing writes to it"
+        return Ok(Some(format!(
+            "{} grew while it was read: stored as the {size} bytes it had when the backup \
+             opened it",
+            path.display()
         )));
     }
     let after = file.metadata().map_err(SourceError::io("inspect", path))?;
@@ -307,13 +308,14 @@ pub fn append_file<W: Write>(
         || after.mtime() != meta.mtime()
         || after.mtime_nsec() != meta.mtime_nsec()
     {
-        return Err(changed(format!(
-            "it changed while it was read (its size went from {size} to {} bytes or its \
-             modification time moved); back it up again once nothing writes to it",
+        return Ok(Some(format!(
+            "{} changed while it was read (its size went from {size} to {} bytes or its \
+             modification time moved): the stored copy may mix old and new content",
+            path.display(),
             after.len()
         )));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The file's bytes, exactly `size` of them: running out early is an error, never zeros.
