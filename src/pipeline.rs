@@ -203,6 +203,13 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
             secret_values.push(value);
             text
         } else {
+            // Not read for a preview, but `{{env.VAR}}` still shows the variable a secret
+            // comes from: it is masked like the secret it is.
+            if let SecretSource::Env(var) = source
+                && let Some(value) = options.env.get(var)
+            {
+                secret_values.push(Secret::new(value.as_str()));
+            }
             crate::redact::MASK.to_owned()
         };
         secrets.insert(name.clone(), Value::String(value));
@@ -272,22 +279,28 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     }
     let sources = render_section(&renderer, &context, "sources", &plan.sources)
         .map_err(|(p, m)| fail(&p, m))?;
-    // A templated `files` entry is plain only now; the analyzer checked the others.
+    let refuse = |pointer: &str, message: String, help: String| {
+        let d = Diagnostic::error(Layer::Template, message)
+            .path(key_path(pointer))
+            .help(help);
+        let location = loaded.value.locate(pointer);
+        Failure::new(&loaded.path, vec![loaded.value.place(d, location)])
+    };
     for (name, source) in &sources {
+        // A secret's value reached a field the analyzer could not see it in (`--var`, an
+        // environment variable): refused before any tool gets it in argv or a manifest.
+        if let Some((pointer, message, help)) =
+            analyzer::rendered_source_problem(name, source, &redactor)
+        {
+            return Err(refuse(&pointer, message, help));
+        }
+        // A templated `files` entry is plain only now; the analyzer checked the others.
         let crate::plan::Source::Files(files) = source else {
             continue;
         };
         for (i, file) in files.iter().enumerate() {
             if let Some((message, help)) = analyzer::files_entry_problem(file) {
-                let pointer = format!("/sources/{name}/files/{i}");
-                let d = Diagnostic::error(Layer::Template, message)
-                    .path(key_path(&pointer))
-                    .help(help);
-                let location = loaded.value.locate(&pointer);
-                return Err(Failure::new(
-                    &loaded.path,
-                    vec![loaded.value.place(d, location)],
-                ));
+                return Err(refuse(&format!("/sources/{name}/files/{i}"), message, help));
             }
         }
     }
@@ -591,7 +604,17 @@ impl StepRenderer<'_> {
             StepKind::Run(argv) => {
                 let mut rendered = Vec::new();
                 for (i, arg) in argv.iter().enumerate() {
-                    rendered.push(self.text(arg, &format!("{pointer}/run/{i}"))?);
+                    let at = format!("{pointer}/run/{i}");
+                    let text = self.text(arg, &at)?;
+                    // However a secret's value got here (`{{env.VAR}}`, `--var`), argv is
+                    // visible to every user in `ps`.
+                    if self.redactor.holds_secret(&text) {
+                        return Err((
+                            at,
+                            "this `run:` argument holds the value of a secret, which would show in `ps`; pass it through the step's `env:` instead".into(),
+                        ));
+                    }
+                    rendered.push(text);
                 }
                 // A template where a shell takes its commands (`bash -c "{{x}}"`, also when the
                 // program itself came from a value) would run the value as code.
