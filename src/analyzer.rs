@@ -633,13 +633,14 @@ impl Analyzer<'_> {
     /// plan's own values), and a template where a `run:` shell takes its commands.
     fn check_values_reaching_shells(&mut self, pointer: &str, step: &Step) {
         let secrets: Vec<&str> = self.plan.secrets.keys().map(String::as_str).collect();
+        let secret_envs = secret_envs(self.plan);
         for (name, value) in &step.env {
             let at = format!(
                 "{pointer}/env/{}",
                 name.replace('~', "~0").replace('/', "~1")
             );
             let problem = crate::shell_script::env_key_problem(name, value.contains("{{"))
-                .or_else(|| template::check_env(value, &self.plan.vars, &secrets));
+                .or_else(|| template::check_env(value, &self.plan.vars, &secrets, &secret_envs));
             if let Some((message, help)) = problem {
                 self.error(&at, format!("env `{name}`: {message}"), Some(help));
             }
@@ -674,12 +675,14 @@ impl Analyzer<'_> {
             let mut problems = template::check(&text, &scope);
             if problems.is_empty() && pointer.ends_with("/shell") {
                 // A value bash would run as code refuses the plan before any night runs it.
-                problems.extend(template::check_shell(&text, &self.plan.vars, &secrets).map(
-                    |(message, help)| template::Problem {
-                        message,
-                        help: Some(help),
-                    },
-                ));
+                problems.extend(
+                    template::check_shell(&text, &self.plan.vars, &secrets, &secret_envs).map(
+                        |(message, help)| template::Problem {
+                            message,
+                            help: Some(help),
+                        },
+                    ),
+                );
             }
             for problem in problems {
                 let mut d =

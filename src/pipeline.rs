@@ -157,8 +157,26 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
     crate::storage::SetId::new(now).to_string()
 }
 
-/// Renders a validated plan into what the executor runs. Errors name the key path.
+/// Renders a validated plan into what the executor runs. Errors name the key path, and show
+/// what a value holds with every secret masked (a refused `{{env.VAR}}` may be one).
 pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Failure> {
+    let mut secrets = Vec::new();
+    render_unmasked(loaded, options, &mut secrets).map_err(|mut failure| {
+        let redactor = Redactor::for_secrets(&secrets);
+        for d in &mut failure.diagnostics {
+            d.message = redactor.redact_owned(std::mem::take(&mut d.message));
+            d.help = d.help.take().map(|h| redactor.redact_owned(h));
+        }
+        failure
+    })
+}
+
+/// [`render`], noting in `known` each secret value as soon as it is known.
+fn render_unmasked(
+    loaded: &Loaded,
+    options: &RenderOptions,
+    known: &mut Vec<Secret>,
+) -> Result<ExecPlan, Failure> {
     if loaded.fragment {
         let d = Diagnostic::error(
             Layer::Schema,
@@ -260,6 +278,7 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     };
     // A check's URL is its token: masked like a secret wherever it could show.
     secret_values.extend(healthchecks.as_deref().map(Secret::new));
+    known.extend(secret_values.iter().cloned());
     // The one redactor of this plan: everything rendered from here on may hold a secret.
     let redactor = Arc::new(Redactor::for_secrets(&secret_values));
 

@@ -676,8 +676,9 @@ pub fn check_shell(
     text: &str,
     vars: &BTreeMap<String, Value>,
     secrets: &[&str],
+    secret_envs: &[(&str, &str)],
 ) -> Option<(String, String)> {
-    let (renderer, context) = validation_context(vars, secrets);
+    let (renderer, context) = validation_context(vars, secrets, secret_envs);
     match renderer.render_shell_checked(text, &context) {
         Err(ShellError::Refused(message)) => Some(message),
         _ => None,
@@ -690,16 +691,28 @@ pub fn check_env(
     text: &str,
     vars: &BTreeMap<String, Value>,
     secrets: &[&str],
+    secret_envs: &[(&str, &str)],
 ) -> Option<(String, String)> {
-    let (renderer, context) = validation_context(vars, secrets);
+    let (renderer, context) = validation_context(vars, secrets, secret_envs);
     match renderer.render_env_checked(text, &context) {
         Err(ShellError::Refused(message)) => Some(message),
         _ => None,
     }
 }
 
-fn validation_context(vars: &BTreeMap<String, Value>, secrets: &[&str]) -> (Renderer, Value) {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+/// The context `validate` renders with: secrets, and the environment variables they are read
+/// from, stand as `***`, so a refusal that shows a value never shows a secret.
+fn validation_context(
+    vars: &BTreeMap<String, Value>,
+    secrets: &[&str],
+    secret_envs: &[(&str, &str)],
+) -> (Renderer, Value) {
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    for (var, _) in secret_envs {
+        if let Some(value) = env.get_mut(*var) {
+            crate::redact::MASK.clone_into(value);
+        }
+    }
     let renderer = Renderer::new(Utc::now(), Tz::UTC, env.clone());
     let secrets: serde_json::Map<String, Value> = secrets
         .iter()

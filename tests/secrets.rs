@@ -440,4 +440,26 @@ steps:
     );
     assert!(!env.path("QJQJ").exists());
     assert_no_fragment(&env, &output);
+
+    // A refusal that shows what a value holds masks it when the value is a secret's.
+    env.plan(
+        r#"
+version: 1
+name: envs
+secrets:
+  pw: { env: PLANRUN_TEST_PW }
+steps:
+  - id: script
+    shell: echo $(( {{env.PLANRUN_TEST_PW}} + 1 ))
+"#,
+    );
+    let output = execute(&env, "QJ`QJ$(QJ)", &[]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output)
+            .contains("`{{env.PLANRUN_TEST_PW}}` (`'***'`): the value stands in bash arithmetic"),
+        "{}",
+        stderr(&output)
+    );
+    assert_no_fragment(&env, &output);
 }
