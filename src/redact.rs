@@ -112,7 +112,11 @@ impl Redactor {
     /// bytes and at most half the piece, so a piece always makes progress.
     pub fn possible_match_start(&self, text: &str) -> usize {
         let bytes = text.as_bytes();
-        let window = (text.len() / 2).min(MAX_HELD_BACK);
+        // Only an ending shorter than the longest needle can be the start of one.
+        let longest = self.needles.first().map_or(0, |n| n.expose().len());
+        let window = (text.len() / 2)
+            .min(MAX_HELD_BACK)
+            .min(longest.saturating_sub(1));
         let from = text.len() - window;
         for start in from..text.len() {
             let rest = &bytes[start..];
