@@ -649,13 +649,14 @@ impl Analyzer<'_> {
     /// plan's own values), and a template where a `run:` shell takes its commands.
     fn check_values_reaching_shells(&mut self, pointer: &str, step: &Step) {
         let secrets: Vec<&str> = self.plan.secrets.keys().map(String::as_str).collect();
+        let secret_envs = secret_envs(self.plan);
         for (name, value) in &step.env {
             let at = format!(
                 "{pointer}/env/{}",
                 name.replace('~', "~0").replace('/', "~1")
             );
             let problem = crate::shell_script::env_key_problem(name, value.contains("{{"))
-                .or_else(|| template::check_env(value, &self.plan.vars, &secrets));
+                .or_else(|| template::check_env(value, &self.plan.vars, &secrets, &secret_envs));
             if let Some((message, help)) = problem {
                 self.error(&at, format!("env `{name}`: {message}"), Some(help));
             }
@@ -700,12 +701,13 @@ impl Analyzer<'_> {
         let mut found = Vec::new();
         collect_strings(&self.loaded.value, String::new(), &mut found);
         let secrets: Vec<&str> = self.plan.secrets.keys().map(String::as_str).collect();
+        let secret_envs = secret_envs(self.plan);
         for (pointer, text) in found {
-            let in_argv = is_run_argument(&pointer);
             let scope = template::Scope {
                 vars: &self.plan.vars,
                 secrets: secrets.clone(),
-                secrets_allowed: !in_argv,
+                secret_envs: secret_envs.clone(),
+                secrets_refused: secret_refusal(&pointer),
                 incident: pointer.starts_with("/recovery/levels/"),
                 outcome_known: pointer.starts_with("/on_failure/")
                     || pointer.starts_with("/always/"),
@@ -715,7 +717,7 @@ impl Analyzer<'_> {
             if problems.is_empty() && pointer.ends_with("/shell") {
                 // A value bash would run as code refuses the plan before any night runs it,
                 // pointing at the refused `{{…}}` in the file where it can be found.
-                if let Some(refusal) = template::check_shell(&text, &self.plan.vars, &secrets) {
+                if let Some(refusal) = template::check_shell(&text, &self.plan.vars, &secrets, &secret_envs) {
                     location = location.map(|start| {
                         script_position(self.loaded, &text, start, refusal.line, refusal.column)
                     });
@@ -836,6 +838,17 @@ impl Analyzer<'_> {
             }
         }
         for (name, source) in &self.plan.sources {
+            if let Source::Postgres(pg) = source
+                && !pg.database.contains("{{")
+                && let Some((message, help)) =
+                    crate::source::postgres::database_password_problem(&pg.database)
+            {
+                self.error(
+                    &format!("/sources/{name}/postgres/database"),
+                    message,
+                    Some(help),
+                );
+            }
             let Source::Files(files) = source else {
                 continue;
             };
@@ -851,11 +864,121 @@ impl Analyzer<'_> {
     }
 }
 
+/// Why a rendered source would put a secret where it is written in plain text (a tool's argv,
+/// `manifest.json`, reports), if it would: a field other than a postgres `password` holding a
+/// secret's value, however it got there (`{{env.VAR}}`, `--var`), or a password written into a
+/// postgres connection string. `(pointer, message, help)`, checked when the plan is rendered.
+pub fn rendered_source_problem(
+    name: &str,
+    source: &Source,
+    redactor: &crate::redact::Redactor,
+) -> Option<(String, String, String)> {
+    if let Source::Postgres(pg) = source
+        && let Some((message, help)) =
+            crate::source::postgres::database_password_problem(&pg.database)
+    {
+        return Some((format!("/sources/{name}/postgres/database"), message, help));
+    }
+    let mut value = serde_json::to_value(source).ok()?;
+    if let Some(pg) = value.get_mut("postgres").and_then(Value::as_object_mut) {
+        pg.remove("password");
+    }
+    let mut strings = Vec::new();
+    collect_all_strings(&value, format!("/sources/{name}"), &mut strings);
+    let (pointer, _) = strings
+        .into_iter()
+        .find(|(_, text)| redactor.holds_secret(text))?;
+    let (why, help) = secret_refusal(&pointer)?;
+    Some((pointer, format!("the value of a secret {why}"), help))
+}
+
+fn collect_all_strings(value: &Value, pointer: String, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(s) => out.push((pointer, s.clone())),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect_all_strings(item, format!("{pointer}/{i}"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                collect_all_strings(v, format!("{pointer}/{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// True when two paths are the same or one contains the other (textually, after trimming).
 fn overlaps(a: &str, b: &str) -> bool {
     let a = Path::new(a.trim_end_matches('/'));
     let b = Path::new(b.trim_end_matches('/'));
     a.starts_with(b) || b.starts_with(a)
+}
+
+/// `(variable, secret)` for each secret read from an environment variable: a template that
+/// reads the variable reads the secret.
+pub fn secret_envs(plan: &Plan) -> Vec<(&str, &str)> {
+    plan.secrets
+        .iter()
+        .filter_map(|(name, source)| match source {
+            crate::plan::SecretSource::Env(var) => Some((var.as_str(), name.as_str())),
+            crate::plan::SecretSource::File(_) => None,
+        })
+        .collect()
+}
+
+/// Why a secret may not stand at `pointer`, and what to do instead; `None` where it may.
+/// Secrets are for the places that keep them out of sight (a postgres source's `password`,
+/// which reaches the tools through their environment; step `env:` and `shell:`, which pass
+/// them as environment variables; storage credentials). Everything else that planrun hands
+/// to a program's argv or records in plain text refuses them.
+pub fn secret_refusal(pointer: &str) -> Option<(String, String)> {
+    let segments: Vec<&str> = pointer.split('/').skip(1).collect();
+    let key = segments
+        .iter()
+        .rev()
+        .find(|s| s.parse::<usize>().is_err())
+        .copied()
+        .unwrap_or_default();
+    if is_run_argument(pointer) {
+        return Some((
+            "in a `run:` argument would show the secret in `ps`".into(),
+            "pass it through the step's `env:` and read the variable in the program, or use a `shell:` step".into(),
+        ));
+    }
+    if let ["sources", name, kind, rest @ ..] = segments.as_slice() {
+        return match (*kind, rest) {
+            ("postgres", ["password"]) => None,
+            ("postgres", ["database"]) => Some((
+                format!("in source `{name}` (`database`) would be on the command line of pg_dump, pg_restore and psql (`--dbname=…`), visible in `ps`"),
+                "put the password in the source's `password:`, which reaches the PostgreSQL tools only through their environment; a connection string is not a secret".into(),
+            )),
+            ("postgres", _) => Some((
+                format!("in source `{name}` (`{key}`) would be recorded in plain text: of a postgres source, only `password` may hold a secret"),
+                "put the password in the source's `password:`; names are not secrets".into(),
+            )),
+            _ => Some((
+                format!("in source `{name}` (`{key}`) would be written in plain text to the backup's `manifest.json` and to reports: source paths are recorded"),
+                "name the path without a secret: paths are not secrets".into(),
+            )),
+        };
+    }
+    if key == "sql" {
+        return Some((
+            "in a check's SQL would show the secret in `ps` (psql gets the query as `-c …`)".into(),
+            "check with a query that needs no secret".into(),
+        ));
+    }
+    if segments.contains(&"restore") {
+        return Some((
+            format!(
+                "in a restore target (`{key}`) would be written in plain text to tools' command lines and reports"
+            ),
+            "restore targets are names and paths, not secrets: write them out".into(),
+        ));
+    }
+    None
 }
 
 /// `/steps/3/run/1` and the like: an argument of a `run:` step, which must not carry secrets.

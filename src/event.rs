@@ -464,6 +464,12 @@ impl Emitter {
         (Emitter { sender, redactor }, receiver)
     }
 
+    /// The redactor every event goes through, for a line splitter that must not cut a
+    /// secret in two.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     pub async fn emit(&self, event: Event) {
         // A closed channel means the consumer is gone (planrun is exiting); nothing to do.
         self.sender.send(event.redacted(&self.redactor)).await.ok();

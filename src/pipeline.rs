@@ -157,8 +157,26 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
     crate::storage::SetId::new(now).to_string()
 }
 
-/// Renders a validated plan into what the executor runs. Errors name the key path.
+/// Renders a validated plan into what the executor runs. Errors name the key path, and show
+/// what a value holds with every secret masked (a refused `{{env.VAR}}` may be one).
 pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Failure> {
+    let mut secrets = Vec::new();
+    render_unmasked(loaded, options, &mut secrets).map_err(|mut failure| {
+        let redactor = Redactor::for_secrets(&secrets);
+        for d in &mut failure.diagnostics {
+            d.message = redactor.redact_owned(std::mem::take(&mut d.message));
+            d.help = d.help.take().map(|h| redactor.redact_owned(h));
+        }
+        failure
+    })
+}
+
+/// [`render`], noting in `known` each secret value as soon as it is known.
+fn render_unmasked(
+    loaded: &Loaded,
+    options: &RenderOptions,
+    known: &mut Vec<Secret>,
+) -> Result<ExecPlan, Failure> {
     if loaded.fragment {
         let d = Diagnostic::error(
             Layer::Schema,
@@ -215,6 +233,13 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
             secret_values.push(value);
             text
         } else {
+            // Not read for a preview, but `{{env.VAR}}` still shows the variable a secret
+            // comes from: it is masked like the secret it is.
+            if let SecretSource::Env(var) = source
+                && let Some(value) = options.env.get(var)
+            {
+                secret_values.push(Secret::new(value.as_str()));
+            }
             crate::redact::MASK.to_owned()
         };
         secrets.insert(name.clone(), Value::String(value));
@@ -267,6 +292,7 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     };
     // A check's URL is its token: masked like a secret wherever it could show.
     secret_values.extend(healthchecks.as_deref().map(Secret::new));
+    known.extend(secret_values.iter().cloned());
     // The one redactor of this plan: everything rendered from here on may hold a secret.
     let redactor = Arc::new(Redactor::for_secrets(&secret_values));
 
@@ -291,22 +317,28 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     }
     let sources = render_section(&renderer, &context, "sources", &plan.sources)
         .map_err(|(p, m)| fail(&p, m))?;
-    // A templated `files` entry is plain only now; the analyzer checked the others.
+    let refuse = |pointer: &str, message: String, help: String| {
+        let d = Diagnostic::error(Layer::Template, message)
+            .path(key_path(pointer))
+            .help(help);
+        let location = loaded.value.locate(pointer);
+        Failure::new(&loaded.path, vec![loaded.value.place(d, location)])
+    };
     for (name, source) in &sources {
+        // A secret's value reached a field the analyzer could not see it in (`--var`, an
+        // environment variable): refused before any tool gets it in argv or a manifest.
+        if let Some((pointer, message, help)) =
+            analyzer::rendered_source_problem(name, source, &redactor)
+        {
+            return Err(refuse(&pointer, message, help));
+        }
+        // A templated `files` entry is plain only now; the analyzer checked the others.
         let crate::plan::Source::Files(files) = source else {
             continue;
         };
         for (i, file) in files.iter().enumerate() {
             if let Some((message, help)) = analyzer::files_entry_problem(file) {
-                let pointer = format!("/sources/{name}/files/{i}");
-                let d = Diagnostic::error(Layer::Template, message)
-                    .path(key_path(&pointer))
-                    .help(help);
-                let location = loaded.value.locate(&pointer);
-                return Err(Failure::new(
-                    &loaded.path,
-                    vec![loaded.value.place(d, location)],
-                ));
+                return Err(refuse(&format!("/sources/{name}/files/{i}"), message, help));
             }
         }
     }
@@ -610,7 +642,17 @@ impl StepRenderer<'_> {
             StepKind::Run(argv) => {
                 let mut rendered = Vec::new();
                 for (i, arg) in argv.iter().enumerate() {
-                    rendered.push(self.text(arg, &format!("{pointer}/run/{i}"))?);
+                    let at = format!("{pointer}/run/{i}");
+                    let text = self.text(arg, &at)?;
+                    // However a secret's value got here (`{{env.VAR}}`, `--var`), argv is
+                    // visible to every user in `ps`.
+                    if self.redactor.holds_secret(&text) {
+                        return Err((
+                            at,
+                            "this `run:` argument holds the value of a secret, which would show in `ps`; pass it through the step's `env:` instead".into(),
+                        ));
+                    }
+                    rendered.push(text);
                 }
                 // A template where a shell takes its commands (`bash -c "{{x}}"`, also when the
                 // program itself came from a value) would run the value as code.

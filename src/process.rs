@@ -131,6 +131,13 @@ pub enum SpawnError {
 /// the child down instead of letting output pile up in memory.
 pub trait LineSink {
     fn line(&mut self, stream: Stream, text: String) -> impl Future<Output = ()> + Send;
+
+    /// A piece of a line longer than [`MAX_LINE_BYTES`], cut where no newline was: the line
+    /// goes on in the next piece or line of the same stream. A sink that joins or masks text
+    /// across lines must not treat the cut as a line break (a secret may straddle it).
+    fn piece(&mut self, stream: Stream, text: String) -> impl Future<Output = ()> + Send {
+        self.line(stream, text)
+    }
 }
 
 /// The process groups of running children, so that a second signal can SIGKILL them all
@@ -436,12 +443,14 @@ async fn supervise(
         }
         tokio::select! {
             line = next_line(&mut stdout) => match line {
-                Ok(Some(text)) => sink.line(Stream::Stdout, text).await,
+                Ok(Some((text, false))) => sink.line(Stream::Stdout, text).await,
+                Ok(Some((text, true))) => sink.piece(Stream::Stdout, text).await,
                 Ok(None) => stdout = None,
                 Err(error) => { read_error.get_or_insert(error); stdout = None; }
             },
             line = next_line(&mut stderr) => match line {
-                Ok(Some(text)) => sink.line(Stream::Stderr, text).await,
+                Ok(Some((text, false))) => sink.line(Stream::Stderr, text).await,
+                Ok(Some((text, true))) => sink.piece(Stream::Stderr, text).await,
                 Ok(None) => stderr = None,
                 Err(error) => { read_error.get_or_insert(error); stderr = None; }
             },
@@ -505,7 +514,7 @@ async fn sleep_until(at: Option<Instant>) {
 
 async fn next_line<R: AsyncRead + Unpin>(
     reader: &mut Option<LineReader<R>>,
-) -> io::Result<Option<String>> {
+) -> io::Result<Option<(String, bool)>> {
     match reader {
         Some(reader) => reader.next_line().await,
         None => std::future::pending().await,
@@ -528,15 +537,16 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
-    /// The next line, without its newline; `None` at the end. Cancel-safe: the only await is
-    /// `fill_buf`, and bytes are moved into `partial` only after it returns.
-    async fn next_line(&mut self) -> io::Result<Option<String>> {
+    /// The next line, without its newline, and whether it was cut at [`MAX_LINE_BYTES`]
+    /// rather than ended; `None` at the end. Cancel-safe: the only await is `fill_buf`, and
+    /// bytes are moved into `partial` only after it returns.
+    async fn next_line(&mut self) -> io::Result<Option<(String, bool)>> {
         loop {
             if self.eof {
                 if self.partial.is_empty() {
                     return Ok(None);
                 }
-                return Ok(Some(take_text(&mut self.partial, usize::MAX)));
+                return Ok(Some((take_text(&mut self.partial, usize::MAX), false)));
             }
             let buffer = self.reader.fill_buf().await?;
             if buffer.is_empty() {
@@ -551,13 +561,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 if self.partial.last() == Some(&b'\r') {
                     self.partial.pop();
                 }
-                return Ok(Some(take_text(&mut self.partial, usize::MAX)));
+                return Ok(Some((take_text(&mut self.partial, usize::MAX), false)));
             }
             let taken = window.len();
             self.partial.extend_from_slice(window);
             self.reader.consume(taken);
             if self.partial.len() >= MAX_LINE_BYTES {
-                return Ok(Some(take_text(&mut self.partial, MAX_LINE_BYTES)));
+                return Ok(Some((take_text(&mut self.partial, MAX_LINE_BYTES), true)));
             }
         }
     }
@@ -742,26 +752,70 @@ fn widen_pipe(pipe: &std::io::PipeReader) {
 /// Keeps the last [`STDERR_TAIL`] bytes of a tool's stderr lines.
 #[derive(Default)]
 struct Tail {
-    lines: std::collections::VecDeque<String>,
+    /// Each piece of text, and whether it ends a line (`false` for a cut piece, which the
+    /// next one continues with no line break, so a secret straddling the cut is whole again
+    /// for the redactor that masks the error).
+    pieces: std::collections::VecDeque<(String, bool)>,
     bytes: usize,
+    /// The first piece continues one that was dropped: it may begin with the end of a
+    /// secret, which the redactor cannot recognise alone.
+    front_cut: bool,
 }
 
 impl Tail {
     fn text(&self) -> String {
-        let lines: Vec<&str> = self.lines.iter().map(String::as_str).collect();
-        lines.join("\n").trim().to_owned()
+        let mut text = String::with_capacity(self.bytes);
+        for (i, (piece, ends_line)) in self.pieces.iter().enumerate() {
+            let mut piece = piece.as_str();
+            if i == 0 && self.front_cut {
+                // The line began in a dropped piece, so this one may begin with the end of a
+                // secret: skip past what a masked secret form can be (MAX_HELD_BACK).
+                let mut skip = piece.len().min(crate::redact::MAX_HELD_BACK);
+                while !piece.is_char_boundary(skip) {
+                    skip += 1;
+                }
+                piece = &piece[skip..];
+                text.push('…');
+            }
+            text.push_str(piece);
+            if *ends_line {
+                text.push('\n');
+            }
+        }
+        text.trim().to_owned()
+    }
+
+    /// Keeps the last [`STDERR_TAIL`] bytes, dropping whole pieces. A cut piece is dropped
+    /// only when a full tail remains without it, since the piece after it then starts with
+    /// text [`Tail::text`] must skip (so the tail may hold up to one piece more).
+    fn push(&mut self, text: String, ends_line: bool) {
+        self.bytes += text.len() + 1;
+        self.pieces.push_back((text, ends_line));
+        while self.pieces.len() > 1
+            && self.pieces.front().is_some_and(|(front, ends_line)| {
+                let rest = self.bytes - (front.len() + 1);
+                if *ends_line {
+                    self.bytes > STDERR_TAIL
+                } else {
+                    rest >= STDERR_TAIL
+                }
+            })
+        {
+            if let Some((old, ends_line)) = self.pieces.pop_front() {
+                self.bytes -= old.len() + 1;
+                self.front_cut = !ends_line;
+            }
+        }
     }
 }
 
 impl LineSink for Tail {
     async fn line(&mut self, _stream: Stream, text: String) {
-        self.bytes += text.len() + 1;
-        self.lines.push_back(text);
-        while self.bytes > STDERR_TAIL && self.lines.len() > 1 {
-            if let Some(old) = self.lines.pop_front() {
-                self.bytes -= old.len() + 1;
-            }
-        }
+        self.push(text, true);
+    }
+
+    async fn piece(&mut self, _stream: Stream, text: String) {
+        self.push(text, false);
     }
 }
 

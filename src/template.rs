@@ -37,8 +37,13 @@ const BLOCK_SCOPES: [&str; 2] = ["each", "with"];
 pub struct Scope<'a> {
     pub vars: &'a BTreeMap<String, Value>,
     pub secrets: Vec<&'a str>,
-    /// False for `run:` arguments: a secret there would be visible to every user in `ps`.
-    pub secrets_allowed: bool,
+    /// `(variable, secret)` for each secret read from an environment variable: `{{env.VAR}}`
+    /// is that secret, reached another way, and is refused wherever the secret is.
+    pub secret_envs: Vec<(&'a str, &'a str)>,
+    /// Why a secret may not stand here, and what to do instead (`run:` arguments, which
+    /// every user sees in `ps`; source fields, which reach argv and manifests); `None` where
+    /// secrets are fine.
+    pub secrets_refused: Option<(String, String)>,
     /// True in a recovery level's steps, where `incident.*` exists.
     pub incident: bool,
     /// True in `on_failure` and `always`, which run once the outcome is known: there
@@ -100,6 +105,11 @@ fn check_elements(
                     check_parameters(&h.params, h.hash.values(), scope, relative_ok, out);
                     if name == "now" {
                         check_now_format(&h.params, out);
+                    }
+                    if name == "env"
+                        && let Some(Parameter::Literal(Value::String(var))) = h.params.first()
+                    {
+                        check_secret_env(var, scope, out);
                     }
                 }
             }
@@ -264,10 +274,10 @@ fn check_path(raw: &str, scope: &Scope<'_>, relative_ok: bool, out: &mut Vec<Pro
             }
         }
         "secrets" => {
-            if !scope.secrets_allowed {
+            if let Some((why, help)) = &scope.secrets_refused {
                 out.push(Problem {
-                    message: format!("`{raw}` in a `run:` argument would show the secret in `ps`"),
-                    help: Some("pass it through the step's `env:` and read the variable in the program, or use a `shell:` step".into()),
+                    message: format!("`{raw}` {why}"),
+                    help: Some(help.clone()),
                 });
                 return;
             }
@@ -286,6 +296,8 @@ fn check_path(raw: &str, scope: &Scope<'_>, relative_ok: bool, out: &mut Vec<Pro
                     message: format!("`{raw}`: use `{{{{env.NAME}}}}`"),
                     help: None,
                 });
+            } else {
+                check_secret_env(rest[0], scope, out);
             }
         }
         "incident" if !scope.incident => out.push(Problem {
@@ -333,6 +345,22 @@ fn check_path(raw: &str, scope: &Scope<'_>, relative_ok: bool, out: &mut Vec<Pro
                 help: Some(help),
             });
         }
+    }
+}
+
+/// `{{env.VAR}}` or `{{env "VAR"}}` where `VAR` is the source of a secret: it is that secret,
+/// so it is refused wherever the secret would be.
+fn check_secret_env(var: &str, scope: &Scope<'_>, out: &mut Vec<Problem>) {
+    let Some((why, help)) = &scope.secrets_refused else {
+        return;
+    };
+    if let Some((_, secret)) = scope.secret_envs.iter().find(|(v, _)| *v == var) {
+        out.push(Problem {
+            message: format!(
+                "`env.{var}` holds the secret `{secret}` (read from `{var}`): `secrets.{secret}` {why}"
+            ),
+            help: Some(help.clone()),
+        });
     }
 }
 
@@ -650,8 +678,9 @@ pub fn check_shell(
     text: &str,
     vars: &BTreeMap<String, Value>,
     secrets: &[&str],
+    secret_envs: &[(&str, &str)],
 ) -> Option<ShellRefusal> {
-    let (renderer, context) = validation_context(vars, secrets);
+    let (renderer, context) = validation_context(vars, secrets, secret_envs);
     match renderer.render_shell_checked(text, &context) {
         Err(ShellError::Refused((message, help, (line, column)))) => Some(ShellRefusal {
             message,
@@ -687,16 +716,28 @@ pub fn check_env(
     text: &str,
     vars: &BTreeMap<String, Value>,
     secrets: &[&str],
+    secret_envs: &[(&str, &str)],
 ) -> Option<(String, String)> {
-    let (renderer, context) = validation_context(vars, secrets);
+    let (renderer, context) = validation_context(vars, secrets, secret_envs);
     match renderer.render_env_checked(text, &context) {
         Err(ShellError::Refused((message, help, _))) => Some((message, help)),
         _ => None,
     }
 }
 
-fn validation_context(vars: &BTreeMap<String, Value>, secrets: &[&str]) -> (Renderer, Value) {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
+/// The context `validate` renders with: secrets, and the environment variables they are read
+/// from, stand as `***`, so a refusal that shows a value never shows a secret.
+fn validation_context(
+    vars: &BTreeMap<String, Value>,
+    secrets: &[&str],
+    secret_envs: &[(&str, &str)],
+) -> (Renderer, Value) {
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    for (var, _) in secret_envs {
+        if let Some(value) = env.get_mut(*var) {
+            crate::redact::MASK.clone_into(value);
+        }
+    }
     let renderer = Renderer::new(Utc::now(), Tz::UTC, env.clone());
     let secrets: serde_json::Map<String, Value> = secrets
         .iter()
@@ -885,7 +926,8 @@ mod tests {
         Scope {
             vars,
             secrets: vec!["db_password"],
-            secrets_allowed: true,
+            secret_envs: vec![("DB_PW", "db_password")],
+            secrets_refused: None,
             incident: false,
             outcome_known: false,
         }

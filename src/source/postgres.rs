@@ -50,6 +50,31 @@ fn tool(source: &PostgresSource, program: &str) -> Command {
     command
 }
 
+/// Why `database` must not be used as it is, if it must not: a connection URI or conninfo
+/// string that carries a password would put it on every tool's command line
+/// (`--dbname=postgresql://u:PASSWORD@…`), visible in `ps` to every user. `(message, help)`.
+pub fn database_password_problem(database: &str) -> Option<(String, String)> {
+    let lower = database.to_ascii_lowercase();
+    let in_uri = ["postgresql://", "postgres://"].iter().any(|scheme| {
+        lower.strip_prefix(scheme).is_some_and(|rest| {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            authority
+                .rsplit_once('@')
+                .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        }) || lower.starts_with(scheme) && lower.contains("password=")
+    });
+    let in_conninfo = !lower.contains("://")
+        && lower
+            .split_whitespace()
+            .any(|pair| pair.trim_start().starts_with("password"));
+    (in_uri || in_conninfo).then(|| {
+        (
+            "the database connection string holds a password, which would be on the command line of pg_dump, pg_restore and psql (`--dbname=…`), visible in `ps`".to_owned(),
+            "remove the password from `database` and set the source's `password: \"{{secrets.NAME}}\"`; planrun passes it to the tools in their environment only".to_owned(),
+        )
+    })
+}
+
 fn dbname(database: &str) -> String {
     format!("--dbname={database}")
 }
@@ -695,7 +720,29 @@ fn load_dump(
 
 #[cfg(test)]
 mod tests {
-    use super::split_list;
+    use super::{database_password_problem, split_list};
+
+    #[test]
+    fn a_password_in_a_connection_string_is_found() {
+        for database in [
+            "postgresql://u:pw@127.0.0.1:5999/crm",
+            "postgres://u:@h/crm",
+            "POSTGRESQL://u:p%40w@h",
+            "postgresql://h/crm?password=x",
+            "host=h dbname=crm password=x",
+            "host=h password = x",
+        ] {
+            assert!(database_password_problem(database).is_some(), "{database}");
+        }
+        for database in [
+            "crm",
+            "postgresql://u@127.0.0.1:5999/crm",
+            "postgresql://h/crm?user=a",
+            "host=h dbname=crm user=u",
+        ] {
+            assert!(database_password_problem(database).is_none(), "{database}");
+        }
+    }
 
     #[test]
     fn list_settings_split_like_postgres() {

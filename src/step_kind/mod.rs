@@ -197,11 +197,34 @@ impl AttemptEnd {
 pub struct StepOutput {
     step: String,
     emitter: Emitter,
+    /// The end of a cut piece of a long line that may be the beginning of a secret, per
+    /// stream (stdout, stderr): sent with the text that follows it, so no secret is ever cut.
+    held: [String; 2],
 }
 
 impl StepOutput {
     pub fn new(step: String, emitter: Emitter) -> Self {
-        StepOutput { step, emitter }
+        StepOutput {
+            step,
+            emitter,
+            held: Default::default(),
+        }
+    }
+
+    /// `text` after what was held back for its stream.
+    fn after_held(&mut self, stream: Stream, text: String) -> String {
+        let held = std::mem::take(&mut self.held[stream as usize]);
+        if held.is_empty() { text } else { held + &text }
+    }
+
+    async fn send(&self, stream: Stream, line: String) {
+        self.emitter
+            .emit(Event::StepOutput {
+                step: self.step.clone(),
+                stream,
+                line,
+            })
+            .await;
     }
 
     /// The id of the step this output belongs to, for the events a kind emits.
@@ -217,13 +240,17 @@ impl StepOutput {
 
 impl LineSink for StepOutput {
     async fn line(&mut self, stream: Stream, line: String) {
-        self.emitter
-            .emit(Event::StepOutput {
-                step: self.step.clone(),
-                stream,
-                line,
-            })
-            .await;
+        let line = self.after_held(stream, line);
+        self.send(stream, line).await;
+    }
+
+    /// A long line is cut into pieces; the end of a piece that may begin a secret waits for
+    /// the next piece, so the redactor sees the secret whole and masks it.
+    async fn piece(&mut self, stream: Stream, text: String) {
+        let mut text = self.after_held(stream, text);
+        let cut = self.emitter.redactor().possible_match_start(&text);
+        self.held[stream as usize] = text.split_off(cut);
+        self.send(stream, text).await;
     }
 }
 
