@@ -8,8 +8,85 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Layer, Location, did_you_mean, key_path};
 use crate::loader::LoadedValue;
-use crate::plan::{Plan, STEP_KINDS, Source, Step, StepKind, Storage};
+use crate::plan::{Plan, STEP_KINDS, SetKey, Source, Step, StepKind, Storage};
 use crate::template;
+
+/// Old spellings that still work, as warnings that give the new one: `from:` in a restore
+/// step (now `set:`) and months written `m` in a calendar span (now `mo`). Kept apart from
+/// the checks and the advice because `plan` and `execute` print these too.
+pub fn deprecations(plan: &Plan, loaded: &LoadedValue) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let mut warn = |pointer: &str, message: String, help: &str| {
+        let d = Diagnostic::warning(Layer::Deprecation, message)
+            .path(key_path(pointer))
+            .help(help);
+        let location = loaded.locate(pointer);
+        out.push(loaded.place(d, location));
+    };
+    let mut steps = execute_steps(plan);
+    if let Some(recovery) = &plan.recovery {
+        for (level, runbook) in &recovery.levels {
+            let level = level.replace('~', "~0").replace('/', "~1");
+            for (i, step) in runbook.steps.iter().enumerate() {
+                push_with_rollbacks(
+                    format!("/recovery/levels/{level}/steps/{i}"),
+                    step,
+                    &mut steps,
+                );
+            }
+        }
+    }
+    for placed in &steps {
+        if let StepKind::Restore(restore) = placed.step.kind()
+            && restore.set_key() == SetKey::From
+        {
+            let set = restore.set().unwrap_or("latest");
+            warn(
+                &format!("{}/restore/from", placed.pointer),
+                format!("`from` in a restore step is deprecated: write `set: {set}`"),
+                "`from` names a storage in `copy`; a restore step names its set with `set`",
+            );
+        }
+    }
+    let mut spans = Vec::new();
+    let retentions = plan.retention.iter().map(|r| ("/retention".to_owned(), r));
+    let per_storage = plan.storage.iter().filter_map(|(name, storage)| {
+        let name = name.replace('~', "~0").replace('/', "~1");
+        let pointer = format!("/storage/{name}/{}/retention", storage.kind_name());
+        storage.retention().map(|r| (pointer, r))
+    });
+    for (pointer, retention) in retentions.chain(per_storage) {
+        if let Some(span) = retention.keep_within {
+            spans.push((format!("{pointer}/keep_within"), span));
+        }
+    }
+    if let Some(recovery) = &plan.recovery {
+        if let Some(review) = &recovery.review {
+            spans.push(("/recovery/review/every".to_owned(), review.every));
+        }
+        if let Some(training) = &recovery.training {
+            spans.push(("/recovery/training/every".to_owned(), training.every));
+        }
+    }
+    for (pointer, span) in spans {
+        let written = loaded.value.pointer(&pointer).and_then(Value::as_str);
+        if let (true, Some(written)) = (span.months_as_m, written)
+            && let Some(respelled) = crate::duration::respell_months(written)
+        {
+            warn(
+                &pointer,
+                crate::duration::months_as_m_warning(written, &respelled),
+                "`m` is minutes in a duration; months are written `mo`",
+            );
+        }
+    }
+    out.sort_by_key(|d| {
+        d.location
+            .as_ref()
+            .map(|l| (l.file.clone(), l.line, l.column))
+    });
+    out
+}
 
 /// A step with the JSON pointer it was written at.
 pub struct PlacedStep<'a> {
@@ -332,6 +409,13 @@ impl Analyzer<'_> {
                     sources,
                 );
                 self.check_original_path(pointer, restore);
+                if restore.set_key() == SetKey::Both {
+                    self.error(
+                        &format!("{pointer}/restore/from"),
+                        "a restore step names its set with `set`, and `from` is its old spelling: write one, not both",
+                        Some("remove `from`".into()),
+                    );
+                }
                 if let Some(name) = &restore.storage {
                     self.reference(
                         &format!("{pointer}/restore/storage"),
@@ -488,7 +572,7 @@ impl Analyzer<'_> {
                 self.error(
                     pointer,
                     format!("`{span}` is no interval: it would always be due"),
-                    Some("write how often, as a calendar span such as `6m` or `1y`".into()),
+                    Some("write how often, as a calendar span such as `6mo` or `1y`".into()),
                 );
             }
         }

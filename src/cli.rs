@@ -328,7 +328,7 @@ pub struct SimulateArgs {
     /// Keep the newest set of each of the last N years.
     #[arg(long, value_name = "N")]
     pub keep_yearly: Option<crate::plan::Keep>,
-    /// Keep every set within this span of the newest one (`30d`, `2y6m`).
+    /// Keep every set within this span of the newest one (`30d`, `2y6mo`; months are `mo`).
     #[arg(long, value_name = "DURATION")]
     pub keep_within: Option<crate::duration::CalendarSpan>,
     /// IANA time zone in which periods are counted (default UTC).

@@ -26,6 +26,9 @@ pub enum Layer {
     Meaning,
     Template,
     Advice,
+    /// An old spelling that still works (`from:` in a restore step, `6m` for months):
+    /// validation, `plan` and `execute` warn about it.
+    Deprecation,
 }
 
 /// A position in a plan file, 1-based.

@@ -1,5 +1,8 @@
-//! Durations written in plans (`30s`, `1h30m`, `2d`) and calendar spans (`2y6m`, `2w`, `14d`),
+//! Durations written in plans (`30s`, `1h30m`, `2d`) and calendar spans (`2y6mo`, `2w`, `14d`),
 //! with errors that say what was probably meant (`90` → `90s`, `1 hour` → `1h`).
+//!
+//! `m` is minutes and `mo` is months, everywhere. Calendar spans once wrote months `m`; that
+//! spelling still parses as months, and [`respell_months`] gives the warning's new spelling.
 
 use std::fmt;
 use std::str::FromStr;
@@ -65,7 +68,7 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// The two kinds of time written in plans. They share a syntax (numbers with units, no
-/// spaces) but not their units: `m` is minutes in a duration and months in a calendar span.
+/// spaces) but not their units: a duration has no months and a calendar span no minutes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Duration,
@@ -84,14 +87,14 @@ impl Kind {
     fn units(self) -> &'static str {
         match self {
             Kind::Duration => "use ms, s, m, h, d or w",
-            Kind::Calendar => "use y, m for months, w, d or h, as in `30d`, `2w`, `6m` or `1y`",
+            Kind::Calendar => "use y, mo, w, d or h, as in `30d`, `2w`, `6mo` or `1y`",
         }
     }
 
     fn fraction_example(self) -> &'static str {
         match self {
             Kind::Duration => "as `90m` for 1.5 hours",
-            Kind::Calendar => "as `18m` for 1.5 years",
+            Kind::Calendar => "as `18mo` for 1.5 years",
         }
     }
 
@@ -120,14 +123,20 @@ impl Kind {
         match (self, unit) {
             (Kind::Duration, "min") => Some("m"),
             (Kind::Duration, "mo" | "y") => None,
-            (Kind::Calendar, "mo") => Some("m"),
+            (Kind::Calendar, "m") => Some("mo"),
             (Kind::Calendar, "min" | "s" | "ms") => None,
             (_, unit) => Some(unit),
         }
     }
 
     fn error(self, text: &str, reason: String) -> ParseError {
-        let hint = suggest(text, self).map(|s| format!("did you mean `{s}`?"));
+        let months = self == Kind::Duration
+            && split_units(text, self).is_ok_and(|parts| parts.iter().any(|p| p.unit == "mo"));
+        let hint = if months {
+            Some("write days or weeks instead, as `30d` or `4w`".to_owned())
+        } else {
+            suggest(text, self).map(|s| format!("did you mean `{s}`?"))
+        };
         ParseError {
             message: format!("`{text}` is not {}: {reason}", self.noun()),
             hint,
@@ -180,11 +189,11 @@ const DURATION_UNITS: [Unit; 6] = [
     carries("ms", 1000, "s", BELOW_1000),
 ];
 
-/// Calendar units: a carry holds only right after the unit carried into (`1y12m` is `2y`,
-/// but `1m45d` has no better spelling, since months differ in length).
+/// Calendar units: a carry holds only right after the unit carried into (`1y12mo` is `2y`,
+/// but `1mo45d` has no better spelling, since months differ in length).
 const CALENDAR_UNITS: [Unit; 5] = [
     first("y"),
-    carries("m", 12, "y", BELOW_12),
+    carries("mo", 12, "y", BELOW_12),
     first("w"),
     carries("d", 7, "w", BELOW_7),
     carries("h", 24, "d", BELOW_24),
@@ -207,12 +216,18 @@ impl Kind {
     }
 }
 
-/// One `30m` of `1h30m`: the digits as written, their value and the unit.
+/// One `30m` of `1h30m`: the digits as written, their value and the unit, named as the
+/// unit table names it (a calendar span's deprecated `m` is `mo` here).
 struct Part<'a> {
     digits: &'a str,
     number: u64,
     unit: &'a str,
+    /// The unit as written, for messages that quote the text.
+    written: &'a str,
 }
+
+/// The deprecated spelling of months in a calendar span.
+const OLD_MONTHS: &str = "m";
 
 /// Splits `1h30m` into its parts, or says what is wrong (the reason only: the caller names
 /// the text and adds a hint).
@@ -250,10 +265,15 @@ fn split_units(text: &str, kind: Kind) -> Result<Vec<Part<'_>>, String> {
             };
             return Err(format!("{reason} ({})", kind.units()));
         }
+        let unit = &rest[..unit_len];
         parts.push(Part {
             digits: written,
             number,
-            unit: &rest[..unit_len],
+            unit: match (kind, unit) {
+                (Kind::Calendar, OLD_MONTHS) => "mo",
+                _ => unit,
+            },
+            written: unit,
         });
         rest = &rest[unit_len..];
     }
@@ -269,6 +289,9 @@ fn check_spelling(text: &str, parts: &[Part<'_>], kind: Kind) -> Result<(), Stri
     let table = kind.table();
     let rank = |unit: &str| table.iter().position(|u| u.name == unit);
     for part in parts {
+        if kind == Kind::Duration && part.unit == "mo" {
+            return Err("durations have no months, since a month has no fixed length".to_owned());
+        }
         if rank(part.unit).is_none() {
             return Err(format!("unknown unit `{}` ({})", part.unit, kind.units()));
         }
@@ -290,13 +313,16 @@ fn check_spelling(text: &str, parts: &[Part<'_>], kind: Kind) -> Result<(), Stri
             return Err(if parts.len() == 1 {
                 format!("zero is written `{}`", kind.zero())
             } else {
-                format!("`{}{}` adds nothing; leave it out", part.digits, part.unit)
+                format!(
+                    "`{}{}` adds nothing; leave it out",
+                    part.digits, part.written
+                )
             });
         }
         if part.digits.starts_with('0') {
             return Err(format!(
                 "`{}{}` has a leading zero; write `{}{}`",
-                part.digits, part.unit, part.number, part.unit
+                part.digits, part.written, part.number, part.unit
             ));
         }
         if let Some(before) = i.checked_sub(1).map(|b| &parts[b])
@@ -304,7 +330,7 @@ fn check_spelling(text: &str, parts: &[Part<'_>], kind: Kind) -> Result<(), Stri
         {
             return Err(format!(
                 "`{}` comes before `{}`; write units from largest to smallest ({order})",
-                before.unit, part.unit
+                before.written, part.written
             ));
         }
         let unit = &table[rank(part.unit).unwrap_or_default()];
@@ -321,8 +347,8 @@ fn check_spelling(text: &str, parts: &[Part<'_>], kind: Kind) -> Result<(), Stri
             return Err(format!(
                 "`{}{}` after `{}` must be below {carry}{}; carry it into `{into}`",
                 part.digits,
-                part.unit,
-                parts[i - 1].unit,
+                part.written,
+                parts[i - 1].written,
                 part.unit,
             ));
         }
@@ -374,7 +400,10 @@ fn sum_span(parts: &[Part<'_>]) -> Result<CalendarSpan, String> {
         let number = u32::try_from(part.number).map_err(|_| too_large())?;
         let (field, count) = match part.unit {
             "y" => (&mut span.years, number),
-            "m" => (&mut span.months, number),
+            "mo" => {
+                span.months_as_m |= part.written == OLD_MONTHS;
+                (&mut span.months, number)
+            }
             "w" => (&mut span.days, number.checked_mul(7).ok_or_else(too_large)?),
             "d" => (&mut span.days, number),
             "h" => (&mut span.hours, number),
@@ -562,28 +591,64 @@ impl JsonSchema for Duration {
         schemars::json_schema!({
             "type": "string",
             "pattern": duration_pattern(),
-            "description": "A duration such as `30s`, `10m`, `1h30m`, `2d` (units w, d, h, m, s, ms: each at most once, largest first, no leading zeros, and below its carry after a larger unit: `1m30s`, not `1m90s`).",
+            "description": "A duration such as `30s`, `10m`, `1h30m`, `2d` (units w, d, h, m (minutes), s, ms; no months: each at most once, largest first, no leading zeros, and below its carry after a larger unit: `1m30s`, not `1m90s`).",
             "examples": ["30s", "10m", "1h30m"]
         })
     }
 }
 
-/// A calendar span as restic's `--keep-within` reads it: `y` years, `m` months, `w` weeks,
-/// `d` days, `h` hours. Months and years are calendar units, so `1m` back from 31 March is
+/// A calendar span as restic's `--keep-within` reads it: `y` years, `mo` months, `w` weeks,
+/// `d` days, `h` hours. Months and years are calendar units, so `1mo` back from 31 March is
 /// 28/29 February. A week is always seven calendar days, so weeks are kept as days.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct CalendarSpan {
     pub years: u32,
     pub months: u32,
     pub days: u32,
     pub hours: u32,
+    /// Months were written with the deprecated `m` (`6m`): the same span, which the caller
+    /// warns about. It is how the span was spelled, not what it is, so equality ignores it.
+    pub months_as_m: bool,
+}
+
+impl PartialEq for CalendarSpan {
+    fn eq(&self, other: &Self) -> bool {
+        (self.years, self.months, self.days, self.hours)
+            == (other.years, other.months, other.days, other.hours)
+    }
+}
+
+impl Eq for CalendarSpan {}
+
+/// The new spelling of a calendar span that writes months `m` (`1y6m` → `1y6mo`), each part
+/// kept as written; `None` when `text` is not such a span.
+pub fn respell_months(text: &str) -> Option<String> {
+    let parts = split_units(text, Kind::Calendar).ok()?;
+    check_spelling(text, &parts, Kind::Calendar).ok()?;
+    parts
+        .iter()
+        .any(|part| part.written == OLD_MONTHS)
+        .then(|| {
+            parts
+                .iter()
+                .map(|part| format!("{}{}", part.digits, part.unit))
+                .collect()
+        })
+}
+
+/// The warning for a calendar span whose months are written `m`, as validation and
+/// `retention simulate` give it.
+pub fn months_as_m_warning(written: &str, respelled: &str) -> String {
+    format!("`{written}` means months here; write `{respelled}`")
 }
 
 /// As [`duration_pattern`], for calendar spans: years with months below 12, then weeks with
-/// days below 7, or days, then hours (below 24 after days).
+/// days below 7, or days, then hours (below 24 after days). Months are `mo`, or the
+/// deprecated `m`, which parses the same and draws a warning (no other calendar unit starts
+/// with `m`, so `mo?` is unambiguous).
 const CALENDAR_PATTERN: &str = concat!(
     "^(?:0d|(?=[0-9])",
-    "(?:[1-9][0-9]*y(?:(?:[1-9]|1[01])m)?|[1-9][0-9]*m)?",
+    "(?:[1-9][0-9]*y(?:(?:[1-9]|1[01])mo?)?|[1-9][0-9]*mo?)?",
     "(?:[1-9][0-9]*w(?:[1-6]d(?:(?:[1-9]|1[0-9]|2[0-3])h)?|[1-9][0-9]*h)?",
     "|[1-9][0-9]*d(?:(?:[1-9]|1[0-9]|2[0-3])h)?",
     "|[1-9][0-9]*h)?",
@@ -603,7 +668,7 @@ impl fmt::Display for CalendarSpan {
         let mut wrote = false;
         for (n, unit) in [
             (self.years, "y"),
-            (self.months, "m"),
+            (self.months, "mo"),
             (self.days, "d"),
             (self.hours, "h"),
         ] {
@@ -647,8 +712,8 @@ impl JsonSchema for CalendarSpan {
         schemars::json_schema!({
             "type": "string",
             "pattern": CALENDAR_PATTERN,
-            "description": "A calendar span as restic reads it: y (years), m (months), w (weeks), d (days), h (hours), each at most once, largest first, no leading zeros, months below 12 after years, days below 7 after weeks, hours below 24 after days; e.g. `30d`, `2w`, `1y`, `2y6m`.",
-            "examples": ["30d", "2w", "1y", "2y6m"]
+            "description": "A calendar span as restic reads it: y (years), mo (months), w (weeks), d (days), h (hours), each at most once, largest first, no leading zeros, months below 12 after years, days below 7 after weeks, hours below 24 after days; e.g. `30d`, `2w`, `1y`, `2y6mo`. Months written `m` (`6m`) still mean months but are deprecated: `m` is minutes in a duration.",
+            "examples": ["30d", "2w", "1y", "2y6mo"]
         })
     }
 }
@@ -751,7 +816,7 @@ mod tests {
         };
         let (duration, calendar) = (matcher(duration_pattern()), matcher(CALENDAR_PATTERN));
         for text in [
-            "1h1h", "1m1ms", "1ms1m", "1h30m", "30m1h", "1h30m1h", "1ms2ms", "250ms", "",
+            "1h1h", "1m1ms", "1ms1m", "1h30m", "30m1h", "1h30m1h", "1ms2ms", "250ms", "", "1mo",
         ] {
             assert_eq!(
                 duration.is_valid(&serde_json::json!(text)),
@@ -759,7 +824,9 @@ mod tests {
                 "{text}"
             );
         }
-        for text in ["1d1d", "1w2d", "2y6m", "1y1m1y", "1m1m"] {
+        for text in [
+            "1d1d", "1w2d", "2y6m", "2y6mo", "1y1m1y", "1m1m", "1m1mo", "1mo", "1moo", "1ym",
+        ] {
             assert_eq!(
                 calendar.is_valid(&serde_json::json!(text)),
                 text.parse::<CalendarSpan>().is_ok(),
@@ -840,7 +907,12 @@ mod tests {
         for (written, reason, meant) in [
             (
                 "1y12m",
-                "`12m` after `y` must be below 12m; carry it into `y`",
+                "`12m` after `y` must be below 12mo; carry it into `y`",
+                "2y",
+            ),
+            (
+                "1y12mo",
+                "`12mo` after `y` must be below 12mo; carry it into `y`",
                 "2y",
             ),
             (
@@ -857,8 +929,18 @@ mod tests {
             ("0y", "zero is written `0d`", "0d"),
             (
                 "6m1y",
-                "`m` comes before `y`; write units from largest to smallest (y, m, w, d, h)",
-                "1y6m",
+                "`m` comes before `y`; write units from largest to smallest (y, mo, w, d, h)",
+                "1y6mo",
+            ),
+            (
+                "6mo1y",
+                "`mo` comes before `y`; write units from largest to smallest (y, mo, w, d, h)",
+                "1y6mo",
+            ),
+            (
+                "1m1mo",
+                "the unit `mo` is written twice; write each unit once",
+                "2mo",
             ),
         ] {
             let error = span_error(written);
@@ -876,7 +958,10 @@ mod tests {
         // Months differ in length and weeks do not fill them: no carry between those.
         for fine in [
             "14m",
+            "14mo",
             "1m45d",
+            "1mo45d",
+            "2y11mo3w6d23h",
             "1m10w",
             "90d",
             "36h",
@@ -900,7 +985,7 @@ mod tests {
         let numbers = [
             "0", "00", "1", "05", "6", "7", "11", "12", "23", "24", "59", "60", "999", "1000",
         ];
-        let units = ["ms", "s", "m", "h", "d", "w", "y"];
+        let units = ["ms", "s", "m", "mo", "h", "d", "w", "y"];
         let parts: Vec<String> = numbers
             .iter()
             .flat_map(|n| units.iter().map(move |u| format!("{n}{u}")))
@@ -934,10 +1019,48 @@ mod tests {
     }
 
     #[test]
-    fn calendar_months_are_m() {
-        let span: CalendarSpan = "2y6m".parse().unwrap();
-        assert_eq!((span.years, span.months), (2, 6));
-        assert_eq!(span.to_string(), "2y6m");
+    fn calendar_months_are_mo_and_the_old_m_still_means_months() {
+        let span: CalendarSpan = "2y6mo".parse().unwrap();
+        assert_eq!((span.years, span.months, span.months_as_m), (2, 6, false));
+        assert_eq!(span.to_string(), "2y6mo");
+        let old: CalendarSpan = "2y6m".parse().unwrap();
+        assert_eq!(old, span);
+        assert!(old.months_as_m);
+        assert_eq!(old.to_string(), "2y6mo");
+        assert_eq!(respell_months("2y6m").as_deref(), Some("2y6mo"));
+        assert_eq!(respell_months("6m").as_deref(), Some("6mo"));
+        assert_eq!(respell_months("1m2w").as_deref(), Some("1mo2w"));
+        for new_or_bad in ["6mo", "2w", "1y", "6m1y", "1 m"] {
+            assert_eq!(respell_months(new_or_bad), None, "{new_or_bad}");
+        }
+        assert_eq!(
+            months_as_m_warning("6m", "6mo"),
+            "`6m` means months here; write `6mo`"
+        );
+    }
+
+    #[test]
+    fn a_duration_has_no_months() {
+        let error = duration_error("1mo");
+        assert_eq!(
+            error.message,
+            "`1mo` is not a duration: durations have no months, since a month has no fixed length"
+        );
+        assert_eq!(
+            error.hint.as_deref(),
+            Some("write days or weeks instead, as `30d` or `4w`")
+        );
+        assert!(
+            duration_error("1h1mo")
+                .message
+                .contains("durations have no months")
+        );
+        assert!(
+            explain_pattern("6mo", duration_pattern())
+                .unwrap()
+                .message
+                .contains("durations have no months")
+        );
     }
 
     #[test]
@@ -960,12 +1083,16 @@ mod tests {
         let error = span_error("30");
         assert_eq!(
             error.message,
-            "`30` is not a calendar span: `30` needs a unit (use y, m for months, w, d or h, as in `30d`, `2w`, `6m` or `1y`)"
+            "`30` is not a calendar span: `30` needs a unit (use y, mo, w, d or h, as in `30d`, `2w`, `6mo` or `1y`)"
         );
         assert_eq!(error.hint.as_deref(), Some("did you mean `30d`?"));
         assert_eq!(
             span_error("1 month").hint.as_deref(),
-            Some("did you mean `1m`?")
+            Some("did you mean `1mo`?")
+        );
+        assert_eq!(
+            span_error("6 m").hint.as_deref(),
+            Some("did you mean `6mo`?")
         );
         assert_eq!(
             span_error("1 year").hint.as_deref(),

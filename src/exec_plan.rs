@@ -195,7 +195,8 @@ pub enum Action {
     /// Restore a source.
     Restore {
         source: String,
-        from: Option<String>,
+        /// A set id or `latest`; `None` is `latest`.
+        set: Option<String>,
         storage: Option<String>,
         database: Option<String>,
         path: Option<String>,

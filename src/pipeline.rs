@@ -88,11 +88,10 @@ pub fn load(path: &Path) -> Result<Loaded, Failure> {
     };
     let mut diagnostics = analyzer::check(&plan, &value);
     diagnostics.extend(secret_file_problems(&plan, &value));
-    let warnings = if fragment {
-        Vec::new()
-    } else {
-        advice::check(&plan, &value)
-    };
+    let mut warnings = analyzer::deprecations(&plan, &value);
+    if !fragment {
+        warnings.extend(advice::check(&plan, &value));
+    }
     // Advice waits until the plan is valid: errors come first.
     if diagnostics.iter().any(Diagnostic::is_error) {
         return Err(Failure::new(path, diagnostics));
@@ -695,7 +694,16 @@ impl StepRenderer<'_> {
             },
             StepKind::Restore(restore) => Action::Restore {
                 source: restore.source.clone(),
-                from: self.opt(&restore.from, &format!("{pointer}/restore/from"))?,
+                set: restore
+                    .set()
+                    .map(|set| {
+                        let key = match restore.set_key() {
+                            crate::plan::SetKey::From => "from",
+                            _ => "set",
+                        };
+                        self.text(set, &format!("{pointer}/restore/{key}"))
+                    })
+                    .transpose()?,
                 storage: restore.storage.clone(),
                 database: self.opt(&restore.database, &format!("{pointer}/restore/database"))?,
                 path: self.opt(&restore.path, &format!("{pointer}/restore/path"))?,

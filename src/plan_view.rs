@@ -61,7 +61,7 @@ pub fn describe(action: &Action) -> String {
         ),
         Action::Restore {
             source,
-            from,
+            set,
             storage,
             database,
             path,
@@ -69,7 +69,7 @@ pub fn describe(action: &Action) -> String {
         } => {
             let mut text = format!(
                 "restore `{source}` from {} on `{}`",
-                from.as_deref().unwrap_or("latest"),
+                set.as_deref().unwrap_or("latest"),
                 storage.as_deref().unwrap_or("local")
             );
             if let Some(db) = database {

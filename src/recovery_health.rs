@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_review_is_overdue_the_day_after_it_was_due_in_the_plans_zone() {
-        let p = plan("  review: { every: 6m, last: 2026-05-31 }\n");
+        let p = plan("  review: { every: 6mo, last: 2026-05-31 }\n");
         let state = tempfile::tempdir().unwrap();
         let on = |now| findings(&p, state.path(), at(now));
         assert_eq!(
@@ -230,7 +230,7 @@ mod tests {
             [HealthFinding {
                 what: "recovery plan review".into(),
                 overdue: false,
-                detail: "last reviewed 2026-05-31, every 6m: due today (2026-11-30)".into(),
+                detail: "last reviewed 2026-05-31, every 6mo: due today (2026-11-30)".into(),
             }]
         );
         // 01:00 UTC on 1 December is still 30 November in São Paulo.
@@ -239,7 +239,7 @@ mod tests {
         assert!(late.overdue);
         assert_eq!(
             late.detail,
-            "last reviewed 2026-05-31, every 6m: due 2026-11-30, 2 days ago"
+            "last reviewed 2026-05-31, every 6mo: due 2026-11-30, 2 days ago"
         );
     }
 

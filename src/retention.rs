@@ -422,7 +422,7 @@ fn period_label<T: TimeZone>(rule: Rule, local: &DateTime<T>) -> String {
     }
 }
 
-/// `time` minus a calendar span: years, months and days on the local calendar (so `1m` before
+/// `time` minus a calendar span: years, months and days on the local calendar (so `1mo` before
 /// 31 March is the end of February, and a day is a calendar day across DST), hours as elapsed time.
 fn subtract_span(time: DateTime<Utc>, span: CalendarSpan, timezone: Tz) -> DateTime<Utc> {
     let local = time.with_timezone(&timezone).naive_local();
@@ -728,7 +728,7 @@ mod tests {
 
     #[test]
     fn within_uses_calendar_months() {
-        // 1m back from 31 March is the end of February, not 3 March.
+        // 1mo back from 31 March is the end of February, not 3 March.
         let times = [
             at("2024-02-29T12:00:00Z"),
             at("2024-02-29T23:00:00Z"),
@@ -736,7 +736,7 @@ mod tests {
         ];
         let decisions = decide(
             &complete(&times),
-            &policy(|r| r.keep_within = Some("1m".parse().unwrap())),
+            &policy(|r| r.keep_within = Some("1mo".parse().unwrap())),
             now(),
         );
         let keeps: Vec<bool> = decisions.iter().map(|d| d.keep).collect();

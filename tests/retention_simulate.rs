@@ -191,3 +191,40 @@ fn an_unknown_zone_is_refused() {
         .code(2)
         .stderr("planrun: unknown time zone `Europe/Atlantis`: use an IANA name such as `UTC` or `Europe/Berlin`\n");
 }
+
+/// Months are `mo`; the old `m` keeps the very same sets, with a warning on stderr that gives
+/// the new spelling. The span crosses the end of February, so calendar months are tested.
+#[test]
+fn keep_within_months_are_mo_and_the_old_m_keeps_the_same_sets_with_a_warning() {
+    // Six calendar months back from 31 August 02:00 is 28 February 02:00 (not 3 March):
+    // later than that is within.
+    let input = "2025-02-27T02:00:00Z\n2025-02-28T02:00:00Z\n2025-02-28T03:00:00Z\n\
+                 2025-03-01T02:00:00Z\n2025-08-31T02:00:00Z\n";
+    let new = simulate(&["--keep-within", "6mo", "--json"], input).success();
+    let new_out = String::from_utf8(new.get_output().stdout.clone()).unwrap();
+    assert_eq!(String::from_utf8_lossy(&new.get_output().stderr), "");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&new_out).unwrap();
+    let keeps: Vec<bool> = rows.iter().map(|r| r["keep"].as_bool().unwrap()).collect();
+    assert_eq!(keeps, [false, false, true, true, true]);
+    assert_eq!(rows[2]["reasons"], serde_json::json!(["within 6mo"]));
+
+    let old = simulate(&["--keep-within", "6m", "--json"], input).success();
+    assert_eq!(String::from_utf8_lossy(&old.get_output().stdout), new_out);
+    assert_eq!(
+        String::from_utf8_lossy(&old.get_output().stderr),
+        "planrun: --keep-within: `m` means months here; write `6mo` (`m` is minutes in a duration)\n"
+    );
+
+    let out = stdout_of(&["--keep-within", "1y6mo"], "2025-08-31T02:00:00Z\n");
+    assert!(out.contains("within 1y6mo"), "{out}");
+}
+
+#[test]
+fn keep_within_refuses_minutes_as_a_span() {
+    simulate(&["--keep-within", "90s"], "")
+        .failure()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "(use y, mo, w, d or h, as in `30d`, `2w`, `6mo` or `1y`)",
+        ));
+}

@@ -198,7 +198,7 @@ The database password: SHOP\_DB\_PASSWORD in the vault.
 ## Upkeep
 
 - Plan `shop`, file `DIR/plan.yaml`, digest `DIGEST`: if the plan changed since this was printed, print it again.
-- Last review: **2026-01-15**, every 6m, next due 2026-07-15
+- Last review: **2026-01-15**, every 6mo, next due 2026-07-15
 - Last rehearsal: **2026-06-01 (level 1, completed)**; training every 1y. Rehearse with `planrun recover --level 1 DIR/plan.yaml --rehearse`.
 "#;
 
@@ -419,7 +419,7 @@ On the new server, export the three variables in the shell that runs \`planrun r
 ## Upkeep
 
 - Plan `crm`, file `REPO/plans/nightly.yaml`, digest `DIGEST`: if the plan changed since this was printed, print it again.
-- Last review: **2026-11-30**, every 6m, next due 2027-05-30
+- Last review: **2026-11-30**, every 6mo, next due 2027-05-30
 - Last rehearsal: **no rehearsal recorded**; training every 1y. Rehearse with `planrun recover --level 2 REPO/plans/nightly.yaml --rehearse`.
 "#;
 
@@ -729,12 +729,17 @@ recovery:
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         stdout(&output),
-        "plan.yaml:4:20: error: recovery.review.every: `6mo` is not a calendar span: unknown unit `mo` (use y, m for months, w, d or h, as in `30d`, `2w`, `6m` or `1y`)
+        "plan.yaml:4:31: error: recovery.review.last: `2999-01-01` is in the future: the last review cannot have happened yet
   |
 4 |   review: { every: 6mo, last: 2999-01-01 }
-  |                    ^
-  = help: did you mean `6m`?
-plan.yaml: invalid (1 error)
+  |                               ^
+  = help: write the day the recovery plan was last reviewed
+plan.yaml:5:22: error: recovery.training.every: `0d` is no interval: it would always be due
+  |
+5 |   training: { every: 0d }
+  |                      ^
+  = help: write how often, as a calendar span such as `6mo` or `1y`
+plan.yaml: invalid (2 errors)
 "
     );
     env.plan(
@@ -771,7 +776,7 @@ plan.yaml:7:22: error: recovery.training.every: `0d` is no interval: it would al
   |
 7 |   training: { every: 0d }
   |                      ^
-  = help: write how often, as a calendar span such as `6m` or `1y`
+  = help: write how often, as a calendar span such as `6mo` or `1y`
 plan.yaml:12:31: error: recovery.levels[1].steps[0].manual: unknown variable `incident.data_loss_windw`
    |
 12 |         - { id: tell, manual: "lost: {{incident.data_loss_windw}}" }

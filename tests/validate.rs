@@ -772,3 +772,51 @@ mod trust {
         );
     }
 }
+
+#[test]
+fn deprecated_spellings_warn_with_the_new_spelling_and_exit_zero() {
+    check("tests/plans/deprecated-spellings.yaml", 0);
+}
+
+#[test]
+fn the_new_spellings_draw_no_deprecation_warning() {
+    check("tests/plans/new-spellings.yaml", 0);
+    let output = planrun()
+        .args(["validate", "--json", "tests/plans/new-spellings.yaml"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let layers: Vec<&str> = json["files"][0]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["layer"].as_str().unwrap())
+        .collect();
+    assert!(!layers.contains(&"deprecation"), "{layers:?}");
+    let output = planrun()
+        .args([
+            "validate",
+            "--json",
+            "tests/plans/deprecated-spellings.yaml",
+        ])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let deprecations = json["files"][0]["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["layer"] == "deprecation" && d["severity"] == "warning")
+        .count();
+    assert_eq!(deprecations, 6);
+}
+
+#[test]
+fn a_restore_step_with_both_set_and_from_is_refused() {
+    check("tests/plans/restore-set-and-from.yaml", 2);
+}
+
+#[test]
+fn months_in_a_duration_are_refused_with_the_reason() {
+    check("tests/plans/months-in-a-duration.yaml", 2);
+}

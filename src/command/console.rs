@@ -60,6 +60,11 @@ impl Console {
         self.err(&format!("planrun: {message}\n"));
     }
 
+    /// Rendered diagnostics (warnings a command goes on after) on stderr, as they are.
+    pub fn diagnostics(&self, text: &str) {
+        self.err(text);
+    }
+
     /// The error that stopped a command, as [`CommandError::report`] words it.
     pub fn report(&self, error: &CommandError) {
         use std::io::IsTerminal;

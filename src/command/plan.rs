@@ -4,11 +4,10 @@
 use super::{CommandResult, Console, rendered_plan};
 use crate::cli::PlanArgs;
 use crate::exit_code;
-use crate::pipeline;
 use crate::plan_view;
 
 pub fn run(args: &PlanArgs, console: &mut Console) -> CommandResult {
-    let loaded = pipeline::load(&args.input.plan)?;
+    let loaded = rendered_plan::load(&args.input.plan, console)?;
     // A preview reads no secrets: they show as `***` and need not be available.
     let plan = rendered_plan::render_loaded(&loaded, &args.input, false, console)?;
     let now = chrono::Utc::now();

@@ -18,8 +18,34 @@ pub fn render(
     resolve_secrets: bool,
     console: &mut Console,
 ) -> Result<ExecPlan, CommandError> {
-    let loaded = pipeline::load(&input.plan)?;
+    let loaded = load(&input.plan, console)?;
     render_loaded(&loaded, input, resolve_secrets, console)
+}
+
+/// Loads and validates the plan, and warns on stderr about old spellings it still accepts
+/// (advice is `validate`'s to give; a deprecation is worth hearing on every run, but not
+/// under `--quiet`, which promises silence on success).
+pub fn load(
+    plan: &std::path::Path,
+    console: &mut Console,
+) -> Result<pipeline::Loaded, CommandError> {
+    let loaded = pipeline::load(plan)?;
+    if !console.quiet() {
+        let colour =
+            crate::diagnostic::colour(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        for d in loaded
+            .warnings
+            .iter()
+            .filter(|d| d.layer == crate::diagnostic::Layer::Deprecation)
+        {
+            console.diagnostics(&if colour {
+                d.render_styled(&loaded.path)
+            } else {
+                d.render(&loaded.path)
+            });
+        }
+    }
+    Ok(loaded)
 }
 
 /// [`render`] for a plan already loaded, for commands that also read the plan as written.

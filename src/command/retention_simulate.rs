@@ -38,6 +38,12 @@ struct Entry {
 }
 
 pub fn run(args: &SimulateArgs, console: &mut Console) -> CommandResult {
+    if let Some(span) = args.keep_within.filter(|span| span.months_as_m) {
+        // The span as written is gone once clap parsed it; the new spelling is its own.
+        console.notice(format!(
+            "--keep-within: `m` means months here; write `{span}` (`m` is minutes in a duration)"
+        ));
+    }
     console.out(&decide_all(args)?);
     Ok(exit_code::SUCCESS)
 }

@@ -34,7 +34,7 @@ pub struct Recovery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objectives: Option<Objectives>,
     /// How often the recovery plan is reviewed, and when it last was (the seed document asks
-    /// for a review every six months: `{ every: 6m, last: 2026-10-15 }`).
+    /// for a review every six months: `{ every: 6mo, last: 2026-10-15 }`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<Review>,
     /// How often the team rehearses a recovery (`planrun recover --rehearse`); the seed
@@ -80,7 +80,7 @@ pub struct Level {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Review {
-    /// How often to review, as a calendar span (`6m`, `1y`), written as `keep_within` is.
+    /// How often to review, as a calendar span (`6mo`, `1y`), written as `keep_within` is.
     pub every: CalendarSpan,
     /// The day of the last review, `YYYY-MM-DD`. A day in the future is refused.
     pub last: PlanDate,
@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn spans_are_added_on_the_calendar() {
         let span = |t: &str| t.parse::<CalendarSpan>().unwrap();
-        assert_eq!(add_span(day("2026-08-31"), span("6m")), day("2027-02-28"));
+        assert_eq!(add_span(day("2026-08-31"), span("6mo")), day("2027-02-28"));
         assert_eq!(add_span(day("2024-02-29"), span("1y")), day("2025-02-28"));
         assert_eq!(add_span(day("2026-01-01"), span("2w")), day("2026-01-15"));
         assert_eq!(add_span(day("2026-01-01"), span("25h")), day("2026-01-03"));

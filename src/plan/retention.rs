@@ -29,7 +29,7 @@ pub struct Retention {
     /// Keep the newest set of each of the last N years.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_yearly: Option<Keep>,
-    /// Keep every set within this span of the newest set (e.g. `30d`, `2y6m`).
+    /// Keep every set within this span of the newest set (e.g. `30d`, `2y6mo`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_within: Option<CalendarSpan>,
     /// IANA time zone in which days, weeks, months and years are counted (default UTC).

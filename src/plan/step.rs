@@ -260,9 +260,16 @@ pub const ORIGINAL_PATH: &str = "original";
 pub struct RestoreStep {
     /// The source (from `sources`) to restore.
     pub source: String,
-    /// A set id or `latest` (default `latest`).
+    // `set` and `from` are private: everything reads the set through `RestoreStep::set`,
+    // which knows the old spelling.
+    /// The set to restore: a set id or `latest` (default `latest`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    set: Option<String>,
+    /// Deprecated: write `set`. `from` names a storage in `copy`, so here it read as one; it
+    /// still works, with a warning, and is refused together with `set`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("deprecated" = true))]
+    from: Option<String>,
     /// The storage to read from (default: the plan's local storage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<String>,
@@ -278,6 +285,37 @@ pub struct RestoreStep {
     /// Replace a target that exists and holds data.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
+}
+
+/// The key a restore step names its set with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetKey {
+    /// Neither: the newest restorable set.
+    None,
+    /// `set:`, the one spelling.
+    Set,
+    /// `from:`, the deprecated spelling.
+    From,
+    /// Both, which is refused: they could disagree.
+    Both,
+}
+
+impl RestoreStep {
+    /// The set to restore, a set id or `latest`, whichever key named it; `None` is `latest`.
+    /// Everything that restores or describes a restore reads the set through this.
+    pub fn set(&self) -> Option<&str> {
+        self.set.as_deref().or(self.from.as_deref())
+    }
+
+    /// Which key named the set, for the deprecation warning and the both-keys error.
+    pub fn set_key(&self) -> SetKey {
+        match (&self.set, &self.from) {
+            (None, None) => SetKey::None,
+            (Some(_), None) => SetKey::Set,
+            (None, Some(_)) => SetKey::From,
+            (Some(_), Some(_)) => SetKey::Both,
+        }
+    }
 }
 
 /// `check:` compares restored data with an expectation.

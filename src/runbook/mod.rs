@@ -344,7 +344,7 @@ fn restore_words(plan: &Plan, text: &Display, restore: &RestoreStep) -> Line {
         line.extend(source_words(text, source));
         line.push(words(")"));
     }
-    match restore.from.as_deref() {
+    match restore.set() {
         None | Some("latest") => line.push(words(" from the newest restorable set holding it")),
         Some(id) => {
             line.push(words(" from set "));

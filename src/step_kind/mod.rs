@@ -57,7 +57,7 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
         Action::Verify { storage, set } => verify::execute(ctx, storage, set.as_deref()).await,
         Action::Restore {
             source,
-            from,
+            set,
             storage,
             database,
             path,
@@ -72,7 +72,7 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
                     .map(PathBuf::from),
                 force: *force,
             };
-            restore::execute(ctx, source, from.as_deref(), storage.as_deref(), target).await
+            restore::execute(ctx, source, set.as_deref(), storage.as_deref(), target).await
         }
         Action::Notify {
             webhook,

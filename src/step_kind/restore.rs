@@ -8,11 +8,11 @@ use crate::storage::restore_step;
 pub async fn execute(
     ctx: &mut StepContext<'_>,
     source: &str,
-    from: Option<&str>,
+    set: Option<&str>,
     storage: Option<&str>,
     target: RestoreTarget,
 ) -> AttemptEnd {
-    match restore_step(ctx.plan, source, from, storage, target).await {
+    match restore_step(ctx.plan, source, set, storage, target).await {
         Ok((set, outcome)) => {
             for warning in &outcome.warnings {
                 ctx.output

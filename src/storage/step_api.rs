@@ -68,12 +68,12 @@ pub async fn verify_step(
     Ok((chosen, record))
 }
 
-/// `restore: { source, from, storage, database, path, force }`: restores one source after
+/// `restore: { source, set, storage, database, path, force }`: restores one source after
 /// checking its artifacts, from the storage [`super::choice::read_storage`] picks.
 pub async fn restore_step(
     plan: &ExecPlan,
     source: &str,
-    from: Option<&str>,
+    set: Option<&str>,
     storage: Option<&str>,
     target: RestoreTarget,
 ) -> Result<(SetSummary, RestoreOutcome), StepError> {
@@ -88,5 +88,5 @@ pub async fn restore_step(
     let (_, store) = open_read_storage(plan, storage)?;
     let scratch: PathBuf = plan.scratch.clone();
     std::fs::create_dir_all(&scratch).map_err(|e| SourceError::io("create", &scratch)(e))?;
-    Ok(restore_source(&store, &plan.name, source, &config, from, target, &scratch).await?)
+    Ok(restore_source(&store, &plan.name, source, &config, set, target, &scratch).await?)
 }
