@@ -256,6 +256,9 @@ pub enum Event {
         target: String,
         /// What the restored data holds, to compare with the facts recorded at backup time.
         facts: serde_json::Value,
+        /// Where the replaced state was kept (`recover` keeps it as `…_before_<incident>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<String>,
     },
     /// A `notify:` step sent the run's state to its webhook (`status`), or had no webhook
     /// and sent nothing (`status` absent).
@@ -397,12 +400,14 @@ impl Event {
                 set,
                 target,
                 facts,
+                kept,
             } => Event::RestoreFinished {
                 step,
                 source,
                 set,
                 target: redactor.redact_owned(target),
                 facts: redact_json(redactor, facts),
+                kept: kept.map(|k| redactor.redact_owned(k)),
             },
             Event::Notified {
                 step,

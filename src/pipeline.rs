@@ -533,6 +533,7 @@ impl StepRenderer<'_> {
                 database: self.opt(&restore.database, &format!("{pointer}/restore/database"))?,
                 path: self.opt(&restore.path, &format!("{pointer}/restore/path"))?,
                 force: restore.force,
+                keep_previous: None,
             },
             StepKind::Check(check) => {
                 let mut check = check.clone();

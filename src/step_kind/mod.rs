@@ -62,6 +62,7 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
             database,
             path,
             force,
+            keep_previous,
         } => {
             let target = crate::source::RestoreTarget {
                 database: database.clone(),
@@ -71,6 +72,7 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
                     .filter(|p| *p != crate::plan::ORIGINAL_PATH)
                     .map(PathBuf::from),
                 force: *force,
+                keep_previous: keep_previous.clone(),
             };
             restore::execute(ctx, source, from.as_deref(), storage.as_deref(), target).await
         }
