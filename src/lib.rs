@@ -25,6 +25,7 @@ pub(crate) mod pipeline;
 pub(crate) mod plan;
 pub(crate) mod plan_view;
 pub(crate) mod process;
+pub(crate) mod recover;
 pub(crate) mod redact;
 pub(crate) mod reporter;
 pub(crate) mod retention;

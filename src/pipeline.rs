@@ -158,6 +158,38 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
 
 /// Renders a validated plan into what the executor runs. Errors name the key path.
 pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Failure> {
+    render_with(loaded, options, None).map(|(plan, _)| plan)
+}
+
+/// A recovery level rendered for `recover`: its steps, and the drill's scratch targets by
+/// source (for `--rehearse`). Levels render only when asked for, so a template in a level-3
+/// step (an environment variable only the recovery site has) never fails a nightly.
+#[derive(Debug)]
+pub struct RenderedLevel {
+    pub steps: Vec<ExecStep>,
+    pub drill_targets: Vec<(String, crate::plan::DrillTarget)>,
+}
+
+/// [`render`], plus the steps of recovery level `level` (which must exist).
+pub fn render_level(
+    loaded: &Loaded,
+    options: &RenderOptions,
+    level: &str,
+) -> Result<(ExecPlan, RenderedLevel), Failure> {
+    render_with(loaded, options, Some(level)).map(|(plan, level)| {
+        let level = level.unwrap_or(RenderedLevel {
+            steps: Vec::new(),
+            drill_targets: Vec::new(),
+        });
+        (plan, level)
+    })
+}
+
+fn render_with(
+    loaded: &Loaded,
+    options: &RenderOptions,
+    level: Option<&str>,
+) -> Result<(ExecPlan, Option<RenderedLevel>), Failure> {
     if loaded.fragment {
         let d = Diagnostic::error(
             Layer::Schema,
@@ -294,8 +326,29 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     let steps = list("steps", &plan.steps)?;
     let on_failure = list("on_failure", &plan.on_failure)?;
     let always = list("always", &plan.always)?;
+    let level = match level {
+        Some(level) => {
+            let runbook = plan
+                .recovery
+                .as_ref()
+                .and_then(|r| r.levels.get(level))
+                .map(|l| l.steps.as_slice())
+                .unwrap_or_default();
+            let steps = list(&format!("recovery/levels/{level}/steps"), runbook)?;
+            let drill_targets = match &plan.drill {
+                Some(drill) => render_section(&renderer, &context, "drill/restore", &drill.restore)
+                    .map_err(|(p, m)| fail(&p, m))?,
+                None => Vec::new(),
+            };
+            Some(RenderedLevel {
+                steps,
+                drill_targets,
+            })
+        }
+        None => None,
+    };
 
-    Ok(ExecPlan {
+    let plan = ExecPlan {
         name: plan.name.clone(),
         file: loaded.path.clone(),
         digest: loaded.digest.clone(),
@@ -314,7 +367,8 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
             r
         }),
         timezone: plan.timezone.clone(),
-    })
+    };
+    Ok((plan, level))
 }
 
 fn resolve_secret(

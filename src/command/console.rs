@@ -40,6 +40,12 @@ impl Console {
         self.err(&format!("planrun: {message}\n"));
     }
 
+    /// `text` as it is (masked) on stderr: what a command shows people while stdout carries
+    /// JSON (`recover --json`).
+    pub fn status(&self, text: &str) {
+        self.err(text);
+    }
+
     /// The error that stopped a command, as [`CommandError::report`] words it.
     pub fn report(&self, error: &CommandError) {
         self.err(&error.report());

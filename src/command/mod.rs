@@ -6,8 +6,10 @@ mod console;
 mod error;
 mod execute;
 mod history;
+mod incident;
 mod plan;
 mod prune;
+mod recover;
 mod rendered_plan;
 mod restore;
 mod retention_simulate;
@@ -17,6 +19,7 @@ mod verify;
 
 pub use console::Console;
 pub use error::CommandError;
+pub use rendered_plan::{human_age, human_size, worker_runtime};
 
 use crate::cli::{self, Command, RetentionCommand};
 use crate::exit_code;
@@ -53,6 +56,8 @@ fn run(command: Command, console: &mut Console) -> CommandResult {
         Command::Verify(args) => verify::run(&args, console),
         Command::Restore(args) => restore::run(&args, console),
         Command::Prune(args) => prune::run(&args, console),
+        Command::Recover(args) => recover::run(&args, console),
+        Command::Incident(command) => incident::run(&command, console),
         Command::Retention(RetentionCommand::Simulate(args)) => {
             retention_simulate::run(&args, console)
         }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use drill::Drill;
+pub use drill::{Drill, DrillTarget};
 pub use recovery::{Recovery, Role};
 pub use retention::{Keep, Retention};
 pub use source::{

@@ -8,6 +8,7 @@
 
 mod backup;
 mod copy;
+pub mod manual;
 mod notify;
 mod prune;
 mod restore;
