@@ -330,7 +330,13 @@ impl Incident {
             (_, Progress::Completed) => "open, runbook completed",
         };
         let _ = writeln!(out, "| status | {status} |");
-        let _ = writeln!(out, "| started | {} by {} on {} |", time(self.started_at), self.user, self.host);
+        let _ = writeln!(
+            out,
+            "| started | {} by {} on {} |",
+            time(self.started_at),
+            self.user,
+            self.host
+        );
         if let Some(end) = self.ended_at {
             let _ = writeln!(out, "| ended | {} |", time(end));
         }

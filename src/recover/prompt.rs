@@ -33,12 +33,7 @@ impl Prompt {
 
     /// Asks `question` until one of `choices` is typed in full (case and surrounding space
     /// ignored). `show` prints the question (through the console, masked).
-    pub fn choose(
-        &self,
-        question: &str,
-        choices: &[&'static str],
-        show: &dyn Fn(&str),
-    ) -> Reply {
+    pub fn choose(&self, question: &str, choices: &[&'static str], show: &dyn Fn(&str)) -> Reply {
         let words = choices.join(" / ");
         loop {
             show(&format!("{question} [{words}] "));

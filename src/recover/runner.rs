@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::incident::{
-    Answer, ChosenSet, Incident, IncidentStatus, Kept, PlanInfo, Progress, StepOutcome,
-    StepRecord, against, time,
+    Answer, ChosenSet, Incident, IncidentStatus, Kept, PlanInfo, Progress, StepOutcome, StepRecord,
+    against, time,
 };
 use super::prompt::{Prompt, Reply};
 use super::set_choice::{self, Chosen};
@@ -156,7 +156,10 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
     let mut choice_errors = Vec::new();
     for p in &mut planned {
         let Action::Restore {
-            source, from, storage, ..
+            source,
+            from,
+            storage,
+            ..
         } = &p.step.action
         else {
             continue;
@@ -230,19 +233,28 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
     let suffix = format!("_before_{incident_id}");
     let mut incident = match resumed {
         Some(incident) => incident,
-        None => new_incident(&plan, loaded, options, &planned, &incident_id, started_at, rehearse),
+        None => new_incident(
+            &plan,
+            loaded,
+            options,
+            &planned,
+            &incident_id,
+            started_at,
+            rehearse,
+        ),
     };
     let needed = confirmations_needed(&planned, &incident, rehearse);
     if !prompt.interactive() {
-        let missing: Vec<&String> = needed
-            .iter()
-            .filter(|id| !covered(options, id))
-            .collect();
+        let missing: Vec<&String> = needed.iter().filter(|id| !covered(options, id)).collect();
         if !missing.is_empty() {
             let flags: Vec<String> = missing.iter().map(|id| format!("--confirm {id}")).collect();
             return Err(CommandError::Recover(format!(
                 "no terminal to confirm on, so nothing was changed: these steps need a person: {}; run from a terminal, or confirm them with {} (or --yes for all)",
-                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 flags.join(" ")
             )));
         }
@@ -308,8 +320,8 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
     if rehearse {
         session.drop_scratch(&mut incident, &runtime);
     }
-    let removed = std::fs::remove_dir_all(&session.plan.scratch).is_ok()
-        || !session.plan.scratch.exists();
+    let removed =
+        std::fs::remove_dir_all(&session.plan.scratch).is_ok() || !session.plan.scratch.exists();
     ledger.finish(removed);
     save(&incident, &state)?;
     session.summary(&incident);
@@ -330,8 +342,8 @@ fn find_unfinished(
     wanted: Option<&str>,
 ) -> Result<Incident, CommandError> {
     if let Some(id) = wanted {
-        let incident = Incident::load(state.root(), id)
-            .map_err(|e| CommandError::Recover(e.to_string()))?;
+        let incident =
+            Incident::load(state.root(), id).map_err(|e| CommandError::Recover(e.to_string()))?;
         if incident.plan.name != plan {
             return Err(CommandError::Recover(format!(
                 "incident {id} is of plan `{}`, not `{plan}`",
@@ -494,11 +506,13 @@ fn opening_screen(
     }
     let objectives = recovery.and_then(|r| r.objectives.as_ref());
     let rpo = objectives.and_then(|o| o.rpo).map(|d| d.as_std().as_secs());
-    let rto = objectives.and_then(|o| o.rto).map(|d| d.as_std().as_secs());
+    let written = |d: Option<crate::duration::Duration>| {
+        d.map(|d| d.to_string()).unwrap_or_else(|| "not set".into())
+    };
     out.push_str(&format!(
         "objectives: RPO {} (most data that may be lost) · RTO {} (back in service within)\n",
-        rpo.map(|s| human_age(s as i64)).unwrap_or_else(|| "not set".into()),
-        rto.map(|s| human_age(s as i64)).unwrap_or_else(|| "not set".into()),
+        written(objectives.and_then(|o| o.rpo)),
+        written(objectives.and_then(|o| o.rto)),
     ));
     out.push_str(&format!("{rule}\n\nroles\n"));
     let mut roles: Vec<&String> = planned.iter().filter_map(|p| p.role.as_ref()).collect();
@@ -899,10 +913,11 @@ impl Session<'_> {
             return Next::Go;
         }
         let show = |t: &str| self.show(t);
-        match self
-            .prompt
-            .choose("re-run it, mark it done, skip it or abort?", &["rerun", "done", "skip", "abort"], &show)
-        {
+        match self.prompt.choose(
+            "re-run it, mark it done, skip it or abort?",
+            &["rerun", "done", "skip", "abort"],
+            &show,
+        ) {
             Reply::Word("rerun") => {
                 let answer = self.answer("rerun", "terminal");
                 incident.steps[index].answers.push(answer);
@@ -941,6 +956,7 @@ impl Session<'_> {
         yes_word: &'static str,
     ) -> Result<bool, ()> {
         if let Some(how) = self.flag_for(id) {
+            self.show(&format!("answered `{yes_word}` for {id} by {how}\n"));
             let answer = self.answer(yes_word, how);
             incident.steps[index].answers.push(answer);
             return Ok(true);
@@ -950,7 +966,10 @@ impl Session<'_> {
             return Err(());
         }
         let show = |t: &str| self.show(t);
-        match self.prompt.choose(question, &[yes_word, "skip", "abort"], &show) {
+        match self
+            .prompt
+            .choose(question, &[yes_word, "skip", "abort"], &show)
+        {
             Reply::Word("skip") => match self.prompt.text("reason for skipping:", &show) {
                 Some(reason) => {
                     let answer = self.answer("skip", "terminal");
@@ -972,7 +991,10 @@ impl Session<'_> {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one step and everything it runs with")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one step and everything it runs with"
+    )]
     fn run_one(
         &mut self,
         incident: &mut Incident,
@@ -985,13 +1007,17 @@ impl Session<'_> {
         let id = p.step.id.clone();
         // A manual step: the person is the executor.
         if let Action::Manual { text } = &p.step.action {
-            self.show(&format!("{}\n", manual::instruction(text, p.owner.as_deref())));
+            self.show(&format!(
+                "{}\n",
+                manual::instruction(text, p.owner.as_deref())
+            ));
             if self.rehearse {
                 settle(&mut incident.steps[index], StepOutcome::ReadOut, None);
                 return Next::Go;
             }
             mark_running(incident, index, self.state);
-            return match self.go_ahead(incident, index, &id, "when it is done, type done:", "done") {
+            return match self.go_ahead(incident, index, &id, "when it is done, type done:", "done")
+            {
                 Ok(true) => {
                     settle(&mut incident.steps[index], StepOutcome::Done, None);
                     Next::Go
@@ -1159,10 +1185,11 @@ impl Session<'_> {
             }
             let show = |t: &str| self.show(t);
             self.show(&format!("step [{id}] FAILED: {error}\n"));
-            match self
-                .prompt
-                .choose("retry it, skip it or abort?", &["retry", "skip", "abort"], &show)
-            {
+            match self.prompt.choose(
+                "retry it, skip it or abort?",
+                &["retry", "skip", "abort"],
+                &show,
+            ) {
                 Reply::Word("retry") => {
                     let answer = self.answer("retry", "terminal");
                     incident.steps[index].answers.push(answer);
@@ -1199,9 +1226,7 @@ impl Session<'_> {
         .chars()
         .take(63)
         .collect();
-        let db = drill
-            .and_then(|t| t.database.clone())
-            .unwrap_or(generated);
+        let db = drill.and_then(|t| t.database.clone()).unwrap_or(generated);
         let dir = drill
             .and_then(|t| t.path.clone())
             .map(PathBuf::from)
@@ -1309,9 +1334,7 @@ impl Session<'_> {
                         Source::Postgres(pg) => Some(pg),
                         _ => None,
                     })
-                    .any(|pg| {
-                        crate::source::postgres::drop_database_if_exists(pg, db).is_ok()
-                    }),
+                    .any(|pg| crate::source::postgres::drop_database_if_exists(pg, db).is_ok()),
                 None => match std::fs::remove_dir_all(&item) {
                     Ok(()) => true,
                     Err(e) => e.kind() == std::io::ErrorKind::NotFound,
@@ -1334,7 +1357,11 @@ impl Session<'_> {
         }
         out.push_str(&format!(
             "{} {}: {}\n",
-            if incident.rehearsal { "rehearsal" } else { "incident" },
+            if incident.rehearsal {
+                "rehearsal"
+            } else {
+                "incident"
+            },
             incident.id,
             outcomes
                 .iter()
@@ -1383,7 +1410,13 @@ fn mark_running(incident: &mut Incident, index: usize, state: &StateDir) {
 }
 
 fn settle(step: &mut StepRecord, outcome: StepOutcome, error: Option<String>) {
+    let now = Utc::now();
     step.outcome = outcome;
     step.error = error;
-    step.ended_at = Some(Utc::now());
+    step.ended_at = Some(now);
+    if step.duration_ms.is_none()
+        && let Some(started) = step.started_at
+    {
+        step.duration_ms = Some((now - started).num_milliseconds().max(0) as u64);
+    }
 }

@@ -317,10 +317,7 @@ fn roles_in(globals: &str) -> Vec<(String, Vec<String>)> {
 
 /// A role name as pg_dumpall writes it (`crm` or `"My Role"`), unquoted.
 fn unquote_ident(written: &str) -> String {
-    match written
-        .strip_prefix('"')
-        .and_then(|w| w.strip_suffix('"'))
-    {
+    match written.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
         Some(inner) => inner.replace("\"\"", "\""),
         None => written.to_owned(),
     }
@@ -333,7 +330,11 @@ fn create_missing_roles(
     source: &PostgresSource,
     globals: &str,
 ) -> Result<Vec<String>, SourceError> {
-    let existing = psql_value(source, "postgres", "SELECT string_agg(rolname, E'\\n') FROM pg_roles")?;
+    let existing = psql_value(
+        source,
+        "postgres",
+        "SELECT string_agg(rolname, E'\\n') FROM pg_roles",
+    )?;
     let existing: Vec<&str> = existing.lines().collect();
     let mut created = Vec::new();
     for (written, statements) in roles_in(globals) {
@@ -383,7 +384,10 @@ pub fn count_rows(
 /// dropped but renamed to `<database><suffix>`, so a recovery can always be undone. With
 /// `globals` (the set's `pg_dumpall --globals-only`), roles the server lacks are created
 /// first, so the database comes back with its owners on a server that never saw it.
-#[expect(clippy::too_many_arguments, reason = "one restore's inputs, passed through once")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one restore's inputs, passed through once"
+)]
 pub fn restore(
     kind: ArtifactKind,
     artifact: &Path,
@@ -828,7 +832,10 @@ mod tests {
         assert_eq!(roles[0].0, "crm");
         assert_eq!(
             roles[0].1,
-            ["CREATE ROLE crm;", "ALTER ROLE crm WITH NOSUPERUSER INHERIT LOGIN;"]
+            [
+                "CREATE ROLE crm;",
+                "ALTER ROLE crm WITH NOSUPERUSER INHERIT LOGIN;"
+            ]
         );
         assert_eq!(unquote_ident(&roles[1].0), "My \"Role\"");
         assert_eq!(roles[1].1.len(), 2);

@@ -36,7 +36,10 @@ mod tests {
     #[test]
     fn the_instruction_names_its_owner() {
         assert_eq!(
-            instruction("Put the CRM in maintenance mode\nand say so", Some("Systems administrator, ops@example.com")),
+            instruction(
+                "Put the CRM in maintenance mode\nand say so",
+                Some("Systems administrator, ops@example.com")
+            ),
             "  >> Put the CRM in maintenance mode\n  >> and say so\n  owner: Systems administrator, ops@example.com"
         );
     }

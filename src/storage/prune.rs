@@ -143,7 +143,12 @@ pub fn plan_prune(sets: &[SetSummary], policy: &Policy, now: DateTime<Utc>) -> P
     rows.sort_by(|a, b| b.id.cmp(&a.id));
     // Sets an open incident reads are kept, whatever the policy says.
     for row in &mut rows {
-        for (_, why) in HELD.get().into_iter().flatten().filter(|(id, _)| row.id.as_str() == id) {
+        for (_, why) in HELD
+            .get()
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| row.id.as_str() == id)
+        {
             row.decision.keep = true;
             row.decision.reasons.push(Reason::Held(why.clone()));
         }
