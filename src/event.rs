@@ -485,6 +485,7 @@ mod tests {
                 set: "s".into(),
                 target: "database hunter2".into(),
                 facts: serde_json::json!({ "tables": { "hunter2": 3 }, "note": ["x hunter2"] }),
+                kept: Some("database hunter2_before_x".into()),
             },
             Event::PruneDecided {
                 step: "prune".into(),

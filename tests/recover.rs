@@ -226,7 +226,7 @@ fn level_1_end_to_end_brings_the_rows_back_and_keeps_the_damaged_database() {
         "{}",
         stderr(&nightly)
     );
-    assert_eq!(names(&env.path("backups/crm")), [set.clone()]);
+    assert_eq!(names(&env.path("backups/crm")), [set.as_str()]);
 
     // Lessons learned, then closed: the nightly runs again.
     env.planrun([
@@ -578,4 +578,123 @@ recovery:
     assert_eq!(record["id"], id.as_str());
     assert_eq!(record["progress"], "completed");
     assert_eq!(env.trail(), "fixed\n");
+}
+
+#[test]
+fn an_older_set_needs_its_own_confirmation_and_prune_keeps_what_an_incident_uses() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("app/media")).unwrap();
+    std::fs::write(env.path("app/media/a.txt"), "first\n").unwrap();
+    env.plan(
+        r#"
+version: 1
+name: crm
+sources:
+  media: { directory: { path: "DIR/app/media" } }
+storage:
+  local: { local: { path: "DIR/backups" } }
+retention: { keep_last: 1 }
+steps:
+  - { id: media, backup: media }
+recovery:
+  levels:
+    1:
+      name: Data corruption or accidental deletion
+      steps:
+        - { id: restore, restore: { source: media } }
+"#,
+    );
+    for text in ["first\n", "second\n", "third\n"] {
+        std::fs::write(env.path("app/media/a.txt"), text).unwrap();
+        let ran = env.execute(&[]);
+        assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    }
+    let sets = names(&env.path("backups/crm"));
+    // The newest set is damaged: its artifact lost a byte.
+    let newest = env.path("backups/crm").join(&sets[2]).join("media.tar.zst");
+    let bytes = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &bytes[..bytes.len() - 1]).unwrap();
+
+    let refused = env
+        .planrun([
+            "recover",
+            "--level",
+            "1",
+            "plan.yaml",
+            "--confirm",
+            "restore",
+        ])
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let out = stdout(&refused);
+    assert!(
+        out.contains(&format!(
+            "  !!! a NEWER set {} exists or was recorded, but cannot be restored: this set is OLDER and needs its own confirmation (restore.older-set)\n",
+            sets[2]
+        )),
+        "{out}"
+    );
+    assert!(
+        stderr(&refused).contains("these steps need a person: restore.older-set;"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // Restoring the oldest set on purpose; the incident stays open.
+    let ran = env
+        .planrun([
+            "recover",
+            "--level",
+            "1",
+            "plan.yaml",
+            "--set",
+            &sets[0],
+            "--confirm",
+            "restore",
+            "--confirm",
+            "restore.older-set",
+        ])
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        ran.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&ran),
+        stderr(&ran)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("app/media/a.txt")).unwrap(),
+        "first\n"
+    );
+
+    // keep_last: 1 would remove it (once the damaged set, which stops any prune, is gone);
+    // the open incident holds it.
+    std::fs::remove_dir_all(env.path("backups/crm").join(&sets[2])).unwrap();
+    let pruned = env
+        .planrun(["prune", "plan.yaml", "--dry-run", "--state-dir"])
+        .arg(env.state())
+        .run();
+    let incident = only_incident(&env);
+    assert!(
+        pruned.stdout.contains(&format!(
+            "{}  complete    keep    held by open incident {}",
+            sets[0],
+            incident["id"].as_str().unwrap()
+        )),
+        "{}",
+        pruned.stdout
+    );
+    assert!(
+        pruned
+            .stdout
+            .contains(&format!("{}  complete    keep    media: last\n", sets[1])),
+        "{}",
+        pruned.stdout
+    );
 }

@@ -991,10 +991,6 @@ impl Session<'_> {
         }
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one step and everything it runs with"
-    )]
     fn run_one(
         &mut self,
         incident: &mut Incident,
