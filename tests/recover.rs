@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::postgres::{BIN_DIR, PASSWORD, PgServer};
-use support::run::{stderr, stdout};
+use support::run::{stderr, stdout, step};
 use support::s3::{BUCKET, S3Server};
 use support::{Env, names};
 
@@ -25,15 +25,6 @@ fn only_incident(env: &Env) -> Value {
 
 fn report(env: &Env, id: &str) -> String {
     std::fs::read_to_string(env.state().join("incidents").join(id).join("report.md")).unwrap()
-}
-
-fn step<'a>(incident: &'a Value, id: &str) -> &'a Value {
-    incident["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no step {id} in {incident:#}"))
 }
 
 /// A CRM database with 120 customers owned by the role `crm_app`, backed up by `plan`.

@@ -930,19 +930,22 @@ impl Session<'_> {
                 step.outcome = StepOutcome::Done;
                 Next::Go
             }
-            Reply::Word("skip") => match self.prompt.text("reason for skipping:", &show) {
-                Some(reason) => {
-                    let answer = self.answer("skip", "terminal");
-                    let step = &mut incident.steps[index];
-                    step.answers.push(answer);
-                    step.outcome = StepOutcome::Skipped;
-                    step.reason = Some(reason);
-                    Next::Go
-                }
-                None => Next::Abort,
-            },
+            Reply::Word("skip") if self.skip(&mut incident.steps[index]) => Next::Go,
             _ => Next::Abort,
         }
+    }
+
+    /// Asks why a step is skipped (a reason is required) and records the skip; false when
+    /// the terminal went away first.
+    fn skip(&self, step: &mut StepRecord) -> bool {
+        let show = |t: &str| self.show(t);
+        let Some(reason) = self.prompt.text("reason for skipping:", &show) else {
+            return false;
+        };
+        step.answers.push(self.answer("skip", "terminal"));
+        settle(step, StepOutcome::Skipped, None);
+        step.reason = Some(reason);
+        true
     }
 
     /// Asks for the go of a step that needs one (or takes the flag's). `Ok(true)` go,
@@ -970,18 +973,7 @@ impl Session<'_> {
             .prompt
             .choose(question, &[yes_word, "skip", "abort"], &show)
         {
-            Reply::Word("skip") => match self.prompt.text("reason for skipping:", &show) {
-                Some(reason) => {
-                    let answer = self.answer("skip", "terminal");
-                    let step = &mut incident.steps[index];
-                    step.answers.push(answer);
-                    step.outcome = StepOutcome::Skipped;
-                    step.reason = Some(reason);
-                    step.ended_at = Some(Utc::now());
-                    Ok(false)
-                }
-                None => Err(()),
-            },
+            Reply::Word("skip") if self.skip(&mut incident.steps[index]) => Ok(false),
             Reply::Word(word) if word == yes_word => {
                 let answer = self.answer(yes_word, "terminal");
                 incident.steps[index].answers.push(answer);
@@ -1191,17 +1183,7 @@ impl Session<'_> {
                     incident.steps[index].answers.push(answer);
                     incident.steps[index].error = None;
                 }
-                Reply::Word("skip") => {
-                    let Some(reason) = self.prompt.text("reason for skipping:", &show) else {
-                        return Next::Abort;
-                    };
-                    let answer = self.answer("skip", "terminal");
-                    let record = &mut incident.steps[index];
-                    record.answers.push(answer);
-                    record.outcome = StepOutcome::Skipped;
-                    record.reason = Some(reason);
-                    return Next::Go;
-                }
+                Reply::Word("skip") if self.skip(&mut incident.steps[index]) => return Next::Go,
                 _ => return Next::Abort,
             }
         }
