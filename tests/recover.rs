@@ -689,3 +689,72 @@ recovery:
         pruned.stdout
     );
 }
+
+#[test]
+fn sigterm_during_a_step_stops_it_and_leaves_the_incident_resumable() {
+    let env = Env::new();
+    env.plan(
+        r#"
+version: 1
+name: crm
+recovery:
+  levels:
+    4:
+      name: Regional disaster
+      steps:
+        - { id: wait, shell: "echo waiting > DIR/waiting; sleep 30" }
+        - { id: after, shell: "echo after >> TRAIL" }
+"#,
+    );
+    let child = env
+        .planrun(["recover", "--level", "4", "plan.yaml"])
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    env.wait_for("waiting");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("aborted at step `wait`"),
+        "{}",
+        stderr(&output)
+    );
+    let record = only_incident(&env);
+    assert_eq!(record["progress"], "aborted");
+    assert_eq!(step(&record, "wait")["outcome"], "failed");
+    assert_eq!(env.trail(), "");
+
+    // The runbook starts again where it stopped (a failed step is not settled).
+    env.plan(
+        r#"
+version: 1
+name: crm
+recovery:
+  levels:
+    4:
+      name: Regional disaster
+      steps:
+        - { id: wait, shell: "true" }
+        - { id: after, shell: "echo after >> TRAIL" }
+"#,
+    );
+    let resumed = env
+        .planrun(["recover", "--level", "4", "plan.yaml", "--resume"])
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = stdout(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{out}{}", stderr(&resumed));
+    assert!(out.contains("!!! THE PLAN CHANGED since incident"), "{out}");
+    assert_eq!(env.trail(), "after\n");
+    assert_eq!(only_incident(&env)["progress"], "completed");
+}

@@ -217,10 +217,35 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
         resumed.is_some(),
         started_at,
     ));
+    if let Some(incident) = &resumed
+        && incident.plan.digest != plan.digest
+    {
+        show(&format!(
+            "!!! THE PLAN CHANGED since incident {} started (digest {} then, {} now): the steps left are run as the plan says now\n\n",
+            incident.id,
+            &incident.plan.digest[..incident.plan.digest.len().min(12)],
+            &plan.digest[..plan.digest.len().min(12)]
+        ));
+    }
     if !choice_errors.is_empty() {
         return Err(CommandError::Recover(format!(
             "no set to restore from, so nothing was changed:\n  {}",
             choice_errors.join("\n  ")
+        )));
+    }
+    // A step of a kind this build cannot run would stop the runbook half way: refused now.
+    let unavailable: Vec<String> = planned
+        .iter()
+        .filter(|p| {
+            !matches!(p.step.action, Action::Manual { .. })
+                && !crate::step_kind::is_available(&p.step.action)
+        })
+        .map(|p| format!("`{}` ({})", p.step.id, p.step.action.kind_name()))
+        .collect();
+    if !unavailable.is_empty() {
+        return Err(CommandError::Recover(format!(
+            "this build of planrun cannot run steps {}, so nothing was changed",
+            unavailable.join(", ")
         )));
     }
     if let Some(problem) = nested_order_problem(&plan, &planned) {
@@ -243,6 +268,13 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
             rehearse,
         ),
     };
+    // Steps the plan gained since the incident started are run in their place.
+    for (i, p) in planned.iter().enumerate() {
+        if !incident.steps.iter().any(|s| s.id == p.step.id) {
+            let at = i.min(incident.steps.len());
+            incident.steps.insert(at, step_record(&plan, p));
+        }
+    }
     let needed = confirmations_needed(&planned, &incident, rehearse);
     if !prompt.interactive() {
         let missing: Vec<&String> = needed.iter().filter(|id| !covered(options, id)).collect();
@@ -670,35 +702,37 @@ fn new_incident(
         closed_at: None,
         rpo_s: objectives.and_then(|o| o.rpo).map(|d| d.as_std().as_secs()),
         rto_s: objectives.and_then(|o| o.rto).map(|d| d.as_std().as_secs()),
-        steps: planned
-            .iter()
-            .map(|p| StepRecord {
-                id: p.step.id.clone(),
-                kind: p.step.action.kind_name().to_owned(),
-                role: p.role.clone(),
-                owner: p.owner.clone(),
-                what: describe(plan, &p.step),
-                outcome: StepOutcome::Pending,
-                started_at: None,
-                ended_at: None,
-                duration_ms: None,
-                error: None,
-                reason: None,
-                answers: Vec::new(),
-                set: p.chosen.as_ref().map(|c| ChosenSet {
-                    storage: c.storage.clone(),
-                    id: c.set.id.to_string(),
-                    taken_at: c.taken_at(),
-                    status: c.set.status.to_string(),
-                    fell_back: (!c.passed_over.is_empty()).then(|| c.passed_over.join("; ")),
-                    older_than: c.newer_seen.as_ref().map(ToString::to_string),
-                }),
-                target: None,
-                kept: None,
-            })
-            .collect(),
+        steps: planned.iter().map(|p| step_record(plan, p)).collect(),
         notes: Vec::new(),
         scratch: Vec::new(),
+    }
+}
+
+/// A step's record before it runs, with the set chosen for it.
+fn step_record(plan: &ExecPlan, p: &Planned) -> StepRecord {
+    StepRecord {
+        id: p.step.id.clone(),
+        kind: p.step.action.kind_name().to_owned(),
+        role: p.role.clone(),
+        owner: p.owner.clone(),
+        what: describe(plan, &p.step),
+        outcome: StepOutcome::Pending,
+        started_at: None,
+        ended_at: None,
+        duration_ms: None,
+        error: None,
+        reason: None,
+        answers: Vec::new(),
+        set: p.chosen.as_ref().map(|c| ChosenSet {
+            storage: c.storage.clone(),
+            id: c.set.id.to_string(),
+            taken_at: c.taken_at(),
+            status: c.set.status.to_string(),
+            fell_back: (!c.passed_over.is_empty()).then(|| c.passed_over.join("; ")),
+            older_than: c.newer_seen.as_ref().map(ToString::to_string),
+        }),
+        target: None,
+        kept: None,
     }
 }
 
@@ -896,7 +930,11 @@ impl Session<'_> {
             incident.plan.file,
             incident.id
         ));
-        exit_code::FAILURE
+        match self.cancel.reason() {
+            Some(CancelReason::Terminate) => exit_code::TERMINATED,
+            Some(_) => exit_code::INTERRUPTED,
+            None => exit_code::FAILURE,
+        }
     }
 
     /// A step that was running when planrun stopped: the engineer decides.
