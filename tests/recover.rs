@@ -743,6 +743,7 @@ recovery:
       name: Regional disaster
       steps:
         - { id: wait, shell: "true" }
+        - { id: tell, notify: { webhook: "http://127.0.0.1:9/nobody-listens" } }
         - { id: after, shell: "echo after >> TRAIL" }
 "#,
     );
@@ -753,8 +754,12 @@ recovery:
         .output()
         .unwrap();
     let out = stdout(&resumed);
-    assert_eq!(resumed.status.code(), Some(0), "{out}{}", stderr(&resumed));
+    // A failed notification is a warning: the runbook goes on, and exits 3.
+    assert_eq!(resumed.status.code(), Some(3), "{out}{}", stderr(&resumed));
     assert!(out.contains("!!! THE PLAN CHANGED since incident"), "{out}");
+    assert!(out.contains("warning: the notification failed"), "{out}");
     assert_eq!(env.trail(), "after\n");
-    assert_eq!(only_incident(&env)["progress"], "completed");
+    let record = only_incident(&env);
+    assert_eq!(record["progress"], "completed");
+    assert_eq!(step(&record, "tell")["outcome"], "warned");
 }
