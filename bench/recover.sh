@@ -82,7 +82,7 @@ run_planrun() {
   t0=$(now)
   "$BIN" recover --level 3 "$OUT/plan.yaml" --yes --state-dir "$OUT/state" < /dev/null \
     > "$OUT/planrun.out" 2>&1 || { cat "$OUT/planrun.out" >&2; exit 1; }
-  elapsed "$t0" >> "$OUT/planrun.s"
+  echo "$(elapsed "$t0")" >> "$OUT/planrun.s"
   grep -q "FELL BACK to storage \`offsite\`" "$OUT/planrun.out"
 }
 
@@ -97,7 +97,7 @@ run_hand() {
     | "$PGBIN/pg_restore" --exit-on-error --single-transaction --no-password --dbname="$target"
   mkdir -p "$OUT/hand/media"
   zstd -dcq "$OUT/hand/media.tar.zst" | tar -x -C "$OUT/hand/media"
-  elapsed "$t0" >> "$OUT/hand.s"
+  echo "$(elapsed "$t0")" >> "$OUT/hand.s"
 }
 
 : > "$OUT/planrun.s"; : > "$OUT/hand.s"

@@ -292,7 +292,14 @@ fn globals(source: &PostgresSource, stop: &Stop) -> Result<String, SourceError> 
     if let Some(user) = &source.user {
         command.arg(format!("--username={user}"));
     }
-    child::capture(command, HINT, stop)
+    // Only the statements: comments, blank lines and psql meta-commands (`\restrict`) are
+    // noise in a manifest and in every listing of its facts.
+    let text = child::capture(command, HINT, stop)?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("--") && !l.starts_with('\\'))
+        .map(|l| format!("{l}\n"))
+        .collect())
 }
 
 /// The roles a set's globals create, each as its statements (`CREATE ROLE`, then the
