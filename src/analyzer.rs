@@ -801,7 +801,9 @@ impl Analyzer<'_> {
             if problems.is_empty() && pointer.ends_with("/shell") {
                 // A value bash would run as code refuses the plan before any night runs it,
                 // pointing at the refused `{{…}}` in the file where it can be found.
-                if let Some(refusal) = template::check_shell(&text, &self.plan.vars, &secrets, &secret_envs) {
+                if let Some(refusal) =
+                    template::check_shell(&text, &self.plan.vars, &secrets, &secret_envs)
+                {
                     location = location.map(|start| {
                         script_position(self.loaded, &text, start, refusal.line, refusal.column)
                     });

@@ -68,6 +68,11 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff), generated from this command line.
     Man,
+    /// Run a recovery runbook (level 1-4): roles, steps, confirmations, resumable.
+    Recover(RecoverArgs),
+    /// Document an incident: add lessons learned, close it.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
 }
 
 impl Command {
@@ -209,6 +214,9 @@ pub struct ExecuteArgs {
     /// textfile collector folder); overrides the plan's `metrics.textfile_dir`.
     #[arg(long, value_name = "DIR")]
     pub metrics_dir: Option<PathBuf>,
+    /// Run even though an open incident froze the plan's backups.
+    #[arg(long)]
+    pub during_incident: bool,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +227,9 @@ pub struct HistoryArgs {
     /// Print the run records as a JSON array.
     #[arg(long)]
     pub json: bool,
+    /// List incidents and rehearsals instead of runs.
+    #[arg(long)]
+    pub incidents: bool,
     #[command(flatten)]
     pub state: StateDirArg,
 }
@@ -462,4 +473,65 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The recovery level: 1 data corruption, 2 hardware failure, 3 site, 4 region.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub level: u8,
+    /// The plan file.
+    pub plan: Option<PathBuf>,
+    /// Restore from this set (an id, or `latest`) instead of each step's own choice.
+    #[arg(long, value_name = "ID")]
+    pub set: Option<String>,
+    /// Restore from this storage only (no fallback).
+    #[arg(long, value_name = "NAME")]
+    pub storage: Option<String>,
+    /// Confirm every step that asks (needed without a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    /// Confirm this step (repeatable; `ID.older-set` accepts an older set for step ID).
+    #[arg(long = "confirm", value_name = "ID")]
+    pub confirm: Vec<String>,
+    /// Continue an unfinished incident (default: the newest) after its last completed step.
+    #[arg(long, value_name = "INCIDENT", num_args = 0..=1, default_missing_value = "")]
+    pub resume: Option<String>,
+    /// A training run: restores go to scratch targets, nothing live changes.
+    #[arg(long, conflicts_with = "resume")]
+    pub rehearse: bool,
+    /// Override a plan variable: `--var backups=/mnt/b` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<VarOverride>,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    /// Print the incident record as JSON on stdout at the end (the screen goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Append a note (lessons learned) to an incident's record and report.
+    Note(IncidentNoteArgs),
+    /// Mark an incident closed: the plan's backups run again.
+    Close(IncidentCloseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentNoteArgs {
+    /// The incident id.
+    pub id: String,
+    /// The note.
+    pub text: String,
+    #[command(flatten)]
+    pub state: StateDirArg,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentCloseArgs {
+    /// The incident id.
+    pub id: String,
+    #[command(flatten)]
+    pub state: StateDirArg,
 }

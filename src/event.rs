@@ -262,6 +262,9 @@ pub enum Event {
         target: String,
         /// What the restored data holds, to compare with the facts recorded at backup time.
         facts: serde_json::Value,
+        /// Where the replaced state was kept (`recover` keeps it as `…_before_<incident>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<String>,
     },
     /// A `notify:` step sent the run's state to its webhook (`status`), or had no webhook
     /// and sent nothing (`status` absent).
@@ -405,12 +408,14 @@ impl Event {
                 set,
                 target,
                 facts,
+                kept,
             } => Event::RestoreFinished {
                 step,
                 source,
                 set,
                 target: redactor.redact_owned(target),
                 facts: redact_json(redactor, facts),
+                kept: kept.map(|k| redactor.redact_owned(k)),
             },
             Event::Notified {
                 step,
@@ -494,6 +499,7 @@ mod tests {
                 set: "s".into(),
                 target: "database hunter2".into(),
                 facts: serde_json::json!({ "tables": { "hunter2": 3 }, "note": ["x hunter2"] }),
+                kept: Some("database hunter2_before_x".into()),
             },
             Event::PruneDecided {
                 step: "prune".into(),

@@ -201,6 +201,9 @@ pub enum Action {
         database: Option<String>,
         path: Option<String>,
         force: bool,
+        /// Keep the replaced target as `<name><suffix>` instead of removing it (`recover`
+        /// sets `_before_<incident>`; plans cannot).
+        keep_previous: Option<String>,
     },
     /// A check against restored data.
     Check(crate::plan::CheckStep),

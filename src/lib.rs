@@ -29,6 +29,7 @@ pub(crate) mod plan;
 pub(crate) mod plan_discovery;
 pub(crate) mod plan_view;
 pub(crate) mod process;
+pub(crate) mod recover;
 pub(crate) mod recovery_health;
 pub(crate) mod redact;
 pub(crate) mod reporter;

@@ -159,8 +159,40 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
 /// Renders a validated plan into what the executor runs. Errors name the key path, and show
 /// what a value holds with every secret masked (a refused `{{env.VAR}}` may be one).
 pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Failure> {
+    render_with(loaded, options, None).map(|(plan, _)| plan)
+}
+
+/// A recovery level rendered for `recover`: its steps, and the drill's scratch targets by
+/// source (for `--rehearse`). Levels render only when asked for, so a template in a level-3
+/// step (an environment variable only the recovery site has) never fails a nightly.
+#[derive(Debug)]
+pub struct RenderedLevel {
+    pub steps: Vec<ExecStep>,
+    pub drill_targets: Vec<(String, crate::plan::DrillTarget)>,
+}
+
+/// [`render`], plus the steps of recovery level `level` (which must exist).
+pub fn render_level(
+    loaded: &Loaded,
+    options: &RenderOptions,
+    level: &str,
+) -> Result<(ExecPlan, RenderedLevel), Failure> {
+    render_with(loaded, options, Some(level)).map(|(plan, level)| {
+        let level = level.unwrap_or(RenderedLevel {
+            steps: Vec::new(),
+            drill_targets: Vec::new(),
+        });
+        (plan, level)
+    })
+}
+
+fn render_with(
+    loaded: &Loaded,
+    options: &RenderOptions,
+    level: Option<&str>,
+) -> Result<(ExecPlan, Option<RenderedLevel>), Failure> {
     let mut secrets = Vec::new();
-    render_unmasked(loaded, options, &mut secrets).map_err(|mut failure| {
+    render_unmasked(loaded, options, level, &mut secrets).map_err(|mut failure| {
         let redactor = Redactor::for_secrets(&secrets);
         for d in &mut failure.diagnostics {
             d.message = redactor.redact_owned(std::mem::take(&mut d.message));
@@ -170,12 +202,13 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     })
 }
 
-/// [`render`], noting in `known` each secret value as soon as it is known.
+/// [`render_with`], noting in `known` each secret value as soon as it is known.
 fn render_unmasked(
     loaded: &Loaded,
     options: &RenderOptions,
+    level: Option<&str>,
     known: &mut Vec<Secret>,
-) -> Result<ExecPlan, Failure> {
+) -> Result<(ExecPlan, Option<RenderedLevel>), Failure> {
     if loaded.fragment {
         let d = Diagnostic::error(
             Layer::Schema,
@@ -353,6 +386,27 @@ fn render_unmasked(
     let steps = list("steps", &plan.steps)?;
     let on_failure = list("on_failure", &plan.on_failure)?;
     let always = list("always", &plan.always)?;
+    let level = match level {
+        Some(level) => {
+            let runbook = plan
+                .recovery
+                .as_ref()
+                .and_then(|r| r.levels.get(level))
+                .map(|l| l.steps.as_slice())
+                .unwrap_or_default();
+            let steps = list(&format!("recovery/levels/{level}/steps"), runbook)?;
+            let drill_targets = match &plan.drill {
+                Some(drill) => render_section(&renderer, &context, "drill/restore", &drill.restore)
+                    .map_err(|(p, m)| fail(&p, m))?,
+                None => Vec::new(),
+            };
+            Some(RenderedLevel {
+                steps,
+                drill_targets,
+            })
+        }
+        None => None,
+    };
     let monitoring = Monitoring {
         healthchecks,
         textfile_dir: match &plan.metrics {
@@ -387,7 +441,7 @@ fn render_unmasked(
         })
     });
 
-    Ok(ExecPlan {
+    let plan = ExecPlan {
         name: plan.name.clone(),
         file: loaded.path.clone(),
         digest: loaded.digest.clone(),
@@ -408,7 +462,8 @@ fn render_unmasked(
         timezone: plan.timezone.clone(),
         monitoring,
         cleanup_templates,
-    })
+    };
+    Ok((plan, level))
 }
 
 /// The plan's `on_failure` and `always` steps as written, with what rendered them, so that
@@ -708,6 +763,7 @@ impl StepRenderer<'_> {
                 database: self.opt(&restore.database, &format!("{pointer}/restore/database"))?,
                 path: self.opt(&restore.path, &format!("{pointer}/restore/path"))?,
                 force: restore.force,
+                keep_previous: None,
             },
             StepKind::Check(check) => {
                 let mut check = check.clone();

@@ -66,6 +66,7 @@ pub fn describe(action: &Action) -> String {
             database,
             path,
             force,
+            ..
         } => {
             let mut text = format!(
                 "restore `{source}` from {} on `{}`",

@@ -83,6 +83,8 @@ pub enum Reason {
         sources: Vec<String>,
         reasons: Vec<Reason>,
     },
+    /// Kept whatever the policy says (`held by open incident …`).
+    Held(String),
 }
 
 impl fmt::Display for Reason {
@@ -96,6 +98,7 @@ impl fmt::Display for Reason {
             Reason::IncompleteRecent(after) => write!(f, "incomplete, younger than {after}"),
             Reason::IncompleteExpired(after) => write!(f, "incomplete for more than {after}"),
             Reason::Damaged => f.write_str("damaged, not counted"),
+            Reason::Held(why) => f.write_str(why),
             Reason::Sources { sources, reasons } => {
                 let reasons: Vec<String> = reasons.iter().map(ToString::to_string).collect();
                 write!(f, "{}: {}", sources.join(", "), reasons.join(", "))

@@ -60,8 +60,9 @@ impl Console {
         self.err(&format!("planrun: {message}\n"));
     }
 
-    /// Rendered diagnostics (warnings a command goes on after) on stderr, as they are.
-    pub fn diagnostics(&self, text: &str) {
+    /// `text` as it is (masked) on stderr: rendered diagnostics a command goes on after, and
+    /// what a command shows people while stdout carries JSON (`recover --json`).
+    pub fn status(&self, text: &str) {
         self.err(text);
     }
 

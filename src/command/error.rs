@@ -77,6 +77,19 @@ pub enum CommandError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// `recover` or `incident` stopped before anything changed (or could not record).
+    #[error("{0}")]
+    Recover(String),
+    /// An open incident freezes the plan's backups.
+    #[error(
+        "plan `{plan}` is frozen by open incident {incident} (level {level}, started {started}): a backup now would copy the damaged data; run with --during-incident if you mean it, or close the incident with `planrun incident close {incident}`"
+    )]
+    Frozen {
+        plan: String,
+        incident: String,
+        level: u8,
+        started: String,
+    },
 }
 
 impl CommandError {
@@ -97,9 +110,9 @@ impl CommandError {
             CommandError::Runbook(error) => error.exit_code(),
             CommandError::Choice(ChoiceError::Open(_)) => exit_code::FAILURE,
             CommandError::Choice(_) => exit_code::INVALID,
-            CommandError::Lock(LockError::Held { .. } | LockError::HeldByUnknown { .. }) => {
-                exit_code::LOCKED
-            }
+            CommandError::Lock(LockError::Held { .. } | LockError::HeldByUnknown { .. })
+            | CommandError::Frozen { .. } => exit_code::LOCKED,
+            CommandError::Recover(_) => exit_code::INVALID,
             CommandError::Open(_)
             | CommandError::Restore { .. }
             | CommandError::StateDir(StateDirError::Create { .. })

@@ -46,6 +46,22 @@ pub fn execute(args: &ExecuteArgs, console: &mut Console) -> CommandResult {
         return Err(CommandError::Refused(refusals));
     }
     let state = StateDir::create(state_root)?;
+    // An open incident freezes the plan: last night's damage must not become the newest set.
+    if let Some(incident) = crate::recover::incident::open_for(state.root(), &plan.name).first()
+        && !args.during_incident
+        && !args.dry_run
+    {
+        return Err(CommandError::Frozen {
+            plan: plan.name.clone(),
+            incident: incident.id.clone(),
+            level: incident.level,
+            started: crate::recover::incident::time(incident.started_at),
+        });
+    }
+    crate::storage::prune::hold(crate::recover::incident::held_sets(
+        state.root(),
+        &plan.name,
+    ));
     let holder = Holder {
         pid: std::process::id(),
         host: crate::host::hostname(),

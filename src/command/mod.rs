@@ -7,9 +7,11 @@ mod console;
 mod error;
 mod execute;
 mod history;
+mod incident;
 mod init;
 mod plan;
 mod prune;
+mod recover;
 mod rendered_plan;
 mod restore;
 mod retention_simulate;
@@ -21,6 +23,7 @@ mod verify;
 
 pub use console::Console;
 pub use error::CommandError;
+pub use rendered_plan::{human_age, human_size, worker_runtime};
 
 use crate::cli::{self, Command, RetentionCommand};
 use crate::exit_code;
@@ -58,6 +61,8 @@ fn run(command: Command, console: &mut Console) -> CommandResult {
         Command::Restore(args) => restore::run(&args, console),
         Command::Prune(args) => prune::run(&args, console),
         Command::Runbook(args) => runbook::run(&args, console),
+        Command::Recover(args) => recover::run(&args, console),
+        Command::Incident(command) => incident::run(&command, console),
         Command::Retention(RetentionCommand::Simulate(args)) => {
             retention_simulate::run(&args, console)
         }
@@ -71,4 +76,22 @@ fn run(command: Command, console: &mut Console) -> CommandResult {
 fn schema(console: &Console) -> i32 {
     console.out(&crate::schema::schema_json());
     exit_code::SUCCESS
+}
+
+/// The plan a command reads when PLAN may be left out (`recover`, `runbook`): the one named,
+/// else the first found where `plan_discovery` looks, said on stderr so nobody wonders which
+/// file an incident ran.
+fn locate_plan(
+    plan: Option<&std::path::Path>,
+    console: &Console,
+) -> Result<std::path::PathBuf, CommandError> {
+    let located = crate::plan_discovery::locate(plan)?;
+    if plan.is_none() {
+        console.notice(format_args!(
+            "using the plan {} ({})",
+            located.path.display(),
+            located.how
+        ));
+    }
+    Ok(located.path)
 }

@@ -194,5 +194,8 @@ fn lock_plan(args: &PruneArgs, plan: &str, run_id: &str) -> Result<PlanLock, Com
         run_id: run_id.to_owned(),
         started_at: Utc::now(),
     };
-    Ok(PlanLock::acquire(&state.lock(plan), plan, &holder)?)
+    let lock = PlanLock::acquire(&state.lock(plan), plan, &holder)?;
+    // The sets an open incident restores from are never removed.
+    crate::storage::prune::hold(crate::recover::incident::held_sets(state.root(), plan));
+    Ok(lock)
 }

@@ -38,7 +38,7 @@ pub fn load(
             .iter()
             .filter(|d| d.layer == crate::diagnostic::Layer::Deprecation)
         {
-            console.diagnostics(&if colour {
+            console.status(&if colour {
                 d.render_styled(&loaded.path)
             } else {
                 d.render(&loaded.path)

@@ -23,17 +23,20 @@ pub fn run(args: &RestoreArgs, console: &mut Console) -> CommandResult {
             database: Some(to.clone()),
             path: None,
             force: args.force,
+            keep_previous: None,
         },
         // `--in-place` is the source's own place: no path.
         (Source::Files(_) | Source::Directory(_), None) => RestoreTarget {
             database: None,
             path: None,
             force: args.force,
+            keep_previous: None,
         },
         (_, Some(to)) => RestoreTarget {
             database: None,
             path: Some(PathBuf::from(to)),
             force: args.force,
+            keep_previous: None,
         },
         (other, None) => {
             return Err(CommandError::InPlaceNeedsPath {

@@ -13,16 +13,9 @@ use crate::runbook::{self, RunbookError};
 use crate::state_dir::StateDir;
 
 pub fn run(args: &RunbookArgs, console: &mut Console) -> CommandResult {
-    let located = crate::plan_discovery::locate(args.plan.as_deref())?;
-    if args.plan.is_none() {
-        console.notice(format_args!(
-            "using the plan {} ({})",
-            located.path.display(),
-            located.how
-        ));
-    }
-    let loaded = crate::pipeline::load(&located.path)?;
-    let file = std::path::absolute(&located.path).unwrap_or_else(|_| located.path.clone());
+    let path = super::locate_plan(args.plan.as_deref(), console)?;
+    let loaded = crate::pipeline::load(&path)?;
+    let file = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
     // Without a state directory there is simply no rehearsal to show.
     let rehearsals = StateDir::locate(args.state.state_dir.as_deref())
         .map(|root| crate::recovery_health::rehearsals(&root, &loaded.plan.name))

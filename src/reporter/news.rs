@@ -111,11 +111,15 @@ pub fn lines(event: &Event) -> Option<(Option<&str>, Vec<String>)> {
             set,
             target,
             facts,
+            kept,
         } => (
             Some(step),
-            vec![format!(
-                "restored `{source}` from set {set} into {target}; facts {facts}"
-            )],
+            vec![match kept {
+                Some(kept) => format!(
+                    "restored `{source}` from set {set} into {target}; facts {facts}; the replaced state is kept as {kept}"
+                ),
+                None => format!("restored `{source}` from set {set} into {target}; facts {facts}"),
+            }],
         ),
         Event::Notified {
             step,

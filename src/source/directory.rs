@@ -70,8 +70,15 @@ pub fn tree_facts(facts: &TreeFacts) -> Facts {
 ///
 /// The archive is checked first, then extracted into a fresh folder beside `target`, which is
 /// renamed into place: a refused or failed restore leaves `target` as it was. An existing,
-/// non-empty `target` is replaced only with `force`.
-pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<TreeFacts, SourceError> {
+/// non-empty `target` is replaced only with `force`. With `keep_previous` (a suffix), the
+/// replaced folder is kept beside it as `<name><suffix>` instead of removed; its path is
+/// returned.
+pub fn restore(
+    artifact: &Path,
+    target: &Path,
+    force: bool,
+    keep_previous: Option<&str>,
+) -> Result<(TreeFacts, Option<std::path::PathBuf>), SourceError> {
     let exists = match std::fs::symlink_metadata(target) {
         Ok(meta) if meta.is_dir() => true,
         Ok(_) => {
@@ -108,7 +115,27 @@ pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<TreeFacts,
             return Err(error);
         }
     };
-    if exists {
+    let mut kept = None;
+    if exists && let Some(suffix) = keep_previous {
+        let mut name = target.file_name().unwrap_or_default().to_owned();
+        name.push(suffix);
+        let before = target.with_file_name(name);
+        // Never over something already there: the earlier state must stay whole.
+        if std::fs::symlink_metadata(&before).is_ok() {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(SourceError::TargetInUse {
+                target: before.display().to_string(),
+                why: "already exists, and would hold the replaced folder".into(),
+            });
+        }
+        std::fs::rename(target, &before).map_err(SourceError::io("move aside", target))?;
+        if let Err(error) = std::fs::rename(&staging, target) {
+            let _ = std::fs::rename(&before, target);
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(SourceError::io("rename into", target)(error));
+        }
+        kept = Some(before);
+    } else if exists {
         let old = sibling(target, "old")?;
         std::fs::remove_dir(&old).map_err(SourceError::io("remove", &old))?;
         std::fs::rename(target, &old).map_err(SourceError::io("move aside", target))?;
@@ -122,7 +149,7 @@ pub fn restore(artifact: &Path, target: &Path, force: bool) -> Result<TreeFacts,
         std::fs::rename(&staging, target).map_err(SourceError::io("rename into", target))?;
     }
     crate::storage::sync_dir(parent)?;
-    Ok(facts)
+    Ok((facts, kept))
 }
 
 /// A fresh folder next to `target` (same filesystem, so renames are atomic).

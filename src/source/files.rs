@@ -591,3 +591,34 @@ fn write_all(
     }
     Ok(())
 }
+
+/// Before an in-place restore replaces the listed files, copies those that exist into a
+/// sibling folder of their common folder, `<folder><suffix>`, in the same layout, so a
+/// recovery can be undone. Returns that folder, or `None` when no listed file existed.
+pub fn keep_previous(listed: &[String], suffix: &str) -> Result<Option<PathBuf>, SourceError> {
+    let paths = listed
+        .iter()
+        .map(|p| normalized(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = common_parent(paths.iter().map(PathBuf::as_path));
+    let mut name = root.file_name().unwrap_or_default().to_owned();
+    name.push(suffix);
+    let before = root.with_file_name(name);
+    let mut kept = false;
+    for path in &paths {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let rel = path.strip_prefix(&root).unwrap_or(path);
+        let copy = before.join(rel);
+        if let Some(parent) = copy.parent() {
+            std::fs::create_dir_all(parent).map_err(SourceError::io("create", parent))?;
+        }
+        std::fs::copy(path, &copy).map_err(SourceError::io("keep a copy of", path))?;
+        kept = true;
+    }
+    Ok(kept.then_some(before))
+}

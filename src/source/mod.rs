@@ -60,6 +60,9 @@ pub struct RestoreTarget {
     pub path: Option<PathBuf>,
     /// Replace a target that exists and holds data.
     pub force: bool,
+    /// Keep what is replaced instead of removing it, under its name plus this suffix
+    /// (`_before_<incident>`): a database rename, or a sibling folder. `recover` sets it.
+    pub keep_previous: Option<String>,
 }
 
 /// What a restore did, in words and facts that checks can compare with the backup's.
@@ -71,6 +74,8 @@ pub struct RestoreOutcome {
     /// What the restore changed from the set to stay safe (a setuid or world-writable mode
     /// it dropped), by path: the restore succeeded, with a warning.
     pub warnings: Vec<String>,
+    /// Where the replaced state was kept (`database crm_before_…`, a folder), if it was.
+    pub kept: Option<String>,
 }
 
 /// Restores one source from its (already verified) artifact, a local file.
@@ -105,7 +110,17 @@ pub fn restore(
                 .database
                 .clone()
                 .unwrap_or_else(|| pg.database.clone());
-            postgres::restore(entry.kind, artifact, pg, &database, target.force, scratch)?;
+            let globals = entry.facts.get("globals").and_then(|g| g.as_str());
+            let restored = postgres::restore(
+                entry.kind,
+                artifact,
+                pg,
+                &database,
+                target.force,
+                target.keep_previous.as_deref(),
+                globals,
+                scratch,
+            )?;
             let tables: Vec<String> = entry
                 .facts
                 .get("row_counts")
@@ -117,10 +132,14 @@ pub fn restore(
                 "row_counts".into(),
                 postgres::count_rows(pg, &database, &tables)?,
             );
+            if !restored.roles_created.is_empty() {
+                facts.insert("roles_created".into(), restored.roles_created.into());
+            }
             Ok(RestoreOutcome {
                 target: format!("database {database}"),
                 facts,
                 warnings: Vec::new(),
+                kept: restored.kept.map(|name| format!("database {name}")),
             })
         }
         Source::Sqlite(db) => {
@@ -138,6 +157,7 @@ pub fn restore(
                 target: path.display().to_string(),
                 facts,
                 warnings: Vec::new(),
+                kept: None,
             })
         }
         Source::Directory(dir) => {
@@ -145,11 +165,17 @@ pub fn restore(
                 return Err(wrong());
             }
             let path = path_or(&dir.path);
-            let tree = directory::restore(artifact, &path, target.force)?;
+            let (tree, kept) = directory::restore(
+                artifact,
+                &path,
+                target.force,
+                target.keep_previous.as_deref(),
+            )?;
             Ok(RestoreOutcome {
                 target: path.display().to_string(),
                 facts: directory::tree_facts(&tree),
                 warnings: tree.warnings,
+                kept: kept.map(|k| k.display().to_string()),
             })
         }
         Source::Files(files) => {
@@ -160,6 +186,10 @@ pub fn restore(
                 Some(dir) => files::Placement::Under(dir),
                 None => files::Placement::Original { listed: files },
             };
+            let kept = match (&target.keep_previous, &target.path) {
+                (Some(suffix), None) => files::keep_previous(files, suffix)?,
+                _ => None,
+            };
             let restored = files::restore(artifact, &entry.facts, placement, target.force)?;
             let mut facts = Facts::new();
             facts.insert("files".into(), restored.files.into());
@@ -167,6 +197,7 @@ pub fn restore(
                 target: restored.target,
                 facts,
                 warnings: restored.warnings,
+                kept: kept.map(|k| k.display().to_string()),
             })
         }
         Source::Git(git) => {
@@ -181,6 +212,7 @@ pub fn restore(
                 target: path.display().to_string(),
                 facts,
                 warnings: Vec::new(),
+                kept: None,
             })
         }
     }

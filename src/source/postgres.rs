@@ -285,6 +285,14 @@ pub fn back_up(
 
     let mut facts = Facts::new();
     facts.insert("database".into(), source.database.clone().into());
+    // The cluster's roles travel with the set so that a new server (levels 2-4) gets the
+    // database back with its owner and grants. Without passwords: a set must never hold one.
+    // Best effort: an account that may dump a database but not list roles still gets its
+    // backup, and the restore says the set holds no roles.
+    match globals(source, stop) {
+        Ok(text) => facts.insert("globals".into(), text.into()),
+        Err(error) => facts.insert("globals_error".into(), error.to_string().into()),
+    };
     facts.insert("row_counts".into(), counts);
     facts.insert("server_version".into(), server_version.into());
     facts.insert("pg_dump_version".into(), pg_dump_version.into());
@@ -299,6 +307,77 @@ pub fn back_up(
         }],
         warnings: Vec::new(),
     })
+}
+
+/// `pg_dumpall --globals-only --no-role-passwords`: the roles (and tablespaces) of the
+/// cluster, as SQL.
+fn globals(source: &PostgresSource, stop: &Stop) -> Result<String, SourceError> {
+    let mut command = tool(source, "pg_dumpall");
+    command.args(["--globals-only", "--no-role-passwords", "--no-password"]);
+    if let Some(user) = &source.user {
+        command.arg(format!("--username={user}"));
+    }
+    // Only the statements: comments, blank lines and psql meta-commands (`\restrict`) are
+    // noise in a manifest and in every listing of its facts.
+    let text = child::capture(command, HINT, stop)?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("--") && !l.starts_with('\\'))
+        .map(|l| format!("{l}\n"))
+        .collect())
+}
+
+/// The roles a set's globals create, each as its statements (`CREATE ROLE`, then the
+/// `ALTER ROLE … WITH …` that gives its attributes), by the name as written (quoted or not).
+fn roles_in(globals: &str) -> Vec<(String, Vec<String>)> {
+    let mut roles: Vec<(String, Vec<String>)> = Vec::new();
+    for line in globals.lines() {
+        if let Some(name) = line
+            .strip_prefix("CREATE ROLE ")
+            .and_then(|r| r.strip_suffix(';'))
+        {
+            roles.push((name.to_owned(), vec![line.to_owned()]));
+        } else if let Some(rest) = line.strip_prefix("ALTER ROLE ")
+            && let Some((name, _)) = rest.split_once(" WITH ")
+            && let Some(role) = roles.iter_mut().find(|(n, _)| n == name)
+        {
+            role.1.push(line.to_owned());
+        }
+    }
+    roles
+}
+
+/// A role name as pg_dumpall writes it (`crm` or `"My Role"`), unquoted.
+fn unquote_ident(written: &str) -> String {
+    match written.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => written.to_owned(),
+    }
+}
+
+/// Creates the roles of `globals` that the server lacks (with their attributes, without
+/// passwords), so that pg_restore can give objects their owners. Roles that exist are left
+/// as they are. Returns the names created.
+fn create_missing_roles(
+    source: &PostgresSource,
+    globals: &str,
+) -> Result<Vec<String>, SourceError> {
+    let existing = psql_value(
+        source,
+        "postgres",
+        "SELECT string_agg(rolname, E'\\n') FROM pg_roles",
+    )?;
+    let existing: Vec<&str> = existing.lines().collect();
+    let mut created = Vec::new();
+    for (written, statements) in roles_in(globals) {
+        let name = unquote_ident(&written);
+        if existing.contains(&name.as_str()) {
+            continue;
+        }
+        psql_value(source, "postgres", &statements.join(" "))?;
+        created.push(name);
+    }
+    Ok(created)
 }
 
 fn psql_value(source: &PostgresSource, database: &str, sql: &str) -> Result<String, SourceError> {
@@ -332,15 +411,30 @@ pub fn count_rows(
 /// swapped in by rename only when the restore succeeded, so a failed restore leaves the old
 /// database untouched. The new database takes over the old one's owner, grants, settings,
 /// connection limit and comment before the swap (see [`Identity`]).
+///
+/// With `keep_previous` (a suffix, `_before_<incident>`), the replaced database is not
+/// dropped but renamed to `<database><suffix>`, so a recovery can always be undone. With
+/// `globals` (the set's `pg_dumpall --globals-only`), roles the server lacks are created
+/// first, so the database comes back with its owners on a server that never saw it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one restore's inputs, passed through once"
+)]
 pub fn restore(
     kind: ArtifactKind,
     artifact: &Path,
     source: &PostgresSource,
     database: &str,
     force: bool,
+    keep_previous: Option<&str>,
+    globals: Option<&str>,
     scratch: &Path,
-) -> Result<(), SourceError> {
+) -> Result<Restored, SourceError> {
     let admin = "postgres";
+    let roles_created = match globals {
+        Some(globals) => create_missing_roles(source, globals)?,
+        None => Vec::new(),
+    };
     let exists = psql_value(
         source,
         admin,
@@ -404,12 +498,40 @@ pub fn restore(
         }
         return Err(error);
     }
+    let mut kept = None;
     if exists {
-        psql_value(
-            source,
-            admin,
-            &format!("DROP DATABASE {} WITH (FORCE)", quote_ident(database)),
-        )?;
+        match keep_previous {
+            Some(suffix) => {
+                let before = format!("{database}{suffix}");
+                // Connections to the damaged database are ended: it is being replaced, and
+                // a rename needs it idle. Its data stays whole under the new name.
+                psql_value(
+                    source,
+                    admin,
+                    &format!(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = {}",
+                        quote_literal(database)
+                    ),
+                )?;
+                psql_value(
+                    source,
+                    admin,
+                    &format!(
+                        "ALTER DATABASE {} RENAME TO {}",
+                        quote_ident(database),
+                        quote_ident(&before)
+                    ),
+                )?;
+                kept = Some(before);
+            }
+            None => {
+                psql_value(
+                    source,
+                    admin,
+                    &format!("DROP DATABASE {} WITH (FORCE)", quote_ident(database)),
+                )?;
+            }
+        }
         psql_value(
             source,
             admin,
@@ -421,7 +543,19 @@ pub fn restore(
         )?;
         leftovers::release_database(&into);
     }
-    Ok(())
+    Ok(Restored {
+        kept,
+        roles_created,
+    })
+}
+
+/// What a database restore did beside loading the dump.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    /// The name the replaced database was kept under, when it was kept.
+    pub kept: Option<String>,
+    /// Roles created from the set's globals because the server lacked them.
+    pub roles_created: Vec<String>,
 }
 
 /// What makes a database more than its contents, kept in the cluster's catalogs rather than
@@ -720,7 +854,7 @@ fn load_dump(
 
 #[cfg(test)]
 mod tests {
-    use super::{database_password_problem, split_list};
+    use super::{database_password_problem, roles_in, split_list, unquote_ident};
 
     #[test]
     fn a_password_in_a_connection_string_is_found() {
@@ -742,6 +876,23 @@ mod tests {
         ] {
             assert!(database_password_problem(database).is_none(), "{database}");
         }
+    }
+
+    #[test]
+    fn roles_come_with_their_attributes_and_quoted_names_unquote() {
+        let globals = "--\nCREATE ROLE crm;\nALTER ROLE crm WITH NOSUPERUSER INHERIT LOGIN;\nCREATE ROLE \"My \"\"Role\"\";\nALTER ROLE \"My \"\"Role\"\" WITH NOLOGIN;\nGRANT crm TO \"My \"\"Role\"\";\n";
+        let roles = roles_in(globals);
+        assert_eq!(roles.len(), 2);
+        assert_eq!(roles[0].0, "crm");
+        assert_eq!(
+            roles[0].1,
+            [
+                "CREATE ROLE crm;",
+                "ALTER ROLE crm WITH NOSUPERUSER INHERIT LOGIN;"
+            ]
+        );
+        assert_eq!(unquote_ident(&roles[1].0), "My \"Role\"");
+        assert_eq!(roles[1].1.len(), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod backup;
 mod copy;
+pub mod manual;
 mod notify;
 mod prune;
 mod restore;
@@ -62,6 +63,7 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
             database,
             path,
             force,
+            keep_previous,
         } => {
             let target = crate::source::RestoreTarget {
                 database: database.clone(),
@@ -71,6 +73,7 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
                     .filter(|p| *p != crate::plan::ORIGINAL_PATH)
                     .map(PathBuf::from),
                 force: *force,
+                keep_previous: keep_previous.clone(),
             };
             restore::execute(ctx, source, set.as_deref(), storage.as_deref(), target).await
         }

@@ -30,6 +30,7 @@ pub async fn execute(
                     set: set.id.to_string(),
                     target: outcome.target,
                     facts: serde_json::to_value(&outcome.facts).unwrap_or_default(),
+                    kept: outcome.kept,
                 })
                 .await;
             AttemptEnd {

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use super::{SetId, SetStatus, SetSummary, Store, StoreError, newest_restorable_with, verify_set};
-use crate::retention::{Decision, Policy, SourcedSet, decide_per_source};
+use crate::retention::{Decision, Policy, Reason, SourcedSet, decide_per_source};
 
 /// One line of the decision table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +149,15 @@ impl PrunePlan {
     }
 }
 
+/// Sets that no prune of this process may remove, each with why (the sets an open incident
+/// restores from). Set once by the command, from the state directory, before any prune.
+static HELD: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Holds `sets` (`(set id, why)`) for every prune this process plans.
+pub fn hold(sets: Vec<(String, String)>) {
+    let _ = HELD.set(sets);
+}
+
 /// Decides for every set (newest first, as listed) and finds what must stop the removal.
 pub fn plan_prune(sets: &[SetSummary], policy: &Policy, now: DateTime<Utc>) -> PrunePlan {
     // `decide` wants oldest first; ids sort by time, to the millisecond, so that is id order.
@@ -176,6 +185,18 @@ pub fn plan_prune(sets: &[SetSummary], policy: &Policy, now: DateTime<Utc>) -> P
         })
         .collect();
     rows.sort_by(|a, b| b.id.cmp(&a.id));
+    // Sets an open incident reads are kept, whatever the policy says.
+    for row in &mut rows {
+        for (_, why) in HELD
+            .get()
+            .into_iter()
+            .flatten()
+            .filter(|(id, _)| row.id.as_str() == id)
+        {
+            row.decision.keep = true;
+            row.decision.reasons.push(Reason::Held(why.clone()));
+        }
+    }
     sets.reverse();
     PrunePlan {
         rows,

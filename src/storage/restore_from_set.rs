@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ArtifactWriter, SetSummary, Store, StoreError, check_artifact};
+use super::{
+    ArtifactProblem, ArtifactWriter, Problem, SetSummary, Store, StoreError, check_artifact,
+};
 use crate::plan::Source;
 use crate::source::{RestoreOutcome, RestoreTarget, SourceError};
 
@@ -35,8 +37,15 @@ pub async fn restore_source(
             source_name: source_name.to_owned(),
         });
     };
+    let local = store.local_path(plan, &set.id, &entry.name).is_some();
     let mut problems = Vec::new();
-    for entry in &entries {
+    for (i, entry) in entries.iter().enumerate() {
+        // An off-site artifact that is restored is hashed while it comes down (and refused
+        // there on a mismatch, before anything is written): reading it a first time only
+        // to hash it would download it twice.
+        if i == 0 && !local {
+            continue;
+        }
         if let Some(problem) = check_artifact(store, plan, &set, entry).await {
             problems.push(problem);
         }
@@ -63,7 +72,7 @@ pub async fn restore_source(
             let (dir, name, sha256) =
                 (scratch.to_owned(), entry.name.clone(), entry.sha256.clone());
             let runtime = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || {
+            let downloaded_hash = tokio::task::spawn_blocking(move || {
                 let mut writer = ArtifactWriter::create_checked(&dir, &name, &sha256)?;
                 let mut reader = super::backend::BlockingReader { runtime, reader };
                 std::io::copy(&mut reader, &mut writer)
@@ -75,7 +84,24 @@ pub async fn restore_source(
                 action: "download",
                 path: local.clone(),
                 source: std::io::Error::other(join.to_string()),
-            })??;
+            })?;
+            // Said as `verify` and a local restore say it: the artifact, not the scratch copy.
+            if let Err(StoreError::HashMismatch {
+                expected, actual, ..
+            }) = &downloaded_hash
+            {
+                return Err(SourceError::Damaged {
+                    set: set.id.to_string(),
+                    problems: vec![ArtifactProblem {
+                        artifact: entry.name.clone(),
+                        problem: Problem::HashMismatch {
+                            expected: expected.clone(),
+                            actual: actual.clone(),
+                        },
+                    }],
+                });
+            }
+            downloaded_hash?;
             downloaded = Some(local.clone());
             local
         }

@@ -87,6 +87,7 @@ async fn backup_finalize_verify_restore_and_abandon() {
         database: None,
         path: Some(work.path().join("restored")),
         force: false,
+        keep_previous: None,
     };
     let (_, outcome) = restore_step(&plan, "media", None, None, target)
         .await
