@@ -40,6 +40,10 @@ pub struct ExecPlan {
     pub retention: Option<Retention>,
     /// The plan's `timezone`, the default for calendar decisions.
     pub timezone: Option<String>,
+    /// The rendered `drill:` section, for `planrun drill` and `status`.
+    pub drill: Option<crate::plan::Drill>,
+    /// `recovery.objectives`: what a drill's timings are held to.
+    pub objectives: Option<crate::plan::Objectives>,
 }
 
 impl ExecPlan {
@@ -71,6 +75,8 @@ impl fmt::Debug for ExecPlan {
             backup_storage,
             retention,
             timezone,
+            drill,
+            objectives,
         } = self;
         debug_masked(f, redactor, |f| {
             f.debug_struct("ExecPlan")
@@ -88,6 +94,8 @@ impl fmt::Debug for ExecPlan {
                 .field("backup_storage", backup_storage)
                 .field("retention", retention)
                 .field("timezone", timezone)
+                .field("drill", drill)
+                .field("objectives", objectives)
                 .finish()
         })
     }

@@ -294,6 +294,15 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     let steps = list("steps", &plan.steps)?;
     let on_failure = list("on_failure", &plan.on_failure)?;
     let always = list("always", &plan.always)?;
+    let drill = match &plan.drill {
+        Some(drill) => {
+            let raw = serde_json::to_value(drill).map_err(|e| fail("/drill", e.to_string()))?;
+            let rendered =
+                render_value(&renderer, &raw, &context, "/drill").map_err(|(p, m)| fail(&p, m))?;
+            Some(serde_json::from_value(rendered).map_err(|e| fail("/drill", e.to_string()))?)
+        }
+        None => None,
+    };
 
     Ok(ExecPlan {
         name: plan.name.clone(),
@@ -314,6 +323,8 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
             r
         }),
         timezone: plan.timezone.clone(),
+        drill,
+        objectives: plan.recovery.as_ref().and_then(|r| r.objectives.clone()),
     })
 }
 

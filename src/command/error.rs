@@ -65,6 +65,8 @@ pub enum CommandError {
     Runtime(std::io::Error),
     #[error("cannot write the run ledger: {0}")]
     Ledger(std::io::Error),
+    #[error("plan `{plan}` has no `drill:` section: add one to say what to restore and check")]
+    NoDrill { plan: String },
 }
 
 impl CommandError {
@@ -79,6 +81,7 @@ impl CommandError {
             | CommandError::Policy { .. }
             | CommandError::Simulate(_)
             | CommandError::Refused(_)
+            | CommandError::NoDrill { .. }
             | CommandError::StateDir(StateDirError::Unknown) => exit_code::INVALID,
             CommandError::Choice(ChoiceError::Open(_)) => exit_code::FAILURE,
             CommandError::Choice(_) => exit_code::INVALID,

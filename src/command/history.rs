@@ -11,6 +11,9 @@ use crate::state_dir::StateDir;
 pub fn history(args: &HistoryArgs, console: &mut Console) -> CommandResult {
     let root = StateDir::locate(args.state.state_dir.as_deref())?;
     let state = StateDir::existing(root);
+    if args.drills {
+        return super::drill::history(args, &state, console);
+    }
     let (records, errors) = run_record::list(&state);
     for error in &errors {
         console.notice(format_args!("warning: {error}"));

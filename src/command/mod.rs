@@ -3,6 +3,7 @@
 //! stopped it. [`main`] is the edge that prints that error and turns it into the exit code.
 
 mod console;
+mod drill;
 mod error;
 mod execute;
 mod history;
@@ -12,11 +13,13 @@ mod rendered_plan;
 mod restore;
 mod retention_simulate;
 mod snapshots;
+mod status;
 mod validate;
 mod verify;
 
 pub use console::Console;
 pub use error::CommandError;
+pub use rendered_plan::human_size;
 
 use crate::cli::{self, Command, RetentionCommand};
 use crate::exit_code;
@@ -53,6 +56,8 @@ fn run(command: Command, console: &mut Console) -> CommandResult {
         Command::Verify(args) => verify::run(&args, console),
         Command::Restore(args) => restore::run(&args, console),
         Command::Prune(args) => prune::run(&args, console),
+        Command::Drill(args) => drill::run(&args, console),
+        Command::Status(args) => status::run(&args, console),
         Command::Retention(RetentionCommand::Simulate(args)) => {
             retention_simulate::run(&args, console)
         }

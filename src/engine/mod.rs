@@ -169,7 +169,7 @@ pub async fn execute(
 }
 
 /// How a stopped run is described: "the run was …".
-fn interrupted_word(reason: CancelReason) -> &'static str {
+pub(crate) fn interrupted_word(reason: CancelReason) -> &'static str {
     match reason {
         CancelReason::Interrupt => "interrupted (SIGINT)",
         CancelReason::Terminate => "terminated (SIGTERM)",
@@ -234,6 +234,8 @@ pub(crate) mod tests {
             backup_storage: None,
             retention: None,
             timezone: None,
+            drill: None,
+            objectives: None,
         }
     }
 

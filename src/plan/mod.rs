@@ -14,12 +14,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use drill::Drill;
-pub use recovery::{Recovery, Role};
+pub use recovery::{Objectives, Recovery, Role};
 pub use retention::{Keep, Retention};
 pub use source::{
     DirectorySource, GitSource, OnUnreadable, PgFormat, PostgresSource, Source, SqliteSource,
 };
-pub use step::{CheckStep, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS, Step, StepKind};
+pub use step::{
+    CheckStep, Expect, FileCount, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS, Step, StepKind,
+};
 #[cfg(test)]
 pub use storage::LocalStorage;
 pub use storage::{S3Storage, Storage};

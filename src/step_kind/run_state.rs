@@ -42,9 +42,35 @@ pub enum Settled {
 pub struct RunState {
     sets: Mutex<BTreeMap<String, PathBuf>>,
     backup: Mutex<BackupState>,
+    /// Where `restore` steps of this run put each source, for the `check` steps after them.
+    restored: Mutex<BTreeMap<String, Restored>>,
+}
+
+/// A source a `restore` step of this run restored: from which storage and set, and where to.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    pub storage: String,
+    pub set: SetId,
+    pub target: crate::drill::Target,
 }
 
 impl RunState {
+    /// A `restore` step restored `source`; later `check` steps read it there.
+    pub fn note_restore(&self, source: &str, restored: Restored) {
+        self.restored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(source.to_owned(), restored);
+    }
+
+    /// Every source restored by this run so far.
+    pub fn restored(&self) -> BTreeMap<String, Restored> {
+        self.restored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// How many `backup` steps this run will start (the engine knows `--only` and `when`).
     pub fn expect_backups(&self, count: usize) {
         self.backup

@@ -41,6 +41,8 @@ fn plan(root: &std::path::Path) -> ExecPlan {
         backup_storage: Some("local".into()),
         retention: None,
         timezone: None,
+        drill: None,
+        objectives: None,
     }
 }
 
