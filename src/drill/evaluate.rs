@@ -429,10 +429,9 @@ async fn files_check(
         }
         other => {
             let what = check.count.unwrap_or_default();
-            let mut result = compare(base, &other, &count.get(what).to_string(), None);
-            result.expected = format!("{} {}", what.as_str(), result.expected);
-            result.actual = format!("{} {}", what.as_str(), result.actual);
-            result
+            let result = compare(base.clone(), &other, &count.get(what).to_string(), None);
+            let named = |text: &str| format!("{} {text}", what.as_str());
+            base.compared(named(&result.expected), named(&result.actual), result.passed)
         }
     }
 }
