@@ -120,7 +120,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -129,7 +133,11 @@ fn crm_files(work: &Path) {
     let app = work.join("app");
     std::fs::create_dir_all(app.join("media/avatars")).unwrap();
     for i in 0..5 {
-        std::fs::write(app.join(format!("media/avatars/{i}.png")), vec![b'x'; 100 + i]).unwrap();
+        std::fs::write(
+            app.join(format!("media/avatars/{i}.png")),
+            vec![b'x'; 100 + i],
+        )
+        .unwrap();
     }
     std::fs::write(app.join("media/invoice.pdf"), b"%PDF-1.4\n").unwrap();
     std::os::unix::fs::symlink("invoice.pdf", app.join("media/latest.pdf")).unwrap();
@@ -242,15 +250,15 @@ fn a_crm_drill_from_s3_restores_every_source_and_matches_the_backup() {
     assert_eq!(found[4].2, "25, as expected");
     assert_eq!(found[5].2, "300, as expected");
     assert_eq!(found[6].2, "2000, as expected");
-    assert_eq!(
-        found[7].2,
-        "files 6, bytes 519, symlinks 1, as expected"
-    );
+    assert_eq!(found[7].2, "files 6, bytes 519, symlinks 1, as expected");
     assert!(stdout.contains("result: passed\n"), "{stdout}");
     assert!(stdout.contains("  7  sales "), "{stdout}");
     // Cleanup after success: the scratch database and folder are gone.
     assert_eq!(drill_databases(&pg), Vec::<String>::new());
-    assert_eq!(support::names(&work.join("state/drills/scratch")), Vec::<String>::new());
+    assert_eq!(
+        support::names(&work.join("state/drills/scratch")),
+        Vec::<String>::new()
+    );
     let md = std::fs::read_to_string(
         work.join("state/drills")
             .join(report["drill_id"].as_str().unwrap())
@@ -258,7 +266,10 @@ fn a_crm_drill_from_s3_restores_every_source_and_matches_the_backup() {
     )
     .unwrap();
     assert!(md.starts_with("# Restore drill of `crm`: passed\n"), "{md}");
-    assert!(md.contains("| 7 | sales | sql | 2000 | 2000 | pass |"), "{md}");
+    assert!(
+        md.contains("| 7 | sales | sql | 2000 | 2000 | pass |"),
+        "{md}"
+    );
 
     // `history --drills` lists it; `status` sees a fresh run, sets and drill.
     let (code, stdout, _) = run(work, &["history", "--drills"]);
@@ -296,7 +307,11 @@ fn swap_artifact(store: &Path, old: &str, new: &str, source: &str) {
             artifact["size"] = replacement["size"].clone();
         }
     }
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     std::fs::remove_dir_all(store.join(new)).unwrap();
 }
 
@@ -325,9 +340,16 @@ fn matches_backup_catches_a_dump_taken_after_a_table_was_emptied() {
         checks(&report).into_iter().filter(|c| !c.1).collect();
     assert_eq!(
         failed,
-        [("sales".to_owned(), false, "expected 2000, found 0".to_owned())]
+        [(
+            "sales".to_owned(),
+            false,
+            "expected 2000, found 0".to_owned()
+        )]
     );
-    assert!(stdout.contains("FAIL    expected 2000, found 0"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL    expected 2000, found 0"),
+        "{stdout}"
+    );
     // Cleanup after failure.
     assert_eq!(drill_databases(&pg), Vec::<String>::new());
 }
@@ -417,7 +439,11 @@ fn a_run_check_that_exits_1_fails_the_drill_and_every_check_still_runs() {
                 false,
                 "exit code 1: no such table".to_owned()
             ),
-            ("env".to_owned(), true, "exit code 0, as expected".to_owned()),
+            (
+                "env".to_owned(),
+                true,
+                "exit code 0, as expected".to_owned()
+            ),
             ("count".to_owned(), true, "files 3, as expected".to_owned()),
         ]
     );
@@ -436,7 +462,11 @@ fn a_drill_over_its_rto_passes_its_checks_and_exits_3() {
     let (code, stdout, stderr) = run(work, &["drill", "plan.yaml"]);
     assert_eq!(code, 3, "{stdout}{stderr}");
     assert!(stdout.contains("(objective 1ms: OVER)"), "{stdout}");
-    assert!(stdout.ends_with("result: over objective\nreport: ") || stdout.contains("result: over objective\n"), "{stdout}");
+    assert!(
+        stdout.ends_with("result: over objective\nreport: ")
+            || stdout.contains("result: over objective\n"),
+        "{stdout}"
+    );
     let report = report(work);
     assert_eq!(report["result"], "over_objective");
     assert_eq!(report["restore"]["within"], false);
@@ -458,7 +488,15 @@ fn the_json_report_matches_its_snapshot() {
     assert_eq!(code, 0, "{stdout}{stderr}");
     let mut report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report, self::report(work));
-    for key in ["drill_id", "set", "started_at", "finished_at", "set_started_at", "host", "plan_digest"] {
+    for key in [
+        "drill_id",
+        "set",
+        "started_at",
+        "finished_at",
+        "set_started_at",
+        "host",
+        "plan_digest",
+    ] {
         report[key] = Value::from(key.to_uppercase());
     }
     for timing in ["restore", "set_age"] {
@@ -470,7 +508,10 @@ fn the_json_report_matches_its_snapshot() {
     let text = serde_json::to_string_pretty(&report)
         .unwrap()
         .replace(&work.display().to_string(), "DIR")
-        .replace(&self::report(work)["drill_id"].as_str().unwrap().to_string(), "DRILL_ID");
+        .replace(
+            &self::report(work)["drill_id"].as_str().unwrap().to_string(),
+            "DRILL_ID",
+        );
     assert_eq!(
         text,
         r#"{
@@ -538,12 +579,19 @@ fn the_json_report_matches_its_snapshot() {
 fn a_target_that_is_the_source_or_inside_it_is_refused_before_anything_runs() {
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
-    media_plan(work, "    - { files: media, expect: matches_backup }\n", "{ rpo: 24h }");
+    media_plan(
+        work,
+        "    - { files: media, expect: matches_backup }\n",
+        "{ rpo: 24h }",
+    );
     backed_up(work);
     // Written plainly, validate refuses it.
     let text = std::fs::read_to_string(work.join("plan.yaml"))
         .unwrap()
-        .replace("path: restored/media", &format!("path: {}/media/restored", work.display()));
+        .replace(
+            "path: restored/media",
+            &format!("path: {}/media/restored", work.display()),
+        );
     write_plan(work, &text);
     let (code, _, stderr) = run(work, &["drill", "plan.yaml"]);
     assert_eq!(code, 2, "{stderr}");
@@ -555,7 +603,10 @@ fn a_target_that_is_the_source_or_inside_it_is_refused_before_anything_runs() {
     let text = std::fs::read_to_string(work.join("plan.yaml"))
         .unwrap()
         .replace("version: 1\n", "version: 1\nvars: { into: DIR/media }\n")
-        .replace(&format!("path: {}/media/restored", work.display()), "path: \"{{vars.into}}\"");
+        .replace(
+            &format!("path: {}/media/restored", work.display()),
+            "path: \"{{vars.into}}\"",
+        );
     write_plan(work, &text);
     let before = support::names(&work.join("media"));
     let (code, stdout, stderr) = run(work, &["drill", "plan.yaml"]);
@@ -575,7 +626,11 @@ fn a_target_that_is_the_source_or_inside_it_is_refused_before_anything_runs() {
 fn a_drill_takes_the_plan_lock() {
     let work = tempfile::tempdir().unwrap();
     let work = work.path();
-    media_plan(work, "    - { files: media, expect: matches_backup }\n", "{ rpo: 24h }");
+    media_plan(
+        work,
+        "    - { files: media, expect: matches_backup }\n",
+        "{ rpo: 24h }",
+    );
     backed_up(work);
     let lock = work.join("state/locks/site.lock");
     let mut holder = Command::new("flock")
@@ -587,7 +642,10 @@ fn a_drill_takes_the_plan_lock() {
     loop {
         let (code, _, stderr) = run(work, &["drill", "plan.yaml"]);
         if code == 4 {
-            assert!(stderr.contains("plan `site` is already running"), "{stderr}");
+            assert!(
+                stderr.contains("plan `site` is already running"),
+                "{stderr}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "never locked: {code} {stderr}");
@@ -601,7 +659,11 @@ fn a_drill_takes_the_plan_lock() {
 fn wait_for(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -641,7 +703,10 @@ fn the_scratch_database_is_dropped_after_sigterm_and_after_kill_9_by_the_next_dr
         report(work)["failure"],
         "the drill was terminated (SIGTERM)"
     );
-    assert_eq!(support::names(&work.join("state/drills/scratch")), Vec::<String>::new());
+    assert_eq!(
+        support::names(&work.join("state/drills/scratch")),
+        Vec::<String>::new()
+    );
 
     std::fs::remove_file(work.join("holding")).unwrap();
     let mut child = planrun(work, &["drill", "plan.yaml"]).spawn().unwrap();
@@ -662,7 +727,10 @@ fn the_scratch_database_is_dropped_after_sigterm_and_after_kill_9_by_the_next_dr
         "{stderr}"
     );
     assert_eq!(drill_databases(&pg), Vec::<String>::new());
-    assert_eq!(support::names(&work.join("state/drills/scratch")), Vec::<String>::new());
+    assert_eq!(
+        support::names(&work.join("state/drills/scratch")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -694,7 +762,11 @@ steps:
     plan("  - { id: app, backup: app }\n");
     backed_up(work);
     // The live database changes; the check reads the restored copy, not it.
-    Command::new("sqlite3").arg(&db).arg("DELETE FROM users").output().unwrap();
+    Command::new("sqlite3")
+        .arg(&db)
+        .arg("DELETE FROM users")
+        .output()
+        .unwrap();
     plan(
         "  - { id: restore, restore: { source: app, path: DIR/restored.db } }
   - { id: users, check: { sql: \"SELECT count(*) FROM users\", source: app, expect: matches_backup }, needs: [restore] }

@@ -168,7 +168,10 @@ fn an_old_set_and_an_old_drill_are_overdue() {
                 format!(
                     "{}{}",
                     f["check"].as_str().unwrap(),
-                    f["subject"].as_str().map(|s| format!(" {s}")).unwrap_or_default()
+                    f["subject"]
+                        .as_str()
+                        .map(|s| format!(" {s}"))
+                        .unwrap_or_default()
                 ),
                 f["health"].as_str().unwrap().to_owned(),
                 f["limit_seconds"].to_string(),
@@ -180,9 +183,17 @@ fn an_old_set_and_an_old_drill_are_overdue() {
         [
             ("last_run".into(), "missing".into(), "null".into()),
             ("last_success".into(), "missing".into(), "null".into()),
-            ("newest_set archive".into(), "overdue".into(), "86400".into()),
+            (
+                "newest_set archive".into(),
+                "overdue".into(),
+                "86400".into()
+            ),
             ("newest_set local".into(), "overdue".into(), "86400".into()),
-            ("last_drill".into(), "overdue".into(), (30 * 86400).to_string()),
+            (
+                "last_drill".into(),
+                "overdue".into(),
+                (30 * 86400).to_string()
+            ),
         ]
     );
 }

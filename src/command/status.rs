@@ -212,7 +212,7 @@ pub fn run(args: &StatusArgs, console: &mut Console) -> CommandResult {
     for run in &mut runs {
         run.status = run.effective_status(&state);
     }
-    runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    runs.sort_by_key(|r| std::cmp::Reverse(r.started_at));
     let runtime = rendered_plan::runtime()?;
     let storages: Vec<(String, Listing)> = runtime.block_on(async {
         let mut out = Vec::new();

@@ -211,7 +211,7 @@ fn same_value(value: &serde_json::Value, actual: &str) -> bool {
         }
         serde_json::Value::Null => actual.is_empty(),
         serde_json::Value::String(s) => s == actual,
-        other => other.to_string() == actual,
+        other => *other == actual,
     }
 }
 
@@ -230,9 +230,7 @@ async fn sql_check(
         let Some(table) = counted_table(sql) else {
             return base.failed(
                 "the recorded value".into(),
-                format!(
-                    "nothing was recorded for this query: `matches_backup` compares `SELECT count(*) FROM TABLE` with the row count recorded at backup time"
-                ),
+                "nothing was recorded for this query: `matches_backup` compares `SELECT count(*) FROM TABLE` with the row count recorded at backup time",
             );
         };
         let counts = scope
@@ -431,7 +429,11 @@ async fn files_check(
             let what = check.count.unwrap_or_default();
             let result = compare(base.clone(), &other, &count.get(what).to_string(), None);
             let named = |text: &str| format!("{} {text}", what.as_str());
-            base.compared(named(&result.expected), named(&result.actual), result.passed)
+            base.compared(
+                named(&result.expected),
+                named(&result.actual),
+                result.passed,
+            )
         }
     }
 }

@@ -253,6 +253,6 @@ pub fn list(state: &StateDir) -> (Vec<DrillReport>, Vec<String>) {
             Err(error) => errors.push(format!("cannot read {}: {error}", path.display())),
         }
     }
-    reports.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    reports.sort_by_key(|r| std::cmp::Reverse(r.started_at));
     (reports, errors)
 }
