@@ -799,3 +799,18 @@ steps:
         )
     );
 }
+
+#[test]
+fn validate_refuses_drill_targets_and_checks_that_cannot_work() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(env!("CARGO_BIN_EXE_planrun"))
+        .args(["validate", "tests/plans/drill-errors.yaml"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        std::fs::read_to_string(root.join("tests/plans/drill-errors.expected")).unwrap()
+    );
+}
