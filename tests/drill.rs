@@ -814,3 +814,33 @@ fn validate_refuses_drill_targets_and_checks_that_cannot_work() {
         std::fs::read_to_string(root.join("tests/plans/drill-errors.expected")).unwrap()
     );
 }
+
+#[test]
+fn keep_leaves_the_scratch_targets_and_says_how_to_remove_them() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    media_plan(
+        work,
+        "    - { files: media, expect: matches_backup }\n",
+        "{ rpo: 24h }",
+    );
+    backed_up(work);
+    let (code, stdout, stderr) = run(work, &["drill", "plan.yaml", "--keep"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let kept = support::names(&work.join("state/drills/scratch"));
+    assert_eq!(kept.len(), 1);
+    let folder = work.join("state/drills/scratch").join(&kept[0]);
+    assert!(
+        stdout.contains(&format!(
+            "kept: scratch folder {0}: remove it with `rm -rf '{0}'`",
+            folder.display()
+        )),
+        "{stdout}"
+    );
+    assert!(folder.join("restored/media/sub/b.txt").exists());
+    // Kept on purpose, so the next drill leaves it alone.
+    let (code, _, stderr) = run(work, &["drill", "plan.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("cleaned up"), "{stderr}");
+    assert!(folder.join("restored/media/sub/b.txt").exists());
+}

@@ -19,6 +19,7 @@ use crate::exit_code;
 use crate::leftovers;
 use crate::lock::{Holder, PlanLock};
 use crate::pipeline::{self, RenderOptions};
+use crate::process::ProcessGroups;
 use crate::state_dir::StateDir;
 
 pub fn run(args: &DrillArgs, console: &mut Console) -> CommandResult {
@@ -95,17 +96,6 @@ pub fn run(args: &DrillArgs, console: &mut Console) -> CommandResult {
         procedure::run(Arc::clone(&plan), &drill_options, &cancel).await
     });
     runtime.shutdown_timeout(Duration::from_millis(100));
-    if args.keep {
-        // Kept on purpose: the next run must not take them for a killed drill's leftovers.
-        for line in &report.kept {
-            if let Some(name) = line
-                .strip_prefix("database `")
-                .and_then(|l| l.split('`').next())
-            {
-                leftovers::release_database(name);
-            }
-        }
-    }
     let cleaned = args.keep || !plan.scratch.exists();
     ledger.finish(cleaned);
     drop(lock);
@@ -202,16 +192,30 @@ fn summary(report: &DrillReport) -> String {
     text
 }
 
-/// SIGINT/SIGTERM cancel the drill, which then cleans up and exits 130/143.
+/// A first SIGINT/SIGTERM cancels the drill, which then cleans up and exits 130/143. A
+/// second one kills the drill's tools and exits at once; the ledger still names the scratch
+/// database and folder, so the next drill or run removes them.
 fn watch_signals(cancel: Cancel) -> std::io::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::spawn(async move {
-        let reason = tokio::select! {
+        let first = tokio::select! {
             _ = interrupt.recv() => CancelReason::Interrupt,
             _ = terminate.recv() => CancelReason::Terminate,
         };
-        cancel.cancel(reason);
+        cancel.cancel(first);
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        ProcessGroups::global().kill_all();
+        eprintln!(
+            "planrun: second signal: stopped the drill without cleanup; the next drill or run cleans up"
+        );
+        std::process::exit(match first {
+            CancelReason::Terminate => exit_code::TERMINATED,
+            _ => exit_code::INTERRUPTED,
+        });
     });
     Ok(())
 }

@@ -570,6 +570,9 @@ async fn drop_databases(made: &mut Made, cleanup: &mut Vec<String>) {
 async fn clean_up(plan: &ExecPlan, options: &DrillOptions, made: &Made, report: &mut DrillReport) {
     if options.keep {
         for (server, database) in &made.databases {
+            // Kept on purpose: released from the ledger, so that no later run takes them
+            // for a killed drill's leftovers.
+            crate::leftovers::release_database(database);
             let host = server.host.as_deref().unwrap_or("localhost");
             let port = server.port.unwrap_or(5432);
             report.kept.push(format!(
