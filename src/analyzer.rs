@@ -646,6 +646,18 @@ impl Analyzer<'_> {
     }
 }
 
+/// The paths a source reads on this machine (none for postgres): what a drill target must
+/// stay out of.
+pub(crate) fn source_paths(source: &Source) -> Vec<&str> {
+    match source {
+        Source::Sqlite(s) => vec![s.path.as_str()],
+        Source::Directory(d) => vec![d.path.as_str()],
+        Source::Git(g) => vec![g.repo.as_str()],
+        Source::Files(files) => files.iter().map(String::as_str).collect(),
+        Source::Postgres(_) => Vec::new(),
+    }
+}
+
 /// True when two paths are the same or one contains the other (textually, after trimming).
 pub(crate) fn overlaps(a: &str, b: &str) -> bool {
     let a = Path::new(a.trim_end_matches('/'));
@@ -862,13 +874,7 @@ impl Analyzer<'_> {
                     );
                 }
             }
-            let source_paths: Vec<&str> = match source {
-                Source::Sqlite(s) => vec![s.path.as_str()],
-                Source::Directory(d) => vec![d.path.as_str()],
-                Source::Git(g) => vec![g.repo.as_str()],
-                Source::Files(files) => files.iter().map(String::as_str).collect(),
-                Source::Postgres(_) => Vec::new(),
-            };
+            let source_paths = source_paths(source);
             match &target.path {
                 None => self.error(
                     &pointer,

@@ -4,10 +4,10 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::{CommandError, CommandResult, Console};
 use crate::cancel::{Cancel, CancelReason};
@@ -90,7 +90,15 @@ pub fn run(args: &DrillArgs, console: &mut Console) -> CommandResult {
     let cancel = Cancel::new();
     let plan = Arc::new(plan);
     let report = runtime.block_on(async {
-        if let Err(error) = watch_signals(cancel.clone()) {
+        // The same handling as `execute`: the first signal cancels (the drill cleans up and
+        // exits 130/143), a second kills the tools and exits at once, leaving the scratch
+        // database and folder in the ledger for the next drill or run.
+        let nothing_to_record = Arc::new(AtomicBool::new(true));
+        if let Err(error) = super::execute::watch_signals(
+            cancel.clone(),
+            ProcessGroups::global(),
+            nothing_to_record,
+        ) {
             console.notice(format_args!("cannot handle signals: {error}"));
         }
         procedure::run(Arc::clone(&plan), &drill_options, &cancel).await
@@ -190,34 +198,6 @@ fn summary(report: &DrillReport) -> String {
     }
     text.push_str(&format!("result: {}\n", report.result.as_str()));
     text
-}
-
-/// A first SIGINT/SIGTERM cancels the drill, which then cleans up and exits 130/143. A
-/// second one kills the drill's tools and exits at once; the ledger still names the scratch
-/// database and folder, so the next drill or run removes them.
-fn watch_signals(cancel: Cancel) -> std::io::Result<()> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::spawn(async move {
-        let first = tokio::select! {
-            _ = interrupt.recv() => CancelReason::Interrupt,
-            _ = terminate.recv() => CancelReason::Terminate,
-        };
-        cancel.cancel(first);
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        ProcessGroups::global().kill_all();
-        eprintln!(
-            "planrun: second signal: stopped the drill without cleanup; the next drill or run cleans up"
-        );
-        std::process::exit(match first {
-            CancelReason::Terminate => exit_code::TERMINATED,
-            _ => exit_code::INTERRUPTED,
-        });
-    });
-    Ok(())
 }
 
 /// `planrun history --drills`: past drills from their reports, newest first.

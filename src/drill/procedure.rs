@@ -89,13 +89,7 @@ pub fn live_target(source: &Source, target: &Target) -> Option<String> {
         }
         other => {
             let path = target.path.as_ref()?;
-            let sources: Vec<&str> = match other {
-                Source::Sqlite(s) => vec![s.path.as_str()],
-                Source::Directory(d) => vec![d.path.as_str()],
-                Source::Git(g) => vec![g.repo.as_str()],
-                Source::Files(files) => files.iter().map(String::as_str).collect(),
-                Source::Postgres(_) => Vec::new(),
-            };
+            let sources = crate::analyzer::source_paths(other);
             let shown = path.display().to_string();
             sources
                 .into_iter()
