@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
+# A worktree sits one level deeper than the main checkout.
+[ -d "$SHARED" ] || SHARED=$ROOT/../../shared/bench
 size=${1:?usage: bench/drill.sh small|large [REPS]}
 reps=${2:-3}
 source "$SHARED/lib.sh"
