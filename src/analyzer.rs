@@ -480,31 +480,7 @@ impl Analyzer<'_> {
     }
 
     fn check_check(&mut self, pointer: &str, check: &crate::plan::CheckStep) {
-        let sources: Vec<&str> = self.plan.sources.keys().map(String::as_str).collect();
-        let forms = [
-            check.sql.is_some(),
-            check.files.is_some(),
-            check.http.is_some(),
-        ];
-        if forms.iter().filter(|f| **f).count() != 1 {
-            self.error(
-                pointer,
-                "a check needs exactly one of `sql`, `files` or `http`",
-                None,
-            );
-        }
-        if check.sql.is_some() && check.source.is_none() {
-            self.error(
-                pointer,
-                "an `sql` check needs a `source` to run against",
-                None,
-            );
-        }
-        for (key, name) in [("source", &check.source), ("files", &check.files)] {
-            if let Some(name) = name {
-                self.reference(&format!("{pointer}/{key}"), "source", name, sources.clone());
-            }
-        }
+        self.check_check_rules(pointer, check);
     }
 
     fn check_recovery(&mut self) {
@@ -680,52 +656,7 @@ impl Analyzer<'_> {
     }
 
     fn check_drill(&mut self) {
-        let Some(drill) = &self.plan.drill else {
-            return;
-        };
-        let storage: Vec<&str> = self.plan.storage.keys().map(String::as_str).collect();
-        if let Some(name) = &drill.storage {
-            self.reference("/drill/storage", "storage", name, storage);
-        }
-        let sources: Vec<&str> = self.plan.sources.keys().map(String::as_str).collect();
-        for (name, target) in &drill.restore {
-            let pointer = format!("/drill/restore/{name}");
-            let Some(source) = self.plan.sources.get(name) else {
-                self.reference(&pointer, "source", name, sources.clone());
-                continue;
-            };
-            match source {
-                Source::Postgres(pg) => match &target.database {
-                    None => self.error(&pointer, format!("the drill target for postgres source `{name}` needs a scratch `database`"), Some("e.g. `database: \"planrun_drill_{{run.id}}\"`".into())),
-                    Some(db) if db == &pg.database => self.error(
-                        &format!("{pointer}/database"),
-                        format!("the drill would restore into `{db}`, the source database itself"),
-                        Some("a drill restores into a scratch database, e.g. `planrun_drill_{{run.id}}`".into()),
-                    ),
-                    Some(_) => {}
-                },
-                other => {
-                    let source_path = match other {
-                        Source::Sqlite(s) => Some(s.path.as_str()),
-                        Source::Directory(d) => Some(d.path.as_str()),
-                        Source::Git(g) => Some(g.repo.as_str()),
-                        _ => None,
-                    };
-                    match (&target.path, source_path) {
-                        (None, _) => self.error(&pointer, format!("the drill target for source `{name}` needs a scratch `path`"), Some("e.g. `path: \"{{run.scratch}}/media\"`".into())),
-                        (Some(target_path), Some(source_path)) if overlaps(target_path, source_path) => self.error(
-                            &format!("{pointer}/path"),
-                            format!("the drill would restore into `{target_path}`, which is the source `{name}` or overlaps it"),
-                            Some("a drill restores into a scratch place, e.g. `{{run.scratch}}/media`".into()),
-                        ),
-                        _ => {}
-                    }
-                }
-            }
-        }
-        for (i, check) in drill.checks.iter().enumerate() {
-            self.check_check(&format!("/drill/checks/{i}"), check);
-        }
+        self.check_drill_rules();
     }
 
     /// Values that would reach a shell as code: `env:` keys bash imports as functions or
@@ -995,8 +926,20 @@ fn collect_all_strings(value: &Value, pointer: String, out: &mut Vec<(String, St
     }
 }
 
+/// The paths a source reads on this machine (none for postgres): what a drill target must
+/// stay out of.
+pub(crate) fn source_paths(source: &Source) -> Vec<&str> {
+    match source {
+        Source::Sqlite(s) => vec![s.path.as_str()],
+        Source::Directory(d) => vec![d.path.as_str()],
+        Source::Git(g) => vec![g.repo.as_str()],
+        Source::Files(files) => files.iter().map(String::as_str).collect(),
+        Source::Postgres(_) => Vec::new(),
+    }
+}
+
 /// True when two paths are the same or one contains the other (textually, after trimming).
-fn overlaps(a: &str, b: &str) -> bool {
+pub(crate) fn overlaps(a: &str, b: &str) -> bool {
     let a = Path::new(a.trim_end_matches('/'));
     let b = Path::new(b.trim_end_matches('/'));
     a.starts_with(b) || b.starts_with(a)
@@ -1093,5 +1036,225 @@ fn collect_strings(value: &Value, pointer: String, out: &mut Vec<(String, String
             }
         }
         _ => {}
+    }
+}
+
+/// The rules of `check` steps and of the `drill:` section, kept together because a drill is
+/// mostly checks: which forms a check takes, which sources it may read, and where a drill
+/// may restore.
+impl Analyzer<'_> {
+    fn check_check_rules(&mut self, pointer: &str, check: &crate::plan::CheckStep) {
+        use crate::plan::Expect;
+        let sources: Vec<&str> = self.plan.sources.keys().map(String::as_str).collect();
+        let forms = [
+            check.sql.is_some(),
+            check.files.is_some(),
+            check.verify.is_some(),
+            check.run.is_some(),
+            check.http.is_some(),
+        ];
+        if forms.iter().filter(|f| **f).count() != 1 {
+            self.error(
+                pointer,
+                "a check needs exactly one of `sql`, `files`, `verify`, `run` or `http`",
+                None,
+            );
+            return;
+        }
+        if check.sql.is_some() && check.source.is_none() {
+            self.error(
+                pointer,
+                "an `sql` check needs a `source` to run against",
+                None,
+            );
+        }
+        if check.source.is_some() && check.sql.is_none() {
+            self.error(
+                &format!("{pointer}/source"),
+                "`source` belongs to `sql` checks",
+                Some("a `files` check names its source in `files`".into()),
+            );
+        }
+        for (key, name) in [("source", &check.source), ("files", &check.files)] {
+            let Some(name) = name else { continue };
+            let at = format!("{pointer}/{key}");
+            let Some(source) = self.plan.sources.get(name) else {
+                self.reference(&at, "source", name, sources.clone());
+                continue;
+            };
+            let fits = match key {
+                "source" => matches!(source, Source::Postgres(_) | Source::Sqlite(_)),
+                _ => matches!(source, Source::Directory(_) | Source::Files(_)),
+            };
+            if !fits {
+                let wanted = if key == "source" {
+                    "an `sql` check reads a postgres or sqlite source"
+                } else {
+                    "a `files` check counts a directory or files source"
+                };
+                self.error(
+                    &at,
+                    format!("{wanted}; `{name}` is a {} source", source.kind_name()),
+                    None,
+                );
+            }
+        }
+        if check.verify == Some(false) {
+            self.error(
+                &format!("{pointer}/verify"),
+                "`verify: false` checks nothing",
+                Some("write `verify: true`, or remove the check".into()),
+            );
+        }
+        let needs_expect = check.sql.is_some() || check.files.is_some();
+        match &check.expect {
+            None if needs_expect => self.error(
+                pointer,
+                "this check needs `expect`: `matches_backup`, `{equals: VALUE}` or `{min: N, max: N}`",
+                None,
+            ),
+            Some(_) if check.verify.is_some() || check.run.is_some() => self.error(
+                &format!("{pointer}/expect"),
+                "`verify` and `run` checks take no `expect`: they pass when every hash matches or the command exits 0",
+                None,
+            ),
+            Some(Expect::MatchesBackup) if check.http.is_some() => self.error(
+                &format!("{pointer}/expect"),
+                "an `http` check has no fact recorded at backup time to match",
+                Some("expect a status: `{equals: 200}` or `{min: 200, max: 399}`".into()),
+            ),
+            Some(Expect::Range {
+                min: Some(min),
+                max: Some(max),
+            }) if min > max => self.error(
+                &format!("{pointer}/expect"),
+                format!("`min` ({min}) is greater than `max` ({max}): nothing can pass"),
+                None,
+            ),
+            _ => {}
+        }
+        if check.count.is_some() {
+            if check.files.is_none() {
+                self.error(
+                    &format!("{pointer}/count"),
+                    "`count` belongs to `files` checks",
+                    None,
+                );
+            } else if matches!(check.expect, Some(Expect::MatchesBackup)) {
+                self.error(
+                    &format!("{pointer}/count"),
+                    "`matches_backup` compares every count the backup recorded; `count` picks one for `equals`, `min` or `max`",
+                    Some("remove `count`".into()),
+                );
+            }
+        }
+    }
+
+    fn check_drill_rules(&mut self) {
+        let Some(drill) = &self.plan.drill else {
+            return;
+        };
+        let storage: Vec<&str> = self.plan.storage.keys().map(String::as_str).collect();
+        if let Some(name) = &drill.storage {
+            self.reference("/drill/storage", "storage", name, storage);
+        }
+        if drill.restore.is_empty() {
+            self.error(
+                "/drill/restore",
+                "a drill restores at least one source",
+                None,
+            );
+        }
+        let sources: Vec<&str> = self.plan.sources.keys().map(String::as_str).collect();
+        for (name, target) in &drill.restore {
+            let pointer = format!("/drill/restore/{name}");
+            let Some(source) = self.plan.sources.get(name) else {
+                self.reference(&pointer, "source", name, sources.clone());
+                continue;
+            };
+            if let Source::Postgres(pg) = source {
+                match &target.database {
+                    None => self.error(
+                        &pointer,
+                        format!("the drill target for postgres source `{name}` needs a scratch `database`"),
+                        Some("e.g. `database: \"planrun_drill_{{run.id}}\"`".into()),
+                    ),
+                    Some(db) if db == &pg.database && target.host.is_none() && target.port.is_none() => self.error(
+                        &format!("{pointer}/database"),
+                        format!("the drill would restore into `{db}`, the source database itself"),
+                        Some("a drill restores into a scratch database, e.g. `planrun_drill_{{run.id}}`".into()),
+                    ),
+                    // The drill drops its database at the end: a name that carries the run
+                    // id can only be one the drill created.
+                    Some(db) if !db.replace(' ', "").contains("{{run.id}}") => self.error(
+                        &format!("{pointer}/database"),
+                        format!("the drill's scratch database `{db}` must carry `{{{{run.id}}}}`"),
+                        Some("the drill drops it afterwards, so its name must be one no other database has: e.g. `planrun_drill_{{run.id}}`".into()),
+                    ),
+                    Some(_) => {}
+                }
+                if target.path.is_some() {
+                    self.error(
+                        &format!("{pointer}/path"),
+                        format!("`{name}` is a postgres source: its drill target is a `database`"),
+                        None,
+                    );
+                }
+                continue;
+            }
+            for key in ["database", "host", "port"] {
+                let set = match key {
+                    "database" => target.database.is_some(),
+                    "host" => target.host.is_some(),
+                    _ => target.port.is_some(),
+                };
+                if set {
+                    self.error(
+                        &format!("{pointer}/{key}"),
+                        format!(
+                            "`{key}` is for postgres targets; `{name}` is a {} source: give a `path`",
+                            source.kind_name()
+                        ),
+                        None,
+                    );
+                }
+            }
+            let source_paths = source_paths(source);
+            match &target.path {
+                None => self.error(
+                    &pointer,
+                    format!("the drill target for source `{name}` needs a scratch `path`"),
+                    Some("e.g. `path: media` (inside the drill's scratch folder)".into()),
+                ),
+                Some(target_path) => {
+                    if let Some(hit) = source_paths
+                        .iter()
+                        .find(|source_path| overlaps(target_path, source_path))
+                    {
+                        self.error(
+                            &format!("{pointer}/path"),
+                            format!("the drill would restore into `{target_path}`, which is the source `{name}` (`{hit}`) or overlaps it"),
+                            Some("a drill restores into a scratch place: a relative path such as `media` is inside the drill's scratch folder".into()),
+                        );
+                    }
+                }
+            }
+        }
+        for (i, check) in drill.checks.iter().enumerate() {
+            let pointer = format!("/drill/checks/{i}");
+            self.check_check(&pointer, check);
+            for (key, name) in [("source", &check.source), ("files", &check.files)] {
+                if let Some(name) = name
+                    && self.plan.sources.contains_key(name)
+                    && !drill.restore.contains_key(name)
+                {
+                    self.error(
+                        &format!("{pointer}/{key}"),
+                        format!("the drill does not restore `{name}`, so nothing can be checked"),
+                        Some(format!("add `{name}` to `drill.restore`")),
+                    );
+                }
+            }
+        }
     }
 }

@@ -73,6 +73,12 @@ pub enum Command {
     /// Document an incident: add lessons learned, close it.
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// Restore-test: restore the newest set into scratch targets, check it against the
+    /// facts recorded at backup time, report, clean up.
+    Drill(DrillArgs),
+    /// The plan's health: last run and success, newest set per storage against the RPO,
+    /// last passing drill; exit 1 when something is overdue.
+    Status(StatusArgs),
 }
 
 impl Command {
@@ -230,6 +236,43 @@ pub struct HistoryArgs {
     /// List incidents and rehearsals instead of runs.
     #[arg(long)]
     pub incidents: bool,
+    /// List past drills (from their reports) instead of runs.
+    #[arg(long)]
+    pub drills: bool,
+    #[command(flatten)]
+    pub state: StateDirArg,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub input: PlanInput,
+    /// A set id or `latest` (default: the newest restorable set holding every drilled source).
+    #[arg(long, value_name = "ID")]
+    pub set: Option<String>,
+    /// The storage to read from (default: `drill.storage`).
+    #[arg(long, value_name = "NAME")]
+    pub storage: Option<String>,
+    /// Leave the scratch database and folder, and print how to reach and remove them.
+    #[arg(long)]
+    pub keep: bool,
+    /// Also write report.md and report.json into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Print the report as JSON on stdout instead of the summary table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateDirArg,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub input: PlanInput,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub state: StateDirArg,
 }

@@ -45,6 +45,10 @@ pub struct ExecPlan {
     /// `on_failure` and `always` as templates, rendered again with the run's outcome once
     /// it is known; `None` where a plan is built without a plan file (tests).
     pub cleanup_templates: Option<Arc<crate::pipeline::CleanupTemplates>>,
+    /// The rendered `drill:` section, for `planrun drill` and `status`.
+    pub drill: Option<crate::plan::Drill>,
+    /// `recovery.objectives`: what a drill's timings are held to.
+    pub objectives: Option<crate::plan::Objectives>,
 }
 
 /// What a run reports outside itself, rendered.
@@ -89,6 +93,8 @@ impl fmt::Debug for ExecPlan {
             timezone,
             monitoring,
             cleanup_templates: _,
+            drill,
+            objectives,
         } = self;
         debug_masked(f, redactor, |f| {
             f.debug_struct("ExecPlan")
@@ -106,6 +112,8 @@ impl fmt::Debug for ExecPlan {
                 .field("backup_storage", backup_storage)
                 .field("retention", retention)
                 .field("timezone", timezone)
+                .field("drill", drill)
+                .field("objectives", objectives)
                 .field("monitoring", monitoring)
                 .finish_non_exhaustive()
         })

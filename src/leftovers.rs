@@ -448,7 +448,11 @@ fn drop_database(
     cleaned: &mut Cleaned,
 ) {
     let run_part = run_id.to_lowercase().replace('-', "_");
-    if !claim.database.ends_with(&format!("_planrun_{run_part}")) {
+    // A restore's temporary database ends with the run id; a drill's scratch database
+    // carries it as the plan templated it (`planrun_drill_{{run.id}}`).
+    if !claim.database.ends_with(&format!("_planrun_{run_part}"))
+        && !claim.database.contains(run_id)
+    {
         cleaned.failed.push(format!(
             "database {} does not carry the run id; left alone",
             claim.database

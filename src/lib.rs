@@ -11,6 +11,7 @@ pub(crate) mod cancel;
 pub(crate) mod cli;
 pub(crate) mod command;
 pub(crate) mod diagnostic;
+pub(crate) mod drill;
 pub(crate) mod duration;
 pub(crate) mod engine;
 pub(crate) mod event;

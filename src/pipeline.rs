@@ -407,6 +407,15 @@ fn render_unmasked(
         }
         None => None,
     };
+    let drill = match &plan.drill {
+        Some(drill) => {
+            let raw = serde_json::to_value(drill).map_err(|e| fail("/drill", e.to_string()))?;
+            let rendered =
+                render_value(&renderer, &raw, &context, "/drill").map_err(|(p, m)| fail(&p, m))?;
+            Some(serde_json::from_value(rendered).map_err(|e| fail("/drill", e.to_string()))?)
+        }
+        None => None,
+    };
     let monitoring = Monitoring {
         healthchecks,
         textfile_dir: match &plan.metrics {
@@ -462,6 +471,8 @@ fn render_unmasked(
         timezone: plan.timezone.clone(),
         monitoring,
         cleanup_templates,
+        drill,
+        objectives: plan.recovery.as_ref().and_then(|r| r.objectives.clone()),
     };
     Ok((plan, level))
 }

@@ -85,17 +85,14 @@ pub fn describe(action: &Action) -> String {
             text
         }
         Action::Check(check) => {
-            let what = if let Some(sql) = &check.sql {
-                format!("`{sql}` on `{}`", check.source.as_deref().unwrap_or("?"))
-            } else if let Some(files) = &check.files {
-                format!("files of `{files}`")
-            } else {
-                format!("GET {}", check.http.as_deref().unwrap_or("?"))
-            };
-            format!(
-                "check {what}, expect {}",
-                serde_json::to_string(&check.expect).unwrap_or_default()
-            )
+            let (what, kind) = crate::drill::evaluate::describe(check);
+            match &check.expect {
+                Some(expect) => format!(
+                    "check ({kind}) {what}, expect {}",
+                    serde_json::to_string(expect).unwrap_or_default()
+                ),
+                None => format!("check ({kind}) {what}"),
+            }
         }
         Action::Manual { text } => text.lines().next().unwrap_or_default().to_string(),
         Action::Notify {

@@ -90,6 +90,8 @@ pub enum CommandError {
         level: u8,
         started: String,
     },
+    #[error("plan `{plan}` has no `drill:` section: add one to say what to restore and check")]
+    NoDrill { plan: String },
 }
 
 impl CommandError {
@@ -105,6 +107,7 @@ impl CommandError {
             | CommandError::Simulate(_)
             | CommandError::Refused(_)
             | CommandError::Usage(_)
+            | CommandError::NoDrill { .. }
             | CommandError::StateDir(StateDirError::Unknown)
             | CommandError::PlanNotFound(_) => exit_code::INVALID,
             CommandError::Runbook(error) => error.exit_code(),

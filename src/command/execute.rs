@@ -189,7 +189,7 @@ fn run(
 
 /// First SIGINT/SIGTERM: cancel the run (it cleans up and exits 130/143). Second: SIGKILL
 /// every child group and exit at once; the lock goes with the process.
-fn watch_signals(
+pub(super) fn watch_signals(
     cancel: Cancel,
     groups: ProcessGroups,
     recorded: Arc<AtomicBool>,

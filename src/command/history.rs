@@ -14,6 +14,9 @@ pub fn history(args: &HistoryArgs, console: &mut Console) -> CommandResult {
     if args.incidents {
         return incidents(args, &state, console);
     }
+    if args.drills {
+        return super::drill::history(args, &state, console);
+    }
     let (records, errors) = run_record::list(&state);
     for error in &errors {
         console.notice(format_args!("warning: {error}"));

@@ -4,6 +4,7 @@
 
 mod completions;
 mod console;
+mod drill;
 mod error;
 mod execute;
 mod history;
@@ -18,6 +19,7 @@ mod retention_simulate;
 mod runbook;
 mod schedule;
 mod snapshots;
+mod status;
 mod validate;
 mod verify;
 
@@ -63,6 +65,8 @@ fn run(command: Command, console: &mut Console) -> CommandResult {
         Command::Runbook(args) => runbook::run(&args, console),
         Command::Recover(args) => recover::run(&args, console),
         Command::Incident(command) => incident::run(&command, console),
+        Command::Drill(args) => drill::run(&args, console),
+        Command::Status(args) => status::run(&args, console),
         Command::Retention(RetentionCommand::Simulate(args)) => {
             retention_simulate::run(&args, console)
         }

@@ -217,7 +217,7 @@ async fn cleanup_steps(ctx: &RunContext, status: RunStatus) -> (Vec<ExecStep>, V
 }
 
 /// How a stopped run is described: "the run was …".
-fn interrupted_word(reason: CancelReason) -> &'static str {
+pub(crate) fn interrupted_word(reason: CancelReason) -> &'static str {
     match reason {
         CancelReason::Interrupt => "interrupted (SIGINT)",
         CancelReason::Terminate => "terminated (SIGTERM)",
@@ -284,6 +284,8 @@ pub(crate) mod tests {
             timezone: None,
             monitoring: Default::default(),
             cleanup_templates: None,
+            drill: None,
+            objectives: None,
         }
     }
 

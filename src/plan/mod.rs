@@ -20,8 +20,8 @@ pub use source::{
     DirectorySource, GitSource, OnUnreadable, PgFormat, PostgresSource, Source, SqliteSource,
 };
 pub use step::{
-    CheckStep, Expect, NotifyFormat, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS, SetKey,
-    Step, StepKind,
+    CheckStep, Expect, FileCount, NotifyFormat, ORIGINAL_PATH, OnFailure, RestoreStep, STEP_KINDS,
+    SetKey, Step, StepKind,
 };
 #[cfg(test)]
 pub use storage::LocalStorage;

@@ -318,36 +318,174 @@ impl RestoreStep {
     }
 }
 
-/// `check:` compares restored data with an expectation.
+/// `check:` compares restored data with an expectation. Exactly one of `sql`, `files`,
+/// `verify`, `run` or `http` says what is checked.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckStep {
+    /// A name for reports (default: a description of the check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// An SQL query returning one value, run against the restored `source`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql: Option<String>,
     /// The source the check reads (for `sql`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// A directory or files source whose restored tree is compared with the backup's facts.
+    /// A directory or files source whose restored tree is counted: files, bytes and
+    /// symbolic links, compared with the backup's facts or with bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<String>,
-    /// A URL that must answer 2xx.
+    /// For `files` with `equals`, `min` or `max`: what is counted (default `files`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<FileCount>,
+    /// `true`: re-read every artifact of the set and compare its sha256 with the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+    /// A program and arguments (no shell) that must exit 0; the scratch targets are in its
+    /// environment (`PLANRUN_DRILL_<SOURCE>_DATABASE`, `…_PATH`, `…_HOST`, `…_PORT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    #[schemars(with = "Option<Vec<ArgSchema>>")]
+    #[serde(deserialize_with = "argv")]
+    pub run: Option<Vec<String>>,
+    /// A URL that must answer 2xx (or the status `expect` names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
-    /// What the result must be.
-    pub expect: Expect,
+    /// How long the check may take (default `10m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// What the result must be: `matches_backup`, `{equals: V}` or `{min: N, max: N}`.
+    /// Required for `sql` and `files`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
 }
 
-/// The expectation of a check.
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+/// What a `files` check counts when it is compared with bounds or a value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileCount {
+    /// Regular files.
+    #[default]
+    Files,
+    /// Bytes in regular files.
+    Bytes,
+    /// Symbolic links.
+    Symlinks,
+}
+
+impl FileCount {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileCount::Files => "files",
+            FileCount::Bytes => "bytes",
+            FileCount::Symlinks => "symlinks",
+        }
+    }
+}
+
+/// The expectation of a check: `matches_backup`, `{equals: V}`, or `{min: N}`, `{max: N}`,
+/// `{min: N, max: M}`.
+///
+/// Read by hand rather than as an untagged enum, so a mistake gets a message that names
+/// the three forms; the schema describes the same forms.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Expect {
     /// Equal to the fact recorded at backup time.
     MatchesBackup,
-    /// At least this number.
-    Min(i64),
     /// Exactly this value.
     Equals(serde_json::Value),
+    /// Within these bounds (inclusive); at least one is set.
+    Range { min: Option<i64>, max: Option<i64> },
+}
+
+impl Serialize for Expect {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Expect::MatchesBackup => serializer.serialize_str("matches_backup"),
+            Expect::Equals(value) => serde_json::json!({ "equals": value }).serialize(serializer),
+            Expect::Range { min, max } => {
+                let mut map = serde_json::Map::new();
+                if let Some(min) = min {
+                    map.insert("min".into(), (*min).into());
+                }
+                if let Some(max) = max {
+                    map.insert("max".into(), (*max).into());
+                }
+                serde_json::Value::Object(map).serialize(serializer)
+            }
+        }
+    }
+}
+
+const EXPECT_FORMS: &str = "expected `matches_backup`, `{equals: VALUE}` or `{min: N, max: N}`";
+
+impl<'de> Deserialize<'de> for Expect {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let integer = |key: &str, v: &serde_json::Value| {
+            v.as_i64()
+                .ok_or_else(|| D::Error::custom(format!("`{key}` must be an integer, found {v}")))
+        };
+        match value {
+            serde_json::Value::String(s) if s == "matches_backup" => Ok(Expect::MatchesBackup),
+            serde_json::Value::Object(map) => {
+                if let Some(equals) = map.get("equals") {
+                    if map.len() != 1 {
+                        return Err(D::Error::custom(format!(
+                            "`equals` stands alone; {EXPECT_FORMS}"
+                        )));
+                    }
+                    return Ok(Expect::Equals(equals.clone()));
+                }
+                if let Some(key) = map.keys().find(|k| *k != "min" && *k != "max") {
+                    return Err(D::Error::custom(format!(
+                        "unknown key `{key}`; {EXPECT_FORMS}"
+                    )));
+                }
+                let min = map.get("min").map(|v| integer("min", v)).transpose()?;
+                let max = map.get("max").map(|v| integer("max", v)).transpose()?;
+                if min.is_none() && max.is_none() {
+                    return Err(D::Error::custom(EXPECT_FORMS));
+                }
+                Ok(Expect::Range { min, max })
+            }
+            other => Err(D::Error::custom(format!("{EXPECT_FORMS}, found {other}"))),
+        }
+    }
+}
+
+impl JsonSchema for Expect {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Expect".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "What the result must be.",
+            "oneOf": [
+                { "description": "Equal to the fact recorded at backup time.", "const": "matches_backup" },
+                {
+                    "description": "Exactly this value.",
+                    "type": "object",
+                    "properties": { "equals": {} },
+                    "required": ["equals"],
+                    "additionalProperties": false
+                },
+                {
+                    "description": "Within these bounds, inclusive.",
+                    "type": "object",
+                    "properties": {
+                        "min": { "description": "At least this number.", "type": "integer" },
+                        "max": { "description": "At most this number.", "type": "integer" }
+                    },
+                    "minProperties": 1,
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
 }
 
 /// `notify:` sends a message when the step runs. A notification that fails is a warning:

@@ -467,34 +467,47 @@ fn check_words(plan: &Plan, text: &Display, check: &CheckStep) -> Line {
             }
         }
         line.push(words(" and expects "));
-        line.push(match &check.expect {
-            Expect::MatchesBackup => words("the value recorded when the backup was made"),
-            Expect::Min(n) => words(format!("at least {n}")),
-            Expect::Equals(v) => code(plain(v)),
-        });
+        line.push(expect_words(
+            check.expect.as_ref(),
+            "the value recorded when the backup was made",
+            "",
+        ));
     } else if let Some(files) = &check.files {
         line.push(words("Compares the restored files of "));
         line.push(code(files.clone()));
         line.push(words(" with "));
-        line.push(match &check.expect {
-            Expect::MatchesBackup => words("what the backup recorded"),
-            Expect::Min(n) => words(format!("at least {n} files")),
-            Expect::Equals(v) => code(plain(v)),
-        });
+        line.push(expect_words(
+            check.expect.as_ref(),
+            "what the backup recorded",
+            " files",
+        ));
     } else if let Some(url) = &check.http {
         line.push(words("Requests "));
         line.push(code(text.render(url)));
         line.push(words(" and expects a 2xx answer"));
-        match &check.expect {
-            Expect::Equals(v) => {
-                line.push(words(" of "));
-                line.push(code(plain(v)));
-            }
-            Expect::Min(_) | Expect::MatchesBackup => {}
+        if let Some(Expect::Equals(v)) = &check.expect {
+            line.push(words(" of "));
+            line.push(code(plain(v)));
         }
     }
     line.push(words("."));
     line
+}
+
+/// What a check expects, in words: `recorded` for the backup's fact (also when no
+/// expectation is written, which means the same), bounds with their `unit`.
+fn expect_words(expect: Option<&crate::plan::Expect>, recorded: &str, unit: &str) -> Inline {
+    use crate::plan::Expect;
+    match expect {
+        None | Some(Expect::MatchesBackup) => words(recorded),
+        Some(Expect::Equals(v)) => code(plain(v)),
+        Some(Expect::Range { min, max }) => words(match (min, max) {
+            (Some(min), Some(max)) => format!("between {min} and {max}{unit}"),
+            (Some(min), None) => format!("at least {min}{unit}"),
+            (None, Some(max)) => format!("at most {max}{unit}"),
+            (None, None) => format!("any number{unit}"),
+        }),
+    }
 }
 
 fn plain(value: &Value) -> String {

@@ -390,6 +390,33 @@ fn psql_value(source: &PostgresSource, database: &str, sql: &str) -> Result<Stri
         .to_owned())
 }
 
+/// Runs one query in `database` and returns what it printed (unaligned, no header), for
+/// checks; `stop` ends psql (its whole group) when the check runs out of time.
+pub fn query_text(
+    source: &PostgresSource,
+    database: &str,
+    sql: &str,
+    stop: &Stop,
+) -> Result<String, SourceError> {
+    let mut command = tool(source, "psql");
+    command
+        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .arg(dbname(database));
+    Ok(child::capture(command, HINT, stop)?.trim_end().to_owned())
+}
+
+/// Whether `database` exists on the source's server.
+pub fn database_exists(source: &PostgresSource, database: &str) -> Result<bool, SourceError> {
+    Ok(psql_value(
+        source,
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname = {}",
+            quote_literal(database)
+        ),
+    )? == "1")
+}
+
 /// Row counts of `tables` in `database`, as a JSON object.
 pub fn count_rows(
     source: &PostgresSource,

@@ -7,6 +7,7 @@
 //! every attempt to the step's timeout and the run's cancellation, and words the message.
 
 mod backup;
+mod check;
 mod copy;
 pub mod manual;
 mod notify;
@@ -17,7 +18,7 @@ mod run_state;
 mod shell;
 mod verify;
 
-pub use run_state::{RunState, Settled};
+pub use run_state::{Restored, RunState, Settled};
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ pub fn is_available(action: &Action) -> bool {
             | Action::Prune { .. }
             | Action::Verify { .. }
             | Action::Restore { .. }
+            | Action::Check(_)
             | Action::Notify { .. }
     )
 }
@@ -91,6 +93,7 @@ pub async fn execute(ctx: &mut StepContext<'_>) -> AttemptEnd {
             };
             notify::execute(ctx, notification).await
         }
+        Action::Check(check) => check::execute(ctx, check).await,
         other => AttemptEnd::error(format!(
             "step kind `{}` is not available yet",
             other.kind_name()
@@ -120,6 +123,8 @@ const BACKUP_STOP_MARGIN: Duration = Duration::from_millis(500);
 pub fn bounding(action: &Action, kill_grace: Duration) -> Bounding {
     match action {
         Action::Run { .. } | Action::Shell { .. } => Bounding::Process,
+        // A `run` check is a process like a `run` step.
+        Action::Check(check) if check.run.is_some() => Bounding::Process,
         Action::Backup { .. } => Bounding::InProcess {
             window: kill_grace + BACKUP_STOP_MARGIN,
         },

@@ -12,8 +12,24 @@ pub async fn execute(
     storage: Option<&str>,
     target: RestoreTarget,
 ) -> AttemptEnd {
+    let drill_target = crate::drill::Target {
+        database: target.database.clone(),
+        host: None,
+        port: None,
+        path: target.path.clone(),
+    };
     match restore_step(ctx.plan, source, set, storage, target).await {
         Ok((set, outcome)) => {
+            if let Ok((storage, _)) = crate::storage::choice::read_storage(ctx.plan, storage) {
+                ctx.run.note_restore(
+                    source,
+                    super::Restored {
+                        storage: storage.to_owned(),
+                        set: set.id.clone(),
+                        target: drill_target,
+                    },
+                );
+            }
             for warning in &outcome.warnings {
                 ctx.output
                     .emit(Event::StepWarning {

@@ -51,6 +51,8 @@ pub struct RunState {
     backup: Mutex<BackupState>,
     started: Instant,
     progress: Mutex<Progress>,
+    /// Where `restore` steps of this run put each source, for the `check` steps after them.
+    restored: Mutex<BTreeMap<String, Restored>>,
 }
 
 /// How the run is going: every step's end, and once the graph is done, its status and the
@@ -62,12 +64,21 @@ struct Progress {
     offsite: Option<OffsiteSet>,
 }
 
+/// A source a `restore` step of this run restored: from which storage and set, and where to.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    pub storage: String,
+    pub set: SetId,
+    pub target: crate::drill::Target,
+}
+
 impl Default for RunState {
     fn default() -> Self {
         RunState {
             sets: Mutex::default(),
             backup: Mutex::default(),
             started: Instant::now(),
+            restored: Mutex::default(),
             progress: Mutex::new(Progress {
                 steps: Vec::new(),
                 status: RunStatus::Running,
@@ -111,6 +122,22 @@ impl RunState {
             set,
             offsite: progress.offsite.clone(),
         }
+    }
+
+    /// A `restore` step restored `source`; later `check` steps read it there.
+    pub fn note_restore(&self, source: &str, restored: Restored) {
+        self.restored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(source.to_owned(), restored);
+    }
+
+    /// Every source restored by this run so far.
+    pub fn restored(&self) -> BTreeMap<String, Restored> {
+        self.restored
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// How many `backup` steps this run will start (the engine knows `--only` and `when`).

@@ -43,6 +43,8 @@ fn plan(root: &std::path::Path) -> ExecPlan {
         timezone: None,
         monitoring: Default::default(),
         cleanup_templates: None,
+        drill: None,
+        objectives: None,
     }
 }
 

@@ -29,7 +29,9 @@ use super::s3::{ACCESS_KEY, SECRET_KEY};
 
 /// The subcommands that keep run records and so take `--state-dir`; the builder points them
 /// at the test's own state dir, since as root they would otherwise write to /var/lib/planrun.
-const TAKES_STATE_DIR: &[&str] = &["execute", "history", "recover", "incident"];
+const TAKES_STATE_DIR: &[&str] = &[
+    "execute", "history", "recover", "incident", "drill", "status",
+];
 
 /// A temp dir (mode 0700, as tempfile makes it) holding a plan, its data, its storage and
 /// its state dir. Clones share the dir, which is removed when the last one drops.

@@ -1,0 +1,199 @@
+//! `planrun status PLAN` through the real binary: the last run and success, the newest set of
+//! each storage against the RPO, the last passing drill against `drill.max_age`, and exit 1
+//! when anything is overdue or missing.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn run(work: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_planrun"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(work.join("state"))
+        .current_dir(work)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn plan(work: &Path, drill_extra: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(work.join("media")).unwrap();
+    std::fs::write(work.join("media/a.txt"), b"a\n").unwrap();
+    let path = work.join("plan.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: 1
+name: site
+sources:
+  media: {{ directory: {{ path: {dir}/media }} }}
+storage:
+  local: {{ local: {{ path: {dir}/backups }} }}
+  archive: {{ local: {{ path: {dir}/archive }} }}
+steps:
+  - {{ id: media, backup: media }}
+recovery:
+  objectives: {{ rpo: 24h }}
+  levels: {{}}
+drill:
+{drill_extra}  restore:
+    media: {{ path: media }}
+  checks:
+    - {{ files: media, expect: matches_backup }}
+",
+            dir = work.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// `(label, health)` of each text row, the detail left out.
+fn rows(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| {
+            let parts: Vec<&str> = l.trim().split("  ").filter(|p| !p.is_empty()).collect();
+            (parts[0].trim().to_owned(), parts[1].trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_fresh_backup_and_a_passing_drill_are_healthy_and_gaps_are_named() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    plan(work, "");
+    let (code, stdout, _) = run(work, &["status", "plan.yaml"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(
+        rows(&stdout),
+        [
+            ("last run".into(), "MISSING".into()),
+            ("last success".into(), "MISSING".into()),
+            ("newest set (archive)".into(), "MISSING".into()),
+            ("newest set (local)".into(), "MISSING".into()),
+            ("last passing drill".into(), "MISSING".into()),
+        ]
+    );
+    assert!(stdout.ends_with("needs attention\n"), "{stdout}");
+
+    let (code, _, stderr) = run(work, &["execute", "plan.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::create_dir_all(work.join("archive")).unwrap();
+    let (code, stdout, _) = run(work, &["status", "plan.yaml"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        rows(&stdout),
+        [
+            ("last run".into(), "ok".into()),
+            ("last success".into(), "ok".into()),
+            ("newest set (archive)".into(), "MISSING".into()),
+            ("newest set (local)".into(), "ok".into()),
+            ("last passing drill".into(), "MISSING".into()),
+        ]
+    );
+
+    // The archive gets a copy; a drill passes: healthy.
+    let local = work.join("backups/site");
+    let set = support::names(&local).pop().unwrap();
+    std::fs::create_dir_all(work.join("archive/site")).unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(local.join(&set))
+        .arg(work.join("archive/site/"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let (code, stdout, stderr) = run(work, &["drill", "plan.yaml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, stdout, _) = run(work, &["status", "plan.yaml"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.ends_with("healthy\n"), "{stdout}");
+    assert!(stdout.contains("(limit 35d00h)"), "{stdout}");
+}
+
+#[test]
+fn an_old_set_and_an_old_drill_are_overdue() {
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    plan(work, "  max_age: 30d\n");
+    std::fs::create_dir_all(work.join("archive")).unwrap();
+    // A set from 2025 in each storage, and a drill that passed 2025-03-01.
+    for storage in ["backups", "archive"] {
+        support::write_set(
+            &work.join(storage),
+            "site",
+            "20250214T020000Z-1234abcd",
+            &[("media.tar.zst", "media", b"x")],
+        );
+    }
+    let drill = work.join("state/drills/20250301T040000Z-0000aaaa");
+    std::fs::create_dir_all(&drill).unwrap();
+    std::fs::write(
+        drill.join("report.json"),
+        serde_json::json!({
+            "format": 1, "drill_id": "20250301T040000Z-0000aaaa", "plan": "site",
+            "plan_file": "plan.yaml", "plan_digest": "00", "host": "h",
+            "started_at": "2025-03-01T04:00:00Z", "finished_at": "2025-03-01T04:01:00Z",
+            "storage": "local", "set": "20250214T020000Z-1234abcd",
+            "set_started_at": "2025-02-14T02:00:00Z",
+            "restore": { "measured_ms": 1000, "objective_ms": null, "within": null },
+            "set_age": null, "checks": [], "result": "passed", "failure": null,
+            "kept": [], "cleanup": []
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let (code, stdout, _) = run(work, &["status", "plan.yaml", "--json"]);
+    assert_eq!(code, 1, "{stdout}");
+    let status: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["healthy"], false);
+    let findings: Vec<(String, String, String)> = status["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                format!(
+                    "{}{}",
+                    f["check"].as_str().unwrap(),
+                    f["subject"]
+                        .as_str()
+                        .map(|s| format!(" {s}"))
+                        .unwrap_or_default()
+                ),
+                f["health"].as_str().unwrap().to_owned(),
+                f["limit_seconds"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            ("last_run".into(), "missing".into(), "null".into()),
+            ("last_success".into(), "missing".into(), "null".into()),
+            (
+                "newest_set archive".into(),
+                "overdue".into(),
+                "86400".into()
+            ),
+            ("newest_set local".into(), "overdue".into(), "86400".into()),
+            (
+                "last_drill".into(),
+                "overdue".into(),
+                (30 * 86400).to_string()
+            ),
+        ]
+    );
+}
