@@ -265,7 +265,7 @@ storage:
   offsite:
     s3: { bucket: b, endpoint: "http://127.0.0.1:9", access_key_id: ak, secret_access_key: "{{secrets.key}}" }
 sources:
-  db: { postgres: { database: "crm-{{secrets.key}}" } }
+  db: { postgres: { database: crm, password: "{{secrets.key}}" } }
 steps:
   - { id: dump, backup: db }
   - id: call

@@ -283,10 +283,6 @@ pub fn write_run(dir: &Path, metrics: &RunMetrics) -> std::io::Result<PathBuf> {
 /// Sets `planrun_last_drill_success_timestamp_seconds` for `plan` to `at` in
 /// `DIR/planrun-<plan>.prom`, keeping every other series of the file as the last run wrote
 /// it. For `planrun drill` after a drill that passed.
-#[allow(
-    dead_code,
-    reason = "`planrun drill` is built on another branch; `expect` would fail once it calls this"
-)]
 pub fn record_drill_success(dir: &Path, plan: &str, at: DateTime<Utc>) -> std::io::Result<PathBuf> {
     let path = file_path(dir, plan);
     let mut families: BTreeMap<&str, Vec<String>> = read_samples(&path);

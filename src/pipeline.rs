@@ -131,6 +131,19 @@ pub struct RenderOptions {
     pub resolve_secrets: bool,
     /// The environment templates see as `env.*`.
     pub env: BTreeMap<String, String>,
+    /// `incident.*` for a recovery level's steps (`recover`); `None` everywhere else, where
+    /// `validate` already refuses the names.
+    pub incident: Option<IncidentVars>,
+}
+
+/// What `planrun recover` tells a runbook's steps about the incident.
+#[derive(Clone, Debug)]
+pub struct IncidentVars {
+    pub id: String,
+    pub level: u8,
+    /// The age of the oldest set the restores use, when the incident started (`14h05m`);
+    /// `unknown` until the sets are chosen.
+    pub data_loss_window: String,
 }
 
 impl RenderOptions {
@@ -146,6 +159,7 @@ impl RenderOptions {
             scratch,
             resolve_secrets,
             env: std::env::vars().collect(),
+            incident: None,
         }
     }
 }
@@ -308,6 +322,13 @@ fn render_unmasked(
         },
         "set": { "id": options.run_id, "path": "" },
     });
+    if let Some(incident) = &options.incident {
+        context["incident"] = json!({
+            "id": incident.id,
+            "level": incident.level,
+            "data_loss_window": incident.data_loss_window,
+        });
+    }
     // The outcome keys hold a run that has not started; `on_failure` and `always` are
     // rendered again with the real outcome before they run (see `CleanupTemplates`).
     if let Some(run) = context["run"].as_object_mut() {

@@ -125,13 +125,6 @@ pub fn plan_zone(plan: &Plan) -> chrono_tz::Tz {
 /// `recovery.review` and `recovery.training` the plan sets. A review is overdue once `last` +
 /// `every` has passed; training is overdue when no rehearsal of this plan started within
 /// `every` (any level, whatever its outcome: the team practised).
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "`planrun status` (another branch) calls it; wired at merge"
-    )
-)]
 pub fn findings(plan: &Plan, state_dir: &Path, now: DateTime<Utc>) -> Vec<HealthFinding> {
     let Some(recovery) = &plan.recovery else {
         return Vec::new();

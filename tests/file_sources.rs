@@ -675,7 +675,7 @@ fn nightly_level_two_puts_the_config_back_where_it_was() {
         .clone();
     assert_eq!(
         step["restore"],
-        serde_json::json!({"source": "config", "from": "latest", "path": "original"})
+        serde_json::json!({"source": "config", "set": "latest", "path": "original"})
     );
 
     // Back up with nightly.yaml itself, on a fake /srv/crm.

@@ -51,7 +51,7 @@ fn plan_shows_each_schedule_with_its_next_three_runs_in_its_zone() {
     let env = scheduled();
     let ran = env
         .planrun(["plan", "plan.yaml"])
-        .env("CRM_DB_PASSWORD", "x")
+        .env("CRM_DB_PASSWORD", "pw-Zq7")
         .env("PING_URL", "http://localhost/")
         .run();
     // `0 2 1 1 *` in São Paulo (UTC-3): 1 January at 05:00 UTC of the next three years.
@@ -87,7 +87,7 @@ fn plan_shows_each_schedule_with_its_next_three_runs_in_its_zone() {
 
     let json = env
         .planrun(["plan", "--json", "plan.yaml"])
-        .env("CRM_DB_PASSWORD", "x")
+        .env("CRM_DB_PASSWORD", "pw-Zq7")
         .env("PING_URL", "http://localhost/")
         .run();
     let json: Value = serde_json::from_str(&json.stdout).unwrap();
@@ -585,7 +585,7 @@ next: planrun plan crm.yaml, then planrun execute crm.yaml
     assert!(text.contains("\ndrill:\n"), "{text}");
     let plan: Value = serde_json::from_str(
         &env.planrun(["plan", "--json", "crm.yaml"])
-            .env("CRM_DB_PASSWORD", "x")
+            .env("CRM_DB_PASSWORD", "pw-Zq7")
             .env("AWS_ACCESS_KEY_ID", "x")
             .env("AWS_SECRET_ACCESS_KEY", "x")
             .run()

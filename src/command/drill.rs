@@ -81,6 +81,11 @@ pub fn run(args: &DrillArgs, console: &mut Console) -> CommandResult {
             error,
         });
     }
+    // Healthchecks hear of a drill as of a nightly: /start now, success or /fail at the end.
+    let (pinger, warning) = crate::monitor::Pinger::start(&plan);
+    if let Some(warning) = warning {
+        console.notice(format_args!("warning: {warning}"));
+    }
     let drill_options = DrillOptions {
         set: args.set.clone(),
         storage: args.storage.clone(),
@@ -133,11 +138,43 @@ pub fn run(args: &DrillArgs, console: &mut Console) -> CommandResult {
             shown.join("report.md").display()
         ));
     }
+    for warning in report_outside(&plan, &pinger, &report, &summary(&report)) {
+        console.notice(format_args!("warning: {warning}"));
+    }
     Ok(match cancel.reason() {
         Some(CancelReason::Terminate) => exit_code::TERMINATED,
         Some(_) => exit_code::INTERRUPTED,
         None => code,
     })
+}
+
+/// Tells the world outside how the drill went: the healthchecks ping (success only when
+/// every check passed within the objectives; the summary is the body of a `/fail`), and the
+/// last passing drill in the metrics file. Neither changes the drill's exit code: what
+/// fails is a warning.
+fn report_outside(
+    plan: &crate::exec_plan::ExecPlan,
+    pinger: &crate::monitor::Pinger,
+    report: &DrillReport,
+    summary: &str,
+) -> Vec<String> {
+    use crate::drill::report::DrillResult;
+    use crate::event::RunStatus;
+    let status = match report.result {
+        DrillResult::Passed => RunStatus::Succeeded,
+        DrillResult::OverObjective | DrillResult::Failed => RunStatus::Failed,
+    };
+    let mut warnings: Vec<String> = pinger.finish(status, summary).into_iter().collect();
+    if report.result != DrillResult::Failed
+        && let Some(dir) = &plan.monitoring.textfile_dir
+        && let Err(error) = crate::metrics::record_drill_success(dir, &plan.name, report.started_at)
+    {
+        warnings.push(format!(
+            "cannot write the metrics file in {}: {error}",
+            dir.display()
+        ));
+    }
+    warnings
 }
 
 /// The summary table printed after a drill.

@@ -31,6 +31,8 @@ pub enum Subject {
     /// The newest restorable set of one storage.
     NewestSet(String),
     LastDrill,
+    /// The recovery plan's upkeep: `recovery plan review`, `recovery rehearsal`.
+    Recovery(String),
 }
 
 impl Subject {
@@ -40,6 +42,7 @@ impl Subject {
             Subject::LastSuccess => "last success".into(),
             Subject::NewestSet(storage) => format!("newest set ({storage})"),
             Subject::LastDrill => "last passing drill".into(),
+            Subject::Recovery(what) => what.clone(),
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Observed<'a> {
     pub drills: Option<&'a [drill_report::DrillReport]>,
     pub rpo: Option<std::time::Duration>,
     pub drill_max_age: std::time::Duration,
+    /// The review and training of `recovery:`, as `recovery_health` found them.
+    pub recovery: &'a [crate::recovery_health::HealthFinding],
 }
 
 /// The findings, in a fixed order, from what was observed and `now`.
@@ -195,12 +200,25 @@ pub fn findings(observed: &Observed<'_>, now: DateTime<Utc>) -> Vec<Finding> {
             )),
         }
     }
+    for upkeep in observed.recovery {
+        let mut finding = missing(
+            Subject::Recovery(upkeep.what.clone()),
+            &upkeep.detail,
+            Health::Overdue,
+        );
+        if !upkeep.overdue {
+            finding.health = Health::Ok;
+        }
+        out.push(finding);
+    }
     out
 }
 
 pub fn run(args: &StatusArgs, console: &mut Console) -> CommandResult {
-    let plan = rendered_plan::render(&args.input, true, console)?;
+    let loaded = rendered_plan::load(&args.input.plan, console)?;
+    let plan = rendered_plan::render_loaded(&loaded, &args.input, true, console)?;
     let state = StateDir::existing(StateDir::locate(args.state.state_dir.as_deref())?);
+    let recovery = crate::recovery_health::findings(&loaded.plan, state.root(), Utc::now());
     let (records, errors) = run_record::list(&state);
     for error in &errors {
         console.notice(format_args!("warning: {error}"));
@@ -249,6 +267,7 @@ pub fn run(args: &StatusArgs, console: &mut Console) -> CommandResult {
             .as_ref()
             .and_then(|d| d.max_age)
             .map_or(DEFAULT_DRILL_MAX_AGE, |d| d.as_std()),
+        recovery: &recovery,
     };
     let found = findings(&observed, Utc::now());
     let healthy = found.iter().all(|f| f.health == Health::Ok);
@@ -322,6 +341,18 @@ mod tests {
     #[test]
     fn the_last_passing_drill_is_held_to_its_max_age() {
         let now: DateTime<Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+        let upkeep = [
+            crate::recovery_health::HealthFinding {
+                what: "recovery plan review".into(),
+                overdue: true,
+                detail: "last 2025-06-01, due 2025-12-01".into(),
+            },
+            crate::recovery_health::HealthFinding {
+                what: "recovery rehearsal".into(),
+                overdue: false,
+                detail: "last 2026-02-01".into(),
+            },
+        ];
         let drills = [
             drill("2026-02-28T00:00:00Z", DrillResult::Failed),
             drill("2026-01-20T00:00:00Z", DrillResult::Passed),
@@ -332,6 +363,7 @@ mod tests {
             drills: Some(&drills),
             rpo: None,
             drill_max_age: DEFAULT_DRILL_MAX_AGE,
+            recovery: &upkeep,
         };
         let found = findings(&observed, now);
         let rows: Vec<(String, Health)> = found
@@ -345,6 +377,8 @@ mod tests {
                 ("last success".into(), Health::Missing),
                 ("newest set (local)".into(), Health::Failed),
                 ("last passing drill".into(), Health::Overdue),
+                ("recovery plan review".into(), Health::Overdue),
+                ("recovery rehearsal".into(), Health::Ok),
             ]
         );
         assert_eq!(found[3].age_seconds, Some(40 * 86400));

@@ -109,13 +109,20 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
         )));
     }
 
-    let render_options = RenderOptions::for_now(options.vars.clone(), true);
-    let (plan, rendered) = pipeline::render_level(loaded, &render_options, &level)?;
-    console.mask_with(Arc::clone(&plan.redactor));
+    let mut render_options = RenderOptions::for_now(options.vars.clone(), true);
     let incident_id = resumed
         .as_ref()
         .map(|i| i.id.clone())
-        .unwrap_or_else(|| plan.run_id.clone());
+        .unwrap_or_else(|| render_options.run_id.clone());
+    // The data-loss window is known once the sets are chosen, which needs the rendered
+    // restore steps: so the level renders first with it `unknown`, then again below.
+    render_options.incident = Some(pipeline::IncidentVars {
+        id: incident_id.clone(),
+        level: options.level,
+        data_loss_window: "unknown".into(),
+    });
+    let (plan, rendered) = pipeline::render_level(loaded, &render_options, &level)?;
+    console.mask_with(Arc::clone(&plan.redactor));
     let rehearse = resumed.as_ref().map_or(options.rehearse, |i| i.rehearsal);
 
     // The plan's lock: no nightly, prune or second recovery of this plan meanwhile.
@@ -196,6 +203,27 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
         }
     }
 
+    // Now the window is known: the steps that tell people about it (a manual step's
+    // message to users) render again with it. Restores keep the sets just chosen.
+    let incident_start = resumed.as_ref().map_or_else(Utc::now, |i| i.started_at);
+    if let Some(oldest) = planned
+        .iter()
+        .filter_map(|p| p.chosen.as_ref())
+        .map(Chosen::taken_at)
+        .min()
+    {
+        let window = human_age((incident_start - oldest).num_seconds());
+        if let Some(vars) = &mut render_options.incident {
+            vars.data_loss_window = window;
+        }
+        let (_, again) = pipeline::render_level(loaded, &render_options, &level)?;
+        for (p, step) in planned.iter_mut().zip(again.steps) {
+            if !matches!(p.step.action, Action::Restore { .. }) {
+                p.step = step;
+            }
+        }
+    }
+
     let show = |text: &str| {
         if options.json {
             console.status(text);
@@ -203,10 +231,7 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
             console.out(text);
         }
     };
-    let started_at = resumed
-        .as_ref()
-        .map(|i| i.started_at)
-        .unwrap_or_else(Utc::now);
+    let started_at = incident_start;
     show(&opening_screen(
         loaded,
         &plan,
