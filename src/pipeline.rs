@@ -614,10 +614,11 @@ impl StepRenderer<'_> {
                 }
                 // A template where a shell takes its commands (`bash -c "{{x}}"`, also when the
                 // program itself came from a value) would run the value as code.
-                if let Some(i) =
-                    shell_script::run_code_argument(&rendered, |i| argv[i].contains("{{"))
+                // A value that starts with `-` where the author wrote none is an option.
+                if let Some((i, message, help)) =
+                    shell_script::run_argv_problem(&rendered, |i| argv[i].contains("{{"))
+                        .or_else(|| shell_script::run_option_value(argv, &rendered))
                 {
-                    let (message, help) = shell_script::run_code_refusal(&rendered, i, &argv[i]);
                     return Err((format!("{pointer}/run/{i}"), format!("{message}; {help}")));
                 }
                 let program = rendered.remove(0);
