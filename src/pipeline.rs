@@ -612,12 +612,13 @@ impl StepRenderer<'_> {
                 for (i, arg) in argv.iter().enumerate() {
                     rendered.push(self.text(arg, &format!("{pointer}/run/{i}"))?);
                 }
-                // A template where a shell takes its commands (`bash -c "{{x}}"`, also when the
-                // program itself came from a value) would run the value as code.
-                // A value that starts with `-` where the author wrote none is an option.
-                if let Some((i, message, help)) =
-                    shell_script::run_argv_problem(&rendered, |i| argv[i].contains("{{"))
-                        .or_else(|| shell_script::run_option_value(argv, &rendered))
+                // A value that starts with `-` where the author wrote none is an option; a
+                // template where a program takes a command line (`bash -c "{{x}}"`), or as
+                // the program itself, would run the value as code.
+                if let Some((i, message, help)) = shell_script::run_option_value(argv, &rendered)
+                    .or_else(|| {
+                        shell_script::run_argv_problem(&rendered, |i| argv[i].contains("{{"))
+                    })
                 {
                     return Err((format!("{pointer}/run/{i}"), format!("{message}; {help}")));
                 }

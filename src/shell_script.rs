@@ -202,35 +202,43 @@ struct Lexer<'a> {
     dynamic: Option<&'static str>,
 }
 
-/// Replaces every `{prefix}{n}__` token in `script` by a reference to `slots[n].var`.
-pub fn place(script: &str, prefix: &str, slots: &[Slot]) -> Result<Placed, Refusal> {
-    let mut lx = Lexer {
-        c: script.chars().collect(),
-        i: 0,
-        prefix: prefix.chars().collect(),
-        slots,
-        out: Vec::new(),
-        holes: Vec::new(),
-        cmds: vec![Cmd::default()],
-        integers: HashSet::new(),
-        heredocs: Vec::new(),
-        pipeline: Vec::new(),
-        tainted: Default::default(),
-        forced: Vec::new(),
-        line_fed_shell: false,
-        fed_from: None,
-        coproc_pending: false,
-        dynamic: None,
-    };
-    lx.commands(End::Eof);
-    if let Some(why) = lx.dynamic {
-        for hole in &mut lx.holes {
-            hole.class = hole.class.max_with(Class::Code(why));
+impl<'a> Lexer<'a> {
+    fn new(script: &str, prefix: Vec<char>, slots: &'a [Slot]) -> Self {
+        Lexer {
+            c: script.chars().collect(),
+            i: 0,
+            prefix,
+            slots,
+            out: Vec::new(),
+            holes: Vec::new(),
+            cmds: vec![Cmd::default()],
+            integers: HashSet::new(),
+            heredocs: Vec::new(),
+            pipeline: Vec::new(),
+            tainted: Default::default(),
+            forced: Vec::new(),
+            line_fed_shell: false,
+            fed_from: None,
+            coproc_pending: false,
+            dynamic: None,
         }
     }
+}
+
+/// Replaces every `{prefix}{n}__` token in `script` by a reference to `slots[n].var`.
+pub fn place(script: &str, prefix: &str, slots: &[Slot]) -> Result<Placed, Refusal> {
+    let mut lx = Lexer::new(script, prefix.chars().collect(), slots);
+    lx.commands(End::Eof);
+    // A value in a command name is refused as such, which says more; elsewhere the word
+    // that makes the whole script take no value is named.
     if let Some(word) = text_runner(script) {
-        for hole in &mut lx.holes {
+        for hole in lx.holes.iter_mut().filter(|h| h.class != Class::Program) {
             hole.class = hole.class.max_with(Class::Runner(word));
+        }
+    }
+    if let Some(why) = lx.dynamic {
+        for hole in lx.holes.iter_mut().filter(|h| h.class != Class::Program) {
+            hole.class = hole.class.max_with(Class::Code(why));
         }
     }
     lx.finish()
@@ -239,25 +247,8 @@ pub fn place(script: &str, prefix: &str, slots: &[Slot]) -> Result<Placed, Refus
 /// Why a script runs a command that an expansion names, if it does: such a script takes no
 /// value (see [`Lexer::dynamic`]).
 fn expanded_command(script: &str) -> Option<&'static str> {
-    let mut lx = Lexer {
-        c: script.chars().collect(),
-        i: 0,
-        // No token can match: the script is read for its commands only.
-        prefix: vec!['\u{0}'],
-        slots: &[],
-        out: Vec::new(),
-        holes: Vec::new(),
-        cmds: vec![Cmd::default()],
-        integers: HashSet::new(),
-        heredocs: Vec::new(),
-        pipeline: Vec::new(),
-        tainted: Default::default(),
-        forced: Vec::new(),
-        line_fed_shell: false,
-        fed_from: None,
-        coproc_pending: false,
-        dynamic: None,
-    };
+    // No token can match: the script is read for its commands only.
+    let mut lx = Lexer::new(script, vec!['\u{0}'], &[]);
     lx.commands(End::Eof);
     lx.dynamic
 }
@@ -277,8 +268,9 @@ pub fn text_runner(script: &str) -> Option<&'static str> {
     if script.contains("/proc/") && script.contains("/exe") {
         return Some("/proc/…/exe");
     }
-    // Variables that name the running shell: `"$BASH" -c …`, `$0 -c …`, `"${SHELL}"`.
-    for (var, shown) in [("BASH", "$BASH"), ("SHELL", "$SHELL"), ("0", "$0")] {
+    // Variables that name a shell: `"$BASH" -c …`, `"${SHELL}"`. (`$0` as a command is an
+    // expansion the command-line reader refuses; as data it is common in messages.)
+    for (var, shown) in [("BASH", "$BASH"), ("SHELL", "$SHELL")] {
         let ends = |rest: &str| {
             !rest
                 .chars()
@@ -1060,12 +1052,14 @@ impl Lexer<'_> {
                 }
                 '#' if at_word_start => {
                     // A value in a comment is still a reference, so the text stays readable
-                    // and no token is left behind.
+                    // and no token is left behind; it is no word of any command.
+                    let command = std::mem::take(self.cmd());
                     while self.i < self.c.len() && self.c[self.i] != '\n' {
                         if !self.hole(Quote::Plain, Class::Word) {
                             self.copy(1);
                         }
                     }
+                    *self.cmd() = command;
                 }
                 ';' | '&' | '|' => {
                     let word_was = {
@@ -1088,8 +1082,11 @@ impl Lexer<'_> {
                     self.copy(if double { 2 } else { 1 });
                 }
                 '(' if at_word_start && self.peek(1) == Some('(') => {
+                    // `(( … ))` is a command of its own, with no program to name.
+                    let command = std::mem::take(self.cmd());
                     self.copy(2);
                     self.arith("))");
+                    *self.cmd() = command;
                 }
                 '(' if self.cmds.last().is_some_and(|c| c.dbracket) => self.copy(1),
                 '(' if !at_word_start && self.peek(1) == Some(')') => {
@@ -1647,6 +1644,8 @@ impl Lexer<'_> {
     /// Reads the bodies of the here-documents opened on the line that just ended.
     fn heredoc_bodies(&mut self) {
         let fed_shell = std::mem::take(&mut self.line_fed_shell);
+        // Values in a body are data of the command above, not words of the next command.
+        let next_command = std::mem::take(self.cmd());
         for mut doc in std::mem::take(&mut self.heredocs) {
             doc.to_shell |= fed_shell;
             let first_hole = self.holes.len();
@@ -1687,6 +1686,7 @@ impl Lexer<'_> {
                 self.unquote_heredoc(&doc, body_start, first_hole);
             }
         }
+        *self.cmd() = next_command;
     }
 
     /// One line of a here-document body: literal if quoted, else like double quotes.

@@ -219,11 +219,23 @@ pub(crate) fn problem(words: &[Word]) -> Option<Problem> {
 
 /// The problem of the command starting at `words[k]`.
 fn program_problem(words: &[Word], mut k: usize) -> Option<Problem> {
-    // Assignments before the command (`A=1 cmd`).
-    while k < words.len() && is_assignment(&words[k].text) && !words[k].templated {
+    // Assignments before the command (`A=1 cmd`, `env A=1 cmd`): they reach the program's
+    // environment, so a value may not set a variable programs run (`LESSOPEN={{…}} less`).
+    let mut assigned = None;
+    while k < words.len() && is_assignment(&words[k].text) {
+        let name = super::assignment_name(&words[k].text).unwrap_or_default();
+        if words[k].templated && super::executed_variable(name) {
+            assigned.get_or_insert(words[k].at);
+        }
         k += 1;
     }
     let word = words.get(k)?;
+    if let Some(at) = assigned {
+        return Some(Problem::Code(
+            at,
+            "a program runs, loads code along or takes options from this variable",
+        ));
+    }
     if word.templated {
         return Some(Problem::ValueAsProgram(word.at));
     }
@@ -433,11 +445,16 @@ fn sudo_runs_a_shell(rest: &[Word]) -> bool {
             k += 1;
             continue;
         }
-        for c in text[1..].chars() {
+        let cluster = &text[1..];
+        for (i, c) in cluster.char_indices() {
             if c == 's' || c == 'i' {
                 return true;
             }
             if WITH_ARG.contains(c) {
+                // `-u x`: the next word is the argument; `-ux`: it is joined.
+                if i + c.len_utf8() == cluster.len() {
+                    k += 1;
+                }
                 break;
             }
         }
