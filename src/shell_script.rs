@@ -535,22 +535,31 @@ fn text_runner_word(script: &str) -> Option<&'static str> {
 
 /// A variable that a shell or another program reads as code, or that chooses the code a
 /// program loads, by its name: the ones a step's `env:` may not template (see
-/// [`env_key_problem`]), except `PATH` and `IFS`, which scripts name all the time and which
-/// hold no command. A script that names one may copy a value into it (`x={{…}};
+/// [`env_key_problem`]), except `PATH`, `IFS` and `HOME`, which scripts name all the time,
+/// and the name endings, which scripts use for their own variables (`SRC_PATH`). A script that names one may copy a value into it (`x={{…}};
 /// GIT_SSH_COMMAND="$x" git fetch` runs the value through `sh`), so it takes no value.
 fn command_variable(word: &str) -> Option<&'static str> {
     if let Some(found) = STARTUP_VARS
         .iter()
         .chain(&RUN_VARS)
-        .find(|v| **v == word && !["PATH", "IFS", "GLOBIGNORE"].contains(v))
+        .chain(&EXECUTED_VARS)
+        .find(|v| **v == word && !["PATH", "IFS", "GLOBIGNORE", "HOME"].contains(v))
     {
         return Some(found);
     }
-    const PREFIXED: [(&str, &str); 4] = [
+    // The families of `EXECUTED_PREFIXES`, named for the message.
+    const PREFIXED: [(&str, &str); 11] = [
         ("LD_", "LD_*"),
         ("GIT_", "GIT_*"),
         ("PERL5", "PERL5*"),
         ("BASH_FUNC_", "BASH_FUNC_*"),
+        ("PERL_", "PERL_*"),
+        ("PYTHON", "PYTHON*"),
+        ("NODE_", "NODE_*"),
+        ("RUBY", "RUBY*"),
+        ("LESS", "LESS*"),
+        ("DYLD_", "DYLD_*"),
+        ("MALLOC_", "MALLOC_*"),
     ];
     PREFIXED
         .iter()

@@ -763,6 +763,14 @@ fn env_variables_programs_run_take_no_template() {
         assert_eq!(code, Some(2), "{key}: {stderr}");
         assert!(!dir.path().join("PWN").exists(), "{key}");
     }
+    // A value copied into such a variable in a script (`read`, `printf -v`) is refused too:
+    // the script names the variable.
+    for script in [
+        "read -r LESSOPEN <<< \"{{vars.v}}\"; export LESSOPEN; less /etc/hostname",
+        "printf -v PYTHONSTARTUP %s \"{{vars.v}}\"; export PYTHONSTARTUP; python3 -i < /dev/null",
+    ] {
+        assert_script_refused(script, "|touch PWN; echo %s");
+    }
     // Names programs do not run still take a template.
     let dir = tempfile::tempdir().unwrap();
     let plan = write_steps(

@@ -284,9 +284,7 @@ fn program_problem(words: &[Word], mut k: usize) -> Option<Problem> {
             )
         });
     }
-    let Some((_, short, long, operands)) = WRAPPERS.iter().find(|(w, ..)| *w == name) else {
-        return None;
-    };
+    let (_, short, long, operands) = WRAPPERS.iter().find(|(w, ..)| *w == name)?;
     let next = skip_options(words, k + 1, short, long, *operands)?;
     program_problem(words, next)
 }
