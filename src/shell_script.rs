@@ -394,7 +394,11 @@ fn splits_into_a_command(words: &[&str]) -> Option<&'static str> {
                     i += if WITH_ARG.contains(&rest[i]) { 2 } else { 1 };
                 }
                 let program = rest.get(i).map(|p| basename(p)).unwrap_or_default();
-                if RUNS_ITS_ARGUMENTS.contains(&program)
+                // The words xargs reads become the program's arguments, options included
+                // (`--to-command=…`), unless the author ended its options with `--`.
+                let options_ended = rest.iter().skip(i + 1).any(|w| *w == "--");
+                if !options_ended
+                    || RUNS_ITS_ARGUMENTS.contains(&program)
                     || PREFIXES.contains(&program)
                     || SHELLS.contains(&program)
                     || TEXT_RUNNERS.contains(&program)

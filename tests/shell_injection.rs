@@ -763,6 +763,11 @@ fn env_variables_programs_run_take_no_template() {
         assert_eq!(code, Some(2), "{key}: {stderr}");
         assert!(!dir.path().join("PWN").exists(), "{key}");
     }
+    // Words xargs reads become options of its program unless the author wrote `--`.
+    assert_script_refused(
+        "echo \"x {{vars.v}}\" | xargs tar -cf /dev/null",
+        "--checkpoint=1 --checkpoint-action=exec=touch${IFS}PWN /etc/hostname",
+    );
     // A value copied into such a variable in a script (`read`, `printf -v`) is refused too:
     // the script names the variable.
     for script in [
