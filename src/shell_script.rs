@@ -1229,7 +1229,9 @@ impl Lexer<'_> {
         let Some(cmd) = self.cmds.last() else {
             return false;
         };
-        if !cmd.word.is_empty() || cmd.redirect || cmd.dbracket || cmd.words.is_empty() {
+        // A word that begins with an expansion (`$prefix{{…}}`) may begin with the value.
+        let at_start = cmd.word.is_empty() || cmd.word.starts_with('$');
+        if !at_start || cmd.redirect || cmd.dbracket || cmd.words.is_empty() {
             return false;
         }
         let line = command_words(cmd);

@@ -826,6 +826,10 @@ fn a_value_starting_with_a_dash_is_never_an_option_and_never_a_program() {
             "  - id: s\n    shell: tar -xf a.tar -C d {{vars.v}}\n",
             "--to-command=touch PWN",
         ),
+        (
+            "  - id: s\n    shell: git ls-remote $UNSET\"{{vars.v}}\" /tmp\n",
+            "--upload-pack=touch PWN;",
+        ),
     ] {
         let plan = write_steps(dir.path(), "origin", steps);
         let (code, stderr) = execute_with(dir.path(), &plan, value);
@@ -842,6 +846,18 @@ fn a_value_starting_with_a_dash_is_never_an_option_and_never_a_program() {
     let (code, stderr) = execute_with(dir.path(), &plan, "-rf");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(dir.path().join("-rf").exists());
+    // A shell's positional parameters are never its options.
+    let plan = write_steps(
+        dir.path(),
+        "x",
+        "  - id: r\n    run: [bash, -c, 'printf \"%s\" \"$1\" > out.txt', _, \"{{vars.v}}\"]\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "-x");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "-x"
+    );
     // The program itself never comes from a value, in `run:` and in a script.
     let plan = dir.path().join("tool.yaml");
     std::fs::write(

@@ -517,9 +517,25 @@ pub(crate) fn option_value(template: &[String], rendered: &[String]) -> Option<u
         })
         .collect();
     let program = program_index(&words).unwrap_or(0);
+    // `[bash, -c, SCRIPT, NAME, ARGS…]`: after the script the words are positional
+    // parameters, never options.
+    let positional_from = SHELLS
+        .contains(&basename(&template[program]))
+        .then(|| {
+            let options = template[program + 1..]
+                .iter()
+                .take_while(|w| w.starts_with('-') && *w != "--")
+                .count();
+            let with_c = template[program + 1..program + 1 + options]
+                .iter()
+                .any(|w| !w.starts_with("--") && w.contains('c'));
+            with_c.then_some(program + options + 2)
+        })
+        .flatten()
+        .unwrap_or(usize::MAX);
     let mut options_done = false;
     for (i, (t, r)) in template.iter().zip(rendered).enumerate() {
-        if i > program && t == "--" {
+        if (i > program && t == "--") || i >= positional_from {
             options_done = true;
         }
         if t.contains("{{") && !t.starts_with('-') && r.starts_with('-') && !options_done {
@@ -661,6 +677,14 @@ mod tests {
             ),
             Some(5)
         );
+        // A shell's positional parameters are never its options.
+        let t = s(&["bash", "-c", "x \"$1\"", "_", "{{v}}"]);
+        assert_eq!(
+            option_value(&t, &s(&["bash", "-c", "x \"$1\"", "_", "-x"])),
+            None
+        );
+        let t = s(&["bash", "{{v}}"]);
+        assert_eq!(option_value(&t, &s(&["bash", "-x"])), Some(1));
         // An option the author wrote is the author's.
         let t = s(&["pg_dump", "--file={{v}}"]);
         assert_eq!(option_value(&t, &s(&["pg_dump", "--file=-x"])), None);
