@@ -594,7 +594,10 @@ impl StepRenderer<'_> {
             let rendered = self
                 .renderer
                 .render_env(value, self.context)
-                .map_err(|m| (at, m))?;
+                .map_err(|m| (at.clone(), m))?;
+            if let Some((message, help)) = shell_script::env_option_value(value, &rendered) {
+                return Err((at, format!("{message}; {help}")));
+            }
             env.push((name.clone(), rendered));
         }
         let skip = match &step.when {

@@ -1225,13 +1225,21 @@ impl Lexer<'_> {
 
     /// Whether a value here starts an argument of the command being read, with no `--`
     /// written after its program: a value starting with `-` would be read as an option.
+    /// The value of an assignment (`x={{…}}`) and of a here-string (`<<< {{…}}`) counts too:
+    /// the script can hand the copy to a program (`tar -xf a.tar "$x"`) where no reader
+    /// follows it.
     fn starts_an_argument(&self) -> bool {
         let Some(cmd) = self.cmds.last() else {
             return false;
         };
+        let word = cmd.word.as_str();
+        let value_part = match word.find('=') {
+            Some(eq) if assignment_name(word).is_some() => &word[eq + 1..],
+            _ => word,
+        };
         // A word that begins with an expansion (`$prefix{{…}}`) may begin with the value.
-        let at_start = cmd.word.is_empty() || cmd.word.starts_with('$');
-        if !at_start || cmd.redirect || cmd.dbracket || cmd.words.is_empty() {
+        let at_start = value_part.is_empty() || value_part.starts_with('$');
+        if !at_start || cmd.dbracket {
             return false;
         }
         let line = command_words(cmd);
@@ -2299,6 +2307,18 @@ const RUN_VARS: [&str; 9] = [
     "NODE_OPTIONS",
     "RUBYOPT",
 ];
+
+/// For a step's `env:` value: the message and fix if it begins with a template whose value
+/// starts with `-`. A script hands `$NAME` to programs as an argument (`tar -xf a "$NAME"`),
+/// where it would be read as an option, so a value never starts with `-` there either.
+pub fn env_option_value(template: &str, rendered: &str) -> Option<(String, String)> {
+    (template.starts_with("{{") && rendered.starts_with('-')).then(|| {
+        (
+            format!("the value `{rendered}` starts with `-`: the step's programs would read it as an option where the script passes it as an argument, and options run commands (`--to-command=…`)"),
+            "check the value, or write a prefix in the plan (`./{{vars.x}}`) or a literal `-` if the plan means an option".into(),
+        )
+    })
+}
 
 /// Names of variables that some common program runs, loads or reads options from, beyond
 /// [`STARTUP_VARS`] and [`RUN_VARS`]: a templated value may not set them.

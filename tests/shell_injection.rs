@@ -798,7 +798,9 @@ fn env_variables_programs_run_take_no_template() {
 #[test]
 fn a_value_starting_with_a_dash_is_never_an_option_and_never_a_program() {
     let dir = tempfile::tempdir().unwrap();
+    // `--to-command` runs for regular files only, so the archive holds one.
     std::fs::create_dir(dir.path().join("d")).unwrap();
+    std::fs::write(dir.path().join("d/f"), "data\n").unwrap();
     let status = std::process::Command::new("tar")
         .current_dir(dir.path())
         .args(["-cf", "a.tar", "d"])
@@ -833,6 +835,19 @@ fn a_value_starting_with_a_dash_is_never_an_option_and_never_a_program() {
     ] {
         let plan = write_steps(dir.path(), "origin", steps);
         let (code, stderr) = execute_with(dir.path(), &plan, value);
+        assert_eq!(code, Some(2), "{steps}: {stderr}");
+        assert!(stderr.contains("starts with `-`"), "{steps}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{steps}");
+    }
+    // A copy of the value (an assignment, a here-string, an `env:` variable) is handed to a
+    // program just the same.
+    for steps in [
+        "  - id: s\n    shell: x={{vars.v}}; tar -xf a.tar -C d \"$x\"\n",
+        "  - id: s\n    shell: read -r x <<< \"{{vars.v}}\"; tar -xf a.tar -C d \"$x\"\n",
+        "  - id: s\n    env: { X: \"{{vars.v}}\" }\n    shell: tar -xf a.tar -C d \"$X\"\n",
+    ] {
+        let plan = write_steps(dir.path(), "origin", steps);
+        let (code, stderr) = execute_with(dir.path(), &plan, "--to-command=touch PWN");
         assert_eq!(code, Some(2), "{steps}: {stderr}");
         assert!(stderr.contains("starts with `-`"), "{steps}: {stderr}");
         assert!(!dir.path().join("PWN").exists(), "{steps}");
