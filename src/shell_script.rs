@@ -88,8 +88,8 @@ struct Hole {
     quote: Quote,
     class: Class,
     at: usize,
-    /// The value starts an argument of a command, with no `--` before it: a value starting
-    /// with `-` there would be read as an option.
+    /// The value starts a word, an assignment's value or a here-string, with no `--` after
+    /// its command's program: a value starting with `-` would be read as an option.
     option_place: bool,
 }
 
@@ -540,8 +540,9 @@ fn text_runner_word(script: &str) -> Option<&'static str> {
 /// A variable that a shell or another program reads as code, or that chooses the code a
 /// program loads, by its name: the ones a step's `env:` may not template (see
 /// [`env_key_problem`]), except `PATH`, `IFS` and `HOME`, which scripts name all the time,
-/// and the name endings, which scripts use for their own variables (`SRC_PATH`). A script that names one may copy a value into it (`x={{…}};
-/// GIT_SSH_COMMAND="$x" git fetch` runs the value through `sh`), so it takes no value.
+/// and the name endings, which scripts use for their own variables (`SRC_PATH`). A script
+/// that names one may copy a value into it (`x={{…}}; GIT_SSH_COMMAND="$x" git fetch` runs
+/// the value through `sh`; `read -r LESSOPEN`), so it takes no value.
 fn command_variable(word: &str) -> Option<&'static str> {
     if let Some(found) = STARTUP_VARS
         .iter()
