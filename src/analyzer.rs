@@ -678,10 +678,9 @@ impl Analyzer<'_> {
         }
         if let StepKind::Run(argv) = step.kind() {
             let argv: Vec<String> = argv.to_vec();
-            if let Some(i) =
-                crate::shell_script::run_code_argument(&argv, |i| argv[i].contains("{{"))
+            if let Some((i, message, help)) =
+                crate::shell_script::run_argv_problem(&argv, |i| argv[i].contains("{{"))
             {
-                let (message, help) = crate::shell_script::run_code_refusal(&argv, i, &argv[i]);
                 self.error(&format!("{pointer}/run/{i}"), message, Some(help));
             } else if let Some((i, word)) =
                 crate::shell_script::run_script_runner(&argv, |i| argv[i].contains("{{"))

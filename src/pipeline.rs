@@ -712,7 +712,10 @@ impl StepRenderer<'_> {
             let rendered = self
                 .renderer
                 .render_env(value, self.context)
-                .map_err(|m| (at, m))?;
+                .map_err(|m| (at.clone(), m))?;
+            if let Some((message, help)) = shell_script::env_option_value(value, &rendered) {
+                return Err((at, format!("{message}; {help}")));
+            }
             env.push((name.clone(), rendered));
         }
         let skip = match &step.when {
@@ -740,12 +743,14 @@ impl StepRenderer<'_> {
                     }
                     rendered.push(text);
                 }
-                // A template where a shell takes its commands (`bash -c "{{x}}"`, also when the
-                // program itself came from a value) would run the value as code.
-                if let Some(i) =
-                    shell_script::run_code_argument(&rendered, |i| argv[i].contains("{{"))
+                // A value that starts with `-` where the author wrote none is an option; a
+                // template where a program takes a command line (`bash -c "{{x}}"`), or as
+                // the program itself, would run the value as code.
+                if let Some((i, message, help)) = shell_script::run_option_value(argv, &rendered)
+                    .or_else(|| {
+                        shell_script::run_argv_problem(&rendered, |i| argv[i].contains("{{"))
+                    })
                 {
-                    let (message, help) = shell_script::run_code_refusal(&rendered, i, &argv[i]);
                     return Err((format!("{pointer}/run/{i}"), format!("{message}; {help}")));
                 }
                 let program = rendered.remove(0);

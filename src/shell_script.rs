@@ -55,9 +55,8 @@ enum Class {
     Arith,
     /// A variable name (bash evaluates subscripts in it): only a plain identifier.
     Name,
-    /// Part of the command name: bash runs whatever the word names (`eval`, a shell) and
-    /// splits an unquoted expansion around it, so only an absolute path such as
-    /// `/srv/crm/venv/bin` is accepted there.
+    /// Part of the command name, also behind a wrapper (`env`, `sudo`, `find -exec`): bash
+    /// runs whatever the word names (`eval`, a shell, `watch`), so no value at all.
     Program,
     /// A command string another shell parses: no value at all.
     Code(&'static str),
@@ -89,6 +88,9 @@ struct Hole {
     quote: Quote,
     class: Class,
     at: usize,
+    /// The value starts a word, an assignment's value or a here-string, with no `--` after
+    /// its command's program: a value starting with `-` would be read as an option.
+    option_place: bool,
 }
 
 enum Piece {
@@ -115,7 +117,8 @@ const TEXT_RUNNERS: [&str; 21] = [
 /// value holds (`alias a="$v"; a`, `hash -p "$v" ls`, `BASH_ALIASES[a]=…`), a loadable
 /// builtin is a shared object (`enable -f`), history is re-run (`history -s "$v"; fc -s`),
 /// completion and key bindings run commands (`compgen -C`, `complete -C`, `bind -x`).
-const COMMAND_SETTERS: [&str; 11] = [
+const COMMAND_SETTERS: [&str; 12] = [
+    "coproc",
     "alias",
     "expand_aliases",
     "BASH_ALIASES",
@@ -155,6 +158,8 @@ struct Cmd {
     /// with `words`, and whether the word being read does.
     expanded: Vec<bool>,
     word_expanded: bool,
+    /// The words are a `case` pattern list, not a command.
+    pattern: bool,
 }
 
 struct Heredoc {
@@ -192,35 +197,64 @@ struct Lexer<'a> {
     /// A `coproc` with a compound body was seen: a shell reading standard input after it is
     /// a co-process the script can write to.
     coproc_pending: bool,
+    /// A command of the script is named by an expansion (`"$BASH"`, `$0`, `"$@"`), directly
+    /// or behind a wrapper: it may be a shell or `eval`, so the script takes no value.
+    dynamic: Option<&'static str>,
+}
+
+impl<'a> Lexer<'a> {
+    fn new(script: &str, prefix: Vec<char>, slots: &'a [Slot]) -> Self {
+        Lexer {
+            c: script.chars().collect(),
+            i: 0,
+            prefix,
+            slots,
+            out: Vec::new(),
+            holes: Vec::new(),
+            cmds: vec![Cmd::default()],
+            integers: HashSet::new(),
+            heredocs: Vec::new(),
+            pipeline: Vec::new(),
+            tainted: Default::default(),
+            forced: Vec::new(),
+            line_fed_shell: false,
+            fed_from: None,
+            coproc_pending: false,
+            dynamic: None,
+        }
+    }
 }
 
 /// Replaces every `{prefix}{n}__` token in `script` by a reference to `slots[n].var`.
 pub fn place(script: &str, prefix: &str, slots: &[Slot]) -> Result<Placed, Refusal> {
-    let mut lx = Lexer {
-        c: script.chars().collect(),
-        i: 0,
-        prefix: prefix.chars().collect(),
-        slots,
-        out: Vec::new(),
-        holes: Vec::new(),
-        cmds: vec![Cmd::default()],
-        integers: HashSet::new(),
-        heredocs: Vec::new(),
-        pipeline: Vec::new(),
-        tainted: Default::default(),
-        forced: Vec::new(),
-        line_fed_shell: false,
-        fed_from: None,
-        coproc_pending: false,
-    };
+    let mut lx = Lexer::new(script, prefix.chars().collect(), slots);
     lx.commands(End::Eof);
+    // A value in a command name is refused as such, which says more; elsewhere the word
+    // that makes the whole script take no value is named.
     if let Some(word) = text_runner(script) {
-        for hole in &mut lx.holes {
+        for hole in lx.holes.iter_mut().filter(|h| h.class != Class::Program) {
             hole.class = hole.class.max_with(Class::Runner(word));
+        }
+    }
+    if let Some(why) = lx.dynamic {
+        for hole in lx.holes.iter_mut().filter(|h| h.class != Class::Program) {
+            hole.class = hole.class.max_with(Class::Code(why));
         }
     }
     lx.finish()
 }
+
+/// Why a script runs a command that an expansion names, if it does: such a script takes no
+/// value (see [`Lexer::dynamic`]).
+fn expanded_command(script: &str) -> Option<&'static str> {
+    // No token can match: the script is read for its commands only.
+    let mut lx = Lexer::new(script, vec!['\u{0}'], &[]);
+    lx.commands(End::Eof);
+    lx.dynamic
+}
+
+/// The refusal of a script that runs a command named by an expansion.
+const EXPANDED_PROGRAM: &str = "the script runs a program named by an expansion (`\"$BASH\"`, `$0`, `\"$@\"`, `${x}`), directly or behind a wrapper such as `unshare` or `find -exec`; it may be a shell that runs the value, so a script that takes a value names every program literally";
 
 /// The first word of `script` that runs text as commands ([`TEXT_RUNNERS`], or `.` as a
 /// command) or sets what a later command runs ([`COMMAND_SETTERS`], `declare -f`, and the
@@ -233,6 +267,34 @@ pub fn text_runner(script: &str) -> Option<&'static str> {
     // no word list sees, so a word holding either refuses too when it could name one.
     if script.contains("/proc/") && script.contains("/exe") {
         return Some("/proc/…/exe");
+    }
+    // Variables that name a shell: `"$BASH" -c …`, `"${SHELL}"`. (`$0` as a command is an
+    // expansion the command-line reader refuses; as data it is common in messages.)
+    for (var, shown) in [("BASH", "$BASH"), ("SHELL", "$SHELL")] {
+        let ends = |rest: &str| {
+            !rest
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let plain = script
+            .match_indices(&format!("${var}"))
+            .any(|(i, m)| ends(&script[i + m.len()..]));
+        if plain
+            || script.contains(&format!("${{{var}}}"))
+            || script.contains(&format!("${{{var}:"))
+        {
+            return Some(shown);
+        }
+    }
+    // `exec < <(…)` makes what the substitution prints the script's own standard input,
+    // which a later shell reads as commands.
+    if script.contains("<(")
+        && script
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|w| w == "exec")
+    {
+        return Some("exec < <(…)");
     }
     let words: Vec<&str> = script
         .split(|c: char| c.is_whitespace() || ";&|(){}".contains(c))
@@ -284,6 +346,7 @@ pub fn text_runner(script: &str) -> Option<&'static str> {
         }
     }
     text_runner_word(script)
+        .or_else(|| expanded_command(script).map(|_| "a program named by an expansion"))
 }
 
 /// Programs that run their arguments as a command: `xargs env` runs each line it reads.
@@ -331,7 +394,11 @@ fn splits_into_a_command(words: &[&str]) -> Option<&'static str> {
                     i += if WITH_ARG.contains(&rest[i]) { 2 } else { 1 };
                 }
                 let program = rest.get(i).map(|p| basename(p)).unwrap_or_default();
-                if RUNS_ITS_ARGUMENTS.contains(&program)
+                // The words xargs reads become the program's arguments, options included
+                // (`--to-command=…`), unless the author ended its options with `--`.
+                let options_ended = rest.iter().skip(i + 1).any(|w| *w == "--");
+                if !options_ended
+                    || RUNS_ITS_ARGUMENTS.contains(&program)
                     || PREFIXES.contains(&program)
                     || SHELLS.contains(&program)
                     || TEXT_RUNNERS.contains(&program)
@@ -472,22 +539,32 @@ fn text_runner_word(script: &str) -> Option<&'static str> {
 
 /// A variable that a shell or another program reads as code, or that chooses the code a
 /// program loads, by its name: the ones a step's `env:` may not template (see
-/// [`env_key_problem`]), except `PATH` and `IFS`, which scripts name all the time and which
-/// hold no command. A script that names one may copy a value into it (`x={{…}};
-/// GIT_SSH_COMMAND="$x" git fetch` runs the value through `sh`), so it takes no value.
+/// [`env_key_problem`]), except `PATH`, `IFS` and `HOME`, which scripts name all the time,
+/// and the name endings, which scripts use for their own variables (`SRC_PATH`). A script
+/// that names one may copy a value into it (`x={{…}}; GIT_SSH_COMMAND="$x" git fetch` runs
+/// the value through `sh`; `read -r LESSOPEN`), so it takes no value.
 fn command_variable(word: &str) -> Option<&'static str> {
     if let Some(found) = STARTUP_VARS
         .iter()
         .chain(&RUN_VARS)
-        .find(|v| **v == word && !["PATH", "IFS", "GLOBIGNORE"].contains(v))
+        .chain(&EXECUTED_VARS)
+        .find(|v| **v == word && !["PATH", "IFS", "GLOBIGNORE", "HOME"].contains(v))
     {
         return Some(found);
     }
-    const PREFIXED: [(&str, &str); 4] = [
+    // The families of `EXECUTED_PREFIXES`, named for the message.
+    const PREFIXED: [(&str, &str); 11] = [
         ("LD_", "LD_*"),
         ("GIT_", "GIT_*"),
         ("PERL5", "PERL5*"),
         ("BASH_FUNC_", "BASH_FUNC_*"),
+        ("PERL_", "PERL_*"),
+        ("PYTHON", "PYTHON*"),
+        ("NODE_", "NODE_*"),
+        ("RUBY", "RUBY*"),
+        ("LESS", "LESS*"),
+        ("DYLD_", "DYLD_*"),
+        ("MALLOC_", "MALLOC_*"),
     ];
     PREFIXED
         .iter()
@@ -588,6 +665,7 @@ impl Lexer<'_> {
             quote,
             class,
             at: self.i,
+            option_place: false,
         });
         self.out.push(Piece::Hole(index));
         self.i += len;
@@ -685,6 +763,9 @@ impl Lexer<'_> {
                 }
             }
         }
+        if !cmd.pattern {
+            self.check_command_line(&cmd);
+        }
         if cmd.words.first().is_some_and(|w| w == "coproc") {
             if cmd.words[1..].iter().any(|w| is_shell(w)) {
                 self.feed_from(&cmd);
@@ -708,6 +789,35 @@ impl Lexer<'_> {
         }
         if !pipe {
             self.pipeline.clear();
+        }
+    }
+
+    /// Reads a finished simple command as a `run:` argv is read: a value where its program
+    /// takes a command line is code, a value as its program (also behind a wrapper) is
+    /// refused, and a program named by an expansion refuses every value of the script.
+    fn check_command_line(&mut self, cmd: &Cmd) {
+        use command_line::Problem;
+        let holes_of = |k: usize| cmd.holes.get(k).cloned().unwrap_or_default();
+        match command_line::problem(&command_words(cmd)) {
+            None => {}
+            Some(Problem::ExpandedProgram(_)) => {
+                self.dynamic.get_or_insert(EXPANDED_PROGRAM);
+            }
+            Some(Problem::ValueAsProgram(k)) => {
+                for h in holes_of(k) {
+                    self.holes[h].class = self.holes[h].class.max_with(Class::Program);
+                }
+            }
+            Some(Problem::Code(k, why)) => {
+                let holes = holes_of(k);
+                if holes.is_empty() {
+                    // An expansion stands there: what it holds is run, whatever it is.
+                    self.dynamic.get_or_insert(EXPANDED_PROGRAM);
+                }
+                for h in holes {
+                    self.holes[h].class = self.holes[h].class.max_with(Class::Code(why));
+                }
+            }
         }
     }
 
@@ -897,7 +1007,7 @@ impl Lexer<'_> {
     fn assigned(&self, name: &str, integer: bool) -> Class {
         if CODE_VARS.contains(&name) {
             Class::Code("bash expands this variable as a prompt, running what it holds")
-        } else if env_key_problem(name, true).is_some() {
+        } else if script_run_variable(name) {
             Class::Code(
                 "a shell or a program it starts reads this variable as code or a hook, or it chooses the program that runs",
             )
@@ -924,6 +1034,7 @@ impl Lexer<'_> {
                 }
                 ')' if case_patterns => {
                     self.copy(1);
+                    self.cmd().pattern = true;
                     self.end_command(false);
                     case_patterns = false;
                 }
@@ -955,12 +1066,14 @@ impl Lexer<'_> {
                 }
                 '#' if at_word_start => {
                     // A value in a comment is still a reference, so the text stays readable
-                    // and no token is left behind.
+                    // and no token is left behind; it is no word of any command.
+                    let command = std::mem::take(self.cmd());
                     while self.i < self.c.len() && self.c[self.i] != '\n' {
                         if !self.hole(Quote::Plain, Class::Word) {
                             self.copy(1);
                         }
                     }
+                    *self.cmd() = command;
                 }
                 ';' | '&' | '|' => {
                     let word_was = {
@@ -983,8 +1096,11 @@ impl Lexer<'_> {
                     self.copy(if double { 2 } else { 1 });
                 }
                 '(' if at_word_start && self.peek(1) == Some('(') => {
+                    // `(( … ))` is a command of its own, with no program to name.
+                    let command = std::mem::take(self.cmd());
                     self.copy(2);
                     self.arith("))");
+                    *self.cmd() = command;
                 }
                 '(' if self.cmds.last().is_some_and(|c| c.dbracket) => self.copy(1),
                 '(' if !at_word_start && self.peek(1) == Some(')') => {
@@ -1096,12 +1212,40 @@ impl Lexer<'_> {
             _ => quote,
         };
         let assigned = self.assigned_variable();
+        let option_place = class == Class::Word && self.starts_an_argument();
         let index = self.holes.len();
         let placed = self.hole(quote, class);
         if placed && let Some(name) = assigned {
             self.tainted.entry(name).or_default().push(index);
         }
+        if placed {
+            self.holes[index].option_place = option_place;
+        }
         placed
+    }
+
+    /// Whether a value here starts an argument of the command being read, with no `--`
+    /// written after its program: a value starting with `-` would be read as an option.
+    /// The value of an assignment (`x={{…}}`) and of a here-string (`<<< {{…}}`) counts too:
+    /// the script can hand the copy to a program (`tar -xf a.tar "$x"`) where no reader
+    /// follows it.
+    fn starts_an_argument(&self) -> bool {
+        let Some(cmd) = self.cmds.last() else {
+            return false;
+        };
+        let word = cmd.word.as_str();
+        let value_part = match word.find('=') {
+            Some(eq) if assignment_name(word).is_some() => &word[eq + 1..],
+            _ => word,
+        };
+        // A word that begins with an expansion (`$prefix{{…}}`) may begin with the value.
+        let at_start = value_part.is_empty() || value_part.starts_with('$');
+        if !at_start || cmd.dbracket {
+            return false;
+        }
+        let line = command_words(cmd);
+        let program = command_line::program_index(&line).unwrap_or(0);
+        !cmd.words.iter().skip(program + 1).any(|w| w == "--")
     }
 
     /// The shell variable the current word assigns to, if it is an assignment.
@@ -1524,6 +1668,8 @@ impl Lexer<'_> {
     /// Reads the bodies of the here-documents opened on the line that just ended.
     fn heredoc_bodies(&mut self) {
         let fed_shell = std::mem::take(&mut self.line_fed_shell);
+        // Values in a body are data of the command above, not words of the next command.
+        let next_command = std::mem::take(self.cmd());
         for mut doc in std::mem::take(&mut self.heredocs) {
             doc.to_shell |= fed_shell;
             let first_hole = self.holes.len();
@@ -1564,6 +1710,7 @@ impl Lexer<'_> {
                 self.unquote_heredoc(&doc, body_start, first_hole);
             }
         }
+        *self.cmd() = next_command;
     }
 
     /// One line of a here-document body: literal if quoted, else like double quotes.
@@ -1640,6 +1787,14 @@ impl Lexer<'_> {
                     }
                     if let Some(found) = code_shape(&slot.value).filter(|_| !slot.secret) {
                         refusals.push((hole.at, hole.slot, shape_reason(found), SHAPE_HELP.into()));
+                    }
+                    if hole.option_place && !slot.secret && slot.value.starts_with('-') {
+                        refusals.push((
+                            hole.at,
+                            hole.slot,
+                            "the value starts with `-` where it starts an argument, so the program would read it as an option, and options run commands (`--upload-pack=…`, `--to-command=…`, `-e`)".into(),
+                            "write `--` before it in the script (`git ls-remote -- {{vars.x}}`) if the program takes it, or give the value a prefix such as `./`".into(),
+                        ));
                     }
                     if slot.value.contains('\0') && !slot.secret {
                         refusals.push((
@@ -1773,10 +1928,9 @@ fn refuse(class: Class, slot: &Slot) -> Option<(String, String)> {
             "the value stands where bash reads a variable name, which runs a subscript such as `a[$(cmd)]` as code, and it is not a plain identifier".into(),
             "a name is letters, digits and `_`, not starting with a digit; check the value, or use `{{{…}}}` if the plan means it as code".into(),
         )),
-        Class::Program if is_program_path(&slot.value) && !slot.secret => None,
         Class::Program => Some((
-            "the value stands in the command name, where a value such as `eval` or `bash` would run the rest of the line as code, and it is not an absolute path".into(),
-            "only an absolute path (`/srv/crm/venv/bin`) may be part of a command name; run a fixed command and give it the value as an argument, or use a `run:` step".into(),
+            "the value stands in the command name (also behind a wrapper such as `env`, `sudo` or `find -exec`), and a value is never a command name: `eval`, a shell or a program that runs its arguments would run the rest of the line as code".into(),
+            "write the program literally and give it the value as an argument".into(),
         )),
         Class::Runner(word) => Some((
             format!("the value would be run as code: the script names `{word}`, which starts a shell, runs text as commands or sets what a later command runs, so no value may appear anywhere in it"),
@@ -1823,21 +1977,26 @@ impl Class {
     }
 }
 
-/// An absolute path of plain characters: as (part of) a command name it names a file, never
-/// a builtin, and, quoted, it cannot split into several words.
-fn is_program_path(value: &str) -> bool {
-    value.starts_with('/')
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._+-@:".contains(c))
-}
-
 fn name_or_subscript(opened_subscript: bool) -> Class {
     if opened_subscript {
         Class::Arith
     } else {
         Class::Name
     }
+}
+
+/// The finished words of a command, as the command-line reader takes them.
+fn command_words(cmd: &Cmd) -> Vec<command_line::Word> {
+    cmd.words
+        .iter()
+        .enumerate()
+        .map(|(at, text)| command_line::Word {
+            text: text.clone(),
+            templated: cmd.holes.get(at).is_some_and(|h| !h.is_empty()),
+            expanded: cmd.expanded.get(at).copied().unwrap_or(false),
+            at,
+        })
+        .collect()
 }
 
 fn cmd_has_hole(cmd: &Cmd, hole: usize) -> bool {
@@ -1933,25 +2092,26 @@ fn code_context(words: &[String]) -> Option<Class> {
     None
 }
 
-/// For a `run:` step's argv (program first): the index of an argument that a shell or ssh
-/// runs as commands (`bash -c SCRIPT`, `env sudo sh -ec SCRIPT`, `ssh host CMD`) and that
-/// `templated` says carries a template. Such a value would run as code although no `shell:`
-/// step is involved, so it is refused like `bash -c VALUE` in a script.
+#[cfg(test)]
+/// For a `run:` step's argv (program first): the index of an argument that `templated` says
+/// carries a template and that a program would run as code (`bash -c SCRIPT`, `env -S "sh
+/// -c" X`, `ssh host CMD`, `rsync -e CMD`, `watch CMD`), or that would be the program itself
+/// (`["{{vars.tool}}", …]`, `[env, "{{vars.tool}}"]`).
 pub fn run_code_argument(argv: &[String], templated: impl Fn(usize) -> bool) -> Option<usize> {
-    // `env -S "sh -c"`: one argument that is itself a shell command line.
-    let split_shell = |w: &String| {
-        let mut words = w.split_whitespace();
-        words
-            .next()
-            .is_some_and(|first| SHELLS.contains(&basename(first)))
-            && words.any(|o| o.starts_with('-') && !o.starts_with("--") && o.contains('c'))
-    };
-    if let Some(at) = argv.iter().position(split_shell) {
-        return (at + 1..argv.len()).find(|&i| templated(i));
-    }
+    run_argv_problem(argv, templated).map(|(i, _, _)| i)
+}
+
+/// The index, message and fix of the first templated `run:` argument a program would run as
+/// code or as the program, if there is one. `argv` is the template (validate) or the
+/// rendering (execute); `templated` says which arguments carry a template.
+pub fn run_argv_problem(
+    argv: &[String],
+    templated: impl Fn(usize) -> bool,
+) -> Option<(usize, String, String)> {
     // Long and joined spellings of the options that take a command line (`su --command=X`,
-    // `script -qcX`, `flock F --command X`, `env -SX`, `ssh -oProxyCommand=X`).
+    // `script -qcX`, `flock F --command X`, `ssh -oProxyCommand=X`), wherever they stand.
     const HANDS_OVER: [&str; 7] = ["su", "runuser", "script", "flock", "env", "ssh", "sudo"];
+    let mut found = None;
     if argv.iter().any(|w| HANDS_OVER.contains(&basename(w))) {
         let takes_command = |w: &str| {
             let lower = w.to_ascii_lowercase();
@@ -1962,7 +2122,7 @@ pub fn run_code_argument(argv: &[String], templated: impl Fn(usize) -> bool) -> 
                 || lower.contains("proxycommand")
                 || lower.contains("localcommand")
         };
-        let found = (1..argv.len()).find(|&i| {
+        found = (1..argv.len()).find(|&i| {
             templated(i)
                 && (takes_command(&argv[i])
                     || matches!(
@@ -1970,29 +2130,79 @@ pub fn run_code_argument(argv: &[String], templated: impl Fn(usize) -> bool) -> 
                         "--command" | "-S" | "--split-string" | "-o"
                     ))
         });
-        if found.is_some() {
-            return found;
-        }
     }
-    // An option through which a program runs a command line (`[rsync, -e, "{{x}}", …]`,
-    // `[tar, "--use-compress-program={{x}}", …]`, `[git, -c, "core.sshCommand={{x}}", …]`).
-    for (at, program) in argv.iter().enumerate() {
-        let program = basename(program);
-        let found = (at + 1..argv.len()).find(|&i| {
-            templated(i)
-                && (command_option(program, &argv[i])
-                    || (i > at + 1 && command_option(program, &argv[i - 1])))
-        });
-        if found.is_some() {
-            return found;
+    let words: Vec<command_line::Word> = argv
+        .iter()
+        .enumerate()
+        .map(|(at, text)| command_line::Word {
+            text: text.clone(),
+            templated: templated(at),
+            expanded: false,
+            at,
+        })
+        .collect();
+    let problem = match found {
+        Some(i) => command_line::Problem::Code(i, "the program takes a command line there"),
+        None => match command_line::problem(&words) {
+            Some(problem) => problem,
+            // Second line: a shell anywhere before the value (`chroot / sh -c`, behind a
+            // program planrun does not know as a wrapper); ssh only as the program or behind
+            // a wrapper, since `rsync -e ssh` hands it no command.
+            None => {
+                let at = wrapped_shell(argv)
+                    .or_else(|| argv.iter().position(|w| SHELLS.contains(&basename(w))))?;
+                let i = (at + 1..argv.len())
+                    .find(|&i| templated(i) && code_context(&argv[at..i]).is_some())?;
+                command_line::Problem::Code(i, "a shell's `-c` argument is run as commands")
+            }
+        },
+    };
+    let (index, as_program) = match problem {
+        command_line::Problem::Code(i, _) => (i, false),
+        command_line::Problem::ValueAsProgram(i) | command_line::Problem::ExpandedProgram(i) => {
+            (i, true)
         }
-    }
-    // A shell anywhere before the value (`chroot / sh -c`, `find . -exec sh -c`, `ionice -c 3
-    // sh -c`), not only behind the wrappers planrun knows; ssh only as the program or behind
-    // a wrapper, since `rsync -e ssh` hands it no command.
-    let at =
-        wrapped_shell(argv).or_else(|| argv.iter().position(|w| SHELLS.contains(&basename(w))))?;
-    (at + 1..argv.len()).find(|&i| templated(i) && code_context(&argv[at..i]).is_some())
+    };
+    let shown: Vec<&str> = argv[..index].iter().map(String::as_str).collect();
+    let written = &argv[index];
+    Some(if as_program {
+        (
+            index,
+            if index == 0 {
+                format!(
+                    "argument 0 (`{written}`) is the program, and a value is never a command name: it could be a shell or a program that runs its arguments"
+                )
+            } else {
+                format!(
+                    "argument {index} (`{written}`) is the program `{}` runs, and a value is never a command name: it could be a shell or a program that runs its arguments",
+                    shown.join(" ")
+                )
+            },
+            "write the program literally in the plan and give it the value as an argument".into(),
+        )
+    } else {
+        let (message, help) = run_code_refusal(argv, index, written);
+        (index, message, help)
+    })
+}
+
+/// For a rendered `run:` argv: the index of a templated argument whose value starts with `-`
+/// (the author did not write the `-`) with no `--` written by the author after the program,
+/// and the message and fix. The program would read it as an option, and options run
+/// commands (`git ls-remote --upload-pack=CMD`, `tar --to-command=CMD`, `perl -e CODE`).
+pub fn run_option_value(
+    template: &[String],
+    rendered: &[String],
+) -> Option<(usize, String, String)> {
+    let i = command_line::option_value(template, rendered)?;
+    Some((
+        i,
+        format!(
+            "argument {i} (`{}`) renders as `{}`, which starts with `-`: the program would read the value as an option, and options run commands (`--upload-pack=…`, `--to-command=…`, `-e`)",
+            template[i], rendered[i]
+        ),
+        "write `--` before the argument in the plan if the program takes it (`[git, ls-remote, --, \"{{vars.x}}\"]`), or check the value".into(),
+    ))
 }
 
 /// The script a `run:` argv hands a shell (`[bash, -c, SCRIPT, …]`, also behind wrappers
@@ -2099,10 +2309,73 @@ const RUN_VARS: [&str; 9] = [
     "RUBYOPT",
 ];
 
+/// For a step's `env:` value: the message and fix if it begins with a template whose value
+/// starts with `-`. A script hands `$NAME` to programs as an argument (`tar -xf a "$NAME"`),
+/// where it would be read as an option, so a value never starts with `-` there either.
+pub fn env_option_value(template: &str, rendered: &str) -> Option<(String, String)> {
+    (template.starts_with("{{") && rendered.starts_with('-')).then(|| {
+        (
+            format!("the value `{rendered}` starts with `-`: the step's programs would read it as an option where the script passes it as an argument, and options run commands (`--to-command=…`)"),
+            "check the value, or write a prefix in the plan (`./{{vars.x}}`) or a literal `-` if the plan means an option".into(),
+        )
+    })
+}
+
+/// Names of variables that some common program runs, loads or reads options from, beyond
+/// [`STARTUP_VARS`] and [`RUN_VARS`]: a templated value may not set them.
+const EXECUTED_VARS: [&str; 18] = [
+    "LESSOPEN",
+    "LESSCLOSE",
+    "MANPAGER",
+    "FCEDIT",
+    "TAR_OPTIONS",
+    "RSYNC_RSH",
+    "SUDO_ASKPASS",
+    "SHELL",
+    "BROWSER",
+    "HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_CONFIG_DIRS",
+    "TERMINFO",
+    "OPENSSL_CONF",
+    "PSQLRC",
+    "INPUTRC",
+    "MAILCAP",
+    "SYSTEMD_PAGER",
+];
+
+/// Name prefixes of variables families of programs run or load code from.
+const EXECUTED_PREFIXES: [&str; 11] = [
+    "LD_",
+    "BASH_FUNC_",
+    "GIT_",
+    "PERL5",
+    "PERL_",
+    "PYTHON",
+    "NODE_",
+    "RUBY",
+    "LESS",
+    "DYLD_",
+    "MALLOC_",
+];
+
+/// Name endings of variables programs run as commands (`…PAGER`, `…EDITOR`, `LESSOPEN`,
+/// `RSYNC_RSH`, `SSH_ASKPASS`), read options from (`TAR_OPTIONS`, `PERL5OPT`, `JAVA_OPTS`),
+/// load code along (`PYTHONPATH`, `LD_PRELOAD`) or take configuration that can name a
+/// command from (`PSQLRC`, `OPENSSL_CONF`, `GIT_CONFIG`).
+const EXECUTED_SUFFIXES: [&str; 20] = [
+    "OPEN", "CLOSE", "PAGER", "EDITOR", "_RSH", "ASKPASS", "OPTIONS", "OPTS", "OPT", "FLAGS",
+    "PATH", "PRELOAD", "LIB", "_COMMAND", "_CMD", "_PROGRAM", "_HOOK", "_RC", "CONF", "CONFIG",
+];
+
 /// Why a step's `env:` key is refused, if it is. A key must be a plain identifier: anything
-/// else (`BASH_FUNC_f%%`) is how bash imports functions. A variable a shell or the loader
-/// reads at startup (`BASH_ENV`, `PS4`, `LD_PRELOAD`, …) takes only a literal the plan wrote
-/// itself, never a template, since its value is code.
+/// else (`BASH_FUNC_f%%`) is how bash imports functions. A variable that a shell, the loader
+/// or a common program runs, loads code from or reads options from takes only a literal the
+/// plan wrote itself, never a template: the named ones ([`STARTUP_VARS`], [`RUN_VARS`],
+/// `LESSOPEN`, `HOME`, …), every name starting with `LD_`, `GIT_`, `PERL5`, `PYTHON`,
+/// `NODE_`, `LESS`, … and every name ending in `OPEN`, `PAGER`, `EDITOR`, `_RSH`, `ASKPASS`,
+/// `OPTIONS`, `OPT`, `OPTS`, `FLAGS`, `PATH`, `PRELOAD`, `LIB`, `_COMMAND`, `_CMD`, `_RC`,
+/// `CONF`, `CONFIG`, …. The rule is by pattern because a list of names always misses one.
 pub fn env_key_problem(key: &str, templated: bool) -> Option<(String, String)> {
     if !is_name(key) {
         return Some((
@@ -2112,18 +2385,33 @@ pub fn env_key_problem(key: &str, templated: bool) -> Option<(String, String)> {
             "use letters, digits and `_`, not starting with a digit".into(),
         ));
     }
-    let startup = STARTUP_VARS.contains(&key)
-        || RUN_VARS.contains(&key)
-        || key.starts_with("LD_")
-        || key.starts_with("BASH_FUNC_")
-        || key.starts_with("GIT_")
-        || key.starts_with("PERL5");
-    (startup && templated).then(|| {
+    (templated && executed_variable(key)).then(|| {
         (
-            format!("`{key}` is read as code or a hook when a shell or program starts, so its value cannot hold a template"),
-            "write the value literally in the plan, or pass the templated value under another name".into(),
+            format!("`{key}` is read as code or a hook when a shell or program starts (or names a command, options or code a program loads), so its value cannot hold a template"),
+            "write the value literally in the plan, or pass the templated value under another name (for example `APP_VALUE`) and use it from there".into(),
         )
     })
+}
+
+/// Whether a variable a script assigns is one a shell or program it starts runs or loads
+/// code from: the named ones and families of [`env_key_problem`], without its name endings,
+/// which scripts use for their own variables (`SRC_PATH`, `DUMP_OPTS`).
+fn script_run_variable(name: &str) -> bool {
+    STARTUP_VARS.contains(&name)
+        || RUN_VARS.contains(&name)
+        || EXECUTED_VARS.contains(&name)
+        || EXECUTED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Whether a program runs, loads or takes options from the variable `key` (see
+/// [`env_key_problem`]).
+fn executed_variable(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    STARTUP_VARS.contains(&upper.as_str())
+        || RUN_VARS.contains(&upper.as_str())
+        || EXECUTED_VARS.contains(&upper.as_str())
+        || EXECUTED_PREFIXES.iter().any(|p| upper.starts_with(p))
+        || EXECUTED_SUFFIXES.iter().any(|s| upper.ends_with(s))
 }
 
 /// A shell with no `-c` and no script file reads commands from standard input.
@@ -2146,6 +2434,9 @@ fn reads_code_from_stdin(words: &[String]) -> bool {
         .any(|a| !a.starts_with('-') || (a.contains('c') && !a.starts_with("--")))
         || args.iter().any(|a| a == "-s")
 }
+
+/// The command-line reader shared by `run:` argv and the simple commands of scripts.
+mod command_line;
 
 /// The injection matrix and property test: real bash runs what the renderer produced.
 #[cfg(test)]

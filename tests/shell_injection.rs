@@ -302,10 +302,18 @@ fn ordinary_values_reach_scripts_and_env_intact() {
 }
 
 #[test]
-fn a_value_in_the_command_name_must_be_an_absolute_path() {
+fn a_value_is_never_a_command_name() {
     // Found by the property test: an expansion in the command name splits around the value,
-    // and a value such as `eval` or `bash` would run the rest of the line.
-    for script in ["${UNSET:-eval {{vars.v}}}", "{{vars.v}} x", "e{{vars.v}} x"] {
+    // and a value such as `eval` or `bash` would run the rest of the line. A path prefix
+    // from a value is refused too (`{{vars.v}}/echo`): it could name any program.
+    for script in [
+        "${UNSET:-eval {{vars.v}}}",
+        "{{vars.v}} x",
+        "e{{vars.v}} x",
+        "{{vars.v}}/echo ran",
+        "env {{vars.v}} x",
+        "sudo -u nobody {{vars.v}} x",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let plan = write_plan(dir.path(), script, "touch PWN");
         let (code, out) = validate(dir.path(), &plan);
@@ -318,15 +326,10 @@ fn a_value_in_the_command_name_must_be_an_absolute_path() {
         assert_eq!(code, Some(2), "{script}");
         assert!(!dir.path().join("PWN").exists(), "{script}");
     }
-    // A path prefix from the plan still names the program to run.
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(dir.path(), "{{vars.v}}/echo ran > out.txt", "/bin");
     let (code, stderr) = execute_with(dir.path(), &plan, "/bin");
-    assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
-        "ran\n"
-    );
+    assert_eq!(code, Some(2), "{stderr}");
 }
 
 /// Second attack pass: prompt escapes that leave `$(` behind, shells reached through
@@ -470,11 +473,6 @@ fn scripts_that_set_what_a_command_runs_take_no_value() {
             "y=\"{{vars.v}}\"; rsync -a -e \"$y\" src host:dst",
             "rsync -e",
         ),
-        ("tar -I \"{{vars.v}}\" -cf x.tar /dev/null", "tar -I"),
-        (
-            "git -c core.sshCommand=\"{{vars.v}}\" ls-remote ssh://example.invalid/x",
-            "git -c",
-        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let plan = write_plan(dir.path(), script, "touch PWN");
@@ -485,6 +483,23 @@ fn scripts_that_set_what_a_command_runs_take_no_value() {
                 "the value would be run as code: the script names `{word}`, which starts a shell, runs text as commands or sets what a later command runs"
             )),
             "{script}: {out}"
+        );
+        assert_script_refused(script, "touch PWN");
+    }
+    // A value straight in such an option is refused where it stands, as in a `run:` step.
+    for script in [
+        "tar -I \"{{vars.v}}\" -cf x.tar /dev/null",
+        "git -c core.sshCommand=\"{{vars.v}}\" ls-remote ssh://example.invalid/x",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_plan(dir.path(), script, "touch PWN");
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{out}");
+        assert!(
+            out.contains(
+                "the value would be run as code: the program runs this option's argument as a command"
+            ),
+            "{out}"
         );
         assert_script_refused(script, "touch PWN");
     }
@@ -599,4 +614,298 @@ fn a_refused_value_is_reported_at_its_expression_in_the_plan_file() {
         )),
         "{stderr}"
     );
+}
+
+/// Sixth attack pass (issue 8's fifth list), finding 1: bash history and completion run
+/// text (`fc -s`, `fc -e`, `compgen -C`, `complete -C`).
+#[test]
+fn history_and_completion_take_no_value() {
+    for (script, value) in [
+        (
+            "set -o history; history -s \"{{vars.v}}\"; fc -s",
+            "touch PWN",
+        ),
+        ("fc -e \"{{vars.v}}\" -1", "touch PWN;true"),
+        ("compgen -C \"{{vars.v}}\" x", "touch PWN"),
+        (
+            "complete -C \"{{vars.v}}\" x; compgen -A command x",
+            "touch PWN",
+        ),
+    ] {
+        assert_script_refused(script, value);
+    }
+}
+
+/// Finding 2: a shell named by an expansion (`"$BASH"`, `$0`) directly or behind a wrapper,
+/// and text fed to such a shell through a pipe, a process substitution, a co-process or a
+/// file. A script that takes a value names every program literally.
+#[test]
+fn programs_named_by_an_expansion_refuse_every_value_of_the_script() {
+    for script in [
+        "unshare \"$BASH\" -c \"{{vars.v}}\"",
+        "ionice -c3 \"$BASH\" -c \"{{vars.v}}\"",
+        "chrt -o 0 \"$BASH\" -c \"{{vars.v}}\"",
+        "taskset 1 \"$BASH\" -c \"{{vars.v}}\"",
+        "strace -o /dev/null \"$BASH\" -c \"{{vars.v}}\"",
+        "prlimit --nofile=99 \"$BASH\" -c \"{{vars.v}}\"",
+        "setpriv --reuid=0 \"$BASH\" -c \"{{vars.v}}\"",
+        "env -u X \"$BASH\" -c \"{{vars.v}}\"",
+        "find . -maxdepth 0 -exec \"$BASH\" -c \"{{vars.v}}\" \\;",
+        "find . -maxdepth 0 -execdir \"$BASH\" -c \"{{vars.v}}\" \\;",
+        "unshare $0 -c \"{{vars.v}}\"",
+        "echo \"{{vars.v}}\" | unshare \"$BASH\"",
+        "exec < <(echo \"{{vars.v}}\"); exec \"$BASH\"",
+        "coproc X { \"$BASH\"; }; echo \"{{vars.v}}\" >&\"${X[1]}\"; exec {X[1]}>&-; wait",
+        "printf \"%s\\n\" \"{{vars.v}}\" > \"$PLANRUN_SCRATCH/x\"; \"$BASH\" \"$PLANRUN_SCRATCH/x\"",
+        "X=bash; printf '%s\\n' \"{{vars.v}}\" > x; \"$X\" x",
+        "f() { \"$@\"; }; f printf '%s' \"{{vars.v}}\"",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_plan(dir.path(), script, "touch PWN");
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{script}: {out}");
+        assert!(
+            out.contains("the value would be run as code"),
+            "{script}: {out}"
+        );
+        assert_script_refused(script, "touch PWN");
+    }
+    // A literal program, also behind a wrapper, still takes a value as data.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        dir.path(),
+        "nice -n 5 timeout 10 printf '%s' \"{{vars.v}}\" > out.txt",
+        "x",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN; $HOME");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "touch PWN; $HOME"
+    );
+}
+
+/// Findings 3 and 4: `env -S` in every spelling is read as the command line it becomes, and
+/// `watch` and the ssh options of `scp`/`sftp`, `rsync -e`, `git -c core.sshCommand` take no
+/// template in a `run:` step.
+#[test]
+fn run_reads_split_strings_watch_and_ssh_options_as_command_lines() {
+    for argv in [
+        "[env, \"-Ssh -c\", \"{{vars.v}}\"]",
+        "[env, \"--split-string=sh -c\", \"{{vars.v}}\"]",
+        "[env, \"--split-s=sh -c\", \"{{vars.v}}\"]",
+        "[env, -S, \"FOO=1 sh -c\", \"{{vars.v}}\"]",
+        "[env, -S, \"nice sh -c\", \"{{vars.v}}\"]",
+        "[env, -iS, \"sh -c\", \"{{vars.v}}\"]",
+        "[watch, -g, -n1, \"{{vars.v}}\"]",
+        "[scp, -o, \"ProxyCommand={{vars.v}}\", \"x:/a\", /tmp/b]",
+        "[sftp, -o, \"ProxyCommand={{vars.v}}\", x]",
+        "[rsync, -e, \"{{vars.v}}\", \"x:/a\", /tmp/b]",
+        "[git, -c, \"core.sshCommand={{vars.v}}\", ls-remote, \"ssh://x/y\"]",
+        "[unshare, sh, -c, \"{{vars.v}}\"]",
+        "[setpriv, --reuid, \"0\", sh, -c, \"{{vars.v}}\"]",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_steps(dir.path(), "safe", &format!("  - id: r\n    run: {argv}\n"));
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{argv}: {out}");
+        assert!(out.contains("takes commands"), "{argv}: {out}");
+        assert_run_refused(argv);
+    }
+}
+
+/// Finding 14: `env:` variables that common programs run (`LESSOPEN` with `less`), read
+/// options from or load code along take no template, by name and by name family.
+#[test]
+fn env_variables_programs_run_take_no_template() {
+    for key in [
+        "LESSOPEN",
+        "LESSCLOSE",
+        "PAGER",
+        "MANPAGER",
+        "SYSTEMD_PAGER",
+        "EDITOR",
+        "VISUAL",
+        "FCEDIT",
+        "GIT_EXTERNAL_DIFF",
+        "TAR_OPTIONS",
+        "RSYNC_RSH",
+        "SSH_ASKPASS",
+        "SUDO_ASKPASS",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "NODE_OPTIONS",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "GCONV_PATH",
+        "PROMPT_COMMAND",
+        "PS4",
+        "JAVA_OPTS",
+        "KUBECONFIG",
+        "OPENSSL_CONF",
+        "PSQLRC",
+        "HOME",
+        "MY_TOOL_COMMAND",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "text\n").unwrap();
+        let plan = write_steps(
+            dir.path(),
+            "safe",
+            &format!("  - id: r\n    env: {{ {key}: \"{{{{vars.v}}}}\" }}\n    run: [less, f]\n"),
+        );
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{key}: {out}");
+        assert!(out.contains(&format!("`{key}` is read as code")), "{out}");
+        let (code, stderr) = execute_with(dir.path(), &plan, "|touch PWN; echo %s");
+        assert_eq!(code, Some(2), "{key}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{key}");
+    }
+    // Words xargs reads become options of its program unless the author wrote `--`.
+    assert_script_refused(
+        "echo \"x {{vars.v}}\" | xargs tar -cf /dev/null",
+        "--checkpoint=1 --checkpoint-action=exec=touch${IFS}PWN /etc/hostname",
+    );
+    // A value copied into such a variable in a script (`read`, `printf -v`) is refused too:
+    // the script names the variable.
+    for script in [
+        "read -r LESSOPEN <<< \"{{vars.v}}\"; export LESSOPEN; less /etc/hostname",
+        "printf -v PYTHONSTARTUP %s \"{{vars.v}}\"; export PYTHONSTARTUP; python3 -i < /dev/null",
+    ] {
+        assert_script_refused(script, "|touch PWN; echo %s");
+    }
+    // Names programs do not run still take a template.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_steps(
+        dir.path(),
+        "safe",
+        "  - id: r\n    env: { PGDATABASE: \"{{vars.v}}\", APP_VALUE: \"{{vars.v}}\" }\n    run: [bash, -c, 'printf \"%s\" \"$APP_VALUE\" > out.txt']\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "|touch PWN; echo %s");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "|touch PWN; echo %s"
+    );
+}
+
+/// Finding 15: a value that starts with `-` would be read as an option, and options run
+/// commands (`git ls-remote --upload-pack=`, `tar --to-command=`, `perl -e`). It is refused
+/// where it starts an argument unless the author wrote `--` before it; a value is never the
+/// program.
+#[test]
+fn a_value_starting_with_a_dash_is_never_an_option_and_never_a_program() {
+    let dir = tempfile::tempdir().unwrap();
+    // `--to-command` runs for regular files only, so the archive holds one.
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    std::fs::write(dir.path().join("d/f"), "data\n").unwrap();
+    let status = std::process::Command::new("tar")
+        .current_dir(dir.path())
+        .args(["-cf", "a.tar", "d"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (steps, value) in [
+        (
+            "  - id: r\n    run: [git, ls-remote, \"{{vars.v}}\", /tmp]\n",
+            "--upload-pack=touch PWN;",
+        ),
+        (
+            "  - id: r\n    run: [tar, -xf, a.tar, -C, d, \"{{vars.v}}\"]\n",
+            "--to-command=touch PWN",
+        ),
+        (
+            "  - id: r\n    run: [sudo, --, git, ls-remote, \"{{vars.v}}\", /tmp]\n",
+            "--upload-pack=touch PWN;",
+        ),
+        (
+            "  - id: s\n    shell: git ls-remote \"{{vars.v}}\" /tmp\n",
+            "--upload-pack=touch PWN;",
+        ),
+        (
+            "  - id: s\n    shell: tar -xf a.tar -C d {{vars.v}}\n",
+            "--to-command=touch PWN",
+        ),
+        (
+            "  - id: s\n    shell: git ls-remote $UNSET\"{{vars.v}}\" /tmp\n",
+            "--upload-pack=touch PWN;",
+        ),
+    ] {
+        let plan = write_steps(dir.path(), "origin", steps);
+        let (code, stderr) = execute_with(dir.path(), &plan, value);
+        assert_eq!(code, Some(2), "{steps}: {stderr}");
+        assert!(stderr.contains("starts with `-`"), "{steps}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{steps}");
+    }
+    // A copy of the value (an assignment, a here-string, an `env:` variable) is handed to a
+    // program just the same.
+    for steps in [
+        "  - id: s\n    shell: x={{vars.v}}; tar -xf a.tar -C d \"$x\"\n",
+        "  - id: s\n    shell: read -r x <<< \"{{vars.v}}\"; tar -xf a.tar -C d \"$x\"\n",
+        "  - id: s\n    env: { X: \"{{vars.v}}\" }\n    shell: tar -xf a.tar -C d \"$X\"\n",
+    ] {
+        let plan = write_steps(dir.path(), "origin", steps);
+        let (code, stderr) = execute_with(dir.path(), &plan, "--to-command=touch PWN");
+        assert_eq!(code, Some(2), "{steps}: {stderr}");
+        assert!(stderr.contains("starts with `-`"), "{steps}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{steps}");
+    }
+    // `--` written by the author ends the options: the value is an operand.
+    let plan = write_steps(
+        dir.path(),
+        "x",
+        "  - id: r\n    run: [touch, --, \"{{vars.v}}\"]\n  - id: s\n    shell: printf '%s' -- \"{{vars.v}}\" > out.txt\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "-rf");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(dir.path().join("-rf").exists());
+    // A shell's positional parameters are never its options.
+    let plan = write_steps(
+        dir.path(),
+        "x",
+        "  - id: r\n    run: [bash, -c, 'printf \"%s\" \"$1\" > out.txt', _, \"{{vars.v}}\"]\n",
+    );
+    let (code, stderr) = execute_with(dir.path(), &plan, "-x");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "-x"
+    );
+    // The program itself never comes from a value, in `run:` and in a script.
+    let plan = dir.path().join("tool.yaml");
+    std::fs::write(
+        &plan,
+        "version: 1\nname: tool\nvars: { tool: /bin/echo, opt: x, file: y }\nsteps:\n  - id: r\n    run: [\"{{vars.tool}}\", \"{{vars.opt}}\", \"{{vars.file}}\"]\n",
+    )
+    .unwrap();
+    let (code, out) = validate(dir.path(), &plan);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains(
+            "argument 0 (`{{vars.tool}}`) is the program, and a value is never a command name"
+        ),
+        "{out}"
+    );
+    let output = planrun(dir.path())
+        .arg("execute")
+        .arg(&plan)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["--var", "tool=/usr/bin/perl", "--var", "opt=-e"])
+        .args(["--var", "file=system('touch PWN')"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!dir.path().join("PWN").exists());
+    for steps in [
+        "  - id: r\n    run: [env, \"{{vars.v}}\", x]\n",
+        "  - id: r\n    run: [find, ., -maxdepth, \"0\", -exec, \"{{vars.v}}\", \";\"]\n",
+    ] {
+        let plan = write_steps(dir.path(), "safe", steps);
+        let (code, out) = validate(dir.path(), &plan);
+        assert_eq!(code, Some(2), "{steps}: {out}");
+        assert!(out.contains("a value is never a command name"), "{out}");
+    }
 }

@@ -286,7 +286,7 @@ fn contexts() -> Vec<(&'static str, Kind)> {
             Echo(angle_trimmed),
         ),
         (
-            "printf '%s\\0' {{vars.v}} | xargs -0 printf '<%s>\\n'",
+            "printf '%s\\0' {{vars.v}} | xargs -0 printf -- '<%s>\\n'",
             Echo(angle),
         ),
         // A script that starts a shell gets no value at all, even as that shell's `$1`:
@@ -558,6 +558,25 @@ fn contexts() -> Vec<(&'static str, Kind)> {
         ),
         (
             "git -c core.sshCommand=\"{{vars.v}}\" ls-remote ssh://example.invalid/x 2>/dev/null || true",
+            Code,
+        ),
+        // Sixth attack pass: programs named by an expansion, also behind wrappers, and text
+        // xargs turns into options.
+        (
+            "unshare \"$BASH\" -c \"{{vars.v}}\" 2>/dev/null || true",
+            Code,
+        ),
+        ("env -u X \"$BASH\" -c \"{{vars.v}}\"", Code),
+        ("nice -n 1 \"$0\" -c \"{{vars.v}}\"", Code),
+        (
+            "find . -maxdepth 0 -exec \"$BASH\" -c \"{{vars.v}}\" \\;",
+            Code,
+        ),
+        ("echo {{vars.v}} | \"$BASH\"", Code),
+        ("f() { \"$@\"; }; f printf '%s' {{vars.v}}", Code),
+        ("watch -g -n1 {{vars.v}} 2>/dev/null || true", Code),
+        (
+            "echo \"x {{vars.v}}\" | xargs tar -cf /dev/null 2>/dev/null || true",
             Code,
         ),
     ]
