@@ -801,3 +801,30 @@ fn a_drill_whose_ping_fails_warns_and_keeps_its_exit_code() {
     let scrape = scrape(&env.path("textfile/planrun-site.prom"));
     assert!(get(&scrape, "planrun_last_drill_success_timestamp_seconds", &[]) > 0.0);
 }
+
+#[test]
+fn a_drill_over_its_rto_pings_fail_yet_counts_as_a_passing_drill_like_status() {
+    let hc = Receiver::answering(200);
+    let env = Env::new();
+    std::fs::create_dir(env.path("textfile")).unwrap();
+    drill_plan(&env, "");
+    let plan = env.path("plan.yaml");
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("{ rpo: 24h }", "{ rpo: 24h, rto: 1ms }");
+    env.plan(&text);
+    let ping = hc.url("/ping/d1e-uuid");
+    let ran = planrun_with_hc(&env, &ping, "execute");
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let ran = planrun_with_hc(&env, &ping, "drill");
+    assert_eq!(ran.code, Some(3), "{}{}", ran.stdout, ran.stderr);
+    assert_eq!(
+        hc.paths()[2..],
+        ["POST /ping/d1e-uuid/start", "POST /ping/d1e-uuid/fail"]
+    );
+    let body = &hc.requests()[3].body;
+    assert!(body.contains("result: over objective"), "{body}");
+    // Its checks passed: the data restores, as `planrun status` counts it.
+    let scrape = scrape(&env.path("textfile/planrun-site.prom"));
+    assert!(get(&scrape, "planrun_last_drill_success_timestamp_seconds", &[]) > 0.0);
+}

@@ -831,7 +831,10 @@ recovery:
         format!("Tell users that data since {window} ago may be lost (incident {id}, level 2)")
     );
     assert!(out.contains(&format!("  >> {told}")), "{out}");
-    assert!(!out.contains("unknown") && !err.contains("unknown"), "{out}{err}");
+    assert!(
+        !out.contains("unknown") && !err.contains("unknown"),
+        "{out}{err}"
+    );
     let text = report(&env, id);
     assert!(text.contains(&told), "{text}");
     assert!(!text.contains("unknown"), "{text}");

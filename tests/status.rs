@@ -266,7 +266,10 @@ fn an_overdue_review_fails_status_and_a_rehearsal_within_training_is_ok() {
     );
 
     // The team rehearses level 1: its incident record is what status reads.
-    let (code, stdout, stderr) = run(work, &["recover", "--level", "1", "plan.yaml", "--rehearse"]);
+    let (code, stdout, stderr) = run(
+        work,
+        &["recover", "--level", "1", "plan.yaml", "--rehearse"],
+    );
     assert_eq!(code, 0, "{stdout}{stderr}");
     let next = today.checked_add_months(Months::new(12)).unwrap();
     let (code, stdout, _) = run(work, &["status", "plan.yaml"]);
