@@ -669,3 +669,162 @@ always:
     assert!(hc.requests()[1].body.contains("run interrupted"));
     assert_eq!(env.trail(), "interrupted|long\n");
 }
+
+/// A plan backing up a small folder, with a drill that restores it and runs `check`, the
+/// healthchecks URL from `TEST_HC_URL` and the metrics folder `textfile`.
+fn drill_plan(env: &Env, check: &str) {
+    let media = env.path("media");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(media.join("a.txt"), "hello").unwrap();
+    env.plan(&format!(
+        "version: 1
+name: site
+secrets:
+  hc: {{ env: TEST_HC_URL }}
+monitor: {{ healthchecks: \"{{{{secrets.hc}}}}\" }}
+metrics: {{ textfile_dir: \"{{{{plan.dir}}}}/textfile\" }}
+sources:
+  media: {{ directory: {{ path: DIR/media }} }}
+storage:
+  local: {{ local: {{ path: DIR/backups }} }}
+steps:
+  - {{ id: media, backup: media }}
+recovery:
+  objectives: {{ rpo: 24h }}
+  levels: {{}}
+drill:
+  restore:
+    media: {{ path: restored/media }}
+  checks:
+    - {{ files: media, expect: matches_backup }}
+{check}"
+    ));
+}
+
+fn planrun_with_hc(env: &Env, hc: &str, command: &str) -> Ran {
+    env.planrun([command])
+        .arg(env.path("plan.yaml"))
+        .env("TEST_HC_URL", hc)
+        .finish()
+}
+
+#[test]
+fn a_drill_pings_healthchecks_and_records_its_success_beside_the_nights_metrics() {
+    let hc = Receiver::answering(200);
+    let env = Env::new();
+    std::fs::create_dir(env.path("textfile")).unwrap();
+    drill_plan(&env, "");
+    let ping = hc.url("/ping/d1e-uuid");
+    let ran = planrun_with_hc(&env, &ping, "execute");
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let prom = env.path("textfile/planrun-site.prom");
+    let night = scrape(&prom);
+    let last_success = get(&night, "planrun_last_success_timestamp_seconds", &[]);
+
+    let before = chrono::Utc::now().timestamp() as f64 - 1.0;
+    let ran = planrun_with_hc(&env, &ping, "drill");
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    assert!(!ran.stderr.contains("warning"), "{}", ran.stderr);
+    assert_eq!(
+        hc.paths(),
+        [
+            "POST /ping/d1e-uuid/start",
+            "POST /ping/d1e-uuid",
+            "POST /ping/d1e-uuid/start",
+            "POST /ping/d1e-uuid",
+        ]
+    );
+    // The drill's success joins the series the night wrote, which stay as they were.
+    let after = scrape(&prom);
+    let drilled = get(&after, "planrun_last_drill_success_timestamp_seconds", &[]);
+    assert!(
+        drilled >= before && drilled <= chrono::Utc::now().timestamp() as f64 + 1.0,
+        "{drilled}"
+    );
+    assert_eq!(
+        get(&after, "planrun_last_success_timestamp_seconds", &[]),
+        last_success
+    );
+    let families = |s: &prometheus_parse::Scrape| -> BTreeSet<String> {
+        s.samples.iter().map(|s| s.metric.clone()).collect()
+    };
+    let mut expected = families(&night);
+    expected.insert("planrun_last_drill_success_timestamp_seconds".into());
+    assert_eq!(families(&after), expected);
+    assert_eq!(support::names(&env.path("textfile")), ["planrun-site.prom"]);
+}
+
+#[test]
+fn a_failing_drill_pings_fail_with_its_summary_and_leaves_the_drill_metric_alone() {
+    let hc = Receiver::answering(200);
+    let env = Env::new();
+    std::fs::create_dir(env.path("textfile")).unwrap();
+    drill_plan(
+        &env,
+        "    - { name: app check, run: [sh, -c, 'echo \"no such table\" >&2; exit 1'] }\n",
+    );
+    let ping = hc.url("/ping/d1e-uuid");
+    let ran = planrun_with_hc(&env, &ping, "execute");
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let ran = planrun_with_hc(&env, &ping, "drill");
+    assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
+    assert_eq!(
+        hc.paths()[2..],
+        ["POST /ping/d1e-uuid/start", "POST /ping/d1e-uuid/fail"]
+    );
+    let body = &hc.requests()[3].body;
+    assert!(body.starts_with("drill "), "{body}");
+    assert!(body.contains(" of plan site"), "{body}");
+    assert!(body.contains("app check"), "{body}");
+    let scrape = scrape(&env.path("textfile/planrun-site.prom"));
+    assert!(
+        !scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "planrun_last_drill_success_timestamp_seconds"),
+        "a failed drill is no success"
+    );
+}
+
+#[test]
+fn a_drill_whose_ping_fails_warns_and_keeps_its_exit_code() {
+    let env = Env::new();
+    std::fs::create_dir(env.path("textfile")).unwrap();
+    drill_plan(&env, "");
+    let down = unreachable_url("/ping/d1e-uuid");
+    let ran = planrun_with_hc(&env, &down, "execute");
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let ran = planrun_with_hc(&env, &down, "drill");
+    assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
+    assert!(ran.stderr.contains("warning: "), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("d1e-uuid"), "{}", ran.stderr);
+    let scrape = scrape(&env.path("textfile/planrun-site.prom"));
+    assert!(get(&scrape, "planrun_last_drill_success_timestamp_seconds", &[]) > 0.0);
+}
+
+#[test]
+fn a_drill_over_its_rto_pings_fail_yet_counts_as_a_passing_drill_like_status() {
+    let hc = Receiver::answering(200);
+    let env = Env::new();
+    std::fs::create_dir(env.path("textfile")).unwrap();
+    drill_plan(&env, "");
+    let plan = env.path("plan.yaml");
+    let text = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("{ rpo: 24h }", "{ rpo: 24h, rto: 1ms }");
+    std::fs::write(&plan, text).unwrap();
+    let ping = hc.url("/ping/d1e-uuid");
+    let ran = planrun_with_hc(&env, &ping, "execute");
+    assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+    let ran = planrun_with_hc(&env, &ping, "drill");
+    assert_eq!(ran.code, Some(3), "{}{}", ran.stdout, ran.stderr);
+    assert_eq!(
+        hc.paths()[2..],
+        ["POST /ping/d1e-uuid/start", "POST /ping/d1e-uuid/fail"]
+    );
+    let body = &hc.requests()[3].body;
+    assert!(body.contains("result: over objective"), "{body}");
+    // Its checks passed: the data restores, as `planrun status` counts it.
+    let scrape = scrape(&env.path("textfile/planrun-site.prom"));
+    assert!(get(&scrape, "planrun_last_drill_success_timestamp_seconds", &[]) > 0.0);
+}

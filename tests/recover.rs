@@ -763,3 +763,185 @@ recovery:
     assert_eq!(record["progress"], "completed");
     assert_eq!(step(&record, "tell")["outcome"], "warned");
 }
+
+/// The `Ns`/`Nm` window of a manual step's text `data since WINDOW ago may be lost (…)`.
+fn window_in(text: &str) -> &str {
+    let start = text
+        .find("data since ")
+        .unwrap_or_else(|| panic!("no window in {text}"))
+        + "data since ".len();
+    let end = start + text[start..].find(" ago").unwrap();
+    &text[start..end]
+}
+
+#[test]
+fn a_rehearsal_tells_people_the_real_data_loss_window_and_the_incident() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("app/media")).unwrap();
+    std::fs::write(env.path("app/media/a.txt"), "good\n").unwrap();
+    env.plan(
+        r#"
+version: 1
+name: crm
+sources:
+  media: { directory: { path: "DIR/app/media" } }
+storage:
+  local: { local: { path: "DIR/backups" } }
+steps:
+  - { id: media, backup: media }
+roles:
+  sysadmin: { title: Systems administrator, contact: "ops@example.com" }
+recovery:
+  levels:
+    2:
+      name: Local hardware failure
+      steps:
+        - { id: restore, role: sysadmin, restore: { source: media }, confirm: true }
+        - id: inform
+          role: sysadmin
+          manual: "Tell users that data since {{incident.data_loss_window}} ago may be lost (incident {{incident.id}}, level {{incident.level}})"
+"#,
+    );
+    let ran = env.execute(&[]);
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+
+    let rehearsal = env
+        .planrun(["recover", "--level", "2", "plan.yaml", "--rehearse"])
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
+    assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
+    let record = only_incident(&env);
+    let id = record["id"].as_str().unwrap();
+    let what = step(&record, "inform")["what"].as_str().unwrap();
+    let told = what.strip_prefix("manual: ").unwrap_or(what).to_owned();
+    let window = window_in(&told);
+    // The set was taken moments ago: seconds (or a minute on a slow machine), never `unknown`.
+    assert!(
+        window
+            .strip_suffix('s')
+            .or_else(|| window.strip_suffix('m'))
+            .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n < 120)),
+        "{told}"
+    );
+    assert_eq!(
+        told,
+        format!("Tell users that data since {window} ago may be lost (incident {id}, level 2)")
+    );
+    assert!(out.contains(&format!("  >> {told}")), "{out}");
+    assert!(
+        !out.contains("unknown") && !err.contains("unknown"),
+        "{out}{err}"
+    );
+    let text = report(&env, id);
+    assert!(text.contains(&told), "{text}");
+    assert!(!text.contains("unknown"), "{text}");
+}
+
+#[test]
+fn the_nightly_plans_level_3_renders_its_opening_screen_in_a_rehearsal() {
+    let server = S3Server::start();
+    let env = Env::new();
+    let plans = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans");
+    let nightly = std::fs::read_to_string(plans.join("nightly.yaml")).unwrap();
+    // The shared definitions, pointed at this temp dir and the loopback S3 server.
+    let common = std::fs::read_to_string(plans.join("common.yaml"))
+        .unwrap()
+        .replace("app: /srv/crm", "app: DIR/app")
+        .replace("backups: /var/backups/crm", "backups: DIR/backups")
+        .replace("bucket: crm-backups", &format!("bucket: {BUCKET}"))
+        .replace(
+            "endpoint: \"https://s3.eu-west-1.amazonaws.com\"",
+            &format!(
+                "endpoint: \"{}\"\n      path_style: true\n      allow_http: true",
+                server.endpoint()
+            ),
+        );
+    assert!(common.contains("allow_http: true"), "{common}");
+    env.plan_at("common.yaml", &common);
+    env.plan(&nightly);
+
+    let rehearsal = env
+        .planrun(["recover", "--level", "3", "plan.yaml", "--rehearse"])
+        .env("CRM_DB_PASSWORD", "unused")
+        .env("CRM_S3_ACCESS_KEY_ID", support::s3::ACCESS_KEY)
+        .env("CRM_S3_SECRET_ACCESS_KEY", support::s3::SECRET_KEY)
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
+    // The bucket is empty, so the rehearsal stops after its opening screen: no render error.
+    assert_eq!(rehearsal.status.code(), Some(2), "{out}{err}");
+    assert!(
+        out.contains("REHEARSAL OF RECOVERY LEVEL 3: Data centre or main site disaster\n"),
+        "{out}"
+    );
+    assert!(out.contains("inform"), "{out}");
+    assert!(
+        err.contains("no set to restore from, so nothing was changed"),
+        "{err}"
+    );
+    assert!(!err.contains("incident."), "{err}");
+}
+
+#[test]
+fn a_rehearsals_check_step_reads_the_scratch_copy_it_restored_not_the_live_database() {
+    let pg = PgServer::start();
+    crm(&pg);
+    let env = Env::new();
+    let levels = r#"
+    1:
+      name: Data corruption or accidental deletion
+      steps:
+        - { id: restore, role: dba, restore: { source: db, database: crm }, confirm: true }
+        - { id: check, role: dba, check: { sql: "SELECT count(*) FROM customers", source: db, expect: matches_backup } }
+    2:
+      name: The same check with no restore before it
+      steps:
+        - { id: check, role: dba, check: { sql: "SELECT count(*) FROM customers", source: db, expect: matches_backup } }
+"#;
+    env.plan(&pg_plan(&pg, "", levels));
+    let ran = env
+        .planrun(["execute", "plan.yaml"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .output();
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    // The set recorded 120 rows; the live database now has 20.
+    pg.psql("crm", "DELETE FROM customers WHERE id > 20");
+
+    let rehearsal = env
+        .planrun(["recover", "--level", "1", "plan.yaml", "--rehearse"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
+    assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
+    let record = only_incident(&env);
+    assert_eq!(step(&record, "restore")["outcome"], "succeeded");
+    let check = step(&record, "check");
+    assert_eq!(check["outcome"], "succeeded", "{check:#}");
+    assert_eq!(count(&pg, "crm"), "20", "the live database is untouched");
+
+    // The same check with nothing restored before it reads the live database, and fails:
+    // so the pass above came from the scratch copy.
+    std::fs::remove_dir_all(env.state().join("incidents")).unwrap();
+    let live = env
+        .planrun(["recover", "--level", "2", "plan.yaml", "--rehearse"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&live), stderr(&live));
+    assert_ne!(live.status.code(), Some(0), "{out}{err}");
+    let record = only_incident(&env);
+    let check = step(&record, "check");
+    assert_eq!(check["outcome"], "failed", "{check:#}");
+    let error = check["error"].as_str().unwrap();
+    assert!(error.contains("120") && error.contains("20"), "{error}");
+}

@@ -197,3 +197,106 @@ fn an_old_set_and_an_old_drill_are_overdue() {
         ]
     );
 }
+
+/// A plan whose recovery plan was last reviewed on `last_review`, to be reviewed every six
+/// months and rehearsed yearly, with a level 1 of one manual step.
+fn upkeep_plan(work: &Path, last_review: &str) {
+    plan(work, "");
+    let path = work.join("plan.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "  levels: {}\n",
+        &format!(
+            "  review: {{ every: 6mo, last: {last_review} }}
+  training: {{ every: 1y }}
+  levels:
+    1:
+      name: Tell the users
+      steps:
+        - {{ id: tell, manual: \"Tell the users the site is down\" }}
+"
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+}
+
+/// The text row of `label`, whole.
+fn row<'a>(stdout: &'a str, label: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no {label} row in {stdout}"))
+}
+
+#[test]
+fn an_overdue_review_fails_status_and_a_rehearsal_within_training_is_ok() {
+    use chrono::{Months, Utc};
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    let today = Utc::now().date_naive();
+    let reviewed = today.checked_sub_months(Months::new(8)).unwrap();
+    let due = reviewed.checked_add_months(Months::new(6)).unwrap();
+    let late = (today - due).num_days();
+    upkeep_plan(work, &reviewed.to_string());
+    let (code, stdout, stderr) = run(work, &["execute", "plan.yaml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    std::fs::create_dir_all(work.join("archive")).unwrap();
+
+    let (code, stdout, _) = run(work, &["status", "plan.yaml"]);
+    assert_eq!(code, 1, "{stdout}");
+    let found = rows(&stdout);
+    assert_eq!(
+        found[found.len() - 2..],
+        [
+            ("recovery plan review".into(), "OVERDUE".into()),
+            ("recovery rehearsal".into(), "OVERDUE".into()),
+        ],
+        "{stdout}"
+    );
+    assert_eq!(
+        row(&stdout, "recovery plan review"),
+        format!(
+            "  recovery plan review  OVERDUE  \
+             last reviewed {reviewed}, every 6mo: due {due}, {late} days ago"
+        ),
+    );
+    assert_eq!(
+        row(&stdout, "recovery rehearsal"),
+        "  recovery rehearsal    OVERDUE  \
+         no rehearsal recorded; training every 1y: run `planrun recover --level N --rehearse`",
+    );
+
+    // The team rehearses level 1: its incident record is what status reads.
+    let (code, stdout, stderr) = run(
+        work,
+        &["recover", "--level", "1", "plan.yaml", "--rehearse"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let next = today.checked_add_months(Months::new(12)).unwrap();
+    let (code, stdout, _) = run(work, &["status", "plan.yaml"]);
+    assert_eq!(code, 1, "the review is still overdue: {stdout}");
+    let found = rows(&stdout);
+    assert_eq!(
+        found[found.len() - 1],
+        ("recovery rehearsal".into(), "ok".into()),
+        "{stdout}"
+    );
+    assert_eq!(
+        row(&stdout, "recovery rehearsal"),
+        format!(
+            "  recovery rehearsal    ok       \
+             last rehearsal {today} (level 1, closed), every 1y: next due {next}"
+        ),
+    );
+
+    // Reviewed today: nothing about the recovery plan needs attention any more.
+    upkeep_plan(work, &today.to_string());
+    let (_, stdout, _) = run(work, &["status", "plan.yaml"]);
+    assert_eq!(
+        rows(&stdout)[5..],
+        [
+            ("recovery plan review".into(), "ok".into()),
+            ("recovery rehearsal".into(), "ok".into()),
+        ],
+        "{stdout}"
+    );
+}
