@@ -945,3 +945,78 @@ fn a_rehearsals_check_step_reads_the_scratch_copy_it_restored_not_the_live_datab
     let error = check["error"].as_str().unwrap();
     assert!(error.contains("120") && error.contains("20"), "{error}");
 }
+
+/// A rehearsal drops its scratch copies whenever it stops, so resuming one would run its
+/// checks against the live targets: an aborted rehearsal is never resumed, by id or by
+/// default, and says to start a new one.
+#[test]
+fn an_aborted_rehearsal_is_never_resumed() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("app/media")).unwrap();
+    std::fs::write(env.path("app/media/a.txt"), "good\n").unwrap();
+    env.plan(
+        r#"
+version: 1
+name: crm
+sources:
+  media: { directory: { path: "DIR/app/media" } }
+storage:
+  local: { local: { path: "DIR/backups" } }
+steps:
+  - { id: media, backup: media }
+roles:
+  sysadmin: { title: Systems administrator, contact: "ops@example.com" }
+recovery:
+  levels:
+    2:
+      name: Local hardware failure
+      steps:
+        - { id: restore, role: sysadmin, restore: { source: media } }
+        - { id: broken, role: sysadmin, shell: "exit 1" }
+"#,
+    );
+    let ran = env.execute(&[]);
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let rehearsal = env
+        .planrun([
+            "recover",
+            "--level",
+            "2",
+            "plan.yaml",
+            "--rehearse",
+            "--yes",
+        ])
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ne!(rehearsal.status.code(), Some(0), "{}", stderr(&rehearsal));
+    let incident = only_incident(&env);
+    assert_eq!(incident["rehearsal"], true);
+    let id = incident["id"].as_str().unwrap().to_owned();
+    let by_id = env
+        .planrun(["recover", "--level", "2", "plan.yaml", "--resume", &id])
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(by_id.status.code(), Some(2));
+    assert_eq!(
+        stderr(&by_id),
+        format!(
+            "planrun: incident {id} is a rehearsal: its scratch copies were dropped when it stopped, so it is not resumed; start a new one with --rehearse\n"
+        )
+    );
+    let by_default = env
+        .planrun(["recover", "--level", "2", "plan.yaml", "--resume"])
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(by_default.status.code(), Some(2), "{}", stderr(&by_default));
+    assert!(
+        !stderr(&by_default).contains(&id),
+        "the rehearsal is not offered: {}",
+        stderr(&by_default)
+    );
+}

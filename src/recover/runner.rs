@@ -407,6 +407,13 @@ fn find_unfinished(
                 incident.plan.name
             )));
         }
+        // A rehearsal's scratch copies are dropped whenever it stops, so a resumed one would
+        // check the live targets instead: it starts again instead.
+        if incident.rehearsal {
+            return Err(CommandError::Recover(format!(
+                "incident {id} is a rehearsal: its scratch copies were dropped when it stopped, so it is not resumed; start a new one with --rehearse"
+            )));
+        }
         if incident.progress == Progress::Completed || incident.status == IncidentStatus::Closed {
             return Err(CommandError::Recover(format!(
                 "incident {id} is finished: nothing to resume"
@@ -419,6 +426,7 @@ fn find_unfinished(
         .into_iter()
         .find(|i| {
             i.plan.name == plan
+                && !i.rehearsal
                 && i.status == IncidentStatus::Open
                 && i.progress != Progress::Completed
         })
