@@ -176,13 +176,11 @@ pub fn render(loaded: &Loaded, options: &RenderOptions) -> Result<ExecPlan, Fail
     render_with(loaded, options, None).map(|(plan, _)| plan)
 }
 
-/// A recovery level rendered for `recover`: its steps, and the drill's scratch targets by
-/// source (for `--rehearse`). Levels render only when asked for, so a template in a level-3
+/// A recovery level rendered for `recover`: its steps. Levels render only when asked for, so a template in a level-3
 /// step (an environment variable only the recovery site has) never fails a nightly.
 #[derive(Debug)]
 pub struct RenderedLevel {
     pub steps: Vec<ExecStep>,
-    pub drill_targets: Vec<(String, crate::plan::DrillTarget)>,
 }
 
 /// [`render`], plus the steps of recovery level `level` (which must exist).
@@ -192,10 +190,7 @@ pub fn render_level(
     level: &str,
 ) -> Result<(ExecPlan, RenderedLevel), Failure> {
     render_with(loaded, options, Some(level)).map(|(plan, level)| {
-        let level = level.unwrap_or(RenderedLevel {
-            steps: Vec::new(),
-            drill_targets: Vec::new(),
-        });
+        let level = level.unwrap_or(RenderedLevel { steps: Vec::new() });
         (plan, level)
     })
 }
@@ -416,15 +411,7 @@ fn render_unmasked(
                 .map(|l| l.steps.as_slice())
                 .unwrap_or_default();
             let steps = list(&format!("recovery/levels/{level}/steps"), runbook)?;
-            let drill_targets = match &plan.drill {
-                Some(drill) => render_section(&renderer, &context, "drill/restore", &drill.restore)
-                    .map_err(|(p, m)| fail(&p, m))?,
-                None => Vec::new(),
-            };
-            Some(RenderedLevel {
-                steps,
-                drill_targets,
-            })
+            Some(RenderedLevel { steps })
         }
         None => None,
     };

@@ -1020,3 +1020,94 @@ recovery:
         stderr(&by_default)
     );
 }
+
+/// A rehearsal restores into names planrun makes, never into a plan's drill targets: a
+/// target whose `{{run.id}}` hides in a Handlebars comment renders as the live database, and
+/// the rehearsal, which drops what it restored into, dropped it. Now the live database keeps
+/// its rows and the rehearsal's own scratch database is gone afterwards.
+#[test]
+fn a_rehearsal_never_drops_a_live_database_a_drill_target_names() {
+    let pg = PgServer::start();
+    crm(&pg);
+    let env = Env::new();
+    let plan = format!(
+        "{}drill:\n  restore:\n    db: {{ database: \"crm{{{{!-- {{{{run.id}}}} --}}}}\" }}\n",
+        pg_plan(&pg, "", LEVEL_1)
+    );
+    env.plan(&plan);
+    let ran = env
+        .planrun(["execute", "plan.yaml"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .output();
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let rehearsal = env
+        .planrun(["recover", "--level", "1", "plan.yaml", "--rehearse"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
+    assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
+    assert_eq!(count(&pg, "crm"), "120", "the live database is untouched");
+    let databases = pg.psql("postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'planrun%' OR datname LIKE 'crm%'");
+    assert_eq!(databases.trim(), "crm", "only the live database is left");
+}
+
+/// The same for folders: a drill target that is an existing folder (or a link to the live
+/// one) is never where a rehearsal restores, so it is never removed afterwards.
+#[test]
+fn a_rehearsal_never_removes_a_folder_a_drill_target_names() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("app/media")).unwrap();
+    std::fs::write(env.path("app/media/a.txt"), "live\n").unwrap();
+    std::fs::create_dir_all(env.path("important")).unwrap();
+    std::fs::write(env.path("important/keep.txt"), "keep\n").unwrap();
+    std::os::unix::fs::symlink(env.path("app"), env.path("linkapp")).unwrap();
+    env.plan(
+        r#"
+version: 1
+name: crm
+sources:
+  media: { directory: { path: "DIR/app/media" } }
+  other: { directory: { path: "DIR/app/media" } }
+storage:
+  local: { local: { path: "DIR/backups" } }
+steps:
+  - { id: media, backup: media }
+  - { id: other, backup: other }
+drill:
+  restore:
+    media: { path: "DIR/important" }
+    other: { path: "DIR/linkapp/media" }
+roles:
+  sysadmin: { title: Systems administrator, contact: "ops@example.com" }
+recovery:
+  levels:
+    2:
+      name: Local hardware failure
+      steps:
+        - { id: restore, role: sysadmin, restore: { source: media } }
+        - { id: restore-other, role: sysadmin, restore: { source: other } }
+"#,
+    );
+    let ran = env.execute(&[]);
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let rehearsal = env
+        .planrun(["recover", "--level", "2", "plan.yaml", "--rehearse"])
+        .command()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
+    assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("important/keep.txt")).unwrap(),
+        "keep\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("app/media/a.txt")).unwrap(),
+        "live\n"
+    );
+    assert!(env.path("linkapp").is_symlink());
+}

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use drill::{Drill, DrillTarget};
+pub use drill::Drill;
 pub use recovery::{Objectives, Recovery, Role, add_span};
 pub use retention::{Keep, Retention};
 pub use source::{

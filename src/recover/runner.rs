@@ -3,6 +3,7 @@
 //! (manual steps), with the incident record checkpointed durably after every step.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -337,7 +338,9 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
         Some(&plan.scratch),
     )
     .map_err(CommandError::Ledger)?;
-    if let Err(error) = std::fs::create_dir_all(&plan.scratch) {
+    // Made here and now (never an existing folder): a rehearsal restores into it and
+    // removes what it put there.
+    if let Err(error) = std::fs::DirBuilder::new().mode(0o700).create(&plan.scratch) {
         ledger.finish(true);
         return Err(CommandError::Scratch {
             path: plan.scratch.clone(),
@@ -356,7 +359,6 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
         suffix,
         rehearse,
         restored: Vec::new(),
-        drill_targets: rendered.drill_targets,
     };
     let result = runtime.block_on(async { session.watch_signals() });
     if let Err(error) = result {
@@ -820,7 +822,6 @@ struct Session<'a> {
     suffix: String,
     rehearse: bool,
     restored: Vec<String>,
-    drill_targets: Vec<(String, crate::plan::DrillTarget)>,
 }
 
 impl Session<'_> {
@@ -1115,7 +1116,17 @@ impl Session<'_> {
                 if is_pg {
                     *database = Some(db.clone());
                     *path = None;
-                    incident.scratch.push(format!("database {db}"));
+                    // Only a database this rehearsal makes is dropped by it; one that exists
+                    // already (it cannot, by its name) is left for the restore to refuse.
+                    let exists = self.plan.sources.iter().any(|(n, s)| {
+                        n == source
+                            && matches!(s, Source::Postgres(pg)
+                                if crate::source::postgres::database_exists(pg, &db)
+                                    .unwrap_or(true))
+                    });
+                    if !exists {
+                        incident.scratch.push(format!("database {db}"));
+                    }
                 } else {
                     *database = None;
                     *path = Some(dir.display().to_string());
@@ -1260,27 +1271,20 @@ impl Session<'_> {
         }
     }
 
-    /// The scratch database name and folder for `source` in a rehearsal: the drill's
-    /// targets where the plan has them, else generated ones.
+    /// The scratch database name and folder for `source` in a rehearsal. Always generated
+    /// by planrun, never read from the plan: a name a template decides (a drill target whose
+    /// `{{run.id}}` hides in a comment, a symbolic link to the live folder) could be a live
+    /// target, and a rehearsal drops what it restored into. The name holds this run's id,
+    /// and the folder is inside this run's fresh scratch folder, so neither can exist yet.
     fn scratch_target(&self, source: &str) -> (String, PathBuf) {
-        let drill = self
-            .drill_targets
-            .iter()
-            .find(|(n, _)| n == source)
-            .map(|(_, t)| t);
-        let generated: String = format!(
+        let db: String = format!(
             "planrun_rehearse_{}_{source}",
             self.plan.run_id.to_lowercase().replace('-', "_")
         )
         .chars()
         .take(63)
         .collect();
-        let db = drill.and_then(|t| t.database.clone()).unwrap_or(generated);
-        let dir = drill
-            .and_then(|t| t.path.clone())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.plan.scratch.join("rehearse").join(source));
-        (db, dir)
+        (db, self.plan.scratch.join("rehearse").join(source))
     }
 
     /// Free space where a folder restore writes, against what the set says it holds; a
