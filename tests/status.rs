@@ -300,3 +300,53 @@ fn an_overdue_review_fails_status_and_a_rehearsal_within_training_is_ok() {
         "{stdout}"
     );
 }
+
+/// A night that backed up only some sources is not a healthy night: the partial run is
+/// FAILED and no storage's newest set counts unless it holds every source, so a source
+/// without a backup never hides behind a fresh set of the others.
+#[test]
+fn a_partial_night_is_not_healthy() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    std::fs::create_dir_all(work.join("media")).unwrap();
+    std::fs::write(work.join("media/a.txt"), b"a\n").unwrap();
+    let path = work.join("plan.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: 1
+name: site
+sources:
+  media: {{ directory: {{ path: {dir}/media }} }}
+  gone: {{ directory: {{ path: {dir}/gone }} }}
+storage:
+  local: {{ local: {{ path: {dir}/backups }} }}
+steps:
+  - {{ id: media, backup: media }}
+  - {{ id: gone, backup: gone, on_failure: warn }}
+recovery:
+  objectives: {{ rpo: 24h }}
+  levels: {{}}
+",
+            dir = work.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, _, stderr) = run(work, &["execute", "plan.yaml"]);
+    assert_eq!(code, 3, "{stderr}");
+    let (code, stdout, _) = run(work, &["status", "plan.yaml"]);
+    assert_eq!(code, 1, "{stdout}");
+    let found = rows(&stdout);
+    assert_eq!(found[0], ("last run".into(), "FAILED".into()), "{stdout}");
+    assert_eq!(
+        found[2],
+        ("newest set (local)".into(), "MISSING".into()),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no restorable set holds every source"),
+        "{stdout}"
+    );
+}

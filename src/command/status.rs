@@ -92,6 +92,9 @@ pub type Listing = Result<Vec<SetSummary>, String>;
 pub struct Observed<'a> {
     pub runs: &'a [RunRecord],
     pub storages: &'a [(String, Listing)],
+    /// The plan's sources: a storage's newest set counts only when it holds every one, so a
+    /// night that backed up only some of them does not make a stale source look fresh.
+    pub sources: &'a [&'a str],
     /// `None` when the plan has no `drill:` section.
     pub drills: Option<&'a [drill_report::DrillReport]>,
     pub rpo: Option<std::time::Duration>,
@@ -136,9 +139,13 @@ pub fn findings(observed: &Observed<'_>, now: DateTime<Utc>) -> Vec<Finding> {
                 None,
                 format!("{} {}", run.run_id, run.status.as_str()),
             );
+            // A partial run left a source without its backup: not a healthy night.
             if matches!(
                 run.status,
-                RunStatus::Failed | RunStatus::Interrupted | RunStatus::Abandoned
+                RunStatus::Failed
+                    | RunStatus::Partial
+                    | RunStatus::Interrupted
+                    | RunStatus::Abandoned
             ) {
                 finding.health = Health::Failed;
             }
@@ -170,14 +177,18 @@ pub fn findings(observed: &Observed<'_>, now: DateTime<Utc>) -> Vec<Finding> {
     for (storage, listing) in observed.storages {
         let subject = Subject::NewestSet(storage.clone());
         match listing {
-            Ok(sets) => match newest_restorable_with_all(sets, &[]) {
+            Ok(sets) => match newest_restorable_with_all(sets, observed.sources) {
                 Some(set) => out.push(aged(
                     subject,
                     set.id.started_at(),
                     rpo,
                     format!("{} {}", set.id, set.status),
                 )),
-                None => out.push(missing(subject, "no restorable set", Health::Missing)),
+                None => out.push(missing(
+                    subject,
+                    "no restorable set holds every source",
+                    Health::Missing,
+                )),
             },
             Err(error) => out.push(missing(subject, error, Health::Failed)),
         }
@@ -253,9 +264,11 @@ pub fn run(args: &StatusArgs, console: &mut Console) -> CommandResult {
             .filter(|r| r.plan == plan.name)
             .collect::<Vec<_>>()
     });
+    let sources: Vec<&str> = plan.sources.iter().map(|(name, _)| name.as_str()).collect();
     let observed = Observed {
         runs: &runs,
         storages: &storages,
+        sources: &sources,
         drills: drills.as_deref(),
         rpo: plan
             .objectives
@@ -360,6 +373,7 @@ mod tests {
         let observed = Observed {
             runs: &[],
             storages: &[("local".into(), Err("unreachable".into()))],
+            sources: &["db"],
             drills: Some(&drills),
             rpo: None,
             drill_max_age: DEFAULT_DRILL_MAX_AGE,
