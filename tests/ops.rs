@@ -684,3 +684,40 @@ steps:
         "{shown}"
     );
 }
+
+/// Keys in an `--s3` URL and a password in a libpq keyword string never reach the plan or
+/// the terminal: init refuses them without repeating them, and leaves no file behind.
+#[test]
+fn init_refuses_credentials_in_its_flags_without_repeating_them() {
+    let env = Env::new();
+    let s3 = env
+        .planrun([
+            "init",
+            "d.yaml",
+            "--sqlite",
+            "app.db",
+            "--s3",
+            "s3://AKIAQJQJ:SkQJQJFour@bucket/pre",
+        ])
+        .status(2)
+        .run();
+    assert!(!s3.stderr.contains("QJQJ"), "{}", s3.stderr);
+    assert!(
+        s3.stderr.contains("keys never go in the URL"),
+        "{}",
+        s3.stderr
+    );
+    assert!(!env.path("d.yaml").exists());
+    let pg = env
+        .planrun([
+            "init",
+            "c.yaml",
+            "--postgres",
+            "host=localhost dbname=crm user=crm password=PwQJQJ",
+        ])
+        .status(2)
+        .run();
+    assert!(!pg.stderr.contains("QJQJ"), "{}", pg.stderr);
+    assert!(pg.stderr.contains("not a keyword string"), "{}", pg.stderr);
+    assert!(!env.path("c.yaml").exists());
+}

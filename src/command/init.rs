@@ -41,7 +41,15 @@ pub fn run(args: &InitArgs, console: &mut Console) -> CommandResult {
         })?;
     // What was written is checked like any plan, so a flag combination this code gets wrong
     // is reported here and not at 2 a.m.
-    let loaded = pipeline::load(&args.plan)?;
+    let loaded = match pipeline::load(&args.plan) {
+        Ok(loaded) => loaded,
+        Err(failure) => {
+            // A plan init wrote that does not validate is not left behind for someone to
+            // run, edit or commit: what was wrong is in the error.
+            std::fs::remove_file(&args.plan).ok();
+            return Err(failure.into());
+        }
+    };
     if !console.quiet() {
         console.line(format_args!(
             "wrote {} (plan `{}`, valid)",
@@ -121,6 +129,16 @@ fn postgres(text: &str) -> Result<Postgres, CommandError> {
         .strip_prefix("postgres://")
         .or_else(|| text.strip_prefix("postgresql://"))
     else {
+        // A libpq keyword string (`host=… password=…`) is refused without being repeated:
+        // it may hold a password, which must never reach the plan or the terminal.
+        if text.contains('=') || text.chars().any(char::is_whitespace) {
+            return Err(CommandError::Usage(
+                "--postgres takes a database name or a postgres://user@host:port/db URL, not a \
+                 keyword string (not repeated here: it may hold a password); the password is \
+                 read at run time from the environment variable the plan names (`<PLAN>_DB_PASSWORD`)"
+                    .into(),
+            ));
+        }
         return Ok(Postgres {
             database: text.to_owned(),
             host: None,
@@ -180,6 +198,15 @@ fn postgres(text: &str) -> Result<Postgres, CommandError> {
 
 /// The `s3://bucket/prefix` of `--s3`.
 fn s3(text: &str) -> Result<(String, String), CommandError> {
+    // Keys in the URL (`s3://KEY:SECRET@bucket`) would be written into the plan: refused
+    // without repeating the text, since it holds them.
+    if text.contains('@') {
+        return Err(CommandError::Usage(
+            "--s3 holds `@`: keys never go in the URL (not repeated here); write s3://bucket/prefix, \
+             and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY where the plan runs"
+                .into(),
+        ));
+    }
     let rest = text.strip_prefix("s3://").ok_or_else(|| {
         CommandError::Usage(format!("--s3 `{text}`: write it as s3://bucket/prefix"))
     })?;
