@@ -267,7 +267,12 @@ pub async fn run(
     let mut child = start(command, &spawn.program, groups)?;
     let stdout = child.child.stdout.take().map(LineReader::new);
     let mut exit = supervise(child, stdout, limits, cancel, groups, sink).await?;
-    exit.leftovers = kill_descendants(&token).await;
+    for swept in kill_descendants(&token).await {
+        let pid = swept.split(' ').nth(1);
+        if !exit.leftovers.iter().any(|l| l.split(' ').nth(1) == pid) {
+            exit.leftovers.push(swept);
+        }
+    }
     Ok(exit)
 }
 
@@ -364,16 +369,55 @@ fn marked_processes(needle: &str, me: i32) -> Vec<(i32, String)> {
         if !environ.split(|b| *b == 0).any(|var| var == needle) {
             continue;
         }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let mut command: String = String::from_utf8_lossy(&cmdline)
-            .split('\0')
-            .filter(|a| !a.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if command.chars().count() > 80 {
-            command = command.chars().take(77).collect::<String>() + "...";
+        out.push((pid, command_of(&entry.path())));
+    }
+    out
+}
+
+/// A process's command line from its `/proc` folder, shortened for a warning.
+fn command_of(proc_dir: &std::path::Path) -> String {
+    let cmdline = std::fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+    let command: String = String::from_utf8_lossy(&cmdline)
+        .split('\0')
+        .filter(|a| !a.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if command.chars().count() > 80 {
+        command.chars().take(77).collect::<String>() + "..."
+    } else {
+        command
+    }
+}
+
+/// The live members of process group `pgid`, as `pid N (command)`: what a step left running
+/// in its own group, named before the group is killed (once killed they may be gone before
+/// the sweep for leftovers looks, and a leftover must be named every time, not by luck).
+fn group_members(pgid: i32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`: comm may hold spaces, so read after the last `)`.
+        let mut fields = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or("")
+            .split_whitespace();
+        let (state, pgrp) = (fields.next(), fields.nth(1));
+        if pgrp.and_then(|g| g.parse::<i32>().ok()) == Some(pgid) && state != Some("Z") {
+            out.push(format!("pid {pid} ({})", command_of(&entry.path())));
         }
-        out.push((pid, command));
     }
     out
 }
@@ -435,6 +479,7 @@ async fn supervise(
     let mut status: Option<ExitStatus> = None;
     let mut drain_until: Option<Instant> = None;
     let mut pipes_abandoned = false;
+    let mut left_in_group = Vec::new();
     let mut read_error = None;
 
     loop {
@@ -475,6 +520,7 @@ async fn supervise(
             },
             () = sleep_until(drain_until) => {
                 // The child is gone but something it started still holds a pipe open.
+                left_in_group = group_members(pgid);
                 signal_group(pgid, Signal::SIGKILL);
                 pipes_abandoned = true;
                 stdout = None;
@@ -495,6 +541,7 @@ async fn supervise(
     let mut exit = Exit::from_status(ended, status);
     exit.killed = killed || pipes_abandoned;
     exit.pipes_abandoned = pipes_abandoned;
+    exit.leftovers = left_in_group;
     Ok(exit)
 }
 

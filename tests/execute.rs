@@ -168,7 +168,7 @@ steps:
 }
 
 #[test]
-fn a_grandchild_holding_stdout_does_not_hang_the_run() {
+fn a_grandchild_holding_stdout_does_not_hang_the_run_and_is_named() {
     let env = Env::new();
     env.plan(
         r#"
@@ -189,9 +189,19 @@ steps:
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Left running by its step, the grandchild is killed and named every time (exit 3).
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let grandchild = env.wait_for("grandchild");
+    assert!(
+        stderr(&output).contains(&format!(
+            "warning: killed pid {} (sleep 30): the step left it running",
+            grandchild.trim()
+        )),
+        "{}",
+        stderr(&output)
+    );
     assert!(env.log().contains(" spawner stdout: spawned\n"));
-    assert!(gone(&env.wait_for("grandchild")));
+    assert!(gone(&grandchild));
 }
 
 #[test]
