@@ -14,6 +14,17 @@ use support::run::{stderr, stdout, step};
 use support::s3::{BUCKET, S3Server};
 use support::{Env, names};
 
+/// Runs a `Test` with stdin from /dev/null: no terminal, as cron and CI run recover.
+trait NoTerminal {
+    fn no_terminal(&self) -> std::process::Output;
+}
+
+impl NoTerminal for support::Test {
+    fn no_terminal(&self) -> std::process::Output {
+        self.command().stdin(Stdio::null()).output().unwrap()
+    }
+}
+
 /// The one incident recorded in the state dir.
 fn only_incident(env: &Env) -> Value {
     let dir = env.state().join("incidents");
@@ -109,10 +120,7 @@ fn level_1_end_to_end_brings_the_rows_back_and_keeps_the_damaged_database() {
     let rehearsal = env
         .planrun(["recover", "--level", "1", "plan.yaml", "--rehearse"])
         .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     assert_eq!(
         rehearsal.status.code(),
         Some(0),
@@ -155,10 +163,7 @@ fn level_1_end_to_end_brings_the_rows_back_and_keeps_the_damaged_database() {
     let recovered = env
         .planrun(["recover", "--level", "1", "plan.yaml", "--yes"])
         .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let (out, err) = (stdout(&recovered), stderr(&recovered));
     assert_eq!(recovered.status.code(), Some(0), "{out}{err}");
     // The opening screen: level, objectives, roles with contact and deputy, steps, the set.
@@ -290,10 +295,7 @@ fn without_a_terminal_recovery_fails_closed_before_anything_changes() {
     std::fs::write(env.path("app/media/a.txt"), "damaged\n").unwrap();
     let ran = env
         .planrun(["recover", "--level", "2", "plan.yaml", "--confirm", "two"])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     assert_eq!(ran.status.code(), Some(2));
     assert_eq!(
         stderr(&ran),
@@ -334,10 +336,7 @@ fn a_resumed_incident_never_repeats_a_completed_step_after_kill_9() {
     // Without a terminal, the interrupted step needs its own go.
     let refused = env
         .planrun(["recover", "--level", "2", "plan.yaml", "--resume"])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains("these steps need a person: two, restore;"),
@@ -357,10 +356,7 @@ fn a_resumed_incident_never_repeats_a_completed_step_after_kill_9() {
             "--confirm",
             "restore",
         ])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let out = stdout(&resumed);
     assert_eq!(resumed.status.code(), Some(0), "{out}{}", stderr(&resumed));
     assert!(
@@ -424,10 +420,7 @@ fn level_3_restores_from_s3_alone_and_says_it_fell_back() {
     let recovered = env
         .planrun(["recover", "--level", "3", "plan.yaml", "--yes"])
         .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let (out, err) = (stdout(&recovered), stderr(&recovered));
     assert_eq!(recovered.status.code(), Some(0), "{out}{err}");
     assert!(
@@ -615,10 +608,7 @@ recovery:
             "--confirm",
             "restore",
         ])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     assert_eq!(refused.status.code(), Some(2));
     let out = stdout(&refused);
     assert!(
@@ -648,10 +638,7 @@ recovery:
             "--confirm",
             "restore.older-set",
         ])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     assert_eq!(
         ran.status.code(),
         Some(0),
@@ -749,10 +736,7 @@ recovery:
     );
     let resumed = env
         .planrun(["recover", "--level", "4", "plan.yaml", "--resume"])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let out = stdout(&resumed);
     // A failed notification is a warning: the runbook goes on, and exits 3.
     assert_eq!(resumed.status.code(), Some(3), "{out}{}", stderr(&resumed));
@@ -807,10 +791,7 @@ recovery:
 
     let rehearsal = env
         .planrun(["recover", "--level", "2", "plan.yaml", "--rehearse"])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
     assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
     let record = only_incident(&env);
@@ -868,10 +849,7 @@ fn the_nightly_plans_level_3_renders_its_opening_screen_in_a_rehearsal() {
         .env("CRM_DB_PASSWORD", "unused")
         .env("CRM_S3_ACCESS_KEY_ID", support::s3::ACCESS_KEY)
         .env("CRM_S3_SECRET_ACCESS_KEY", support::s3::SECRET_KEY)
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
     // The bucket is empty, so the rehearsal stops after its opening screen: no render error.
     assert_eq!(rehearsal.status.code(), Some(2), "{out}{err}");
@@ -915,10 +893,7 @@ fn a_rehearsals_check_step_reads_the_scratch_copy_it_restored_not_the_live_datab
     let rehearsal = env
         .planrun(["recover", "--level", "1", "plan.yaml", "--rehearse"])
         .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
     assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
     let record = only_incident(&env);
@@ -933,10 +908,7 @@ fn a_rehearsals_check_step_reads_the_scratch_copy_it_restored_not_the_live_datab
     let live = env
         .planrun(["recover", "--level", "2", "plan.yaml", "--rehearse"])
         .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let (out, err) = (stdout(&live), stderr(&live));
     assert_ne!(live.status.code(), Some(0), "{out}{err}");
     let record = only_incident(&env);
@@ -986,20 +958,14 @@ recovery:
             "--rehearse",
             "--yes",
         ])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     assert_ne!(rehearsal.status.code(), Some(0), "{}", stderr(&rehearsal));
     let incident = only_incident(&env);
     assert_eq!(incident["rehearsal"], true);
     let id = incident["id"].as_str().unwrap().to_owned();
     let by_id = env
         .planrun(["recover", "--level", "2", "plan.yaml", "--resume", &id])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     assert_eq!(by_id.status.code(), Some(2));
     assert_eq!(
         stderr(&by_id),
@@ -1009,10 +975,7 @@ recovery:
     );
     let by_default = env
         .planrun(["recover", "--level", "2", "plan.yaml", "--resume"])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     assert_eq!(by_default.status.code(), Some(2), "{}", stderr(&by_default));
     assert!(
         !stderr(&by_default).contains(&id),
@@ -1043,10 +1006,7 @@ fn a_rehearsal_never_drops_a_live_database_a_drill_target_names() {
     let rehearsal = env
         .planrun(["recover", "--level", "1", "plan.yaml", "--rehearse"])
         .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
     assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
     assert_eq!(count(&pg, "crm"), "120", "the live database is untouched");
@@ -1095,10 +1055,7 @@ recovery:
     assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
     let rehearsal = env
         .planrun(["recover", "--level", "2", "plan.yaml", "--rehearse"])
-        .command()
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .no_terminal();
     let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
     assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
     assert_eq!(
