@@ -1068,3 +1068,28 @@ recovery:
     );
     assert!(env.path("linkapp").is_symlink());
 }
+
+/// A mistyped `--confirm` confirms nothing while the person believes it did: refused, with
+/// the level's step ids, before anything is chosen or runs.
+#[test]
+fn a_confirmation_of_no_step_is_refused_with_the_steps() {
+    let env = Env::new();
+    trail_plan(&env);
+    let ran = env
+        .planrun([
+            "recover",
+            "--level",
+            "2",
+            "plan.yaml",
+            "--confirm",
+            "restor",
+        ])
+        .no_terminal();
+    assert_eq!(ran.status.code(), Some(2));
+    assert_eq!(
+        stderr(&ran),
+        "planrun: --confirm restor: level 2 has no such step; its steps are one, two, restore, three (add `.older-set` to a restore step's id to accept an older set)\n"
+    );
+    assert_eq!(env.trail(), "", "no step ran");
+    assert!(!env.state().join("incidents").exists());
+}

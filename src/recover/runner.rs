@@ -159,6 +159,18 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
             chosen: None,
         });
     }
+    // A `--confirm` that names no step of this level is a typo at 3 a.m.: it would confirm
+    // nothing while the person believes it did. Refused before anything is chosen or runs.
+    let ids: Vec<&str> = planned.iter().map(|p| p.step.id.as_str()).collect();
+    if let Some(unknown) = options.confirm.iter().find(|c| {
+        let step = c.strip_suffix(".older-set").unwrap_or(c);
+        !ids.contains(&step)
+    }) {
+        return Err(CommandError::Recover(format!(
+            "--confirm {unknown}: level {level} has no such step; its steps are {} (add `.older-set` to a restore step's id to accept an older set)",
+            ids.join(", ")
+        )));
+    }
     // The sets: chosen once, when the incident opens, and pinned in its record, so a resume
     // restores from the same sets.
     let mut choice_errors = Vec::new();
