@@ -149,6 +149,32 @@ pub fn install(
 }
 
 impl Installed {
+    /// Drops the temporary databases this run still claims. Call it at the end of the run,
+    /// with no step running: a restore stopped by its timeout or by a signal left its
+    /// temporary copy, which is this run's leftover now, not the next run's.
+    pub fn drop_own_databases(&self, sources: &[(String, Source)]) -> Cleaned {
+        let Some(ledger) = LEDGER.get() else {
+            return Cleaned::default();
+        };
+        let claims = ledger
+            .claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut cleaned = Cleaned {
+            run_id: claims.run_id.clone(),
+            ..Cleaned::default()
+        };
+        for database in &claims.databases {
+            let failed = cleaned.failed.len();
+            drop_database(database, &claims.run_id, sources, &mut cleaned);
+            if cleaned.failed.len() == failed {
+                release_database(&database.database);
+            }
+        }
+        cleaned
+    }
+
     /// The run ended and removed what it made: the ledger goes. Anything still claimed (a
     /// temporary database whose drop failed) keeps it, for the next run to finish.
     pub fn finish(self, scratch_removed: bool) {

@@ -1093,3 +1093,63 @@ fn a_confirmation_of_no_step_is_refused_with_the_steps() {
     assert_eq!(env.trail(), "", "no step ran");
     assert!(!env.state().join("incidents").exists());
 }
+
+/// A restore stopped by its timeout leaves its temporary database behind; the recovery
+/// drops it before it ends, instead of leaving a full copy of the database for the next run
+/// of the plan. `pg_restore` is made slow by a wrapper in the source's `bin_dir`.
+#[test]
+fn a_restore_stopped_by_its_timeout_leaves_no_temporary_database() {
+    use std::os::unix::fs::PermissionsExt;
+    let pg = PgServer::start();
+    crm(&pg);
+    let env = Env::new();
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for entry in std::fs::read_dir(BIN_DIR).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "pg_restore" {
+            std::os::unix::fs::symlink(entry.path(), bin.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::write(
+        bin.join("pg_restore"),
+        format!("#!/bin/sh\nsleep 30\nexec {BIN_DIR}/pg_restore \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("pg_restore"), PermissionsExt::from_mode(0o755)).unwrap();
+    let levels = r#"
+    1:
+      name: Data corruption or accidental deletion
+      steps:
+        - { id: restore, role: dba, restore: { source: db, database: crm }, confirm: true, timeout: 3s }
+"#;
+    let plan = pg_plan(&pg, "", levels).replace(
+        &format!("bin_dir: {BIN_DIR}"),
+        &format!("bin_dir: {}", bin.display()),
+    );
+    env.plan(&plan);
+    let ran = env
+        .planrun(["execute", "plan.yaml"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .output();
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    let recovered = env
+        .planrun(["recover", "--level", "1", "plan.yaml", "--yes"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .no_terminal();
+    let (out, err) = (stdout(&recovered), stderr(&recovered));
+    assert_eq!(recovered.status.code(), Some(1), "{out}{err}");
+    let record = only_incident(&env);
+    assert_eq!(step(&record, "restore")["outcome"], "failed", "{record:#}");
+    assert_eq!(step(&record, "restore")["error"], "timed out after 3s");
+    assert_eq!(count(&pg, "crm"), "120", "the live database is untouched");
+    let left = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE '%planrun%'",
+    );
+    assert_eq!(left.trim(), "0", "{out}{err}");
+    assert!(
+        err.contains("cleaned up after a stopped restore: dropped database crm_planrun_"),
+        "{err}"
+    );
+}

@@ -391,6 +391,17 @@ pub fn run(loaded: &Loaded, options: &Options, console: &mut Console) -> Command
     if rehearse {
         session.drop_scratch(&mut incident, &runtime);
     }
+    // A restore stopped by its timeout or a signal left its temporary database: gone now,
+    // not at the next run of the plan.
+    let own = ledger.drop_own_databases(&session.plan.sources);
+    for done in &own.done {
+        session
+            .console
+            .notice(format_args!("cleaned up after a stopped restore: {done}"));
+    }
+    for failed in &own.failed {
+        session.console.notice(format_args!("warning: {failed}"));
+    }
     let removed =
         std::fs::remove_dir_all(&session.plan.scratch).is_ok() || !session.plan.scratch.exists();
     ledger.finish(removed);
