@@ -1153,3 +1153,47 @@ fn a_restore_stopped_by_its_timeout_leaves_no_temporary_database() {
         "{err}"
     );
 }
+
+/// A second restore of the same target in one incident (a re-run after `kill -9` landed
+/// after the swap does the same) keeps the state it replaces beside the first `_before_`
+/// copy, never over it and never failing on it: the pre-incident state stays whole.
+#[test]
+fn a_second_restore_of_a_target_keeps_its_own_before_copy() {
+    let pg = PgServer::start();
+    crm(&pg);
+    let env = Env::new();
+    let levels = r#"
+    1:
+      name: Data corruption or accidental deletion
+      steps:
+        - { id: first, role: dba, restore: { source: db, database: crm }, confirm: true }
+        - { id: second, role: dba, restore: { source: db, database: crm }, confirm: true }
+"#;
+    env.plan(&pg_plan(&pg, "", levels));
+    let ran = env
+        .planrun(["execute", "plan.yaml"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .output();
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    pg.psql("crm", "DELETE FROM customers WHERE id > 7");
+    let recovered = env
+        .planrun(["recover", "--level", "1", "plan.yaml", "--yes"])
+        .env("PLANRUN_TEST_PG_PASSWORD", PASSWORD)
+        .no_terminal();
+    let (out, err) = (stdout(&recovered), stderr(&recovered));
+    assert_eq!(recovered.status.code(), Some(0), "{out}{err}");
+    let id = only_incident(&env)["id"].as_str().unwrap().to_owned();
+    let before = format!("crm_before_{id}");
+    let kept = pg.psql(
+        "postgres",
+        "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE 'crm_before_%'",
+    );
+    assert_eq!(kept.trim(), format!("{before},{before}_2"), "{out}{err}");
+    assert_eq!(
+        count(&pg, &before),
+        "7",
+        "the pre-incident state stays whole"
+    );
+    assert_eq!(count(&pg, &format!("{before}_2")), "120");
+    assert_eq!(count(&pg, "crm"), "120");
+}

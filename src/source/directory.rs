@@ -117,17 +117,21 @@ pub fn restore(
     };
     let mut kept = None;
     if exists && let Some(suffix) = keep_previous {
-        let mut name = target.file_name().unwrap_or_default().to_owned();
-        name.push(suffix);
-        let before = target.with_file_name(name);
-        // Never over something already there: the earlier state must stay whole.
-        if std::fs::symlink_metadata(&before).is_ok() {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(SourceError::TargetInUse {
-                target: before.display().to_string(),
-                why: "already exists, and would hold the replaced folder".into(),
-            });
+        // Never over something already there: the earlier state must stay whole, so a
+        // second restore of the target in one incident keeps its own beside it (`_2`, …).
+        let named = |n: u32| {
+            let mut name = target.file_name().unwrap_or_default().to_owned();
+            name.push(suffix);
+            if n > 1 {
+                name.push(format!("_{n}"));
+            }
+            target.with_file_name(name)
+        };
+        let mut n = 1;
+        while std::fs::symlink_metadata(named(n)).is_ok() {
+            n += 1;
         }
+        let before = named(n);
         std::fs::rename(target, &before).map_err(SourceError::io("move aside", target))?;
         if let Err(error) = std::fs::rename(&staging, target) {
             let _ = std::fs::rename(&before, target);

@@ -529,7 +529,15 @@ pub fn restore(
     if exists {
         match keep_previous {
             Some(suffix) => {
-                let before = format!("{database}{suffix}");
+                // The first free name: a second restore of the same target in one incident
+                // (a re-run after kill -9 landed after the swap, or a level restoring it
+                // twice) keeps the state it replaces beside the first, never over it.
+                let mut before = format!("{database}{suffix}");
+                let mut n = 2;
+                while database_exists(source, &before)? {
+                    before = format!("{database}{suffix}_{n}");
+                    n += 1;
+                }
                 // Connections to the damaged database are ended: it is being replaced, and
                 // a rename needs it idle. Its data stays whole under the new name.
                 psql_value(
