@@ -1058,6 +1058,10 @@ recovery:
         .no_terminal();
     let (out, err) = (stdout(&rehearsal), stderr(&rehearsal));
     assert_eq!(rehearsal.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains("restore media into a scratch copy (rehearsal), dropped afterwards\n"),
+        "the opening screen names no live target: {out}"
+    );
     assert_eq!(
         std::fs::read_to_string(env.path("important/keep.txt")).unwrap(),
         "keep\n"

@@ -631,7 +631,10 @@ fn opening_screen(
     let width = planned.iter().map(|p| p.step.id.len()).max().unwrap_or(0);
     for (i, p) in planned.iter().enumerate() {
         let mut what = describe(plan, &p.step);
-        if p.confirm && !matches!(p.step.action, Action::Manual { .. }) {
+        if rehearse && let Action::Restore { source, .. } = &p.step.action {
+            // Not where the plan says: a rehearsal restores into a scratch copy.
+            what = format!("restore {source} into a scratch copy (rehearsal), dropped afterwards");
+        } else if p.confirm && !matches!(p.step.action, Action::Manual { .. }) {
             what.push_str(" (asks first)");
         }
         out.push_str(&format!(
