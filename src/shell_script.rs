@@ -1889,6 +1889,21 @@ pub fn code_shape(value: &str) -> Option<&'static str> {
             "an option that makes a program run text as a command (`env -S`, ssh's `ProxyCommand`)",
         );
     }
+    // A pipe at either end: perl's `-n`/`-p` and every two-argument `open` run a file name
+    // such as `touch x|` or `|touch x` as a command.
+    let trimmed = value.trim();
+    if trimmed.starts_with('|') || trimmed.ends_with('|') {
+        return Some("a `|` at an end, which perl and other two-argument opens run as a command");
+    }
+    // A word starting with `-` after a space: an unquoted expansion (`find $d`, `tar $FILES`)
+    // splits it off into an option such as `-exec` or `--checkpoint-action`.
+    if value.as_bytes().windows(3).any(|w| {
+        w[0].is_ascii_whitespace() && w[1] == b'-' && (w[2].is_ascii_alphabetic() || w[2] == b'-')
+    }) {
+        return Some(
+            "a word starting with `-` after a space, which an unquoted expansion splits off into an option such as `-exec`",
+        );
+    }
     let bytes = value.as_bytes();
     bytes
         .windows(2)
@@ -2194,6 +2209,21 @@ pub fn run_option_value(
     template: &[String],
     rendered: &[String],
 ) -> Option<(usize, String, String)> {
+    // A pipe at either end of a templated argument: perl's `-n`/`-p` and other two-argument
+    // opens run a file name such as `touch x|` as a command.
+    if let Some(i) = template.iter().zip(rendered).position(|(t, r)| {
+        let r = r.trim();
+        t.contains("{{") && (r.starts_with('|') || r.ends_with('|'))
+    }) {
+        return Some((
+            i,
+            format!(
+                "argument {i} (`{}`) renders with a `|` at an end, which perl and other two-argument opens run as a command",
+                template[i]
+            ),
+            "check the value: a file name never starts or ends with `|`".into(),
+        ));
+    }
     let i = command_line::option_value(template, rendered)?;
     Some((
         i,
@@ -2363,9 +2393,31 @@ const EXECUTED_PREFIXES: [&str; 11] = [
 /// `RSYNC_RSH`, `SSH_ASKPASS`), read options from (`TAR_OPTIONS`, `PERL5OPT`, `JAVA_OPTS`),
 /// load code along (`PYTHONPATH`, `LD_PRELOAD`) or take configuration that can name a
 /// command from (`PSQLRC`, `OPENSSL_CONF`, `GIT_CONFIG`).
-const EXECUTED_SUFFIXES: [&str; 20] = [
-    "OPEN", "CLOSE", "PAGER", "EDITOR", "_RSH", "ASKPASS", "OPTIONS", "OPTS", "OPT", "FLAGS",
-    "PATH", "PRELOAD", "LIB", "_COMMAND", "_CMD", "_PROGRAM", "_HOOK", "_RC", "CONF", "CONFIG",
+const EXECUTED_SUFFIXES: [&str; 22] = [
+    "OPEN",
+    "CLOSE",
+    "PAGER",
+    "EDITOR",
+    "_RSH",
+    "ASKPASS",
+    "OPTIONS",
+    "OPTS",
+    "OPT",
+    "FLAGS",
+    "PATH",
+    "PRELOAD",
+    "LIB",
+    "_COMMAND",
+    "_CMD",
+    "_PROGRAM",
+    "_HOOK",
+    "_RC",
+    "CONF",
+    "CONFIG",
+    // Startup commands of editors and interpreters (`VIMINIT`, `EXINIT`, `LUA_INIT`) and the
+    // makefiles make reads first (`MAKEFILES`).
+    "INIT",
+    "MAKEFILES",
 ];
 
 /// Why a step's `env:` key is refused, if it is. A key must be a plain identifier: anything

@@ -783,11 +783,12 @@ fn env_variables_programs_run_take_no_template() {
         "safe",
         "  - id: r\n    env: { PGDATABASE: \"{{vars.v}}\", APP_VALUE: \"{{vars.v}}\" }\n    run: [bash, -c, 'printf \"%s\" \"$APP_VALUE\" > out.txt']\n",
     );
-    let (code, stderr) = execute_with(dir.path(), &plan, "|touch PWN; echo %s");
+    // (A `|` at a value's end is refused everywhere since the seventh pass: perl opens it.)
+    let (code, stderr) = execute_with(dir.path(), &plan, "touch PWN; echo %s");
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
-        "|touch PWN; echo %s"
+        "touch PWN; echo %s"
     );
 }
 
@@ -908,4 +909,43 @@ fn a_value_starting_with_a_dash_is_never_an_option_and_never_a_program() {
         assert_eq!(code, Some(2), "{steps}: {out}");
         assert!(out.contains("a value is never a command name"), "{out}");
     }
+}
+
+/// Seventh attack pass, each created PWN before: a value whose words split off into options
+/// (`find $d` with `. -exec …`, `tar $FILES` through `env:`), a pipe at a value's end that
+/// perl opens as a command, wrappers the reader did not know (`setarch`, `ld.so`), and an
+/// editor's startup variable in `env:`.
+#[test]
+fn split_options_pipes_more_wrappers_and_editor_variables_take_no_value() {
+    let run = |steps: &str, value: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = write_steps(dir.path(), "safe", steps);
+        let (code, stderr) = execute_with(dir.path(), &plan, value);
+        assert_eq!(code, Some(2), "{steps}: {stderr}");
+        assert!(!dir.path().join("PWN").exists(), "{steps}");
+    };
+    run(
+        "  - id: s\n    shell: 'd=\"{{vars.v}}\"; find $d -maxdepth 0'\n",
+        ". -exec touch PWN ;",
+    );
+    run(
+        "  - id: s\n    shell: 'tar -cf /dev/null $FILES'\n    env: { FILES: \"{{vars.v}}\" }\n",
+        "/etc/hostname --checkpoint=1 --checkpoint-action=exec=touch${IFS}PWN",
+    );
+    run(
+        "  - id: s\n    run: [perl, -ne, print, \"{{vars.v}}\"]\n",
+        "touch PWN|",
+    );
+    run(
+        "  - id: s\n    run: [setarch, x86_64, \"{{vars.v}}\", PWN]\n",
+        "touch",
+    );
+    run(
+        "  - id: s\n    run: [/lib64/ld-linux-x86-64.so.2, \"{{vars.v}}\", PWN]\n",
+        "/usr/bin/touch",
+    );
+    run(
+        "  - id: s\n    run: [\"true\"]\n    env: { VIMINIT: \"{{vars.v}}\" }\n",
+        "!touch PWN",
+    );
 }

@@ -39,7 +39,35 @@ pub(crate) enum Problem {
 /// its short options that take the next word as their argument, its long options that do
 /// (matched by any unambiguous prefix, as getopt does), and how many operands stand before
 /// the command (`timeout 5 CMD`, `chroot DIR CMD`, `taskset MASK CMD`).
-const WRAPPERS: [(&str, &str, &[&str], usize); 30] = [
+const WRAPPERS: [(&str, &str, &[&str], usize); 41] = [
+    // Found by the seventh attack pass: each ran a value as the program.
+    ("setarch", "", &[], 1),
+    ("linux64", "", &[], 0),
+    ("linux32", "", &[], 0),
+    ("valgrind", "", &[], 0),
+    (
+        "ld-linux-x86-64.so.2",
+        "",
+        &["library-path", "preload", "argv0"],
+        0,
+    ),
+    ("ld.so", "", &["library-path", "preload", "argv0"], 0),
+    ("eatmydata", "", &[], 0),
+    ("chronic", "", &[], 0),
+    ("unbuffer", "", &[], 0),
+    (
+        "numactl",
+        "CNmpiP",
+        &[
+            "cpunodebind",
+            "physcpubind",
+            "membind",
+            "preferred",
+            "interleave",
+        ],
+        0,
+    ),
+    ("cgexec", "g", &[], 0),
     ("command", "", &[], 0),
     ("builtin", "", &[], 0),
     ("exec", "a", &[], 0),
