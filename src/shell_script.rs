@@ -91,7 +91,41 @@ struct Hole {
     /// The value starts a word, an assignment's value or a here-string, with no `--` after
     /// its command's program: a value starting with `-` would be read as an option.
     option_place: bool,
+    /// The value is (part of) an argument of this program, which is not a bash builtin: it
+    /// would be on the program's command line, which every user sees in `ps`.
+    argv_of: Option<String>,
 }
+
+/// Bash builtins: their arguments are never a process's command line.
+const BUILTINS: [&str; 27] = [
+    "echo",
+    "printf",
+    "test",
+    "[",
+    "read",
+    "cd",
+    "pushd",
+    "popd",
+    "export",
+    "local",
+    "declare",
+    "typeset",
+    "readonly",
+    "set",
+    "unset",
+    "shift",
+    "true",
+    "false",
+    ":",
+    "return",
+    "exit",
+    "let",
+    "getopts",
+    "wait",
+    "kill",
+    "mapfile",
+    "readarray",
+];
 
 enum Piece {
     Text(String),
@@ -666,6 +700,7 @@ impl Lexer<'_> {
             class,
             at: self.i,
             option_place: false,
+            argv_of: None,
         });
         self.out.push(Piece::Hole(index));
         self.i += len;
@@ -1213,6 +1248,7 @@ impl Lexer<'_> {
         };
         let assigned = self.assigned_variable();
         let option_place = class == Class::Word && self.starts_an_argument();
+        let argv_of = (class == Class::Word).then(|| self.argument_of()).flatten();
         let index = self.holes.len();
         let placed = self.hole(quote, class);
         if placed && let Some(name) = assigned {
@@ -1220,8 +1256,22 @@ impl Lexer<'_> {
         }
         if placed {
             self.holes[index].option_place = option_place;
+            self.holes[index].argv_of = argv_of;
         }
         placed
+    }
+
+    /// The program whose command line the current word joins, when it is an argument of a
+    /// program that is not a bash builtin (not an assignment before it, a redirection's
+    /// target or a `[[ ]]` operand).
+    fn argument_of(&self) -> Option<String> {
+        let cmd = self.cmds.last()?;
+        if cmd.redirect || cmd.dbracket {
+            return None;
+        }
+        let k = effective_index(&cmd.words)?;
+        let program = basename(&cmd.words[k]);
+        (!BUILTINS.contains(&program)).then(|| program.to_owned())
     }
 
     /// Whether a value here starts an argument of the command being read, with no `--`
@@ -1787,6 +1837,16 @@ impl Lexer<'_> {
                     }
                     if let Some(found) = code_shape(&slot.value).filter(|_| !slot.secret) {
                         refusals.push((hole.at, hole.slot, shape_reason(found), SHAPE_HELP.into()));
+                    }
+                    if slot.secret
+                        && let Some(program) = &hole.argv_of
+                    {
+                        refusals.push((
+                            hole.at,
+                            hole.slot,
+                            format!("a secret as an argument of `{program}` would be on its command line, which every user on the host sees in `ps`"),
+                            "pass it in the step's `env:` (`env: {PW: \"{{secrets.NAME}}\"}`) for a program that reads it from there, or on standard input (`<<< \"{{secrets.NAME}}\"`)".into(),
+                        ));
                     }
                     if hole.option_place && !slot.secret && slot.value.starts_with('-') {
                         refusals.push((

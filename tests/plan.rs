@@ -29,7 +29,7 @@ steps: 3 in 3 stages (steps in one stage can run together)
   stage 1
     greet     shell   bash script, 2 lines
               | echo "${PLANRUN_V_1}"
-              | curl -H "Authorization: Bearer ${PLANRUN_SECRET_TOKEN}" https://example.com
+              | curl -H @- https://example.com <<< "Authorization: Bearer ${PLANRUN_SECRET_TOKEN}"
               $PLANRUN_SECRET_TOKEN = ***
               $PLANRUN_V_1 = safe
   stage 2
@@ -59,7 +59,7 @@ fn var_overrides_are_references_in_scripts_and_kept_whole_in_argv() {
     let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         plan["steps"][0]["action"]["script"],
-        "echo \"${PLANRUN_V_1}\"\ncurl -H \"Authorization: Bearer ${PLANRUN_SECRET_TOKEN}\" https://example.com\n"
+        "echo \"${PLANRUN_V_1}\"\ncurl -H @- https://example.com <<< \"Authorization: Bearer ${PLANRUN_SECRET_TOKEN}\"\n"
     );
     // The value travels beside the script, never in it; the secret stays masked.
     assert_eq!(

@@ -463,3 +463,43 @@ steps:
     );
     assert_no_fragment(&env, &output);
 }
+
+/// Seventh attack pass: a secret in a `shell:` script was an argument of `tail`, on its
+/// command line for every user's `ps`, while `run:` already refused the same. A secret may be
+/// an argument of a bash builtin (`echo`, `printf`, `test`: no process), an assignment before
+/// a command (its environment) or a here-string (its stdin), never an argument of a program.
+#[test]
+fn a_secret_is_never_an_argument_of_a_program_a_script_runs() {
+    let env = Env::new();
+    let plan = |script: &str| {
+        format!(
+            "version: 1\nname: argv\nsecrets:\n  pw: {{ env: PW }}\nsteps:\n  - id: s\n    shell: '{script}'\n"
+        )
+    };
+    env.plan_at(
+        "bad.yaml",
+        &plan("tail -f /dev/null \"{{secrets.pw}}\" 2>/dev/null & sleep 0.3; kill $!"),
+    );
+    let refused = Test::in_env(&env)
+        .args(["validate", "bad.yaml"])
+        .status(2)
+        .run();
+    assert!(
+        refused
+            .stdout
+            .contains("a secret as an argument of `tail` would be on its command line"),
+        "{}",
+        refused.stdout
+    );
+    env.plan_at(
+        "good.yaml",
+        &plan(
+            "test -n \"{{secrets.pw}}\"; X=\"{{secrets.pw}}\" printenv X > /dev/null; cat > /dev/null <<< \"{{secrets.pw}}\"",
+        ),
+    );
+    Test::in_env(&env)
+        .args(["execute", "good.yaml"])
+        .env("PW", "QJQJ-sec")
+        .status(0)
+        .run();
+}
