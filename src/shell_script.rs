@@ -479,7 +479,14 @@ fn splits_into_a_command(words: &[&str]) -> Option<&'static str> {
 /// or copied there, is run as a command although no shell is in sight.
 fn command_option(program: &str, option: &str) -> bool {
     let short = option.starts_with('-') && !option.starts_with("--");
-    let long = |names: &[&str]| names.iter().any(|n| option.starts_with(n));
+    // getopt and git's parse-options take any unambiguous prefix of a long option
+    // (`--use-compress=`, `--upl=`): a prefix of three letters or more counts as the option.
+    let name = option.split('=').next().unwrap_or(option);
+    let long = |names: &[&str]| {
+        names
+            .iter()
+            .any(|n| option.starts_with(n) || (name.len() >= 5 && n.starts_with(name)))
+    };
     match program {
         "rsync" => long(&["--rsh"]) || (short && option.contains('e')),
         "tar" => {
@@ -492,7 +499,10 @@ fn command_option(program: &str, option: &str) -> bool {
                 "--rsh-command",
             ]) || (short && option.contains(['I', 'F']))
         }
-        "git" => long(&["--config-env"]) || (short && option.starts_with("-c")),
+        "git" => {
+            long(&["--config-env", "--upload-pack", "--receive-pack", "--exec"])
+                || (short && option.starts_with("-c"))
+        }
         "scp" | "sftp" => short && option.contains(['S', 'o']),
         "sort" => long(&["--compress-program"]),
         "zip" => option == "-TT" || long(&["--unzip-command"]),

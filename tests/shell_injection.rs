@@ -949,3 +949,22 @@ fn split_options_pipes_more_wrappers_and_editor_variables_take_no_value() {
         "!touch PWN",
     );
 }
+
+/// Seventh attack pass: long options that run a command, abbreviated as getopt and git allow
+/// (`--upl=`, `--use-compress=`, `--checkpoint-act=`) or with the value as the next argument.
+#[test]
+fn abbreviated_and_separate_command_options_take_no_value() {
+    for argv in [
+        "[git, ls-remote, \"--upl={{vars.v}}\", .]",
+        "[git, ls-remote, --upload-pack, \"{{vars.v}}\", .]",
+        "[tar, -cf, /dev/null, \"--use-compress={{vars.v}}\", /etc/hostname]",
+        "[tar, -cf, /dev/null, --use-compress, \"{{vars.v}}\", /etc/hostname]",
+        "[tar, -cf, /dev/null, --checkpoint=1, \"--checkpoint-act=exec={{vars.v}}\", /etc/hostname]",
+    ] {
+        assert_run_refused(argv);
+    }
+    assert_script_refused(
+        "x=\"{{vars.v}}\"\ntar -cf /dev/null --use-compress=\"$x\" /etc/hostname",
+        "touch PWN;",
+    );
+}
