@@ -219,8 +219,8 @@ steps:
     shell: |
       printf 'q=%q\n' "{{secrets.pw}}"
       echo "at=${PLANRUN_SECRET_PW@Q}"
-      echo "uri=$(jq -rn --arg s "{{secrets.pw}}" '$s|@uri')"
-      echo "json=$(jq -cn --arg s "{{secrets.pw}}" '{s:$s}')"
+      echo "uri=$(S="{{secrets.pw}}" jq -rn 'env.S|@uri')"
+      echo "json=$(S="{{secrets.pw}}" jq -cn '{s:env.S}')"
       echo "form=$(printf '%s' "{{secrets.pw}}" | jq -sRr @uri | sed 's/%20/+/g')"
       exit 1
 "#,
