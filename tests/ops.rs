@@ -586,8 +586,8 @@ next: planrun plan crm.yaml, then planrun execute crm.yaml
     let plan: Value = serde_json::from_str(
         &env.planrun(["plan", "--json", "crm.yaml"])
             .env("CRM_DB_PASSWORD", "pw-Zq7")
-            .env("AWS_ACCESS_KEY_ID", "x")
-            .env("AWS_SECRET_ACCESS_KEY", "x")
+            .env("AWS_ACCESS_KEY_ID", "AKIA-test-Zq7")
+            .env("AWS_SECRET_ACCESS_KEY", "secret-Zq7-key")
             .run()
             .stdout,
     )
