@@ -25,6 +25,36 @@ impl NoTerminal for support::Test {
     }
 }
 
+/// A plan backing up one media folder, with level 2 made of `steps` (YAML list items), and
+/// its first backup made.
+fn media_level_2(steps: &str) -> Env {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("app/media")).unwrap();
+    std::fs::write(env.path("app/media/a.txt"), "good\n").unwrap();
+    env.plan(&format!(
+        r#"
+version: 1
+name: crm
+sources:
+  media: {{ directory: {{ path: "DIR/app/media" }} }}
+storage:
+  local: {{ local: {{ path: "DIR/backups" }} }}
+steps:
+  - {{ id: media, backup: media }}
+roles:
+  sysadmin: {{ title: Systems administrator, contact: "ops@example.com" }}
+recovery:
+  levels:
+    2:
+      name: Local hardware failure
+      steps:
+{steps}"#
+    ));
+    let ran = env.execute(&[]);
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    env
+}
+
 /// The one incident recorded in the state dir.
 fn only_incident(env: &Env) -> Value {
     let dir = env.state().join("incidents");
@@ -760,34 +790,14 @@ fn window_in(text: &str) -> &str {
 
 #[test]
 fn a_rehearsal_tells_people_the_real_data_loss_window_and_the_incident() {
-    let env = Env::new();
-    std::fs::create_dir_all(env.path("app/media")).unwrap();
-    std::fs::write(env.path("app/media/a.txt"), "good\n").unwrap();
-    env.plan(
+    let env = media_level_2(
         r#"
-version: 1
-name: crm
-sources:
-  media: { directory: { path: "DIR/app/media" } }
-storage:
-  local: { local: { path: "DIR/backups" } }
-steps:
-  - { id: media, backup: media }
-roles:
-  sysadmin: { title: Systems administrator, contact: "ops@example.com" }
-recovery:
-  levels:
-    2:
-      name: Local hardware failure
-      steps:
         - { id: restore, role: sysadmin, restore: { source: media }, confirm: true }
         - id: inform
           role: sysadmin
           manual: "Tell users that data since {{incident.data_loss_window}} ago may be lost (incident {{incident.id}}, level {{incident.level}})"
 "#,
     );
-    let ran = env.execute(&[]);
-    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
 
     let rehearsal = env
         .planrun(["recover", "--level", "2", "plan.yaml", "--rehearse"])
@@ -923,32 +933,12 @@ fn a_rehearsals_check_step_reads_the_scratch_copy_it_restored_not_the_live_datab
 /// default, and says to start a new one.
 #[test]
 fn an_aborted_rehearsal_is_never_resumed() {
-    let env = Env::new();
-    std::fs::create_dir_all(env.path("app/media")).unwrap();
-    std::fs::write(env.path("app/media/a.txt"), "good\n").unwrap();
-    env.plan(
+    let env = media_level_2(
         r#"
-version: 1
-name: crm
-sources:
-  media: { directory: { path: "DIR/app/media" } }
-storage:
-  local: { local: { path: "DIR/backups" } }
-steps:
-  - { id: media, backup: media }
-roles:
-  sysadmin: { title: Systems administrator, contact: "ops@example.com" }
-recovery:
-  levels:
-    2:
-      name: Local hardware failure
-      steps:
         - { id: restore, role: sysadmin, restore: { source: media } }
         - { id: broken, role: sysadmin, shell: "exit 1" }
 "#,
     );
-    let ran = env.execute(&[]);
-    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
     let rehearsal = env
         .planrun([
             "recover",
